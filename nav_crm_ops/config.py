@@ -1,0 +1,179 @@
+"""Workspace configuration: ``nav_crm_ops.toml``.
+
+A workspace is a folder holding the config file, the state database and run outputs. The config
+names the two connections, how to authenticate (secrets only by environment variable or keyring
+entry, never by value), the state database URL and mapping override files::
+
+    [workspace]
+    name = "cronus"
+    state_url = "sqlite:///state.db"          # relative paths are relative to the workspace
+    mapping_files = ["mappings.yaml"]          # optional overrides of the default mappings
+
+    [business_central]
+    api_url = "https://api.businesscentral.dynamics.com/v2.0/<tenant>/<env>/api/v2.0/"
+    custom_api_url = "https://api.businesscentral.dynamics.com/v2.0/<tenant>/<env>/api/navcrm/sync/v1.0/"
+    company_id = "<guid>"
+    web_client_url = "https://businesscentral.dynamics.com/<tenant>/<env>"
+
+    [business_central.auth]
+    kind = "client_credentials"                # or "basic" (on-premises web service key)
+    authority = "https://login.microsoftonline.com/<tenant>"
+    client_id = "<guid>"
+    client_secret_env = "NAV_CRM_OPS_BC_SECRET"
+    scope = "https://api.businesscentral.dynamics.com/.default"
+
+    [dataverse]
+    url = "https://<org>.crm4.dynamics.com/api/data/v9.2/"
+    web_url = "https://<org>.crm4.dynamics.com"
+
+    [dataverse.auth]
+    kind = "client_credentials"
+    authority = "https://login.microsoftonline.com/<tenant>"
+    client_id = "<guid>"
+    client_secret_env = "NAV_CRM_OPS_CRM_SECRET"
+    scope = "https://<org>.crm4.dynamics.com/.default"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .exceptions import ConfigError
+from .secrets import Secret, resolve_secret
+
+__all__ = [
+    "CONFIG_FILE",
+    "AuthConfig",
+    "BusinessCentralConfig",
+    "DataverseConfig",
+    "WorkspaceConfig",
+    "WorkspaceSettings",
+    "load_config",
+    "write_config",
+]
+
+CONFIG_FILE = "nav_crm_ops.toml"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AuthConfig(_Frozen):
+    """How to authenticate to one service. Secrets are named, never stored."""
+
+    kind: Literal["client_credentials", "basic"] = "client_credentials"
+    authority: str = Field("", description="OAuth authority, e.g. https://login.microsoftonline.com/<tenant>")
+    client_id: str = Field("", description="Application (client) id, or the user name for basic auth")
+    client_secret_env: str | None = Field(None, description="Environment variable holding the secret")
+    keyring_service: str | None = Field(None, description="Keyring service holding the secret")
+    keyring_user: str | None = Field(None, description="Keyring user name of that entry")
+    scope: str = Field("", description="OAuth scope, e.g. https://api.businesscentral.dynamics.com/.default")
+
+    def secret(self, what: str) -> Secret:
+        """Resolve the secret from the environment or keyring (raises ConfigError if missing)."""
+        if not self.client_secret_env and not self.keyring_service:
+            raise ConfigError(
+                f"{what}: set client_secret_env (an environment variable name) or "
+                f"keyring_service in {CONFIG_FILE}"
+            )
+        return resolve_secret(
+            env=self.client_secret_env, keyring_service=self.keyring_service,
+            keyring_user=self.keyring_user, what=what,
+        )
+
+
+class BusinessCentralConfig(_Frozen):
+    """The Business Central (or NAV) side."""
+
+    api_url: str = Field(description="API v2.0 root ending in /api/v2.0/")
+    custom_api_url: str = Field("", description="Custom API root (resources, prices, statistics)")
+    company_id: str = Field(description="Company GUID")
+    company_name: str = "CRONUS International Ltd."
+    web_client_url: str = Field("", description="Base of links that open records in the BC web client")
+    auth: AuthConfig
+
+    @field_validator("api_url", "custom_api_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if not value or value.endswith("/") else value + "/"
+
+
+class DataverseConfig(_Frozen):
+    """The Dynamics 365 Sales (Dataverse) side."""
+
+    url: str = Field(description="Web API root ending in /api/data/v9.2/")
+    web_url: str = Field("", description="Base of links that open records in Dynamics 365 Sales")
+    auth: AuthConfig
+
+    @field_validator("url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+
+class WorkspaceSettings(_Frozen):
+    name: str = "workspace"
+    state_url: str = "sqlite:///state.db"
+    mapping_files: tuple[str, ...] = ()
+    runs_dir: str = "runs"
+
+
+class WorkspaceConfig(_Frozen):
+    """The whole ``nav_crm_ops.toml``; ``root`` is the workspace folder (not stored)."""
+
+    workspace: WorkspaceSettings = WorkspaceSettings()
+    business_central: BusinessCentralConfig
+    dataverse: DataverseConfig
+    root: Path = Field(default=Path("."), exclude=True)
+
+    def resolve_path(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def state_url(self) -> str:
+        """The SQLAlchemy URL with a relative SQLite path made relative to the workspace."""
+        url = self.workspace.state_url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            return prefix + str(self.resolve_path(url[len(prefix):]))
+        return url
+
+
+def load_config(root: str | Path) -> WorkspaceConfig:
+    """Read ``nav_crm_ops.toml`` from a workspace folder (or the file itself)."""
+    path = Path(root)
+    if path.is_dir():
+        path = path / CONFIG_FILE
+    if not path.exists():
+        raise ConfigError(
+            f"no workspace config at {path}: run `nav-crm-ops init` in that folder first"
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    try:
+        return WorkspaceConfig.model_validate({**data, "root": path.parent.resolve()})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def write_config(config: WorkspaceConfig, root: str | Path) -> Path:
+    """Write the config as ``nav_crm_ops.toml`` into ``root``; returns the file path."""
+    folder = Path(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = config.model_dump(mode="json", exclude_none=True)
+    data.pop("root", None)
+    path = folder / CONFIG_FILE
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path

@@ -1,0 +1,244 @@
+"""Business Central API v2.0 (and custom APIs) client, plus the on-prem NAV OData V4 profile."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from ..exceptions import ConnectorError, TransientError, ValidationError
+from .auth import Auth
+from .errors import error_from_response, parse_retry_after
+from .http import AdaptivePool, RetryPolicy, ServiceClient
+from .models import WriteOp, WriteOutcome, unknown_outcomes
+from .odata import F, all_of, encode_query, field_name, literal
+from .reader import PagedReader
+
+__all__ = ["CUSTOM_API_PATH", "BusinessCentral", "NavODataV4"]
+
+SERVICE = "business_central"
+MAX_PAGE = 20000
+MAX_BATCH = 100
+CUSTOM_API_PATH = "api/navcrm/sync/v1.0"
+_RETRYABLE_ITEM = frozenset({429, 502, 503, 504})
+
+
+class BusinessCentral(PagedReader):
+    """Company-scoped entity sets under ``api_url`` (``…/api/v2.0/`` or a custom API root).
+
+    Reads page by ``@odata.nextLink``; writes go through JSON ``$batch`` (≤ 100 independent
+    items, one outcome each). PATCH/DELETE always carry ``If-Match`` (etag or ``*``).
+    """
+
+    def __init__(self, api_url: str, company_id: str, auth: Auth, *,
+                 page_size: int = MAX_PAGE, batch_size: int = MAX_BATCH, max_workers: int = 4,
+                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
+                 max_filter_chars: int = 1800, read_replica: bool = False) -> None:
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE} (Business Central maximum)")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH} (Business Central $batch)")
+        self.company_id = str(uuid.UUID(company_id))
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.max_filter_chars = max_filter_chars
+        self.modified_field = "lastModifiedDateTime"
+        self.extra_read_headers = {"Data-Access-Intent": "ReadOnly"} if read_replica else {}
+        self.pool = AdaptivePool(max_workers)
+        self.http = ServiceClient(api_url, auth, service=SERVICE, retry=retry,
+                                  transport=transport,
+                                  default_headers={"Accept": "application/json"})
+        self.http.on_throttle = self.pool.throttled
+
+    @classmethod
+    def custom_api(cls, bc_api_url: str, company_id: str, auth: Auth,
+                   **kwargs: Any) -> BusinessCentral:
+        """Client for the partner API ``api/navcrm/sync/v1.0`` next to ``…/api/v2.0/``."""
+        root = bc_api_url.rstrip("/")
+        if root.endswith("/api/v2.0"):
+            root = root[: -len("api/v2.0")] + CUSTOM_API_PATH
+        return cls(root + "/", company_id, auth, **kwargs)
+
+    def entity_path(self, entity_set: str) -> str:
+        return f"companies({self.company_id})/{field_name(entity_set)}"
+
+    def record_path(self, entity_set: str, key: str) -> str:
+        return f"{self.entity_path(entity_set)}({uuid.UUID(key)})"
+
+    def post_action(self, entity_set: str, key: str, action: str) -> None:
+        """Bound action, e.g. ``post_action("salesOrders", id, "Microsoft.NAV.shipAndInvoice")``."""
+        if not action.startswith("Microsoft.NAV."):
+            raise ValidationError(f"action {action!r} must be Microsoft.NAV.<name>",
+                                  service=SERVICE, entity=entity_set)
+        self.http.request("POST", f"{self.record_path(entity_set, key)}/{action}",
+                          entity=entity_set, record_key=key, retry_unsafe=False)
+
+    # writes ----------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """Apply ``ops`` through JSON ``$batch`` (parallel batches); outcomes in input order."""
+        for op in ops:
+            if op.kind != "create" and not op.key:
+                raise ValidationError(f"business_central {op.entity_set}: {op.kind} needs the "
+                                      "record id", service=SERVICE, entity=op.entity_set)
+        chunks = [list(ops[i:i + self.batch_size]) for i in range(0, len(ops), self.batch_size)]
+        return [o for chunk in self.pool.map(self._write_batch, chunks) for o in chunk]
+
+    def _item(self, index: int, op: WriteOp) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": str(index), "headers": {"Content-Type": "application/json"}}
+        if op.kind == "create":
+            item.update(method="POST", url=self.entity_path(op.entity_set), body=op.payload)
+        elif op.kind == "update":
+            item.update(method="PATCH", url=self.record_path(op.entity_set, op.key),
+                        body=op.payload)
+            item["headers"]["If-Match"] = op.if_match or "*"
+        else:
+            item.update(method="DELETE", url=self.record_path(op.entity_set, op.key))
+            item["headers"]["If-Match"] = op.if_match or "*"
+        return item
+
+    def _write_batch(self, ops: list[WriteOp]) -> list[WriteOutcome]:
+        outcomes: dict[int, WriteOutcome] = {}
+        pending = list(range(len(ops)))
+        attempt = 0
+        while pending:
+            has_creates = any(ops[i].kind == "create" for i in pending)
+            body = {"requests": [self._item(i, ops[i]) for i in pending]}
+            try:
+                response = self.http.request("POST", "$batch", json=body, entity="$batch",
+                                             retry_unsafe=not has_creates)
+            except TransientError as error:
+                if not has_creates or attempt >= self.http.retry.max_retries:
+                    return unknown_outcomes(ops, pending, error, outcomes)
+                attempt += 1
+                self.http.stats.add(retries=1)
+                time.sleep(self.http.retry.backoff(attempt))
+                pending = self._settle_unknown_creates(ops, pending, outcomes)
+                continue
+            replies = {str(r.get("id")): r for r in response.json().get("responses", [])}
+            retry: list[int] = []
+            delay = 0.0
+            throttled = False
+            for index in pending:
+                reply = replies.get(str(index))
+                status = int(reply.get("status", 0)) if reply else 0
+                if reply is None or (status in _RETRYABLE_ITEM
+                                     and attempt < self.http.retry.max_retries):
+                    retry.append(index)
+                    headers = (reply or {}).get("headers") or {}
+                    wait = parse_retry_after(headers.get("Retry-After")
+                                             or headers.get("retry-after"))
+                    delay = max(delay, wait if wait is not None
+                                else self.http.retry.backoff(attempt))
+                    if status == 429:
+                        throttled = True
+                        self.http.stats.add(throttled=1)
+                        self.pool.throttled()
+                    continue
+                outcomes[index] = _outcome(ops[index], status, reply)
+            if retry:
+                attempt += 1
+                self.http.stats.add(retries=1, **{
+                    "throttled_wait_s" if throttled else "backoff_wait_s": delay})
+                time.sleep(delay)
+            pending = retry
+        return [outcomes[i] for i in range(len(ops))]
+
+    def _settle_unknown_creates(self, ops: list[WriteOp], pending: list[int],
+                                outcomes: dict[int, WriteOutcome]) -> list[int]:
+        """After a lost batch reply, find creates that did happen (by natural key) so they
+        are not sent twice; returns the ops still to send."""
+        still: list[int] = []
+        for index in pending:
+            op = ops[index]
+            if op.kind == "create" and op.natural_key:
+                found = self.find_by_natural_key(op.entity_set, op.natural_key)
+                if found is not None:
+                    outcomes[index] = WriteOutcome(op.op_id, True, 200, str(found.get("id", "")),
+                                                   str(found.get("@odata.etag", "")),
+                                                   already_existed=True, body=found)
+                    continue
+            still.append(index)
+        return still
+
+    def find_by_natural_key(self, entity_set: str, natural_key: dict[str, Any],
+                            ) -> dict[str, Any] | None:
+        """The record whose fields equal ``natural_key`` (None when absent)."""
+        flt = all_of([F(name).eq(value) for name, value in natural_key.items()])
+        params = encode_query({"$filter": flt.render() if flt else "", "$top": "2"})
+        rows = self.http.request("GET", f"{self.entity_path(entity_set)}?{params}",
+                                 entity=entity_set).json().get("value", [])
+        return dict(rows[0]) if rows else None
+
+
+def _outcome(op: WriteOp, status: int, reply: dict[str, Any]) -> WriteOutcome:
+    body = reply.get("body")
+    record = body if isinstance(body, dict) else {}
+    if status < 400:
+        return WriteOutcome(op.op_id, True, status, str(record.get("id") or op.key),
+                            str(record.get("@odata.etag", "")), body=body)
+    if op.kind == "delete" and status == 404:
+        return WriteOutcome(op.op_id, True, status, op.key, body=body)
+    error: ConnectorError = error_from_response(status, body, reply.get("headers") or {},
+                                                service=SERVICE, entity=op.entity_set,
+                                                record_key=op.key)
+    return WriteOutcome(op.op_id, False, status, op.key, error=error, body=body)
+
+
+class NavODataV4(PagedReader):
+    """On-premises NAV/BC page web services (``…/ODataV4/Company('CRONUS …')/Customer``).
+
+    Keys are the page's primary key field (``No``); writes are single requests with
+    ``If-Match`` (OData V4 page services have no JSON batch in older NAV versions).
+    """
+
+    def __init__(self, odata_url: str, company_name: str, auth: Auth, *,
+                 page_size: int = 1000, modified_field: str = "Last_Date_Modified",
+                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
+                 max_filter_chars: int = 1800) -> None:
+        self.company_name = company_name
+        self.page_size = page_size
+        self.max_filter_chars = max_filter_chars
+        self.modified_field = modified_field
+        self.http = ServiceClient(odata_url, auth, service=SERVICE, retry=retry,
+                                  transport=transport,
+                                  default_headers={"Accept": "application/json"})
+
+    def entity_path(self, entity_set: str) -> str:
+        from urllib.parse import quote
+
+        return f"Company({quote(literal(self.company_name), safe=chr(39))})/{field_name(entity_set)}"
+
+    def record_path(self, entity_set: str, key: str) -> str:
+        from urllib.parse import quote
+
+        return f"{self.entity_path(entity_set)}({quote(literal(key), safe=chr(39))})"
+
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """One request per op (outcomes in input order)."""
+        outcomes: list[WriteOutcome] = []
+        for op in ops:
+            try:
+                if op.kind == "create":
+                    response = self.http.request("POST", self.entity_path(op.entity_set),
+                                                 json=op.payload, entity=op.entity_set,
+                                                 retry_unsafe=False)
+                else:
+                    path = self.record_path(op.entity_set, op.key)
+                    headers = {"If-Match": op.if_match or "*"}
+                    response = self.http.request(
+                        "PATCH" if op.kind == "update" else "DELETE", path, headers=headers,
+                        json=op.payload if op.kind == "update" else None,
+                        entity=op.entity_set, record_key=op.key)
+            except ConnectorError as error:
+                if error.transient:
+                    raise
+                outcomes.append(WriteOutcome(op.op_id, False, error.status, op.key, error=error))
+                continue
+            body = response.json() if response.content else None
+            etag = str(body.get("@odata.etag", "")) if isinstance(body, dict) else ""
+            outcomes.append(WriteOutcome(op.op_id, True, response.status_code, op.key, etag,
+                                         body=body))
+        return outcomes

@@ -1,0 +1,202 @@
+"""Dataverse (Dynamics 365 Sales) Web API v9.2 client."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import polars as pl
+
+from ..exceptions import ConnectorError, TransientError, ValidationError
+from .auth import Auth
+from .errors import error_from_response, parse_retry_after
+from .frames import records_to_frame
+from .http import AdaptivePool, RetryPolicy, ServiceClient
+from .models import WriteOp, WriteOutcome, unknown_outcomes
+from .multipart import BatchPart, PartResponse, decode_batch_response, encode_batch
+from .odata import ODataQuery, encode_query, field_name, literal
+from .reader import PagedReader
+
+__all__ = ["Dataverse"]
+
+SERVICE = "dataverse"
+MAX_PAGE = 5000
+MAX_BATCH = 1000
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+_RETRYABLE_PART = frozenset({429, 502, 503, 504})
+
+
+class Dataverse(PagedReader):
+    """Reads as polars frames (paged by ``@odata.nextLink``), writes through multipart
+    ``$batch`` with one outcome per record, in input order."""
+
+    def __init__(self, url: str, auth: Auth, *, page_size: int = MAX_PAGE,
+                 batch_size: int = MAX_BATCH, max_workers: int = 4,
+                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
+                 max_filter_chars: int = 6000) -> None:
+        if not 1 <= page_size <= MAX_PAGE:
+            raise ValueError(f"page_size must be 1..{MAX_PAGE} (Dataverse maximum)")
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValueError(f"batch_size must be 1..{MAX_BATCH} (Dataverse $batch maximum)")
+        self.page_size = page_size
+        self.batch_size = batch_size
+        self.max_filter_chars = max_filter_chars
+        self.pool = AdaptivePool(max_workers)
+        self.http = ServiceClient(url, auth, service=SERVICE, retry=retry, transport=transport,
+                                  default_headers={"Accept": "application/json",
+                                                   "OData-MaxVersion": "4.0",
+                                                   "OData-Version": "4.0"})
+        self.http.on_throttle = self.pool.throttled
+        self.modified_field = "modifiedon"
+        self._api_path = urlparse(self.http.base_url).path
+
+    def entity_path(self, entity_set: str) -> str:
+        return field_name(entity_set)
+
+    def track_changes(self, entity_set: str, select: Sequence[str],
+                      delta_link: str | None = None, schema: dict[str, Any] | None = None,
+                      ) -> tuple[pl.DataFrame, list[str], str]:
+        """Changed rows, deleted ids and the delta link to pass next time."""
+        if delta_link is None:
+            path = f"{field_name(entity_set)}?{encode_query(ODataQuery(select=tuple(select)).params())}"
+        else:
+            path = delta_link
+        changed: list[dict[str, Any]] = []
+        deleted: list[str] = []
+        next_link = ""
+        prefer = f"odata.track-changes,odata.maxpagesize={self.page_size}"
+        for payload in self.pages(path, entity=entity_set, prefer=prefer):
+            for row in payload.get("value", []):
+                if row.get("reason") == "deleted" or "$deletedEntity" in str(
+                        row.get("@odata.context", "")):
+                    deleted.append(str(row.get("id")))
+                else:
+                    changed.append(row)
+            next_link = payload.get("@odata.deltaLink", next_link)
+        if not next_link:
+            raise TransientError(f"dataverse {entity_set}: no @odata.deltaLink returned; is "
+                                 "change tracking enabled for the table?", service=SERVICE,
+                                 entity=entity_set)
+        return records_to_frame(changed, select, schema), deleted, next_link
+
+    def whoami(self) -> dict[str, Any]:
+        return dict(self.http.request("GET", "WhoAmI", entity="WhoAmI").json())
+
+    def choice_options(self, entity: str, attribute: str) -> dict[int, str]:
+        path = (f"EntityDefinitions(LogicalName={literal(field_name(entity))})/Attributes("
+                f"LogicalName={literal(field_name(attribute))})/Microsoft.Dynamics.CRM."
+                "PicklistAttributeMetadata?$select=LogicalName&$expand=OptionSet")
+        body = self.http.request("GET", path, entity="EntityDefinitions").json()
+        options = (body.get("OptionSet") or {}).get("Options", [])
+        return {int(o["Value"]): str(((o.get("Label") or {}).get("UserLocalizedLabel") or {})
+                                     .get("Label", "")) for o in options}
+
+    def insert_option_value(self, entity: str, attribute: str, label: str,
+                            value: int | None = None, language_code: int = 1033) -> int:
+        body: dict[str, Any] = {
+            "EntityLogicalName": entity, "AttributeLogicalName": attribute,
+            "Label": {"LocalizedLabels": [{"Label": label, "LanguageCode": language_code}]}}
+        if value is not None:
+            body["Value"] = value
+        reply = self.http.request("POST", "InsertOptionValue", json=body,
+                                  entity="InsertOptionValue")
+        return int(reply.json()["NewOptionValue"])
+
+    # writes ----------------------------------------------------------------------------------
+    def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
+        """Apply ``ops`` through ``$batch`` (parallel batches); outcomes in input order."""
+        prepared = [_with_key(op) for op in ops]
+        chunks = [prepared[i:i + self.batch_size]
+                  for i in range(0, len(prepared), self.batch_size)]
+        results = self.pool.map(self._write_batch, chunks)
+        return [outcome for chunk in results for outcome in chunk]
+
+    def _part(self, op: WriteOp) -> BatchPart:
+        target = f"{self._api_path}{field_name(op.entity_set)}({uuid.UUID(op.key)})"
+        body = dict(op.payload)
+        for nav, path in op.binds.items():
+            body[f"{nav}@odata.bind"] = path
+        if op.kind == "create":
+            return BatchPart("PATCH", target, {"If-None-Match": "*"}, body)
+        if op.kind == "update":
+            return BatchPart("PATCH", target, {"If-Match": op.if_match or "*"}, body)
+        headers = {"If-Match": op.if_match} if op.if_match and op.if_match != "*" else {}
+        return BatchPart("DELETE", target, headers)
+
+    def _write_batch(self, ops: list[WriteOp]) -> list[WriteOutcome]:
+        outcomes: dict[int, WriteOutcome] = {}
+        pending = list(range(len(ops)))
+        attempt = 0
+        while pending:
+            content_type, body = encode_batch([self._part(ops[i]) for i in pending])
+            try:
+                response = self.http.request(
+                    "POST", "$batch", content=body, entity="$batch",
+                    headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
+            except TransientError as error:
+                return unknown_outcomes(ops, pending, error, outcomes)
+            parts = decode_batch_response(response.headers.get("content-type", ""),
+                                          response.content)
+            if len(parts) != len(pending):
+                raise TransientError(f"dataverse $batch answered {len(parts)} parts for "
+                                     f"{len(pending)} requests", service=SERVICE,
+                                     entity="$batch")
+            retry: list[int] = []
+            delay = 0.0
+            throttled = False
+            for index, part in zip(pending, parts, strict=True):
+                if part.status in _RETRYABLE_PART and attempt < self.http.retry.max_retries:
+                    retry.append(index)
+                    wait = parse_retry_after(part.headers.get("retry-after"))
+                    delay = max(delay, wait if wait is not None
+                                else self.http.retry.backoff(attempt))
+                    if part.status == 429:
+                        throttled = True
+                        self.http.stats.add(throttled=1)
+                        self.pool.throttled()
+                    continue
+                outcomes[index] = _outcome(ops[index], part)
+            if retry:
+                attempt += 1
+                self.http.stats.add(retries=1, **{
+                    "throttled_wait_s" if throttled else "backoff_wait_s": delay})
+                time.sleep(delay)
+            pending = retry
+        return [outcomes[i] for i in range(len(ops))]
+
+
+def _with_key(op: WriteOp) -> WriteOp:
+    if op.kind == "create" and not op.key:
+        key = str(uuid.uuid4())
+        return WriteOp(op.kind, op.entity_set, key, op.payload, op.natural_key, op.if_match,
+                       op.binds, op.op_id or key)
+    if not op.key:
+        raise ValidationError(f"dataverse {op.entity_set}: {op.kind} needs the record id",
+                              service=SERVICE, entity=op.entity_set)
+    return op
+
+
+def _outcome(op: WriteOp, part: PartResponse) -> WriteOutcome:
+    entity_id = part.headers.get("odata-entityid", "")
+    match = _ENTITY_ID.search(entity_id)
+    new_id = match.group(1) if match else op.key
+    etag = part.headers.get("etag", "")
+    if isinstance(part.body, dict):
+        etag = etag or str(part.body.get("@odata.etag", ""))
+    if part.status < 400:
+        return WriteOutcome(op.op_id, True, part.status, new_id, etag, body=part.body)
+    if op.kind == "create" and part.status == 412:
+        return WriteOutcome(op.op_id, True, part.status, op.key, already_existed=True,
+                            body=part.body)
+    if op.kind == "delete" and part.status == 404:
+        return WriteOutcome(op.op_id, True, part.status, op.key, body=part.body)
+    error: ConnectorError = error_from_response(part.status, part.body, part.headers,
+                                                service=SERVICE, entity=op.entity_set,
+                                                record_key=op.key)
+    return WriteOutcome(op.op_id, False, part.status, op.key, error=error, body=part.body)
+

@@ -1,0 +1,214 @@
+"""One pooled httpx client per endpoint: standard headers, retries, accounting, parallelism."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import httpx
+
+from ..exceptions import ConnectorError, TransientError
+from .auth import Auth
+from .errors import error_from_response, parse_retry_after
+
+__all__ = ["AdaptivePool", "RequestStats", "RetryPolicy", "ServiceClient"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+
+
+@dataclass
+class RequestStats:
+    """Counters for the job log and benchmarks (thread-safe)."""
+
+    service: str = ""
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    throttled_wait_s: float = 0.0
+    backoff_wait_s: float = 0.0
+    bytes_sent: int = 0
+    bytes_received: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **deltas: float) -> None:
+        with self._lock:
+            for name, value in deltas.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("service", "requests", "retries", "throttled",
+                                              "throttled_wait_s", "backoff_wait_s",
+                                              "bytes_sent", "bytes_received")}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retry 429/502/503/504 and network failures: Retry-After when given, else capped
+    exponential backoff with full jitter; at most ``max_retries`` per call and
+    ``max_wait_s`` total waiting."""
+
+    max_retries: int = 8
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+    max_wait_s: float = 300.0
+
+    def backoff(self, attempt: int) -> float:
+        cap = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
+        return random.uniform(cap / 2, cap)
+
+
+class ServiceClient:
+    """HTTP for one service endpoint (``base_url`` ends with ``/``)."""
+
+    def __init__(self, base_url: str, auth: Auth, *, service: str,
+                 default_headers: dict[str, str] | None = None,
+                 retry: RetryPolicy | None = None, timeout: float = 120.0,
+                 transport: httpx.BaseTransport | None = None,
+                 max_connections: int = 16, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self.auth = auth
+        self.service = service
+        self.retry = retry or RetryPolicy()
+        self.stats = RequestStats(service=service)
+        self._sleep = sleep
+        self.on_throttle: Callable[[], None] | None = None
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=default_headers or {}, transport=transport,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections))
+
+    def close(self) -> None:
+        self._client.close()
+
+    def url(self, path: str) -> str:
+        """Absolute URL for a path relative to the endpoint (absolute URLs pass through)."""
+        return path if path.startswith(("http://", "https://")) else self.base_url + path
+
+    def request(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+                content: bytes | None = None, json: Any = None, entity: str = "",
+                record_key: str = "", ok: Iterable[int] = (), retry_unsafe: bool = True,
+                ) -> httpx.Response:
+        """Send with retries; raise the mapped :class:`ConnectorError` on failure.
+
+        ``ok`` lists extra statuses returned to the caller instead of raised. Requests whose
+        outcome is unknown after a network error are only re-sent when ``retry_unsafe``.
+        """
+        import json as jsonlib
+
+        body = content if json is None else jsonlib.dumps(json).encode()
+        send_headers = dict(headers or {})
+        if json is not None:
+            send_headers.setdefault("Content-Type", "application/json")
+        accepted = set(ok)
+        attempt = 0
+        waited = 0.0
+        auth_retried = False
+        while True:
+            send_headers.update(self.auth.headers())
+            error: ConnectorError
+            try:
+                self.stats.add(requests=1, bytes_sent=len(body or b""))
+                response = self._client.request(method, self.url(path), headers=send_headers,
+                                                content=body)
+                self.stats.add(bytes_received=len(response.content))
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                error = TransientError(
+                    f"{self.service} {entity}: {type(exc).__name__} talking to {self.base_url}; "
+                    "the service may be overloaded or unreachable",
+                    service=self.service, entity=entity, record_key=record_key)
+                if not retry_unsafe and not isinstance(exc, httpx.ConnectError):
+                    raise error from None
+                delay = self.retry.backoff(attempt)
+            else:
+                status = response.status_code
+                if status < 400 or status in accepted:
+                    return response
+                if status == 401 and not auth_retried and self.auth.invalidate():
+                    auth_retried = True
+                    continue
+                error = error_from_response(status, response.content, response.headers,
+                                            service=self.service, entity=entity,
+                                            record_key=record_key)
+                if status not in RETRY_STATUS:
+                    raise error
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                delay = retry_after if retry_after is not None else self.retry.backoff(attempt)
+                if status == 429:
+                    self.stats.add(throttled=1, throttled_wait_s=delay)
+                    if self.on_throttle:
+                        self.on_throttle()
+                else:
+                    self.stats.add(backoff_wait_s=delay)
+            if attempt >= self.retry.max_retries or waited + delay > self.retry.max_wait_s:
+                raise error
+            attempt += 1
+            waited += delay
+            self.stats.add(retries=1)
+            self._sleep(delay)
+
+
+class AdaptivePool:
+    """Run calls on a thread pool whose width halves on throttling and grows back by one after
+    each success streak (AIMD). Threads, not asyncio, so it works inside a Jupyter kernel."""
+
+    def __init__(self, max_workers: int) -> None:
+        self.max_workers = max(1, max_workers)
+        self.width = self.max_workers
+        self._lock = threading.Lock()
+        self._streak = 0
+
+    def throttled(self) -> None:
+        with self._lock:
+            self.width = max(1, self.width // 2)
+            self._streak = 0
+
+    def succeeded(self) -> None:
+        with self._lock:
+            self._streak += 1
+            if self._streak >= self.width and self.width < self.max_workers:
+                self.width += 1
+                self._streak = 0
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """Results in input order; the first exception propagates after running work ends."""
+        pending_items = list(enumerate(items))
+        if self.max_workers == 1 or len(pending_items) <= 1:
+            ordered: list[R] = []
+            for _, item in pending_items:
+                ordered.append(fn(item))
+                self.succeeded()
+            return ordered
+        results: dict[int, R] = {}
+        queue: Iterator[tuple[int, T]] = iter(pending_items)
+        running: dict[Future[R], int] = {}
+        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+            exhausted = False
+            while True:
+                while not exhausted and len(running) < self.width:
+                    nxt = next(queue, None)
+                    if nxt is None:
+                        exhausted = True
+                        break
+                    running[pool.submit(fn, nxt[1])] = nxt[0]
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    index = running.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None:
+                        for other in running:
+                            other.cancel()
+                        raise exc
+                    results[index] = fut.result()
+                    self.succeeded()
+        return [results[i] for i in range(len(pending_items))]
+

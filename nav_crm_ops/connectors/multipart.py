@@ -1,0 +1,109 @@
+"""Dataverse multipart ``$batch``: encode independent requests, decode per-part responses."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BatchPart", "PartResponse", "decode_batch_response", "encode_batch"]
+
+
+@dataclass(frozen=True)
+class BatchPart:
+    """One embedded request; ``url`` is absolute-path (``/api/data/v9.2/accounts(...)``)."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: Any = None
+
+
+@dataclass(frozen=True)
+class PartResponse:
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+def encode_batch(parts: list[BatchPart], boundary: str | None = None) -> tuple[str, bytes]:
+    """Return (Content-Type header, body); each part is its own top-level request so one
+    failing record never rolls back the others (no change set)."""
+    boundary = boundary or f"batch_{uuid.uuid4()}"
+    lines: list[str] = []
+    for part in parts:
+        lines += [f"--{boundary}", "Content-Type: application/http",
+                  "Content-Transfer-Encoding: binary", "",
+                  f"{part.method} {part.url} HTTP/1.1"]
+        headers = dict(part.headers)
+        payload = ""
+        if part.body is not None:
+            headers.setdefault("Content-Type", "application/json; type=entry")
+            payload = json.dumps(part.body, ensure_ascii=False)
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines += ["", payload]
+    lines.append(f"--{boundary}--")
+    lines.append("")
+    return f'multipart/mixed; boundary="{boundary}"', "\r\n".join(lines).encode("utf-8")
+
+
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.I)
+
+
+def _boundary(content_type: str) -> str:
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        raise ValueError(f"no multipart boundary in {content_type!r}")
+    return match.group(1)
+
+
+def _split(body: str, boundary: str) -> list[str]:
+    chunks = re.split(rf"--{re.escape(boundary)}(?:--)?[ \t]*\r?\n?", body)
+    return [c for c in chunks[1:] if c.strip()]
+
+
+def _headers_and_rest(text: str) -> tuple[dict[str, str], str]:
+    head, _, rest = _partition_blank(text)
+    headers: dict[str, str] = {}
+    for line in head.splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            headers[name.strip().lower()] = value.strip()
+    return headers, rest
+
+
+def _partition_blank(text: str) -> tuple[str, str, str]:
+    match = re.search(r"\r?\n\r?\n", text)
+    if not match:
+        return text, "", ""
+    return text[: match.start()], match.group(0), text[match.end():]
+
+
+def decode_batch_response(content_type: str, body: bytes) -> list[PartResponse]:
+    """Flatten a batch response (change-set responses included) into responses in order."""
+    text = body.decode("utf-8")
+    out: list[PartResponse] = []
+    for chunk in _split(text, _boundary(content_type)):
+        part_headers, rest = _headers_and_rest(chunk)
+        ctype = part_headers.get("content-type", "")
+        if ctype.startswith("multipart/mixed"):
+            out.extend(decode_batch_response(ctype, rest.encode("utf-8")))
+            continue
+        status_line, _, after = rest.lstrip("\r\n").partition("\n")
+        status = int(status_line.split()[1])
+        if after.startswith(("\r\n", "\n")):
+            http_headers: dict[str, str] = {}
+            payload = after
+        else:
+            http_headers, payload = _headers_and_rest(after)
+        payload = payload.strip()
+        parsed: Any = None
+        if payload:
+            try:
+                parsed = json.loads(payload)
+            except ValueError:
+                parsed = payload
+        out.append(PartResponse(status, http_headers, parsed))
+    return out

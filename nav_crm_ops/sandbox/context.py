@@ -1,0 +1,175 @@
+"""The state one running sandbox shares between its routes and middleware.
+
+``SandboxContext.open`` prepares the data directory: ``sandbox.json`` holds the identity of the
+emulated tenant (tenant, environment, company, client id and secret) so that a restart keeps the
+credentials users already configured, and ``sandbox.db`` holds the data of both services.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..exceptions import SandboxError
+from ..secrets import Secret
+from .auth import TokenRegistry
+from .bc_schema import BC_ENTITIES
+from .dataverse_schema import DATAVERSE_ENTITIES
+from .limits import FaultInjector, ServiceProtection
+from .server import SandboxInfo
+from .store import SandboxStore
+
+__all__ = ["COMPANY_NAME", "SandboxContext", "SandboxOptions"]
+
+log = logging.getLogger(__name__)
+
+IDENTITY_FILE = "sandbox.json"
+DATABASE_FILE = "sandbox.db"
+COMPANY_NAME = "CRONUS International Ltd."
+DEFAULT_TENANT = "cronus-sandbox"
+ENVIRONMENT = "sandbox"
+DEFAULT_TOKEN_LIFETIME_S = 3600
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    """How to open a sandbox: where its data lives, which seed, and test switches."""
+
+    data_dir: Path
+    seed: str = "cronus"
+    reset: bool = False
+    limits: bool = False
+    faults: str | None = None
+    client_secret: str | None = None
+
+
+def _load_identity(data_dir: Path, client_secret: str | None) -> dict[str, str]:
+    """Read ``sandbox.json`` or create it once with fresh GUIDs and a random secret."""
+    path = data_dir / IDENTITY_FILE
+    identity: dict[str, str] = {}
+    if path.exists():
+        try:
+            identity = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SandboxError(f"{path} is unreadable ({exc}); delete it to get new "
+                               "sandbox credentials") from exc
+    defaults = {
+        "tenant": DEFAULT_TENANT, "environment": ENVIRONMENT,
+        "company_id": str(uuid.uuid4()), "company_name": COMPANY_NAME,
+        "client_id": str(uuid.uuid4()), "client_secret": uuid.uuid4().hex + uuid.uuid4().hex,
+    }
+    changed = False
+    for name, value in defaults.items():
+        if not identity.get(name):
+            identity[name] = value
+            changed = True
+    if client_secret and identity["client_secret"] != client_secret:
+        identity["client_secret"] = client_secret
+        changed = True
+    if changed:
+        path.write_text(json.dumps(identity, indent=2), encoding="utf-8")
+        os.chmod(path, 0o600)
+    return identity
+
+
+class SandboxContext:
+    """Store, identity, tokens, limits and faults of one sandbox instance."""
+
+    def __init__(self, options: SandboxOptions, info: SandboxInfo, store: SandboxStore) -> None:
+        self.options = options
+        self.info = info
+        self.store = store
+        self.tokens = TokenRegistry()
+        self.token_lifetime: int = DEFAULT_TOKEN_LIFETIME_S
+        self.protection = ServiceProtection()
+        self.protection.configure(options.limits)
+        self.faults: FaultInjector | None = FaultInjector.from_spec(options.faults)
+        self.seed = options.seed
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, options: SandboxOptions, *, base_url: str) -> SandboxContext:
+        """Create the data directory, load or create the identity, open and seed the store."""
+        data_dir = Path(options.data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SandboxError(f"cannot create the sandbox data directory {data_dir}: {exc}") \
+                from exc
+        FaultInjector.from_spec(options.faults)  # fail early on a bad spec
+        identity = _load_identity(data_dir, options.client_secret)
+        info = SandboxInfo(
+            base_url=base_url.rstrip("/"), tenant=identity["tenant"],
+            environment=identity["environment"], company_id=identity["company_id"],
+            company_name=identity["company_name"], client_id=identity["client_id"],
+            client_secret=Secret(identity["client_secret"]),
+        )
+        store = SandboxStore(data_dir / DATABASE_FILE, (*DATAVERSE_ENTITIES, *BC_ENTITIES))
+        context = cls(options, info, store)
+        try:
+            if options.reset or sum(store.counts().values()) == 0:
+                context.reset(options.seed, clear=options.reset)
+        except BaseException:
+            store.close()
+            raise
+        return context
+
+    # ----------------------------------------------------------------- data
+    def reset(self, seed: str | None = None, *, clear: bool = True) -> None:
+        """Drop all rows and load ``seed`` (the current one when not given)."""
+        spec = seed or self.seed
+        with self._lock, self.store.transaction():
+            # One transaction: a seed that fails (bad spec) leaves the old data in place.
+            if clear:
+                self.store.reset()
+            self._load_seed(spec)
+            self.seed = spec
+
+    def _load_seed(self, spec: str) -> None:
+        try:
+            from .seed import load_seed
+        except ImportError:
+            log.warning("sandbox seed module unavailable; starting with an empty store")
+        else:
+            load_seed(self.store, spec, self.info)
+        self._ensure_company()
+
+    def _ensure_company(self) -> None:
+        """The BC API needs the one company row even when a seed did not create it."""
+        name = "business_central:companies"
+        if self.store.get(name, self.info.company_id) is None:
+            self.store.insert(name, {
+                "id": self.info.company_id, "name": self.info.company_name,
+                "displayName": self.info.company_name,
+                "businessProfileId": "", "systemVersion": "24.0.16410.18040",
+            })
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /_sandbox/status`` reports: rows per table, limits, faults injected."""
+        return {
+            "tenant": self.info.tenant,
+            "environment": self.info.environment,
+            "company_id": self.info.company_id,
+            "seed": self.seed,
+            "counts": self.store.counts(),
+            "limits": self.protection.describe(),
+            "faults": self.faults.describe() if self.faults else None,
+        }
+
+    # ----------------------------------------------------------------- switches
+    def set_limits(self, enabled: bool, **settings: Any) -> None:
+        """Turn service protection limits on/off; ``settings`` override the scaled defaults."""
+        self.protection.configure(enabled, **settings)
+
+    def set_faults(self, spec: str | None) -> None:
+        """Inject faults as described by ``spec`` (None or "" turns them off)."""
+        self.faults = FaultInjector.from_spec(spec)
+
+    def close(self) -> None:
+        self.store.close()

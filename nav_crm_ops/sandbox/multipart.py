@@ -1,0 +1,161 @@
+"""Multipart ``$batch`` bodies of the Dataverse Web API: parse requests, format responses.
+
+A batch is a ``multipart/mixed`` body whose parts are either one ``application/http`` request
+or a change set (a nested ``multipart/mixed``). Responses use ``batchresponse_<guid>`` and
+``changesetresponse_<guid>`` boundaries, each part an embedded ``HTTP/1.1`` response.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+__all__ = [
+    "BatchFormatError",
+    "BatchRequest",
+    "BatchResponse",
+    "ChangeSet",
+    "ChangeSetResponse",
+    "boundary_of",
+    "format_batch_response",
+    "parse_batch",
+]
+
+CRLF = b"\r\n"
+
+
+class BatchFormatError(Exception):
+    """The batch body is not a well-formed multipart/mixed OData batch."""
+
+
+@dataclass
+class BatchRequest:
+    method: str
+    url: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    content_id: str | None = None
+
+
+@dataclass
+class ChangeSet:
+    requests: list[BatchRequest] = field(default_factory=list)
+
+
+@dataclass
+class BatchResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    content_id: str | None = None
+
+
+@dataclass
+class ChangeSetResponse:
+    responses: list[BatchResponse]
+
+
+def boundary_of(content_type: str) -> str:
+    """The ``boundary`` parameter of a multipart content type."""
+    match = re.search(r'boundary\s*=\s*"?([^";,\s]+)"?', content_type, re.IGNORECASE)
+    if not match or not content_type.lower().startswith("multipart/mixed"):
+        raise BatchFormatError("The $batch request needs 'Content-Type: multipart/mixed; "
+                               "boundary=batch_<id>'.")
+    return match.group(1)
+
+
+def _split(body: bytes, boundary: str) -> list[bytes]:
+    delimiter = b"--" + boundary.encode()
+    chunks = re.split(rb"(?:\r?\n)?" + re.escape(delimiter), body)
+    if len(chunks) < 2:
+        raise BatchFormatError(f"The $batch body does not contain the boundary '{boundary}'.")
+    parts: list[bytes] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            return parts
+        parts.append(re.sub(rb"^[ \t]*\r?\n", b"", chunk, count=1))
+    raise BatchFormatError(f"The $batch body is missing its closing boundary '--{boundary}--'.")
+
+
+def _headers_and_body(block: bytes) -> tuple[dict[str, str], bytes]:
+    match = re.search(rb"\r?\n\r?\n", block)
+    if match is None:
+        head, body = block, b""
+    else:
+        head, body = block[:match.start()], block[match.end():]
+    headers: dict[str, str] = {}
+    for line in re.split(rb"\r?\n", head):
+        if not line.strip():
+            continue
+        name, sep, value = line.decode("utf-8").partition(":")
+        if not sep:
+            raise BatchFormatError(f"Malformed header line in $batch part: '{line!r}'.")
+        headers[name.strip().lower()] = value.strip()
+    return headers, body
+
+
+def _parse_request(part: bytes) -> BatchRequest:
+    mime_headers, http_message = _headers_and_body(part)
+    if not mime_headers.get("content-type", "").lower().startswith("application/http"):
+        raise BatchFormatError("Each $batch part needs 'Content-Type: application/http'.")
+    match = re.match(rb"\s*([A-Z]+) (.+?)(?: HTTP/1\.[01])?\r?\n", http_message)
+    if match is None:
+        raise BatchFormatError("A $batch part must start with a request line such as "
+                               "'PATCH /api/data/v9.2/accounts(<id>) HTTP/1.1'.")
+    headers, body = _headers_and_body(http_message[match.end():])
+    content_id = mime_headers.get("content-id") or headers.get("content-id")
+    return BatchRequest(method=match.group(1).decode(), url=match.group(2).decode(),
+                        headers=headers, body=body.rstrip(b"\r\n"), content_id=content_id)
+
+
+def parse_batch(body: bytes, content_type: str) -> list[BatchRequest | ChangeSet]:
+    """Split a batch body into requests and change sets, in order."""
+    items: list[BatchRequest | ChangeSet] = []
+    for part in _split(body, boundary_of(content_type)):
+        mime_headers, inner = _headers_and_body(part)
+        part_type = mime_headers.get("content-type", "")
+        if part_type.lower().startswith("multipart/mixed"):
+            change_set = ChangeSet()
+            for sub in _split(inner, boundary_of(part_type)):
+                sub_headers, _ = _headers_and_body(sub)
+                if sub_headers.get("content-type", "").lower().startswith("multipart/"):
+                    raise BatchFormatError("Change sets cannot be nested in a $batch request.")
+                change_set.requests.append(_parse_request(sub))
+            items.append(change_set)
+        else:
+            items.append(_parse_request(part))
+    return items
+
+
+def _format_response(response: BatchResponse) -> bytes:
+    lines = [b"Content-Type: application/http", b"Content-Transfer-Encoding: binary"]
+    if response.content_id is not None:
+        lines.append(f"Content-ID: {response.content_id}".encode())
+    reason = HTTPStatus(response.status).phrase
+    lines += [b"", f"HTTP/1.1 {response.status} {reason}".encode()]
+    lines += [f"{name}: {value}".encode() for name, value in response.headers.items()]
+    lines += [b"", response.body]
+    return CRLF.join(lines)
+
+
+def format_batch_response(items: list[BatchResponse | ChangeSetResponse]) -> tuple[bytes, str]:
+    """The multipart body and its content type for a list of part responses."""
+    boundary = f"batchresponse_{uuid.uuid4()}"
+    chunks: list[bytes] = []
+    for item in items:
+        chunks.append(f"--{boundary}".encode())
+        if isinstance(item, ChangeSetResponse):
+            inner = f"changesetresponse_{uuid.uuid4()}"
+            chunks.append(f"Content-Type: multipart/mixed; boundary={inner}".encode())
+            chunks.append(b"")
+            for response in item.responses:
+                chunks.append(f"--{inner}".encode())
+                chunks.append(_format_response(response))
+            chunks.append(f"--{inner}--".encode())
+        else:
+            chunks.append(_format_response(item))
+    chunks.append(f"--{boundary}--".encode())
+    chunks.append(b"")
+    return CRLF.join(chunks), f"multipart/mixed; boundary={boundary}"

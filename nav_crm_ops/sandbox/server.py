@@ -1,0 +1,165 @@
+"""Run the sandbox in-process (a uvicorn server in a background thread).
+
+Tests, notebooks and ``make demo`` use :class:`Sandbox` as a context manager; the CLI command
+``nav-crm-ops sandbox`` runs the same application in the foreground.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from ..exceptions import SandboxError
+from ..secrets import Secret
+
+__all__ = ["Sandbox", "SandboxInfo"]
+
+DEFAULT_DATA_DIR = Path(".nav_crm_ops/sandbox")
+BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """Where the running sandbox answers, and the credentials to use with it."""
+
+    base_url: str
+    tenant: str
+    environment: str
+    company_id: str
+    company_name: str
+    client_id: str
+    client_secret: Secret
+
+    @property
+    def authority(self) -> str:
+        return f"{self.base_url}/{self.tenant}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/{self.tenant}/oauth2/v2.0/token"
+
+    @property
+    def dataverse_resource(self) -> str:
+        return f"{self.base_url}/crm"
+
+    @property
+    def dataverse_url(self) -> str:
+        return f"{self.base_url}/crm/api/data/v9.2/"
+
+    @property
+    def dataverse_scope(self) -> str:
+        return f"{self.dataverse_resource}/.default"
+
+    @property
+    def bc_api_url(self) -> str:
+        return f"{self.base_url}/bc/v2.0/{self.tenant}/{self.environment}/api/v2.0/"
+
+    @property
+    def bc_custom_api_url(self) -> str:
+        return f"{self.base_url}/bc/v2.0/{self.tenant}/{self.environment}/api/navcrm/sync/v1.0/"
+
+    @property
+    def bc_scope(self) -> str:
+        return BC_SCOPE
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Ask the OS for a free TCP port on ``host``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class Sandbox:
+    """The embedded Dataverse + Business Central sandbox, served on loopback.
+
+    >>> with Sandbox(data_dir=tmp, seed="cronus", port=0) as sb:   # doctest: +SKIP
+    ...     print(sb.info.dataverse_url)
+    """
+
+    def __init__(
+        self,
+        *,
+        data_dir: str | Path = DEFAULT_DATA_DIR,
+        seed: str = "cronus",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        reset: bool = False,
+        limits: bool = False,
+        faults: str | None = None,
+        client_secret: str | None = None,
+        log_level: str = "warning",
+    ) -> None:
+        from .context import SandboxContext, SandboxOptions
+
+        self.host = host
+        self.port = port or free_port(host)
+        self.log_level = log_level
+        options = SandboxOptions(
+            data_dir=Path(data_dir), seed=seed, reset=reset, limits=limits, faults=faults,
+            client_secret=client_secret,
+        )
+        self.context = SandboxContext.open(options, base_url=f"http://{host}:{self.port}")
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def info(self) -> SandboxInfo:
+        return self.context.info
+
+    def build_app(self) -> Any:
+        from .app import build_app
+
+        return build_app(self.context)
+
+    def start(self) -> Sandbox:
+        config = uvicorn.Config(
+            self.build_app(), host=self.host, port=self.port, log_level=self.log_level,
+            lifespan="off", access_log=False, timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="nav-crm-ops-sandbox",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise SandboxError(f"sandbox failed to start on {self.host}:{self.port} "
+                                   "(is the port in use? use port 0 for a free one)")
+            if time.monotonic() > deadline:
+                raise SandboxError("sandbox did not start within 30 s")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self._server = None
+        self._thread = None
+        self.context.close()
+
+    def reset(self, seed: str | None = None) -> None:
+        """Drop all data and load the seed again (the current one when not given)."""
+        self.context.reset(seed)
+
+    def set_limits(self, enabled: bool, **settings: Any) -> None:
+        self.context.set_limits(enabled, **settings)
+
+    def set_faults(self, spec: str | None) -> None:
+        self.context.set_faults(spec)
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

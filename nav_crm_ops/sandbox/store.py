@@ -1,0 +1,538 @@
+"""SQLite storage shared by the emulated services.
+
+One table per :class:`EntityDef` with real typed columns, a hidden global ``_version`` (etags and
+change tracking) and a ``_deleted`` tombstone table. The services write through this module so
+that timestamps, versions and tombstones follow one set of rules.
+
+Naming: an entity is found by its name, its entity set, or ``"<service>:<name>"``. A name or set
+shared by entities of both services is ambiguous unqualified; such entities get service-prefixed
+table names (``dataverse__contact``) and must be addressed as ``"dataverse:contact"``.
+
+Row conventions: lookups are stored under the column name (``parentcustomerid``) as lowercase
+GUID text; datetimes as ISO-8601 UTC text with milliseconds (``2024-05-01T10:00:00.123Z``) so text
+order is time order; dates as ``YYYY-MM-DD``; bools as 0/1 (returned as ``bool``); json as text
+(returned parsed). ``order_by`` items are ``(column, descending)``; the key is the final tiebreak.
+
+Indexes: key, ``_version``, modified column, plus ``EntityDef.extra["alternate_keys"]``
+(case-insensitive) and ``EntityDef.extra["indexed"]`` columns.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .schema import Column, EntityDef
+
+__all__ = [
+    "KeyExistsError",
+    "RecordNotFoundError",
+    "SandboxStore",
+    "format_timestamp",
+    "normalize_datetime",
+]
+
+_SQL_TYPES = {
+    "guid": "TEXT", "string": "TEXT", "memo": "TEXT", "int": "INTEGER", "bigint": "INTEGER",
+    "decimal": "REAL", "money": "REAL", "bool": "INTEGER", "datetime": "TEXT", "date": "TEXT",
+    "choice": "INTEGER", "lookup": "TEXT", "option": "TEXT", "json": "TEXT",
+}
+VERSION = "_version"
+
+
+class KeyExistsError(Exception):
+    """A row with the same primary key already exists."""
+
+
+class RecordNotFoundError(Exception):
+    """The row to change does not exist."""
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC ISO-8601 with milliseconds and ``Z``: the one stored datetime format."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def normalize_datetime(value: Any) -> str | None:
+    """Any accepted datetime (object or ISO text, any offset) as stored text; None stays None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return format_timestamp(value)
+    if isinstance(value, date):
+        return format_timestamp(datetime(value.year, value.month, value.day, tzinfo=UTC))
+    text = str(value)
+    if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[10] == "T":
+        return text
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an ISO-8601 datetime") from exc
+    return format_timestamp(parsed)
+
+
+def _normalize_date(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    text = str(value)
+    try:
+        return date.fromisoformat(text[:10]).isoformat()
+    except ValueError as exc:
+        raise ValueError(f"'{text}' is not an ISO-8601 date") from exc
+
+
+def _to_db(column: Column, value: Any) -> Any:
+    """Python value → SQLite value for one column (raises ValueError/TypeError on bad input)."""
+    if value is None:
+        return None
+    kind = column.type
+    if kind in ("string", "memo", "option"):
+        return str(value)
+    if kind in ("guid", "lookup"):
+        return str(value).lower()
+    if kind == "datetime":
+        return normalize_datetime(value)
+    if kind == "date":
+        return _normalize_date(value)
+    if kind == "bool":
+        return 1 if value else 0
+    if kind in ("int", "bigint", "choice"):
+        return int(value)
+    if kind in ("decimal", "money"):
+        return float(value)
+    if kind == "json":
+        return json.dumps(value)
+    return value
+
+
+class _Table:
+    """Per-entity SQL facts computed once."""
+
+    def __init__(self, entity: EntityDef, table: str) -> None:
+        self.entity = entity
+        self.table = table
+        self.columns: tuple[Column, ...] = entity.columns
+        self.names = frozenset(entity.column_names) | {VERSION}
+        self.bool_columns = tuple(c.name for c in entity.columns if c.type == "bool")
+        self.json_columns = tuple(c.name for c in entity.columns if c.type == "json")
+        self.select_list = ", ".join(f'"{name}"' for name in (*entity.column_names, VERSION))
+        self.all_names = (*entity.column_names, VERSION)
+        self.by_name = {c.name: c for c in entity.columns}
+
+    def to_row(self, values: Sequence[Any]) -> dict[str, Any]:
+        row = dict(zip(self.all_names, values, strict=True))
+        for name in self.bool_columns:
+            if row[name] is not None:
+                row[name] = bool(row[name])
+        for name in self.json_columns:
+            if row[name] is not None:
+                row[name] = json.loads(row[name])
+        return row
+
+
+class SandboxStore:
+    """Write-through SQLite store with a monotonic clock and a global row version."""
+
+    def __init__(self, path: Path, entities: Iterable[EntityDef]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
+                                     isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._tables: dict[str, _Table] = {}
+        self._lookup: dict[str, _Table | None] = {}
+        self._register(list(entities))
+        self._create_schema()
+        self._version = self._load_version()
+        self._clock = self._load_clock()
+
+    # ----------------------------------------------------------------- schema
+    def _register(self, entities: list[EntityDef]) -> None:
+        name_count: dict[str, int] = {}
+        for ent in entities:
+            name_count[ent.name] = name_count.get(ent.name, 0) + 1
+            if ent.entity_set != ent.name:
+                name_count[ent.entity_set] = name_count.get(ent.entity_set, 0) + 1
+        # SQLite table names ignore case, so the table decision compares lower-cased names.
+        table_count: dict[str, int] = {}
+        for ent in entities:
+            table_count[ent.name.lower()] = table_count.get(ent.name.lower(), 0) + 1
+        for ent in entities:
+            shared = name_count[ent.name] > 1 or table_count[ent.name.lower()] > 1
+            table = f"{ent.service}__{ent.name}" if shared else ent.name
+            info = _Table(ent, table)
+            qualified = f"{ent.service}:{ent.name}"
+            if qualified in self._tables:
+                raise ValueError(f"entity {qualified} is defined twice")
+            self._tables[qualified] = info
+            self._lookup[qualified] = info
+            self._lookup[f"{ent.service}:{ent.entity_set}"] = info
+            for alias in {ent.name, ent.entity_set}:
+                self._lookup[alias] = None if name_count[alias] > 1 else info
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN")
+            for info in self._tables.values():
+                ent = info.entity
+                defs = []
+                for col in ent.columns:
+                    sql_type = _SQL_TYPES[col.type]
+                    pk = " PRIMARY KEY" if col.name == ent.key else ""
+                    defs.append(f'"{col.name}" {sql_type}{pk}')
+                defs.append(f'"{VERSION}" INTEGER NOT NULL')
+                cur.execute(f'CREATE TABLE IF NOT EXISTS "{info.table}" ({", ".join(defs)})')
+                cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}__version" '
+                            f'ON "{info.table}" ("{VERSION}")')
+                cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_modified" '
+                            f'ON "{info.table}" ("{ent.modified_column}", "{ent.key}")')
+                for name in ent.extra.get("alternate_keys", ()):
+                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
+                                f'ON "{info.table}" ("{name}" COLLATE NOCASE)')
+                for name in ent.extra.get("indexed", ()):
+                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
+                                f'ON "{info.table}" ("{name}")')
+            cur.execute("CREATE TABLE IF NOT EXISTS _deleted "
+                        "(entity TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL)")
+            cur.execute("CREATE INDEX IF NOT EXISTS ix__deleted ON _deleted (entity, version)")
+            cur.execute("CREATE TABLE IF NOT EXISTS _meta (name TEXT PRIMARY KEY, value TEXT)")
+            cur.execute("COMMIT")
+
+    def _load_version(self) -> int:
+        best = 0
+        for info in self._tables.values():
+            row = self._conn.execute(f'SELECT max("{VERSION}") FROM "{info.table}"').fetchone()
+            best = max(best, row[0] or 0)
+        row = self._conn.execute("SELECT max(version) FROM _deleted").fetchone()
+        best = max(best, row[0] or 0)
+        meta = self._conn.execute("SELECT value FROM _meta WHERE name='version'").fetchone()
+        return max(best, int(meta[0]) if meta else 0)
+
+    def _load_clock(self) -> datetime:
+        latest = ""
+        for info in self._tables.values():
+            row = self._conn.execute(
+                f'SELECT max("{info.entity.modified_column}") FROM "{info.table}"').fetchone()
+            if row[0] and str(row[0]) > latest:
+                latest = str(row[0])
+        meta = self._conn.execute("SELECT value FROM _meta WHERE name='clock'").fetchone()
+        if meta and meta[0] > latest:
+            latest = meta[0]
+        if not latest:
+            return datetime.fromtimestamp(0, UTC)
+        try:
+            return datetime.fromisoformat(latest)
+        except ValueError:
+            return datetime.fromtimestamp(0, UTC)
+
+    def _table(self, name: str) -> _Table:
+        try:
+            info = self._lookup[name]
+        except KeyError:
+            raise KeyError(f"unknown entity '{name}'") from None
+        if info is None:
+            raise KeyError(f"entity name '{name}' is defined by both services; "
+                           f"qualify it as '<service>:{name}'")
+        return info
+
+    # ----------------------------------------------------------------- basics
+    def entity(self, name: str) -> EntityDef:
+        """The definition of an entity by name, entity set or ``service:name``."""
+        return self._table(name).entity
+
+    @property
+    def entities(self) -> tuple[EntityDef, ...]:
+        return tuple(info.entity for info in self._tables.values())
+
+    def table_name(self, entity: str) -> str:
+        """The SQLite table holding ``entity`` (for read-only diagnostics)."""
+        return self._table(entity).table
+
+    @property
+    def version(self) -> int:
+        """The highest row version handed out so far."""
+        return self._version
+
+    def now(self) -> str:
+        """Next server timestamp: strictly increasing milliseconds, never behind the wall clock."""
+        with self._lock:
+            wall = datetime.now(UTC)
+            wall = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
+            step = self._clock + timedelta(milliseconds=1)
+            self._clock = wall if wall > step else step
+            return format_timestamp(self._clock)
+
+    def _next_version(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _prepare(self, info: _Table, row: dict[str, Any], stamp: str) -> dict[str, Any]:
+        ent = info.entity
+        unknown = set(row) - info.names
+        if unknown:
+            raise KeyError(f"unknown column(s) {sorted(unknown)} for entity '{ent.name}'")
+        values: dict[str, Any] = {}
+        for col in info.columns:
+            if col.name in row:
+                values[col.name] = _to_db(col, row[col.name])
+            elif col.default is not None:
+                values[col.name] = _to_db(col, col.default)
+            else:
+                values[col.name] = None
+        if values.get(ent.key) is None:
+            values[ent.key] = str(uuid.uuid4())
+        if ent.created_column and values.get(ent.created_column) is None:
+            values[ent.created_column] = stamp
+        if values.get(ent.modified_column) is None:
+            values[ent.modified_column] = stamp
+        version = self._next_version()
+        if ent.version_column:
+            values[ent.version_column] = version
+        values[VERSION] = version
+        return values
+
+    # ----------------------------------------------------------------- writes
+    def insert(self, entity: str, row: dict[str, Any]) -> dict[str, Any]:
+        """Insert one row (key generated when absent); returns the stored row."""
+        info = self._table(entity)
+        with self._lock:
+            values = self._prepare(info, row, self.now())
+            names = info.all_names
+            sql = (f'INSERT INTO "{info.table}" ({info.select_list}) '
+                   f'VALUES ({", ".join("?" for _ in names)})')
+            try:
+                self._conn.execute(sql, [values[n] for n in names])
+            except sqlite3.IntegrityError as exc:
+                raise KeyExistsError(
+                    f"{info.entity.name} with key {values[info.entity.key]} already exists"
+                ) from exc
+            return info.to_row([values[n] for n in names])
+
+    def insert_many(self, entity: str, rows: Iterable[dict[str, Any]]) -> int:
+        """Bulk insert in one transaction (seeding); returns the number of rows inserted."""
+        info = self._table(entity)
+        names = info.all_names
+        sql = (f'INSERT INTO "{info.table}" ({info.select_list}) '
+               f'VALUES ({", ".join("?" for _ in names)})')
+        with self._lock, self.transaction():
+            stamp = self.now()
+            batch = [[values[n] for n in names]
+                     for values in (self._prepare(info, row, stamp) for row in rows)]
+            try:
+                self._conn.executemany(sql, batch)
+            except sqlite3.IntegrityError as exc:
+                raise KeyExistsError(f"duplicate key while bulk inserting {info.entity.name}: "
+                                     f"{exc}") from exc
+            return len(batch)
+
+    def update(self, entity: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply ``changes`` to one row, stamping modified time and a new version."""
+        info = self._table(entity)
+        ent = info.entity
+        unknown = set(changes) - info.names
+        if unknown:
+            raise KeyError(f"unknown column(s) {sorted(unknown)} for entity '{ent.name}'")
+        with self._lock:
+            if self.get(entity, key) is None:
+                raise RecordNotFoundError(f"{ent.name} with key {key} does not exist")
+            values = {name: _to_db(info.by_name[name], value)
+                      for name, value in changes.items() if name not in (ent.key, VERSION)}
+            if ent.modified_column not in changes:
+                values[ent.modified_column] = self.now()
+            version = self._next_version()
+            if ent.version_column:
+                values[ent.version_column] = version
+            values[VERSION] = version
+            assignments = ", ".join(f'"{name}" = ?' for name in values)
+            self._conn.execute(f'UPDATE "{info.table}" SET {assignments} WHERE "{ent.key}" = ?',
+                               [*values.values(), str(key).lower()])
+            row = self.get(entity, key)
+            assert row is not None
+            return row
+
+    def delete(self, entity: str, key: str) -> dict[str, Any] | None:
+        """Delete one row and record a tombstone; returns the deleted row (None if absent)."""
+        info = self._table(entity)
+        with self._lock:
+            row = self.get(entity, key)
+            if row is None:
+                return None
+            stored_key = row[info.entity.key]
+            self._conn.execute(f'DELETE FROM "{info.table}" WHERE "{info.entity.key}" = ?',
+                               [stored_key])
+            self._conn.execute("INSERT INTO _deleted (entity, key, version) VALUES (?, ?, ?)",
+                               [info.table, stored_key, self._next_version()])
+            return row
+
+    # ----------------------------------------------------------------- reads
+    def get(self, entity: str, key: str) -> dict[str, Any] | None:
+        info = self._table(entity)
+        key_col = info.by_name[info.entity.key]
+        with self._lock:
+            found = self._conn.execute(
+                f'SELECT {info.select_list} FROM "{info.table}" WHERE "{info.entity.key}" = ?',
+                [_to_db(key_col, key)]).fetchone()
+        return info.to_row(found) if found else None
+
+    def _check_column(self, info: _Table, name: str) -> str:
+        if name not in info.names:
+            raise KeyError(f"unknown column '{name}' for entity '{info.entity.name}'")
+        return f'"{name}"'
+
+    def query(
+        self,
+        entity: str,
+        where_sql: str = "",
+        params: Sequence[Any] = (),
+        order_by: Sequence[tuple[str, bool]] = (),
+        after: tuple[Any, ...] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Rows matching ``where_sql`` in ``order_by`` order (key last), after a keyset cursor.
+
+        ``after`` holds the order_by values then the key of the last row already returned.
+        """
+        info = self._table(entity)
+        key = info.entity.key
+        order = [(self._check_column(info, name), desc) for name, desc in order_by
+                 if name != key]
+        order.append((f'"{key}"', False))
+        clauses = [f"({where_sql})"] if where_sql else []
+        args: list[Any] = list(params)
+        if after is not None:
+            if len(after) != len(order):
+                raise ValueError(f"keyset cursor needs {len(order)} values, got {len(after)}")
+            cursor_sql, cursor_args = _keyset_condition(order, list(after))
+            clauses.append(cursor_sql)
+            args.extend(cursor_args)
+        sql = f'SELECT {info.select_list} FROM "{info.table}"'
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY " + ", ".join(f"{col} {'DESC' if desc else 'ASC'}"
+                                        for col, desc in order)
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            args.extend([-1 if limit is None else limit, offset])
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        to_row = info.to_row
+        return [to_row(r) for r in rows]
+
+    def count(self, entity: str, where_sql: str = "", params: Sequence[Any] = ()) -> int:
+        info = self._table(entity)
+        sql = f'SELECT count(*) FROM "{info.table}"'
+        if where_sql:
+            sql += f" WHERE {where_sql}"
+        with self._lock:
+            return int(self._conn.execute(sql, list(params)).fetchone()[0])
+
+    def changes(self, entity: str,
+                since_version: int) -> tuple[list[dict[str, Any]], list[str], int]:
+        """Rows changed and keys deleted after ``since_version``, and the version to resume from."""
+        info = self._table(entity)
+        with self._lock:
+            rows = self._conn.execute(
+                f'SELECT {info.select_list} FROM "{info.table}" WHERE "{VERSION}" > ? '
+                f'ORDER BY "{VERSION}"', [since_version]).fetchall()
+            deleted = self._conn.execute(
+                "SELECT key FROM _deleted WHERE entity = ? AND version > ? ORDER BY version",
+                [info.table, since_version]).fetchall()
+            current = self._version
+        changed = [info.to_row(r) for r in rows]
+        alive = {row[info.entity.key] for row in changed}
+        gone: list[str] = []
+        for (key,) in deleted:
+            if key not in alive and key not in gone and self.get(entity, key) is None:
+                gone.append(key)
+        return changed, gone, current
+
+    def counts(self) -> dict[str, int]:
+        """Rows per entity, keyed by qualified name ``service:name``."""
+        return {name: self.count(name) for name in self._tables}
+
+    # ----------------------------------------------------------------- lifecycle
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Atomic unit of work; nests through savepoints; rolls back on exception."""
+        with self._lock:
+            depth = self._depth
+            savepoint = f"sp{depth}"
+            self._conn.execute("BEGIN" if depth == 0 else f"SAVEPOINT {savepoint}")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if depth == 0:
+                    self._conn.execute("ROLLBACK")
+                else:
+                    self._conn.execute(f"ROLLBACK TO {savepoint}")
+                    self._conn.execute(f"RELEASE {savepoint}")
+                # Versions stay consumed so an etag is never reused for different content.
+                raise
+            self._depth -= 1
+            self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+
+    def reset(self) -> None:
+        """Drop all rows of every entity (the version counter keeps increasing)."""
+        with self._lock, self.transaction():
+            for info in self._tables.values():
+                self._conn.execute(f'DELETE FROM "{info.table}"')
+            self._conn.execute("DELETE FROM _deleted")
+            self._save_meta()
+
+    def _save_meta(self) -> None:
+        self._conn.executemany(
+            "INSERT INTO _meta (name, value) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            [("version", str(self._version)), ("clock", format_timestamp(self._clock))])
+
+    def close(self) -> None:
+        with self._lock:
+            if self._depth == 0:
+                self._save_meta()
+            self._conn.close()
+
+
+def _keyset_condition(order: list[tuple[str, bool]],
+                      values: list[Any]) -> tuple[str, list[Any]]:
+    """SQL for "sorts strictly after ``values``" under SQLite's NULL ordering (NULLs first)."""
+    alternatives: list[str] = []
+    args: list[Any] = []
+    for index, (col, desc) in enumerate(order):
+        parts: list[str] = []
+        part_args: list[Any] = []
+        for prev_index, (prev_col, _) in enumerate(order[:index]):
+            parts.append(f"{prev_col} IS ?")
+            part_args.append(values[prev_index])
+        value = values[index]
+        if desc:
+            if value is None:
+                continue
+            parts.append(f"({col} < ? OR {col} IS NULL)")
+        elif value is None:
+            parts.append(f"{col} IS NOT NULL")
+        else:
+            parts.append(f"{col} > ?")
+        if value is not None:
+            part_args.append(value)
+        alternatives.append("(" + " AND ".join(parts) + ")")
+        args.extend(part_args)
+    return "(" + (" OR ".join(alternatives) or "0") + ")", args

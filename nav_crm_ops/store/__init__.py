@@ -1,0 +1,15 @@
+"""State store: couplings, job log, record errors, watermarks, journal and leases."""
+
+from .normalize import normalize_error_message
+from .schema import SCHEMA_VERSION
+from .state_store import RUN_COUNTS, Coupling, Lease, StateStore, default_holder
+
+__all__ = [
+    "RUN_COUNTS",
+    "SCHEMA_VERSION",
+    "Coupling",
+    "Lease",
+    "StateStore",
+    "default_holder",
+    "normalize_error_message",
+]

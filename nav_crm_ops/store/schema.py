@@ -1,0 +1,198 @@
+"""Tables of the state database and the ordered migrations that create and evolve them.
+
+Why migrations from day one: workspaces outlive versions of this package. Every schema change
+is one more function in :data:`MIGRATIONS`; :func:`migrate` applies the missing ones in order
+inside one transaction each, and refuses a database written by a newer version.
+
+Times are stored as fixed-width UTC ISO 8601 text (``2026-01-31T12:00:00.000000Z``) so they
+sort and compare correctly as text in every database (leases rely on that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    inspect,
+    select,
+)
+
+from ..exceptions import StateStoreError
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "metadata", "migrate", "utc_now"]
+
+metadata = MetaData()
+
+
+def utc_now(offset_s: float = 0.0) -> str:
+    """Now (plus ``offset_s`` seconds) as the fixed-width UTC text the store keeps."""
+    stamp = datetime.now(UTC).timestamp() + offset_s
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+schema_version = Table(
+    "schema_version", metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", String(32), nullable=False),
+)
+
+couplings = Table(
+    "couplings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mapping", String(100), nullable=False),
+    Column("nav_id", String(100), nullable=False),
+    Column("crm_id", String(100), nullable=False),
+    Column("nav_modified_at", String(40)),
+    Column("crm_modified_at", String(40)),
+    Column("base_values", Text),
+    Column("last_result_to_crm", String(10)),
+    Column("last_result_from_crm", String(10)),
+    Column("last_run_to_crm", Integer),
+    Column("last_run_from_crm", Integer),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("last_error_fingerprint", Text),
+    Column("last_error_message", Text),
+    Column("skipped", Boolean, nullable=False, default=False),
+    Column("skip_reason", Text),
+    Column("skipped_since", String(32)),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    UniqueConstraint("mapping", "nav_id", name="uq_couplings_nav"),
+    UniqueConstraint("mapping", "crm_id", name="uq_couplings_crm"),
+)
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("mapping", String(100), nullable=False),
+    Column("direction", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("job_name", String(200), nullable=False, default=""),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32)),
+    Column("status", String(20), nullable=False),
+    *(Column(name, Integer, nullable=False, default=0) for name in (
+        "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled",
+        "uncoupled", "conflicts", "requests", "retries", "bytes")),
+    Column("message", Text, nullable=False, default=""),
+    Column("output_path", Text),
+    Index("ix_runs_mapping_started", "mapping", "started_at"),
+)
+
+record_errors = Table(
+    "record_errors", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("mapping", String(100), nullable=False),
+    Column("direction", String(20), nullable=False),
+    Column("source_id", String(100)),
+    Column("destination_id", String(100)),
+    Column("transient", Boolean, nullable=False, default=False),
+    Column("service_code", String(100)),
+    Column("http_status", Integer),
+    Column("message", Text, nullable=False),
+    Column("normalized_message", Text, nullable=False),
+    Column("payload", Text),
+    Column("response", Text),
+    Column("source_values", Text),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_record_errors_run", "run_id"),
+    Index("ix_record_errors_mapping", "mapping", "created_at"),
+)
+
+watermarks = Table(
+    "watermarks", metadata,
+    Column("mapping", String(100), primary_key=True),
+    Column("side", String(3), primary_key=True),
+    Column("value", String(40), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+
+option_mappings = Table(
+    "option_mappings", metadata,
+    Column("mapping", String(100), primary_key=True),
+    Column("field", String(100), primary_key=True),
+    Column("nav_value", String(100), primary_key=True),
+    Column("crm_value", Integer, nullable=False),
+    Column("caption", String(250), nullable=False, default=""),
+    Column("updated_at", String(32), nullable=False),
+)
+
+pending_ops = Table(
+    "pending_ops", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer),
+    Column("mapping", String(100), nullable=False),
+    Column("op_id", String(200), nullable=False, unique=True),
+    Column("kind", String(20), nullable=False),
+    Column("target", String(3), nullable=False),
+    Column("record_key", String(200), nullable=False),
+    Column("payload", Text),
+    Column("state", String(10), nullable=False),
+    Column("result", Text),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_pending_ops_state", "state", "mapping"),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(300), nullable=False),
+    Column("acquired_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+)
+
+
+def _initial(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[couplings, runs, record_errors, watermarks,
+                                      option_mappings, pending_ops, leases])
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
+    (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
+     _initial),
+)
+"""(version, description, function) in ascending order; append, never edit."""
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    value = conn.execute(select(schema_version.c.version).order_by(
+        schema_version.c.version.desc()).limit(1)).scalar()
+    return int(value or 0)
+
+
+def migrate(conn: Connection, where: str) -> int:
+    """Bring the schema to :data:`SCHEMA_VERSION` (caller holds a write transaction)."""
+    schema_version.create(conn, checkfirst=True)
+    version = current_version(conn)
+    if version > SCHEMA_VERSION:
+        raise StateStoreError(
+            f"the state database {where} has schema version {version}, newer than this "
+            f"nav-crm-ops understands ({SCHEMA_VERSION}); upgrade nav-crm-ops "
+            "(pip install -U nav-crm-ops) before using this workspace"
+        )
+    for number, description, step in MIGRATIONS:
+        if number > version:
+            step(conn)
+            conn.execute(insert(schema_version).values(
+                version=number, description=description, applied_at=utc_now()))
+            version = number
+    return version

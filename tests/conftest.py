@@ -1,0 +1,27 @@
+"""Shared fixtures: a real sandbox on a free loopback port, backed by a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nav_crm_ops.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One CRONUS sandbox for the session; tests that change data use ``fresh_sandbox``."""
+    data_dir: Path = tmp_path_factory.mktemp("sandbox")
+    with Sandbox(data_dir=data_dir, seed="cronus", port=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def fresh_sandbox(sandbox: Sandbox) -> Sandbox:
+    """The session sandbox reset to the CRONUS seed, limits and faults off."""
+    sandbox.set_limits(False)
+    sandbox.set_faults(None)
+    sandbox.reset("cronus")
+    return sandbox

@@ -1,0 +1,336 @@
+"""Business Central API v2.0 + custom API over real HTTP (raw httpx, no connector)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from nav_crm_ops.sandbox import Sandbox
+
+CORRELATION = re.compile(r"  CorrelationId:  [0-9a-f-]{36}\.$")
+
+
+@pytest.fixture
+def bc(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """A client on the company's v2.0 URL with a valid BC token."""
+    info = fresh_sandbox.info
+    token = httpx.post(info.token_url, data={
+        "grant_type": "client_credentials", "client_id": info.client_id,
+        "client_secret": info.client_secret.reveal(), "scope": info.bc_scope,
+    }).json()["access_token"]
+    with httpx.Client(base_url=f"{info.bc_api_url}companies({info.company_id})/",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        yield client
+
+
+def error_of(response: httpx.Response, status: int, code: str) -> str:
+    """Assert BC's error shape and return the message without the correlation suffix."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code, error
+    assert CORRELATION.search(error["message"]), error["message"]
+    return CORRELATION.sub("", error["message"])
+
+
+def one(client: httpx.Client, entity: str, filter_text: str) -> dict[str, Any]:
+    values = client.get(entity, params={"$filter": filter_text}).json()["value"]
+    assert len(values) == 1, values
+    return values[0]
+
+
+def test_paging_follows_next_links_over_all_records(bc: httpx.Client) -> None:
+    total = int(bc.get("contacts/$count").text)
+    numbers: list[str] = []
+    url: str | None = "contacts?$select=number"
+    pages = 0
+    while url:
+        page = bc.get(url, headers={"Prefer": "odata.maxpagesize=7"}).json()
+        assert len(page["value"]) <= 7
+        numbers += [row["number"] for row in page["value"]]
+        url = page.get("@odata.nextLink")
+        pages += 1
+    assert len(numbers) == total == len(set(numbers)) and total > 7
+    assert pages == -(-total // 7)
+    assert numbers == sorted(numbers)  # primary-key order, like BC
+
+
+def test_top_skip_count_and_page_size_limit(bc: httpx.Client) -> None:
+    everything = [r["number"] for r in bc.get("items?$select=number").json()["value"]]
+    page = bc.get("items", params={"$top": "3", "$skip": "2", "$count": "true",
+                                   "$select": "number"}).json()
+    assert [r["number"] for r in page["value"]] == everything[2:5]
+    assert page["@odata.count"] == len(everything)
+    too_big = bc.get("items", headers={"Prefer": "odata.maxpagesize=20001"})
+    assert too_big.status_code == 413
+
+
+def test_or_across_fields_is_rejected_but_same_field_works(bc: httpx.Client) -> None:
+    rejected = bc.get("customers", params={
+        "$filter": "number eq '10000' or displayName eq 'Selangorian Ltd.'"})
+    assert error_of(rejected, 400, "BadRequest") == (
+        "The 'OR' operator is not supported on distinct fields on an OData filter.")
+    same = bc.get("customers", params={"$filter": "number eq '10000' or number eq '20000'"})
+    assert sorted(r["number"] for r in same.json()["value"]) == ["10000", "20000"]
+    no_in = bc.get("customers", params={"$filter": "number in ('10000','20000')"})
+    assert no_in.status_code == 400
+    with_in = bc.get("customers", params={"$filter": "number in ('10000','20000')",
+                                          "$schemaversion": "2.1"})
+    assert len(with_in.json()["value"]) == 2
+
+
+def test_filter_on_last_modified_and_select(bc: httpx.Client) -> None:
+    customer = one(bc, "customers", "number eq '10000'")
+    watermark = bc.get("customers", params={"$orderby": "lastModifiedDateTime desc",
+                                            "$top": "1"}).json()["value"][0]
+    changed = bc.patch(f"customers({customer['id']})", json={"phoneNumber": "+44 1"},
+                       headers={"If-Match": customer["@odata.etag"]}).json()
+    newer = bc.get("customers", params={
+        "$filter": f"lastModifiedDateTime gt {watermark['lastModifiedDateTime']}",
+        "$select": "number,phoneNumber"}).json()["value"]
+    assert newer == [{"@odata.etag": changed["@odata.etag"], "id": customer["id"],
+                      "number": "10000", "phoneNumber": "+44 1"}]
+    unknown = bc.get("customers", params={"$select": "nope"})
+    error_of(unknown, 400, "BadRequest_NotFound")
+
+
+def test_create_sets_id_and_refuses_duplicate_numbers(bc: httpx.Client) -> None:
+    client_id = "11111111-2222-3333-4444-555555555555"
+    created = bc.post("customers", json={"id": client_id, "number": "C-NEW-1",
+                                         "displayName": "New Customer Ltd.", "country": "GB"})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["id"] != client_id and re.fullmatch(r"[0-9a-f-]{36}", body["id"])
+    assert body["@odata.etag"].startswith('W/"')
+    assert body["lastModifiedDateTime"].endswith("Z") and body["blocked"] == " "
+    assert bc.get(f"customers({body['id']})").json()["displayName"] == "New Customer Ltd."
+    duplicate = bc.post("customers", json={"number": "C-NEW-1", "displayName": "Again"})
+    message = error_of(duplicate, 400, "Internal_EntityWithSameKeyExists")
+    assert "No.='C-NEW-1'" in message
+    numbered = bc.post("customers", json={"displayName": "Auto Numbered"}).json()
+    assert numbered["number"]
+
+
+def test_patch_and_delete_need_a_current_etag(bc: httpx.Client) -> None:
+    item = one(bc, "items", "number eq '1900-S'")
+    missing = bc.patch(f"items({item['id']})", json={"unitPrice": 200.0})
+    assert error_of(missing, 400, "BadRequest_InvalidToken") == (
+        "Could not validate the client concurrency token required by the service. Please "
+        "provide a valid token in the client request.")
+    updated = bc.patch(f"items({item['id']})", json={"unitPrice": 200.0},
+                       headers={"If-Match": item["@odata.etag"]})
+    assert updated.status_code == 200 and updated.json()["unitPrice"] == 200.0
+    assert updated.json()["@odata.etag"] != item["@odata.etag"]
+    stale = bc.patch(f"items({item['id']})", json={"unitPrice": 300.0},
+                     headers={"If-Match": item["@odata.etag"]})
+    assert error_of(stale, 409, "Request_EntityChanged") == (
+        "Another user has already changed the record.")
+    assert error_of(bc.delete(f"items({item['id']})"), 400, "BadRequest_InvalidToken")
+    assert bc.delete(f"items({item['id']})", headers={"If-Match": "*"}).status_code == 204
+    gone = bc.get(f"items({item['id']})")
+    assert error_of(gone, 404, "Internal_RecordNotFound").startswith("The Item does not exist.")
+
+
+def test_validation_errors_use_bc_codes_and_messages(bc: httpx.Client) -> None:
+    long_name = "x" * 120
+    too_long = bc.post("customers", json={"displayName": long_name})
+    assert error_of(too_long, 400, "Application_StringExceededLength") == (
+        "The length of the string is 120, but it must be less than or equal to 100 "
+        f"characters. Value: {long_name}")
+    bad_option = bc.post("items", json={"number": "X-1", "type": "Invalid Type"})
+    assert error_of(bad_option, 400, "Application_EvaluateException") == (
+        "'Invalid Type' is not an option. The existing options are: "
+        "Inventory,Service,Non-Inventory")
+    unknown = bc.post("customers", json={"displayName": "A", "colour": "red"})
+    assert "'colour'" in error_of(unknown, 400, "BadRequest_NotFound")
+    atlantis = bc.post("customers", json={"displayName": "Poseidon", "country": "Atlantis"})
+    message = error_of(atlantis, 400, "Internal_InvalidTableRelation")
+    assert "Country/Region Code" in message and "(Atlantis)" in message
+    assert bc.get("customers", params={"$filter": "displayName eq 'Poseidon'"}
+                  ).json()["value"] == []
+
+
+def test_wrong_tenant_environment_and_company(fresh_sandbox: Sandbox, bc: httpx.Client) -> None:
+    info = fresh_sandbox.info
+    headers = {"Authorization": bc.headers["Authorization"]}
+    wrong_env = httpx.get(info.bc_api_url.replace("/sandbox/", "/production/") + "companies",
+                          headers=headers)
+    assert wrong_env.status_code == 404
+    wrong_tenant = httpx.get(info.bc_api_url.replace(info.tenant, "contoso") + "companies",
+                             headers=headers)
+    assert wrong_tenant.status_code == 404
+    unknown = httpx.get(info.bc_api_url
+                        + "companies(00000000-0000-0000-0000-000000000009)/customers",
+                        headers=headers)
+    error_of(unknown, 404, "Internal_CompanyNotFound")
+    custom_only = bc.get(f"{info.bc_api_url}companies({info.company_id})/resources")
+    assert custom_only.status_code == 404
+
+
+def test_order_deep_insert_expand_and_ship_and_invoice(fresh_sandbox: Sandbox,
+                                                       bc: httpx.Client) -> None:
+    info = fresh_sandbox.info
+    before = bc.get("customerFinancialDetails", params={
+        "$filter": "number eq '20000'"}).json()["value"][0]
+    order = bc.post("salesOrders", json={
+        "customerNumber": "20000", "externalDocumentNumber": "PO-TEST-1",
+        "salesOrderLines": [
+            {"lineType": "Item", "lineObjectNumber": "1900-S", "quantity": 2},
+            {"lineType": "Item", "lineObjectNumber": "1908-S", "quantity": 1,
+             "unitPrice": 100.0}]})
+    assert order.status_code == 201, order.text
+    body = order.json()
+    assert body["customerName"] == "Selangorian Ltd." and body["status"] == "Draft"
+    lines = body["salesOrderLines"]
+    assert [line["sequence"] for line in lines] == [10000, 20000]
+    assert lines[0]["unitPrice"] == 192.8 and lines[0]["description"] == "PARIS Guest Chair, black"
+    assert body["totalAmountExcludingTax"] == round(2 * 192.8 + 100.0, 2)
+    expanded = bc.get(f"salesOrders({body['id']})", params={"$expand": "salesOrderLines"})
+    assert [line["lineObjectNumber"] for line in expanded.json()["salesOrderLines"]] == [
+        "1900-S", "1908-S"]
+    narrow = bc.get(f"salesOrders({body['id']})", params={
+        "$select": "number", "$expand": "salesOrderLines($select=lineObjectNumber,quantity)"})
+    assert narrow.json()["salesOrderLines"][1] == {
+        "@odata.etag": lines[1]["@odata.etag"], "id": lines[1]["id"],
+        "lineObjectNumber": "1908-S", "quantity": 1}
+    assert bc.get("salesOrders", params={"$expand": "customer"}).status_code == 400
+    extra = bc.post(f"salesOrders({body['id']})/salesOrderLines",
+                    json={"lineObjectNumber": "1928-S", "quantity": 1})
+    assert extra.status_code == 201 and extra.json()["sequence"] == 30000
+    total = bc.get(f"salesOrders({body['id']})").json()["totalAmountIncludingTax"]
+
+    posted = bc.post(f"salesOrders({body['id']})/Microsoft.NAV.shipAndInvoice")
+    assert posted.status_code == 204, posted.text
+    error_of(bc.get(f"salesOrders({body['id']})"), 404, "Internal_RecordNotFound")
+    invoice = bc.get("salesInvoices", params={
+        "$filter": "externalDocumentNumber eq 'PO-TEST-1'",
+        "$expand": "salesInvoiceLines"}).json()["value"][0]
+    assert invoice["status"] == "Open" and invoice["totalAmountIncludingTax"] == total
+    assert [line["invoicedQuantity"] for line in invoice["salesInvoiceLines"]] == [2, 1, 1]
+    after = bc.get("customerFinancialDetails", params={
+        "$filter": "number eq '20000'"}).json()["value"][0]
+    assert after["balance"] == round(before["balance"] + total, 2)
+    stats = bc.get(f"{info.bc_custom_api_url}companies({info.company_id})/customerStatistics",
+                   params={"$filter": "customerNumber eq '20000'"}).json()["value"][0]
+    assert stats["balance"] == after["balance"]
+
+
+def test_json_batch_items_are_independent_without_isolation(bc: httpx.Client) -> None:
+    company = _company(bc)
+    response = bc.post(_batch_url(bc), json={"requests": [
+        {"id": "1", "method": "POST", "url": f"companies({company})/items",
+         "headers": {"Content-Type": "application/json"},
+         "body": {"number": "B-1", "displayName": "Batch item"}},
+        {"id": "2", "method": "POST", "url": f"companies({company})/items",
+         "body": {"number": "B-2", "type": "Invalid Type"}},
+        {"id": "3", "method": "GET",
+         "url": f"companies({company})/items?$filter=number eq 'B-1'"}]})
+    assert response.status_code == 200
+    results = {r["id"]: r for r in response.json()["responses"]}
+    assert results["1"]["status"] == 201 and results["1"]["body"]["number"] == "B-1"
+    assert results["2"]["status"] == 400
+    assert results["2"]["body"]["error"]["code"] == "Application_EvaluateException"
+    assert results["3"]["status"] == 200 and len(results["3"]["body"]["value"]) == 1
+
+
+def test_json_batch_with_snapshot_isolation_rolls_back(bc: httpx.Client) -> None:
+    company = _company(bc)
+    batch_url = _batch_url(bc)
+    item = one(bc, "items", "number eq '1000'")
+    response = bc.post(batch_url, headers={"Isolation": "snapshot"}, json={"requests": [
+        {"id": "a", "method": "PATCH", "url": f"companies({company})/items({item['id']})",
+         "headers": {"If-Match": "*"}, "body": {"displayName": "Renamed in batch"}},
+        {"id": "b", "method": "POST", "url": f"companies({company})/items",
+         "body": {"number": "B-3", "displayName": "y" * 101}}]})
+    assert response.status_code == 200
+    statuses = [r["status"] for r in response.json()["responses"]]
+    assert statuses == [400, 400]
+    assert bc.get(f"items({item['id']})").json()["displayName"] == "Bicycle"
+    assert bc.get("items", params={"$filter": "number eq 'B-3'"}).json()["value"] == []
+    too_many = bc.post(batch_url, json={"requests": [
+        {"id": str(n), "method": "GET", "url": f"companies({company})/items"}
+        for n in range(101)]})
+    assert too_many.status_code == 400
+
+
+def test_custom_api_serves_resources_prices_and_statistics(fresh_sandbox: Sandbox,
+                                                          bc: httpx.Client) -> None:
+    info = fresh_sandbox.info
+    custom = f"{info.bc_custom_api_url}companies({info.company_id})/"
+    resources = bc.get(custom + "resources").json()["value"]
+    assert {"number", "name", "type", "unitPrice"} <= set(resources[0])
+    prices = bc.get(custom + "salesPrices", params={
+        "$filter": "salesType eq 'Customer Price Group' and salesCode eq 'WHOLESALE'"})
+    assert prices.status_code == 200 and prices.json()["value"]
+    groups = bc.get(custom + "customerPriceGroups").json()["value"]
+    assert {g["code"] for g in groups} >= {"RETAIL", "WHOLESALE"}
+    assert bc.get(custom + "customers").status_code == 404
+
+
+def _company(client: httpx.Client) -> str:
+    match = re.search(r"companies\(([0-9a-f-]{36})\)", str(client.base_url))
+    assert match
+    return match.group(1)
+
+
+def _batch_url(client: httpx.Client) -> str:
+    return str(client.base_url).replace(f"companies({_company(client)})/", "") + "$batch"
+
+
+def test_draft_invoice_lines_totals_and_posting(bc: httpx.Client) -> None:
+    invoice = bc.post("salesInvoices", json={"customerNumber": "10000"}).json()
+    assert invoice["status"] == "Draft" and invoice["totalAmountExcludingTax"] == 0
+    line = bc.post(f"salesInvoices({invoice['id']})/salesInvoiceLines",
+                   json={"lineObjectNumber": "1920-S", "quantity": 2}).json()
+    assert line["amountExcludingTax"] == round(2 * 649.4, 2)
+    patched = bc.patch(f"salesInvoices({invoice['id']})/salesInvoiceLines({line['id']})",
+                       json={"quantity": 3}, headers={"If-Match": line["@odata.etag"]})
+    assert patched.status_code == 200 and patched.json()["amountExcludingTax"] == round(
+        3 * 649.4, 2)
+    swapped = bc.patch(f"salesInvoices({invoice['id']})/salesInvoiceLines({line['id']})",
+                       json={"lineObjectNumber": "1900-S"},
+                       headers={"If-Match": patched.json()["@odata.etag"]}).json()
+    assert (swapped["description"], swapped["unitPrice"]) == ("PARIS Guest Chair, black", 192.8)
+    bc.patch(f"salesInvoices({invoice['id']})/salesInvoiceLines({line['id']})",
+             json={"lineObjectNumber": "1920-S"}, headers={"If-Match": "*"})
+    orphan = bc.post("salesInvoiceLines", json={"lineObjectNumber": "1900-S", "quantity": 1})
+    error_of(orphan, 400, "BadRequest_RequiredParamNotProvided")
+    header = bc.get(f"salesInvoices({invoice['id']})").json()
+    assert header["totalAmountExcludingTax"] == round(3 * 649.4, 2)
+    assert header["totalAmountIncludingTax"] > header["totalAmountExcludingTax"]  # GB VAT
+    assert bc.post(f"salesInvoices({invoice['id']})/Microsoft.NAV.post").status_code == 204
+    posted = bc.get(f"salesInvoices({invoice['id']})").json()
+    assert posted["status"] == "Open"
+    assert posted["remainingAmount"] == header["totalAmountIncludingTax"]
+    locked = bc.patch(f"salesInvoices({invoice['id']})", json={"externalDocumentNumber": "X"},
+                      headers={"If-Match": "*"})
+    error_of(locked, 400, "Application_DialogException")
+    again = bc.post(f"salesInvoices({invoice['id']})/Microsoft.NAV.post")
+    error_of(again, 400, "Application_DialogException")
+
+
+def test_blocked_items_and_customers_are_refused_on_documents(bc: httpx.Client) -> None:
+    blocked_customer = bc.post("salesOrders", json={"customerNumber": "74000"})
+    assert "blocked" in error_of(blocked_customer, 400, "Application_DialogException")
+    order = bc.post("salesOrders", json={"customerNumber": "10000"}).json()
+    blocked_item = bc.post(f"salesOrders({order['id']})/salesOrderLines",
+                           json={"lineObjectNumber": "1936-S", "quantity": 1})
+    assert "1936-S" in error_of(blocked_item, 400, "Application_DialogException")
+    nothing = bc.post(f"salesOrders({order['id']})/Microsoft.NAV.shipAndInvoice")
+    assert error_of(nothing, 400, "Application_DialogException") == "There is nothing to post."
+
+
+def test_computed_financial_details_match_open_invoices(bc: httpx.Client) -> None:
+    customer = one(bc, "customers", "number eq '10000'")
+    details = bc.get(f"customerFinancialDetails({customer['id']})")
+    assert details.status_code == 200
+    invoices = bc.get("salesInvoices", params={
+        "$filter": f"customerId eq {customer['id']} and status eq 'Open'"}).json()["value"]
+    expected = round(sum(i["remainingAmount"] for i in invoices), 2)
+    assert details.json()["number"] == "10000" and details.json()["balance"] == expected > 0
+    unsupported = bc.get("customerFinancialDetails", params={"$filter": "balance gt 0"})
+    error_of(unsupported, 400, "BadRequest")
+    assert bc.post("customerFinancialDetails", json={}).status_code == 405
