@@ -8,6 +8,7 @@ problem, 4 another process holds the lease.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -43,6 +44,17 @@ def cli() -> None:
     """Keep Business Central / NAV and Dynamics 365 Sales in sync."""
 
 
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(".nav_crm_ops/demo"), show_default=True,
+              help="Folder for the sandbox data and the demo workspace.")
+def demo(directory: Path) -> None:
+    """Start the CRONUS sandbox, create a workspace for it and run the main job."""
+    from .demo import run_demo
+
+    run_demo(directory, echo=click.echo)
+
+
 def _register_groups() -> None:
     from .sandbox.cli import sandbox_group
 
@@ -53,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: turns package errors into one clear line and an exit code."""
     _register_groups()
     try:
-        cli.main(args=argv, prog_name="nav-crm-ops", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="nav-crm-ops", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -63,6 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     except NavCrmOpsError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exit_code_for(exc))
+    if isinstance(result, int) and result:
+        sys.exit(result)
 
 
 if __name__ == "__main__":
