@@ -1,5 +1,20 @@
 """nav-crm-ops: keep Business Central / NAV and Dynamics 365 Sales (Dataverse) in sync."""
 
+from .config import WorkspaceConfig, load_config, write_config
+from .connectors import (
+    BasicAuth,
+    BusinessCentral,
+    ClientCredentials,
+    Dataverse,
+    NavODataV4,
+    RequestStats,
+    WriteOp,
+    WriteOutcome,
+)
+from .connectors.factory import Connections, connect
+from .engine.diff import DiffField, DiffResult, three_way_diff
+from .engine.mapping import FieldMapping, MappingSet, TableMapping
+from .engine.plan import Plan, PlanMetadata
 from .exceptions import (
     AuthError,
     ConcurrencyError,
@@ -18,27 +33,53 @@ from .exceptions import (
     TransientError,
     ValidationError,
 )
+from .sandbox import Sandbox, SandboxInfo
 from .secrets import Secret
+from .store import StateStore
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthError",
+    "BasicAuth",
+    "BusinessCentral",
+    "ClientCredentials",
     "ConcurrencyError",
     "ConfigError",
+    "Connections",
     "ConnectorError",
+    "Dataverse",
+    "DiffField",
+    "DiffResult",
+    "FieldMapping",
     "LeaseHeldError",
     "MappingError",
+    "MappingSet",
     "NavCrmOpsError",
+    "NavODataV4",
     "NotFoundError",
     "PermanentError",
+    "Plan",
     "PlanError",
+    "PlanMetadata",
+    "RequestStats",
+    "Sandbox",
     "SandboxError",
+    "SandboxInfo",
     "Secret",
+    "StateStore",
     "StateStoreError",
     "SyncError",
+    "TableMapping",
     "ThrottledError",
     "TransientError",
     "ValidationError",
+    "WorkspaceConfig",
+    "WriteOp",
+    "WriteOutcome",
     "__version__",
+    "connect",
+    "load_config",
+    "three_way_diff",
+    "write_config",
 ]
