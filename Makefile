@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 lint: venv
-	$(BIN)/ruff check nav_crm_ops tests benchmarks
+	$(BIN)/ruff check nav_crm_ops tests $(wildcard benchmarks)
 
 typecheck: venv
 	$(BIN)/mypy
