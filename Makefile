@@ -40,10 +40,11 @@ sandbox: venv
 	$(BIN)/nav-crm-ops sandbox --port 8765 --seed cronus
 
 bench: venv
+	@test -f benchmarks/run.py || { echo "benchmarks are not built yet (see the open benchmarks issue)"; exit 2; }
 	$(BIN)/python -m benchmarks.run
 
 soak: venv
-	$(BIN)/python -m pytest -m slow -q
+	$(BIN)/python -m pytest -m slow -q -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .nav_crm_ops .pytest_cache .mypy_cache .ruff_cache
