@@ -23,5 +23,6 @@ def fresh_sandbox(sandbox: Sandbox) -> Sandbox:
     """The session sandbox reset to the CRONUS seed, limits and faults off."""
     sandbox.set_limits(False)
     sandbox.set_faults(None)
+    sandbox.set_token_lifetime(3600)
     sandbox.reset("cronus")
     return sandbox

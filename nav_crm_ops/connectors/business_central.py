@@ -11,8 +11,8 @@ import httpx
 
 from ..exceptions import ConnectorError, TransientError, ValidationError
 from .auth import Auth
-from .errors import error_from_response, parse_retry_after
-from .http import AdaptivePool, RetryPolicy, ServiceClient
+from .errors import error_from_response
+from .http import AdaptivePool, RetryPolicy, RetryRound, ServiceClient
 from .models import WriteOp, WriteOutcome, unknown_outcomes
 from .odata import F, all_of, encode_query, field_name, literal
 from .reader import PagedReader
@@ -119,30 +119,19 @@ class BusinessCentral(PagedReader):
                 continue
             replies = {str(r.get("id")): r for r in response.json().get("responses", [])}
             retry: list[int] = []
-            delay = 0.0
-            throttled = False
+            round_ = RetryRound(self.http, attempt)
             for index in pending:
                 reply = replies.get(str(index))
                 status = int(reply.get("status", 0)) if reply else 0
-                if reply is None or (status in _RETRYABLE_ITEM
-                                     and attempt < self.http.retry.max_retries):
+                headers = (reply or {}).get("headers") or {}
+                retry_after = headers.get("Retry-After") or headers.get("retry-after")
+                if round_.should_retry(status, retry_after, missing=reply is None) or reply is None:
                     retry.append(index)
-                    headers = (reply or {}).get("headers") or {}
-                    wait = parse_retry_after(headers.get("Retry-After")
-                                             or headers.get("retry-after"))
-                    delay = max(delay, wait if wait is not None
-                                else self.http.retry.backoff(attempt))
-                    if status == 429:
-                        throttled = True
-                        self.http.stats.add(throttled=1)
-                        self.pool.throttled()
                     continue
                 outcomes[index] = _outcome(ops[index], status, reply)
             if retry:
                 attempt += 1
-                self.http.stats.add(retries=1, **{
-                    "throttled_wait_s" if throttled else "backoff_wait_s": delay})
-                time.sleep(delay)
+                round_.wait()
             pending = retry
         return [outcomes[i] for i in range(len(ops))]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -14,9 +13,9 @@ import polars as pl
 
 from ..exceptions import ConnectorError, TransientError, ValidationError
 from .auth import Auth
-from .errors import error_from_response, parse_retry_after
+from .errors import error_from_response
 from .frames import records_to_frame
-from .http import AdaptivePool, RetryPolicy, ServiceClient
+from .http import AdaptivePool, RetryPolicy, RetryRound, ServiceClient
 from .models import WriteOp, WriteOutcome, unknown_outcomes
 from .multipart import BatchPart, PartResponse, decode_batch_response, encode_batch
 from .odata import ODataQuery, encode_query, field_name, literal
@@ -147,25 +146,15 @@ class Dataverse(PagedReader):
                                      f"{len(pending)} requests", service=SERVICE,
                                      entity="$batch")
             retry: list[int] = []
-            delay = 0.0
-            throttled = False
+            round_ = RetryRound(self.http, attempt)
             for index, part in zip(pending, parts, strict=True):
-                if part.status in _RETRYABLE_PART and attempt < self.http.retry.max_retries:
+                if round_.should_retry(part.status, part.headers.get("retry-after")):
                     retry.append(index)
-                    wait = parse_retry_after(part.headers.get("retry-after"))
-                    delay = max(delay, wait if wait is not None
-                                else self.http.retry.backoff(attempt))
-                    if part.status == 429:
-                        throttled = True
-                        self.http.stats.add(throttled=1)
-                        self.pool.throttled()
                     continue
                 outcomes[index] = _outcome(ops[index], part)
             if retry:
                 attempt += 1
-                self.http.stats.add(retries=1, **{
-                    "throttled_wait_s" if throttled else "backoff_wait_s": delay})
-                time.sleep(delay)
+                round_.wait()
             pending = retry
         return [outcomes[i] for i in range(len(ops))]
 

@@ -155,6 +155,45 @@ class ServiceClient:
             self._sleep(delay)
 
 
+class RetryRound:
+    """One round of a ``$batch``: decides which parts to re-send, then waits once for them all.
+
+    A part answering 429/502/503/504 is re-sent while the policy allows; the wait is the longest
+    ``Retry-After`` among them (else the policy's backoff), counted as throttled or backoff time.
+    """
+
+    def __init__(self, client: ServiceClient, attempt: int) -> None:
+        self.client = client
+        self.attempt = attempt
+        self.delay = 0.0
+        self.throttled = False
+        self.retrying = 0
+
+    def should_retry(self, status: int, retry_after: str | None, *, missing: bool = False) -> bool:
+        """True when this part must be re-sent (``missing``: the batch gave no answer for it)."""
+        retryable = status in RETRY_STATUS and self.attempt < self.client.retry.max_retries
+        if not (missing or retryable):
+            return False
+        wait = parse_retry_after(retry_after)
+        self.delay = max(self.delay, wait if wait is not None
+                         else self.client.retry.backoff(self.attempt))
+        if status == 429:
+            self.throttled = True
+            self.client.stats.add(throttled=1)
+            if self.client.on_throttle:
+                self.client.on_throttle()
+        self.retrying += 1
+        return True
+
+    def wait(self) -> None:
+        """Sleep before the next round (only when some part is re-sent) and count it."""
+        if not self.retrying:
+            return
+        self.client.stats.add(retries=1, **{
+            "throttled_wait_s" if self.throttled else "backoff_wait_s": self.delay})
+        time.sleep(self.delay)
+
+
 class AdaptivePool:
     """Run calls on a thread pool whose width halves on throttling and grows back by one after
     each success streak (AIMD). Threads, not asyncio, so it works inside a Jupyter kernel."""

@@ -157,6 +157,12 @@ class Sandbox:
     def set_faults(self, spec: str | None) -> None:
         self.context.set_faults(spec)
 
+    def set_token_lifetime(self, seconds: int) -> None:
+        """Lifetime of tokens issued from now on (short values rehearse expiry mid-run)."""
+        if seconds < 1:
+            raise ValueError("token lifetime must be at least 1 second")
+        self.context.token_lifetime = int(seconds)
+
     def __enter__(self) -> Sandbox:
         return self.start()
 

@@ -124,7 +124,7 @@ def test_faults_never_duplicate_business_central_creates(fresh_sandbox: Sandbox)
 
 
 def test_token_expiry_mid_run_is_survived(fresh_sandbox: Sandbox) -> None:
-    fresh_sandbox.context.token_lifetime = 1
+    fresh_sandbox.set_token_lifetime(1)
     try:
         client = dv_client(fresh_sandbox)
         client.whoami()
@@ -135,7 +135,7 @@ def test_token_expiry_mid_run_is_survived(fresh_sandbox: Sandbox) -> None:
         time.sleep(1.2)
         bc.read("customers", select=["id"])
     finally:
-        fresh_sandbox.context.token_lifetime = 3600
+        fresh_sandbox.set_token_lifetime(3600)
     assert client.http.auth.token_requests == 2  # type: ignore[attr-defined]
     assert bc.http.auth.token_requests == 2  # type: ignore[attr-defined]
 

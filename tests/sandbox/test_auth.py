@@ -75,12 +75,12 @@ def test_dataverse_401_carries_bearer_challenge(sandbox: Sandbox) -> None:
 
 def test_expired_tokens_are_rejected_by_both_apis(sandbox: Sandbox) -> None:
     info = sandbox.info
-    sandbox.context.token_lifetime = 1
+    sandbox.set_token_lifetime(1)
     try:
         bc = token_for(sandbox, info.bc_scope).json()
         dv = token_for(sandbox, info.dataverse_scope).json()
     finally:
-        sandbox.context.token_lifetime = 3600
+        sandbox.set_token_lifetime(3600)
     assert bc["expires_in"] == 1
     assert httpx.get(info.bc_api_url + "companies",
                      headers=bearer(bc["access_token"])).status_code == 200
