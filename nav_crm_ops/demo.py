@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,19 +60,18 @@ class DemoRow:
     crm_records: int
 
 
-def run_demo(directory: Path, echo: object = print) -> list[DemoRow]:
+def run_demo(directory: Path, echo: Callable[[str], object] = print) -> list[DemoRow]:
     """Run the demo in ``directory`` (sandbox data + workspace); returns one row per mapping."""
-    say = echo if callable(echo) else print
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with Sandbox(data_dir=directory / "sandbox", seed="cronus", reset=True, port=0) as sandbox:
         info = sandbox.info
-        say(f"Sandbox running: Dataverse {info.dataverse_url}")
-        say(f"                 Business Central {info.bc_api_url}")
+        echo(f"Sandbox running: Dataverse {info.dataverse_url}")
+        echo(f"                 Business Central {info.bc_api_url}")
         os.environ[SANDBOX_SECRET_ENV] = info.client_secret.reveal()
         config = sandbox_workspace_config(info, directory / "workspace")
         path = write_config(config, config.root)
-        say(f"Workspace config: {path} (secret read from ${SANDBOX_SECRET_ENV})")
+        echo(f"Workspace config: {path} (secret read from ${SANDBOX_SECRET_ENV})")
         connections = connect(config)
         rows = []
         for mapping in MappingSet.load():
@@ -82,15 +82,15 @@ def run_demo(directory: Path, echo: object = print) -> list[DemoRow]:
                                              filter=mapping.crm.filter or None)
             rows.append(DemoRow(mapping.name, mapping.direction, mapping.nav.entity, nav.height,
                                 mapping.crm.entity, crm.height))
-    say("")
-    say(f"{'mapping':<18} {'direction':<14} {'NAV/BC records':>22} {'CRM records':>28}")
+    echo("")
+    echo(f"{'mapping':<18} {'direction':<14} {'NAV/BC records':>22} {'CRM records':>28}")
     for row in rows:
-        say(f"{row.mapping:<18} {row.direction:<14} "
+        echo(f"{row.mapping:<18} {row.direction:<14} "
             f"{row.nav_entity + ': ' + str(row.nav_records):>22} "
             f"{row.crm_entity + ': ' + str(row.crm_records):>28}")
     stats = [connections.dataverse.http.stats, connections.business_central.http.stats,
              connections.business_central_custom.http.stats]
-    say("")
-    say(f"Requests: {sum(s.requests for s in stats)} "
+    echo("")
+    echo(f"Requests: {sum(s.requests for s in stats)} "
         f"(retries {sum(s.retries for s in stats)}), {time.monotonic() - started:.1f} s")
     return rows

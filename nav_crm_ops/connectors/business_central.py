@@ -23,7 +23,6 @@ SERVICE = "business_central"
 MAX_PAGE = 20000
 MAX_BATCH = 100
 CUSTOM_API_PATH = "api/navcrm/sync/v1.0"
-_RETRYABLE_ITEM = frozenset({429, 502, 503, 504})
 
 
 class BusinessCentral(PagedReader):

@@ -27,7 +27,6 @@ SERVICE = "dataverse"
 MAX_PAGE = 5000
 MAX_BATCH = 1000
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
-_RETRYABLE_PART = frozenset({429, 502, 503, 504})
 
 
 class Dataverse(PagedReader):
