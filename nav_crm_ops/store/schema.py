@@ -55,23 +55,33 @@ couplings = Table(
     Column("mapping", String(100), nullable=False),
     Column("nav_id", String(100), nullable=False),
     Column("crm_id", String(100), nullable=False),
+    Column("nav_key", String(250)),
+    Column("crm_key", String(250)),
     Column("nav_modified_at", String(40)),
     Column("crm_modified_at", String(40)),
     Column("base_values", Text),
-    Column("last_result_to_crm", String(10)),
-    Column("last_result_from_crm", String(10)),
-    Column("last_run_to_crm", Integer),
-    Column("last_run_from_crm", Integer),
-    Column("consecutive_failures", Integer, nullable=False, default=0),
-    Column("last_error_fingerprint", Text),
-    Column("last_error_message", Text),
-    Column("skipped", Boolean, nullable=False, default=False),
-    Column("skip_reason", Text),
-    Column("skipped_since", String(32)),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
     UniqueConstraint("mapping", "nav_id", name="uq_couplings_nav"),
     UniqueConstraint("mapping", "crm_id", name="uq_couplings_crm"),
+)
+
+record_status = Table(
+    "record_status", metadata,
+    Column("mapping", String(100), primary_key=True),
+    Column("direction", String(10), primary_key=True),
+    Column("source_id", String(100), primary_key=True),
+    Column("destination_id", String(100)),
+    Column("state", String(10), nullable=False),
+    Column("transient", Boolean, nullable=False, default=False),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("fingerprint", Text),
+    Column("message", Text, nullable=False, default=""),
+    Column("run_id", Integer),
+    Column("first_failed_at", String(32), nullable=False),
+    Column("skipped_since", String(32)),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_record_status_state", "mapping", "state"),
 )
 
 runs = Table(
@@ -162,9 +172,35 @@ def _initial(conn: Connection) -> None:
                                       option_mappings, pending_ops, leases])
 
 
+_V1_COUPLING_STATUS_COLUMNS = (
+    "last_result_to_crm", "last_result_from_crm", "last_run_to_crm", "last_run_from_crm",
+    "consecutive_failures", "last_error_fingerprint", "last_error_message", "skipped",
+    "skip_reason", "skipped_since",
+)
+
+
+def _record_status(conn: Connection) -> None:
+    """Failure and skip state per source record (coupled or not) moves out of couplings;
+    couplings gain the natural keys that lookups resolve through.
+
+    Idempotent on both shapes: databases created by version 1 have the old columns, new ones
+    get the current ``couplings`` definition from :func:`_initial`.
+    """
+    present = {c["name"] for c in inspect(conn).get_columns("couplings")}
+    for name in ("nav_key", "crm_key"):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE couplings ADD COLUMN {name} VARCHAR(250)")
+    for name in _V1_COUPLING_STATUS_COLUMNS:
+        if name in present:
+            conn.exec_driver_sql(f"ALTER TABLE couplings DROP COLUMN {name}")
+    record_status.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
+    (2, "record status (failures, skips) per source record; natural keys on couplings",
+     _record_status),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

@@ -8,11 +8,15 @@ A SQLite file in the workspace by default (WAL mode, busy timeout, writes take t
 up front with ``BEGIN IMMEDIATE`` so two processes never deadlock on a lock upgrade); any
 SQLAlchemy URL works (PostgreSQL for shared installations).
 
+Record status: every source record that did not sync (coupled or not) has one row per mapping
+and direction in ``record_status`` with state ``failed``, ``conflict`` or ``skipped``; the
+next run reads those records again by id (the retry pass), a success deletes the row.
+
 Skip rule (better than the reference): transient failures (throttling, timeouts, 5xx) never
 count toward skipping; a permanent failure counts only when its *normalized* message equals the
-previous one; ``skip_after`` such failures in a row skip the coupling, keeping the reason and
-the time, until :meth:`StateStore.unskip` (``skip_after=0`` never skips). A success resets the
-count.
+previous one; ``skip_after`` such failures in a row skip the record, keeping the reason and
+the time, until :meth:`StateStore.unskip` puts it back into the retry pass (``skip_after=0``
+never skips). Held conflicts are retried every run and never skipped.
 """
 
 from __future__ import annotations
@@ -53,12 +57,14 @@ from .schema import (
     option_mappings,
     pending_ops,
     record_errors,
+    record_status,
     runs,
     utc_now,
     watermarks,
 )
 
-__all__ = ["RUN_COUNTS", "Coupling", "Lease", "StateStore", "default_holder"]
+__all__ = ["RUN_COUNTS", "Coupling", "Lease", "RecordFailure", "RecordStatus", "StateStore",
+           "default_holder"]
 
 SyncDirection = Literal["to_crm", "from_crm"]
 Side = Literal["nav", "crm"]
@@ -66,15 +72,14 @@ RUN_KINDS = ("sync", "couple", "uncouple", "match", "preview")
 RUN_COUNTS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled",
               "uncoupled", "conflicts", "requests", "retries", "bytes")
 OP_STATES = ("pending", "sent", "done", "failed")
+STATUS_STATES = ("failed", "conflict", "skipped")
 DEFAULT_STATE_FILE = "state.db"
 BUSY_TIMEOUT_MS = 30_000
 
 _COUPLING_FRAME_SCHEMA: dict[str, pl.DataType] = {
-    "mapping": pl.Utf8(), "nav_id": pl.Utf8(), "crm_id": pl.Utf8(),
-    "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(), "base_values": pl.Utf8(),
-    "last_result_to_crm": pl.Utf8(), "last_result_from_crm": pl.Utf8(),
-    "consecutive_failures": pl.Int64(), "skipped": pl.Boolean(), "skip_reason": pl.Utf8(),
-    "updated_at": pl.Utf8(),
+    "mapping": pl.Utf8(), "nav_id": pl.Utf8(), "crm_id": pl.Utf8(), "nav_key": pl.Utf8(),
+    "crm_key": pl.Utf8(), "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(),
+    "base_values": pl.Utf8(), "created_at": pl.Utf8(), "updated_at": pl.Utf8(),
 }
 
 
@@ -86,26 +91,53 @@ def default_holder(description: str = "") -> str:
 
 @dataclass(frozen=True)
 class Coupling:
-    """One coupled pair and its sync state (``base_values``: the values as last synced)."""
+    """One coupled pair: ids, natural keys (for lookups and display), last synced modified-on
+    per side and ``base_values``, the field values as last synced (the three-way diff's base)."""
 
     mapping: str
     nav_id: str
     crm_id: str
+    nav_key: str | None = None
+    crm_key: str | None = None
     nav_modified_at: str | None = None
     crm_modified_at: str | None = None
     base_values: Mapping[str, Any] | None = None
-    last_result_to_crm: str | None = None
-    last_result_from_crm: str | None = None
-    last_run_to_crm: int | None = None
-    last_run_from_crm: int | None = None
-    consecutive_failures: int = 0
-    last_error_fingerprint: str | None = None
-    last_error_message: str | None = None
-    skipped: bool = False
-    skip_reason: str | None = None
-    skipped_since: str | None = None
     created_at: str = ""
     updated_at: str = ""
+
+
+@dataclass(frozen=True)
+class RecordFailure:
+    """One record that failed in a run (input to :meth:`StateStore.record_outcomes`)."""
+
+    source_id: str
+    message: str
+    transient: bool = False
+    destination_id: str | None = None
+    conflict: bool = False
+
+
+@dataclass(frozen=True)
+class RecordStatus:
+    """Why a source record is in the retry pass (``failed``, ``conflict``) or ``skipped``."""
+
+    mapping: str
+    direction: str
+    source_id: str
+    state: str
+    message: str
+    transient: bool = False
+    consecutive_failures: int = 0
+    destination_id: str | None = None
+    fingerprint: str | None = None
+    run_id: int | None = None
+    first_failed_at: str = ""
+    skipped_since: str | None = None
+    updated_at: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return self.state == "skipped"
 
 
 @dataclass(frozen=True)
@@ -257,7 +289,6 @@ class StateStore:
         data = dict(row._mapping)
         data.pop("id", None)
         data["base_values"] = _loads(data.get("base_values"))
-        data["skipped"] = bool(data.get("skipped"))
         return Coupling(**data)
 
     def _find(self, conn: Connection, mapping: str, column: str, value: str) -> Coupling | None:
@@ -274,6 +305,7 @@ class StateStore:
             return self._find(conn, _mapping_key(mapping), "crm_id", crm_id)
 
     def couple(self, mapping: str, nav_id: str, crm_id: str, *,
+               nav_key: str | None = None, crm_key: str | None = None,
                base_values: Mapping[str, Any] | None = None,
                nav_modified_at: str | None = None,
                crm_modified_at: str | None = None) -> Coupling:
@@ -298,9 +330,9 @@ class StateStore:
                 )
             now = utc_now()
             conn.execute(insert(couplings).values(
-                mapping=key, nav_id=nav_id, crm_id=crm_id, base_values=_dumps(base_values),
-                nav_modified_at=nav_modified_at, crm_modified_at=crm_modified_at,
-                consecutive_failures=0, skipped=False, created_at=now, updated_at=now))
+                mapping=key, nav_id=nav_id, crm_id=crm_id, nav_key=nav_key, crm_key=crm_key,
+                base_values=_dumps(base_values), nav_modified_at=nav_modified_at,
+                crm_modified_at=crm_modified_at, created_at=now, updated_at=now))
             found = self._find(conn, key, "nav_id", nav_id)
         assert found is not None
         return found
@@ -321,9 +353,10 @@ class StateStore:
     def upsert_couplings(self, mapping: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]]) -> int:
         """Insert or update many couplings keyed by (mapping, nav_id) in one transaction.
 
-        Rows need ``nav_id`` and ``crm_id``; optional ``nav_modified_at``, ``crm_modified_at``
-        and ``base_values`` (dict or JSON text). A CRM id coupled to another NAV id fails the
-        whole batch with a StateStoreError naming it.
+        Rows need ``nav_id`` and ``crm_id``; optional ``nav_key``, ``crm_key``,
+        ``nav_modified_at``, ``crm_modified_at`` and ``base_values`` (dict or JSON text); an
+        optional column that is absent or null keeps the stored value. A CRM id coupled to
+        another NAV id fails the whole batch with a StateStoreError naming it.
         """
         key = _mapping_key(mapping)
         records = rows.to_dicts() if isinstance(rows, pl.DataFrame) else [dict(r) for r in rows]
@@ -337,10 +370,11 @@ class StateStore:
             base = record.get("base_values")
             values.append({
                 "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
+                "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
                 "nav_modified_at": record.get("nav_modified_at"),
                 "crm_modified_at": record.get("crm_modified_at"),
                 "base_values": base if isinstance(base, str) or base is None else _dumps(base),
-                "consecutive_failures": 0, "skipped": False, "created_at": now, "updated_at": now,
+                "created_at": now, "updated_at": now,
             })
         statement = self._upsert_statement()
         try:
@@ -365,19 +399,19 @@ class StateStore:
             statement = postgresql.insert(couplings)
         else:
             raise StateStoreError(f"bulk upsert supports SQLite and PostgreSQL, not {dialect}")
+        kept = ("nav_key", "crm_key", "nav_modified_at", "crm_modified_at", "base_values")
         return statement.on_conflict_do_update(
             index_elements=["mapping", "nav_id"],
-            set_={name: statement.excluded[name] for name in (
-                "crm_id", "nav_modified_at", "crm_modified_at", "base_values", "updated_at")},
+            set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,
+                  **{name: func.coalesce(statement.excluded[name], couplings.c[name])
+                     for name in kept}},
         )
 
-    def couplings_frame(self, mapping: str, *, include_skipped: bool = True) -> pl.DataFrame:
+    def couplings_frame(self, mapping: str) -> pl.DataFrame:
         """Every coupling of ``mapping`` as a polars frame (``base_values`` as JSON text)."""
         key = _mapping_key(mapping)
         columns = list(_COUPLING_FRAME_SCHEMA)
         query = select(*(couplings.c[c] for c in columns)).where(couplings.c.mapping == key)
-        if not include_skipped:
-            query = query.where(couplings.c.skipped.is_(False))
         with self._tx(write=False) as conn:
             rows = conn.execute(query.order_by(couplings.c.id)).all()
         return pl.DataFrame([tuple(r) for r in rows], schema=_COUPLING_FRAME_SCHEMA, orient="row")
@@ -401,65 +435,115 @@ class StateStore:
         if not count:
             raise StateStoreError(f"mapping {key}: NAV record {nav_id} is not coupled")
 
-    def record_success(self, mapping: str, nav_id: str, direction: str, *,
-                       run_id: int | None = None, base_values: Mapping[str, Any] | None = None,
-                       nav_modified_at: str | None = None,
-                       crm_modified_at: str | None = None) -> None:
-        """A record synced: result Success, failure count reset (and the base updated)."""
-        direction = _direction(direction)
-        changes: dict[str, Any] = {
-            f"last_result_{direction}": "success", f"last_run_{direction}": run_id,
-            "consecutive_failures": 0, "last_error_fingerprint": None,
-            "last_error_message": None, "updated_at": utc_now(),
-        }
-        if base_values is not None:
-            changes["base_values"] = _dumps(base_values)
-        if nav_modified_at is not None:
-            changes["nav_modified_at"] = nav_modified_at
-        if crm_modified_at is not None:
-            changes["crm_modified_at"] = crm_modified_at
-        self._update_coupling(mapping, nav_id, changes)
-
-    def record_failure(self, mapping: str, nav_id: str, direction: str, message: str, *,
-                       transient: bool, run_id: int | None = None,
-                       skip_after: int = 2) -> Coupling:
-        """A record failed; applies the skip rule (module docstring) and returns the coupling."""
-        direction = _direction(direction)
-        key = _mapping_key(mapping)
+    # -- record status (retry pass, skip rule) --------------------------------------------------
+    def record_outcomes(self, mapping: str, direction: str, *, succeeded: Iterable[str] = (),
+                        failed: Iterable[RecordFailure] = (), run_id: int | None = None,
+                        skip_after: int = 2) -> list[RecordStatus]:
+        """Apply one run's outcomes in one transaction: successes leave the retry pass,
+        failures enter it under the skip rule. Returns the statuses of the failed records."""
+        key, direction = _mapping_key(mapping), _direction(direction)
+        ok = [str(i) for i in succeeded]
+        failures = list(failed)
+        now = utc_now()
+        c = record_status.c
+        result: list[RecordStatus] = []
         with self._tx() as conn:
-            current = self._find(conn, key, "nav_id", nav_id)
-            if current is None:
-                raise StateStoreError(f"mapping {key}: NAV record {nav_id} is not coupled")
-            changes: dict[str, Any] = {
-                f"last_result_{direction}": "failure", f"last_run_{direction}": run_id,
-                "last_error_message": message, "updated_at": utc_now(),
-            }
-            if not transient:
-                fingerprint = normalize_error_message(message)
-                same = fingerprint == current.last_error_fingerprint
-                count = current.consecutive_failures + 1 if same else 1
-                changes.update(consecutive_failures=count, last_error_fingerprint=fingerprint)
-                if skip_after > 0 and count >= skip_after and not current.skipped:
-                    changes.update(
-                        skipped=True, skipped_since=changes["updated_at"],
-                        skip_reason=f"the same error occurred {count} times in a row "
-                                    f"({direction}): {message}")
-            conn.execute(update(couplings).where(
-                couplings.c.mapping == key, couplings.c.nav_id == nav_id).values(**changes))
-            found = self._find(conn, key, "nav_id", nav_id)
-        assert found is not None
-        return found
+            for start in range(0, len(ok), 500):
+                conn.execute(delete(record_status).where(
+                    c.mapping == key, c.direction == direction,
+                    c.source_id.in_(ok[start:start + 500])))
+            ids = [f.source_id for f in failures]
+            current: dict[str, Any] = {}
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(select(record_status).where(
+                    c.mapping == key, c.direction == direction,
+                    c.source_id.in_(ids[start:start + 500]))).all()
+                current.update({row.source_id: row for row in rows})
+            for failure in failures:
+                row = current.get(failure.source_id)
+                values = self._failure_values(row, failure, skip_after, now)
+                values.update(run_id=run_id, updated_at=now, destination_id=(
+                    failure.destination_id or (row.destination_id if row is not None else None)))
+                if row is None:
+                    conn.execute(insert(record_status).values(
+                        mapping=key, direction=direction, source_id=failure.source_id,
+                        first_failed_at=now, **values))
+                else:
+                    conn.execute(update(record_status).where(
+                        c.mapping == key, c.direction == direction,
+                        c.source_id == failure.source_id).values(**values))
+                stored = conn.execute(select(record_status).where(
+                    c.mapping == key, c.direction == direction,
+                    c.source_id == failure.source_id)).one()
+                result.append(RecordStatus(**dict(stored._mapping)))
+        return result
 
-    def unskip(self, mapping: str, nav_ids: Iterable[str] | None = None) -> int:
-        """Restore skipped couplings (all of the mapping when ``nav_ids`` is None)."""
-        key = _mapping_key(mapping)
-        query = update(couplings).where(couplings.c.mapping == key, couplings.c.skipped.is_(True))
-        if nav_ids is not None:
-            query = query.where(couplings.c.nav_id.in_(list(nav_ids)))
+    @staticmethod
+    def _failure_values(row: Any, failure: RecordFailure, skip_after: int,
+                        now: str) -> dict[str, Any]:
+        previous = row.consecutive_failures if row is not None else 0
+        fingerprint = row.fingerprint if row is not None else None
+        values: dict[str, Any] = {"message": failure.message, "transient": failure.transient}
+        if row is not None and row.state == "skipped":
+            return values | {"state": "skipped"}
+        if failure.conflict:
+            return values | {"state": "conflict", "consecutive_failures": 0, "fingerprint": None}
+        if failure.transient:
+            return values | {"state": "failed"}
+        new_fingerprint = normalize_error_message(failure.message)
+        count = previous + 1 if new_fingerprint == fingerprint else 1
+        values.update(consecutive_failures=count, fingerprint=new_fingerprint, state="failed")
+        if skip_after > 0 and count >= skip_after:
+            values.update(state="skipped", skipped_since=now)
+        return values
+
+    def record_success(self, mapping: str, source_id: str, direction: str) -> None:
+        """One record synced: it leaves the retry pass and its failure count is reset."""
+        self.record_outcomes(mapping, direction, succeeded=[source_id])
+
+    def record_failure(self, mapping: str, source_id: str, direction: str, message: str, *,
+                       transient: bool, run_id: int | None = None, skip_after: int = 2,
+                       destination_id: str | None = None) -> RecordStatus:
+        """One record failed; applies the skip rule (module docstring) and returns its status."""
+        return self.record_outcomes(mapping, direction, failed=[RecordFailure(
+            source_id, message, transient, destination_id)], run_id=run_id,
+            skip_after=skip_after)[0]
+
+    def record_status(self, mapping: str, source_id: str, direction: str) -> RecordStatus | None:
+        c = record_status.c
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(record_status).where(
+                c.mapping == _mapping_key(mapping), c.direction == _direction(direction),
+                c.source_id == source_id)).first()
+        return None if row is None else RecordStatus(**dict(row._mapping))
+
+    def record_status_frame(self, mapping: str | None = None, *,
+                            states: Sequence[str] = STATUS_STATES) -> pl.DataFrame:
+        """Records in the retry pass or skipped (one row per mapping, direction, source)."""
+        bad = sorted(set(states) - set(STATUS_STATES))
+        if bad:
+            raise StateStoreError(f"record state(s) {bad} unknown; valid: {list(STATUS_STATES)}")
+        query = select(record_status).where(record_status.c.state.in_(list(states)))
+        if mapping is not None:
+            query = query.where(record_status.c.mapping == _mapping_key(mapping))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query.order_by(record_status.c.updated_at)).all()
+        return _frame(rows, record_status)
+
+    def unskip(self, mapping: str, source_ids: Iterable[str] | None = None, *,
+               direction: str | None = None) -> int:
+        """Put skipped records back into the retry pass (all of ``mapping`` when no ids)."""
+        c = record_status.c
+        query = update(record_status).where(c.mapping == _mapping_key(mapping),
+                                            c.state == "skipped")
+        if direction is not None:
+            query = query.where(c.direction == _direction(direction))
+        if source_ids is not None:
+            query = query.where(c.source_id.in_([str(i) for i in source_ids]))
         with self._tx() as conn:
             return conn.execute(query.values(
-                skipped=False, skip_reason=None, skipped_since=None, consecutive_failures=0,
-                last_error_fingerprint=None, updated_at=utc_now())).rowcount or 0
+                state="failed", skipped_since=None, consecutive_failures=0, fingerprint=None,
+                updated_at=utc_now())).rowcount or 0
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, mapping: str, direction: str, kind: str = "sync", *,
@@ -499,12 +583,10 @@ class StateStore:
     def purge_runs(self, older_than: str) -> int:
         """Delete runs finished before ``older_than`` (UTC ISO text) and their record errors.
 
-        Runs that a skipped coupling still points at are kept: they explain why it was skipped.
+        Runs that a skipped record still points at are kept: they explain why it was skipped.
         """
-        kept = select(couplings.c.last_run_to_crm).where(
-            couplings.c.skipped.is_(True), couplings.c.last_run_to_crm.is_not(None)).union(
-            select(couplings.c.last_run_from_crm).where(
-                couplings.c.skipped.is_(True), couplings.c.last_run_from_crm.is_not(None)))
+        kept = select(record_status.c.run_id).where(
+            record_status.c.state == "skipped", record_status.c.run_id.is_not(None))
         with self._tx() as conn:
             keep = {row[0] for row in conn.execute(kept)}
             old = [row[0] for row in conn.execute(select(runs.c.id).where(

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from nav_crm_ops.exceptions import LeaseHeldError, StateStoreError
-from nav_crm_ops.store import SCHEMA_VERSION, StateStore
+from nav_crm_ops.store import SCHEMA_VERSION, RecordFailure, StateStore
 
 
 @pytest.fixture
@@ -33,6 +33,39 @@ def test_open_creates_schema_in_wal_mode_and_reopens(tmp_path: Path) -> None:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         versions = raw.execute("SELECT version FROM schema_version").fetchall()
     assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_version_1_database_migrates_keeping_couplings(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as raw:
+        raw.executescript("""
+            CREATE TABLE schema_version (version INTEGER PRIMARY KEY, description VARCHAR(200)
+                NOT NULL, applied_at VARCHAR(32) NOT NULL);
+            INSERT INTO schema_version VALUES (1, 'v1', '2026-11-22T00:00:00.000000Z');
+            CREATE TABLE couplings (id INTEGER PRIMARY KEY, mapping VARCHAR(100) NOT NULL,
+                nav_id VARCHAR(100) NOT NULL, crm_id VARCHAR(100) NOT NULL,
+                nav_modified_at VARCHAR(40), crm_modified_at VARCHAR(40), base_values TEXT,
+                last_result_to_crm VARCHAR(10), last_result_from_crm VARCHAR(10),
+                last_run_to_crm INTEGER, last_run_from_crm INTEGER,
+                consecutive_failures INTEGER NOT NULL, last_error_fingerprint TEXT,
+                last_error_message TEXT, skipped BOOLEAN NOT NULL, skip_reason TEXT,
+                skipped_since VARCHAR(32), created_at VARCHAR(32) NOT NULL,
+                updated_at VARCHAR(32) NOT NULL,
+                CONSTRAINT uq_couplings_nav UNIQUE (mapping, nav_id),
+                CONSTRAINT uq_couplings_crm UNIQUE (mapping, crm_id));
+            INSERT INTO couplings (mapping, nav_id, crm_id, base_values, consecutive_failures,
+                skipped, created_at, updated_at) VALUES ('CUSTOMER', 'n1', 'c1', '{"name": "A"}',
+                0, 0, 'x', 'x');
+        """)
+    with StateStore.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        kept = store.get_coupling_by_nav("CUSTOMER", "n1")
+        assert kept is not None and kept.crm_id == "c1" and kept.base_values == {"name": "A"}
+        store.couple("CUSTOMER", "n2", "c2", nav_key="10000")
+        assert store.record_failure("CUSTOMER", "n2", "to_crm", "x", transient=False).state == "failed"
+    with sqlite3.connect(path) as raw:
+        columns = {row[1] for row in raw.execute("PRAGMA table_info(couplings)")}
+    assert "skipped" not in columns and {"nav_key", "crm_key"} <= columns
 
 
 def test_open_folder_uses_state_db_inside(tmp_path: Path) -> None:
@@ -67,16 +100,15 @@ def test_couple_refuses_ids_coupled_elsewhere(store: StateStore) -> None:
 
 
 def test_skip_rule_transient_never_skips(store: StateStore) -> None:
-    store.couple("CUSTOMER", "n1", "c1")
     for _ in range(5):
         state = store.record_failure("CUSTOMER", "n1", "to_crm", "HTTP 503 Service Unavailable",
                                      transient=True)
     assert not state.skipped and state.consecutive_failures == 0
-    assert state.last_result_to_crm == "failure"
+    assert state.state == "failed" and state.transient
+    assert store.record_status_frame("CUSTOMER")["source_id"].to_list() == ["n1"]
 
 
-def test_skip_rule_same_permanent_error_twice_skips(store: StateStore) -> None:
-    store.couple("CUSTOMER", "n1", "c1")
+def test_skip_rule_same_permanent_error_twice_skips_uncoupled_records_too(store: StateStore) -> None:
     first = store.record_failure(
         "CUSTOMER", "n1", "to_crm",
         "The length of 'name' exceeded the maximum allowed length of '160'. Record 11111111-2222-3333-4444-555555555555",
@@ -88,28 +120,34 @@ def test_skip_rule_same_permanent_error_twice_skips(store: StateStore) -> None:
         "The length of 'name' exceeded the maximum allowed length of '160'. Record 99999999-2222-3333-4444-555555555555",
         transient=False, run_id=2)
     assert second.skipped and second.consecutive_failures == 2
-    assert "exceeded the maximum allowed length" in (second.skip_reason or "")
-    assert second.skipped_since
-    assert store.couplings_frame("CUSTOMER", include_skipped=False).height == 0
+    assert "exceeded the maximum allowed length" in second.message
+    assert second.skipped_since and second.run_id == 2
+    assert store.record_status_frame("CUSTOMER", states=["failed"]).height == 0
     assert store.unskip("CUSTOMER") == 1
-    restored = store.get_coupling_by_nav("CUSTOMER", "n1")
-    assert restored is not None and not restored.skipped and restored.consecutive_failures == 0
+    restored = store.record_status("CUSTOMER", "n1", "to_crm")
+    assert restored is not None and restored.state == "failed"
+    assert restored.consecutive_failures == 0
+    store.record_success("CUSTOMER", "n1", "to_crm")
+    assert store.record_status("CUSTOMER", "n1", "to_crm") is None
 
 
-def test_skip_rule_different_messages_do_not_skip(store: StateStore) -> None:
-    store.couple("CUSTOMER", "n1", "c1")
+def test_skip_rule_different_messages_do_not_skip_and_conflicts_never_skip(store: StateStore) -> None:
     a = store.record_failure("CUSTOMER", "n1", "from_crm", "Salesperson must be coupled",
                              transient=False)
     b = store.record_failure("CUSTOMER", "n1", "from_crm", "Currency must be coupled",
                              transient=False)
     assert not a.skipped and not b.skipped and b.consecutive_failures == 1
-    store.record_success("CUSTOMER", "n1", "from_crm", base_values={"name": "x"})
+    store.record_success("CUSTOMER", "n1", "from_crm")
     c = store.record_failure("CUSTOMER", "n1", "from_crm", "Currency must be coupled",
                              transient=False)
     assert c.consecutive_failures == 1 and not c.skipped
     never = store.record_failure("CUSTOMER", "n1", "from_crm", "Currency must be coupled",
                                  transient=False, skip_after=0)
     assert never.consecutive_failures == 2 and not never.skipped
+    for _ in range(3):
+        held = store.record_outcomes("CUSTOMER", "to_crm", failed=[RecordFailure(
+            "n2", "name changed on both sides", conflict=True)])[0]
+    assert held.state == "conflict" and not held.skipped
 
 
 def test_bulk_upsert_100k_couplings_and_read_frame(store: StateStore) -> None:
@@ -129,8 +167,12 @@ def test_bulk_upsert_100k_couplings_and_read_frame(store: StateStore) -> None:
     assert frame.filter(pl.col("nav_id") == "nav-77")["crm_id"].item() == "crm-77"
     assert upserted < 30 and read < 10
     store.upsert_couplings("CUSTOMER", [{"nav_id": "nav-5", "crm_id": "crm-5",
-                                         "base_values": {"name": "renamed"}}])
-    assert store.get_coupling_by_nav("CUSTOMER", "nav-5").base_values == {"name": "renamed"}  # type: ignore[union-attr]
+                                         "base_values": {"name": "renamed"}, "nav_key": "C5"}])
+    renamed = store.get_coupling_by_nav("CUSTOMER", "nav-5")
+    assert renamed is not None and renamed.base_values == {"name": "renamed"}
+    store.upsert_couplings("CUSTOMER", [{"nav_id": "nav-5", "crm_id": "crm-5"}])
+    kept = store.get_coupling_by_nav("CUSTOMER", "nav-5")
+    assert kept is not None and kept.nav_key == "C5" and kept.base_values == {"name": "renamed"}
     with pytest.raises(StateStoreError, match="already coupled"):
         store.upsert_couplings("CUSTOMER", [{"nav_id": "nav-new", "crm_id": "crm-6"}])
 
@@ -157,8 +199,7 @@ def test_runs_and_error_groups(store: StateStore) -> None:
     assert permanent.height == 2 and permanent["http_status"].to_list() == [400, 400]
 
 
-def test_purge_keeps_runs_that_skipped_couplings_point_at(store: StateStore) -> None:
-    store.couple("ITEM-PRODUCT", "n1", "c1")
+def test_purge_keeps_runs_that_skipped_records_point_at(store: StateStore) -> None:
     kept, purged = store.start_run("ITEM-PRODUCT", "to_crm"), store.start_run("ITEM-PRODUCT", "to_crm")
     for run in (kept, purged):
         store.add_record_error("ITEM-PRODUCT", "to_crm", "Unit PCS must be coupled", run_id=run)
@@ -175,7 +216,7 @@ def test_bad_url_and_unknown_pairs_raise_state_store_errors(store: StateStore, t
     with pytest.raises(StateStoreError, match="not a valid SQLAlchemy URL"):
         StateStore.open("::bad::url://")
     with pytest.raises(StateStoreError, match="NAV record n9 is not coupled"):
-        store.record_failure("CUSTOMER", "n9", "to_crm", "x", transient=False)
+        store.update_synced("CUSTOMER", "n9", base_values={})
     with pytest.raises(StateStoreError, match=r"direction 'both' is not one of"):
         store.record_success("CUSTOMER", "n9", "both")
 
