@@ -9,6 +9,7 @@ The tree (catch the narrowest class that fits)::
     ├── StateStoreError                 the state database cannot be opened/migrated/locked
     │   └── LeaseHeldError              another process holds the lease (says who)
     ├── SyncError                       the engine cannot continue a run (dependency, cycle, ...)
+    │   └── SyncCancelled               a person cancelled the run (finished batches are kept)
     ├── SandboxError                    the embedded sandbox cannot start or seed
     └── ConnectorError                  a call to Dataverse or Business Central failed
         ├── TransientError              worth retrying later: 429, 5xx, timeouts, resets
@@ -41,6 +42,7 @@ __all__ = [
     "PlanError",
     "SandboxError",
     "StateStoreError",
+    "SyncCancelled",
     "SyncError",
     "ThrottledError",
     "TransientError",
@@ -79,6 +81,10 @@ class LeaseHeldError(StateStoreError):
 
 class SyncError(NavCrmOpsError):
     """A synchronization run cannot proceed as asked."""
+
+
+class SyncCancelled(SyncError):
+    """The run was cancelled between batches; what was written before is recorded."""
 
 
 class SandboxError(NavCrmOpsError):

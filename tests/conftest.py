@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from nav_crm_ops.config import write_config
+from nav_crm_ops.demo import SANDBOX_SECRET_ENV, sandbox_workspace_config
 from nav_crm_ops.sandbox import Sandbox
 
 
@@ -26,3 +28,13 @@ def fresh_sandbox(sandbox: Sandbox) -> Sandbox:
     sandbox.set_token_lifetime(3600)
     sandbox.reset("cronus")
     return sandbox
+
+
+@pytest.fixture
+def workspace_dir(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace folder (``nav_crm_ops.toml``, state in ``state.db``) for the fresh sandbox;
+    the client secret is only in the environment variable the config names."""
+    monkeypatch.setenv(SANDBOX_SECRET_ENV, fresh_sandbox.info.client_secret.reveal())
+    root = tmp_path / "workspace"
+    write_config(sandbox_workspace_config(fresh_sandbox.info, root), root)
+    return root

@@ -571,6 +571,13 @@ class StateStore:
         if not count:
             raise StateStoreError(f"run {run_id} does not exist")
 
+    def set_run_output(self, run_ids: Iterable[int], output_path: str) -> int:
+        """Link job-log entries to the output notebook (or report) that recorded them."""
+        ids = [int(i) for i in run_ids]
+        with self._tx() as conn:
+            return conn.execute(update(runs).where(runs.c.id.in_(ids)).values(
+                output_path=output_path)).rowcount or 0
+
     def runs_frame(self, mapping: str | None = None, *, limit: int = 200) -> pl.DataFrame:
         """The job log, newest first."""
         query = select(runs).order_by(runs.c.id.desc()).limit(limit)
