@@ -25,7 +25,7 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -269,6 +269,11 @@ class StateStore:
     def schema_version(self) -> int:
         with self._tx(write=False) as conn:
             return schema.current_version(conn)
+
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Connection]:
+        """One transaction on the state database, for modules that own extra tables (the job
+        queue): writes take the write lock up front; errors become StateStoreError."""
+        return self._tx(write=write)
 
     @contextmanager
     def _tx(self, *, write: bool = True) -> Iterator[Connection]:
