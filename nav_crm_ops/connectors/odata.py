@@ -101,8 +101,10 @@ class _Bool(Filter):
     parts: tuple[Filter, ...]
 
     def render(self) -> str:
-        return f" {self.op} ".join(f"({p.render()})" if isinstance(p, _Bool) and p.op != self.op
-                                   else p.render() for p in self.parts)
+        return f" {self.op} ".join(
+            f"({p.render()})" if (isinstance(p, _Bool) and p.op != self.op)
+            or (isinstance(p, RawFilter) and len(self.parts) > 1) else p.render()
+            for p in self.parts)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,10 @@ from .frames import records_to_frame
 from .http import RequestStats, ServiceClient
 from .odata import F, Filter, ODataQuery, all_of, as_filter, encode_query, literal
 
-__all__ = ["PagedReader", "id_filters"]
+__all__ = ["ETAG", "PagedReader", "id_filters"]
+
+ETAG = "@odata.etag"
+"""Column holding each row's etag when a read asks for ``etag=True``."""
 
 
 class PagedReader:
@@ -54,36 +57,44 @@ class PagedReader:
     def read_pages(self, entity_set: str, *, select: Sequence[str] = (),
                    filter: Filter | str | None = None, orderby: Sequence[str] = (),
                    changed_since: datetime | None = None, modified_field: str | None = None,
-                   schema: dict[str, Any] | None = None) -> Iterator[pl.DataFrame]:
-        """One frame per service page (bounded memory for large tables)."""
+                   schema: dict[str, Any] | None = None, etag: bool = False,
+                   top: int | None = None) -> Iterator[pl.DataFrame]:
+        """One frame per service page (bounded memory for large tables); ``etag`` adds the
+        :data:`ETAG` column (needs a ``select``)."""
         watermark = (F(modified_field or self.modified_field).gt(changed_since)
                      if changed_since else None)
         query = ODataQuery(select=tuple(select), filter=all_of([as_filter(filter), watermark]),
-                           orderby=tuple(orderby))
+                           orderby=tuple(orderby), top=top)
         params = encode_query(query.params())
         path = self.entity_path(entity_set) + (f"?{params}" if params else "")
         prefer = f"odata.maxpagesize={self.page_size}"
+        columns = [*select, ETAG] if etag and select else select
         for payload in self.pages(path, entity=entity_set, prefer=prefer):
-            yield records_to_frame(payload.get("value", []), select, schema)
+            yield records_to_frame(payload.get("value", []), columns, schema)
 
     def read(self, entity_set: str, *, select: Sequence[str] = (),
              filter: Filter | str | None = None, orderby: Sequence[str] = (),
              changed_since: datetime | None = None, modified_field: str | None = None,
-             schema: dict[str, Any] | None = None) -> pl.DataFrame:
+             schema: dict[str, Any] | None = None, etag: bool = False,
+             top: int | None = None) -> pl.DataFrame:
         """All matching rows; columns are exactly ``select`` (null-filled) when given."""
         frames = list(self.read_pages(entity_set, select=select, filter=filter, orderby=orderby,
                                       changed_since=changed_since,
-                                      modified_field=modified_field, schema=schema))
-        return _concat(frames, select, schema)
+                                      modified_field=modified_field, schema=schema, etag=etag,
+                                      top=top))
+        return _concat(frames, [*select, ETAG] if etag and select else select, schema)
 
     def read_by_ids(self, entity_set: str, key: str, ids: Sequence[Any],
                     select: Sequence[str] = (), schema: dict[str, Any] | None = None,
-                    ) -> pl.DataFrame:
+                    etag: bool = False, filter: Filter | str | None = None) -> pl.DataFrame:
         """Rows for ``ids`` as ``key eq a or key eq b`` chunks within the URL budget
-        (same field only, which Business Central accepts too)."""
-        frames = [self.read(entity_set, select=select, filter=flt, schema=schema)
+        (same field only, which Business Central accepts too), each chunk and-ed with
+        ``filter`` when given. Works for any field, e.g. match candidates by name."""
+        base = as_filter(filter)
+        frames = [self.read(entity_set, select=select, schema=schema, etag=etag,
+                            filter=all_of([base, flt]))
                   for flt in id_filters(key, ids, self.max_filter_chars)]
-        return _concat(frames, select, schema)
+        return _concat(frames, [*select, ETAG] if etag and select else select, schema)
 
 
 def _concat(frames: list[pl.DataFrame], select: Sequence[str],

@@ -59,6 +59,8 @@ couplings = Table(
     Column("crm_key", String(250)),
     Column("nav_modified_at", String(40)),
     Column("crm_modified_at", String(40)),
+    Column("nav_etag", String(200)),
+    Column("crm_etag", String(200)),
     Column("base_values", Text),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
@@ -181,15 +183,16 @@ _V1_COUPLING_STATUS_COLUMNS = (
 
 def _record_status(conn: Connection) -> None:
     """Failure and skip state per source record (coupled or not) moves out of couplings;
-    couplings gain the natural keys that lookups resolve through.
+    couplings gain the natural keys that lookups resolve through and each side's etag as
+    last synced (the If-Match of a side the next run does not read).
 
     Idempotent on both shapes: databases created by version 1 have the old columns, new ones
     get the current ``couplings`` definition from :func:`_initial`.
     """
     present = {c["name"] for c in inspect(conn).get_columns("couplings")}
-    for name in ("nav_key", "crm_key"):
+    for name, size in (("nav_key", 250), ("crm_key", 250), ("nav_etag", 200), ("crm_etag", 200)):
         if name not in present:
-            conn.exec_driver_sql(f"ALTER TABLE couplings ADD COLUMN {name} VARCHAR(250)")
+            conn.exec_driver_sql(f"ALTER TABLE couplings ADD COLUMN {name} VARCHAR({size})")
     for name in _V1_COUPLING_STATUS_COLUMNS:
         if name in present:
             conn.exec_driver_sql(f"ALTER TABLE couplings DROP COLUMN {name}")
@@ -199,7 +202,7 @@ def _record_status(conn: Connection) -> None:
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
-    (2, "record status (failures, skips) per source record; natural keys on couplings",
+    (2, "record status (failures, skips) per source record; natural keys, etags on couplings",
      _record_status),
 )
 """(version, description, function) in ascending order; append, never edit."""

@@ -79,7 +79,7 @@ BUSY_TIMEOUT_MS = 30_000
 _COUPLING_FRAME_SCHEMA: dict[str, pl.DataType] = {
     "mapping": pl.Utf8(), "nav_id": pl.Utf8(), "crm_id": pl.Utf8(), "nav_key": pl.Utf8(),
     "crm_key": pl.Utf8(), "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(),
-    "base_values": pl.Utf8(), "created_at": pl.Utf8(), "updated_at": pl.Utf8(),
+    "nav_etag": pl.Utf8(), "crm_etag": pl.Utf8(), "base_values": pl.Utf8(), "created_at": pl.Utf8(), "updated_at": pl.Utf8(),
 }
 
 
@@ -101,6 +101,8 @@ class Coupling:
     crm_key: str | None = None
     nav_modified_at: str | None = None
     crm_modified_at: str | None = None
+    nav_etag: str | None = None
+    crm_etag: str | None = None
     base_values: Mapping[str, Any] | None = None
     created_at: str = ""
     updated_at: str = ""
@@ -359,7 +361,7 @@ class StateStore:
         """Insert or update many couplings keyed by (mapping, nav_id) in one transaction.
 
         Rows need ``nav_id`` and ``crm_id``; optional ``nav_key``, ``crm_key``,
-        ``nav_modified_at``, ``crm_modified_at`` and ``base_values`` (dict or JSON text); an
+        ``nav_modified_at``, ``crm_modified_at``, ``nav_etag``, ``crm_etag`` and ``base_values`` (dict or JSON text); an
         optional column that is absent or null keeps the stored value. A CRM id coupled to
         another NAV id fails the whole batch with a StateStoreError naming it.
         """
@@ -378,6 +380,7 @@ class StateStore:
                 "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
                 "nav_modified_at": record.get("nav_modified_at"),
                 "crm_modified_at": record.get("crm_modified_at"),
+                "nav_etag": record.get("nav_etag"), "crm_etag": record.get("crm_etag"),
                 "base_values": base if isinstance(base, str) or base is None else _dumps(base),
                 "created_at": now, "updated_at": now,
             })
@@ -404,7 +407,8 @@ class StateStore:
             statement = postgresql.insert(couplings)
         else:
             raise StateStoreError(f"bulk upsert supports SQLite and PostgreSQL, not {dialect}")
-        kept = ("nav_key", "crm_key", "nav_modified_at", "crm_modified_at", "base_values")
+        kept = ("nav_key", "crm_key", "nav_modified_at", "crm_modified_at", "nav_etag",
+                "crm_etag", "base_values")
         return statement.on_conflict_do_update(
             index_elements=["mapping", "nav_id"],
             set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,
@@ -627,8 +631,30 @@ class StateStore:
                 created_at=utc_now()))
             return _new_id(result)
 
+    def add_record_errors(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Many record errors in one transaction (keys as :meth:`add_record_error`'s
+        arguments plus ``mapping``, ``direction`` and ``message``)."""
+        now = utc_now()
+        values = [{
+            "run_id": row.get("run_id"), "mapping": _mapping_key(str(row["mapping"])),
+            "direction": row["direction"], "source_id": row.get("source_id"),
+            "destination_id": row.get("destination_id"),
+            "transient": bool(row.get("transient", False)),
+            "service_code": row.get("service_code"), "http_status": row.get("http_status"),
+            "message": row["message"],
+            "normalized_message": normalize_error_message(str(row["message"])),
+            "payload": _dumps(row.get("payload")), "response": _dumps(row.get("response")),
+            "source_values": _dumps(row.get("source_values")), "created_at": now,
+        } for row in rows]
+        if values:
+            with self._tx() as conn:
+                conn.execute(insert(record_errors), values)
+        return len(values)
+
     @staticmethod
-    def _error_filter(mapping: str | None, run_id: int | None, transient: bool | None) -> list[Any]:
+    def _error_filter(mapping: str | None, run_id: int | None, transient: bool | None,
+                      normalized_message: str | None = None,
+                      source_id: str | None = None) -> list[Any]:
         conditions: list[Any] = []
         if mapping is not None:
             conditions.append(record_errors.c.mapping == _mapping_key(mapping))
@@ -636,12 +662,20 @@ class StateStore:
             conditions.append(record_errors.c.run_id == run_id)
         if transient is not None:
             conditions.append(record_errors.c.transient.is_(transient))
+        if normalized_message is not None:
+            conditions.append(record_errors.c.normalized_message == normalized_message)
+        if source_id is not None:
+            conditions.append(record_errors.c.source_id == source_id)
         return conditions
 
     def record_errors_frame(self, mapping: str | None = None, *, run_id: int | None = None,
-                            transient: bool | None = None, limit: int = 10_000) -> pl.DataFrame:
-        """Record errors, newest first (payload/response/source values as JSON text)."""
-        query = select(record_errors).where(*self._error_filter(mapping, run_id, transient))
+                            transient: bool | None = None, normalized_message: str | None = None,
+                            source_id: str | None = None, limit: int = 10_000) -> pl.DataFrame:
+        """Record errors, newest first (payload/response/source values as JSON text);
+        ``normalized_message`` drills into one :meth:`error_groups` group, ``source_id``
+        gives one record's history."""
+        query = select(record_errors).where(*self._error_filter(
+            mapping, run_id, transient, normalized_message, source_id))
         with self._tx(write=False) as conn:
             rows = conn.execute(query.order_by(record_errors.c.id.desc()).limit(limit)).all()
         return _frame(rows, record_errors)
