@@ -15,6 +15,9 @@ from .connectors.factory import Connections, connect
 from .engine.diff import DiffField, DiffResult, three_way_diff
 from .engine.mapping import FieldMapping, MappingSet, TableMapping
 from .engine.plan import Plan, PlanMetadata
+from .engine.progress import CancelToken, ProgressEvent
+from .engine.report import MappingResult, SyncReport
+from .engine.workspace import MatchResult, Workspace, open_workspace
 from .exceptions import (
     AuthError,
     ConcurrencyError,
@@ -28,6 +31,7 @@ from .exceptions import (
     PlanError,
     SandboxError,
     StateStoreError,
+    SyncCancelled,
     SyncError,
     ThrottledError,
     TransientError,
@@ -43,6 +47,7 @@ __all__ = [
     "AuthError",
     "BasicAuth",
     "BusinessCentral",
+    "CancelToken",
     "ClientCredentials",
     "ConcurrencyError",
     "ConfigError",
@@ -54,7 +59,9 @@ __all__ = [
     "FieldMapping",
     "LeaseHeldError",
     "MappingError",
+    "MappingResult",
     "MappingSet",
+    "MatchResult",
     "NavCrmOpsError",
     "NavODataV4",
     "NotFoundError",
@@ -62,6 +69,7 @@ __all__ = [
     "Plan",
     "PlanError",
     "PlanMetadata",
+    "ProgressEvent",
     "RequestStats",
     "Sandbox",
     "SandboxError",
@@ -69,17 +77,21 @@ __all__ = [
     "Secret",
     "StateStore",
     "StateStoreError",
+    "SyncCancelled",
     "SyncError",
+    "SyncReport",
     "TableMapping",
     "ThrottledError",
     "TransientError",
     "ValidationError",
+    "Workspace",
     "WorkspaceConfig",
     "WriteOp",
     "WriteOutcome",
     "__version__",
     "connect",
     "load_config",
+    "open_workspace",
     "three_way_diff",
     "write_config",
 ]

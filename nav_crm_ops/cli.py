@@ -7,10 +7,15 @@ problem, 4 another process holds the lease.
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
+import polars as pl
 
 from . import __version__
 from .exceptions import (
@@ -53,6 +58,354 @@ def demo(directory: Path) -> None:
     from .demo import run_demo
 
     run_demo(directory, echo=click.echo)
+
+
+WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
+workspace_option = click.option(
+    "--workspace", "-w", "workspace_path", type=click.Path(path_type=Path), default=Path("."),
+    envvar=WORKSPACE_ENV, show_default=True,
+    help=f"Workspace folder holding nav_crm_ops.toml (or ${WORKSPACE_ENV}).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@contextmanager
+def _workspace(path: Path) -> Iterator[Any]:
+    from .engine.workspace import open_workspace
+
+    ws = open_workspace(path)
+    try:
+        yield ws
+    finally:
+        ws.close()
+
+
+class _Bars:
+    """tqdm bars on stderr, one per mapping and stage (the engine emits ProgressEvents)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bars: dict[tuple[str, str], Any] = {}
+
+    def __call__(self, event: Any) -> None:
+        if not self.enabled or not event.stage.startswith("write"):
+            return
+        from tqdm import tqdm
+
+        key = (event.mapping, event.stage)
+        bar = self.bars.get(key)
+        if bar is None:
+            bar = self.bars[key] = tqdm(total=event.total, desc=f"{event.mapping} {event.stage}",
+                                        unit="rec", file=sys.stderr, leave=False)
+        bar.n = event.done
+        bar.set_postfix_str(event.message)
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _print_frame(frame: pl.DataFrame, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(frame.to_dicts(), default=str, indent=1))
+        return
+    if frame.height == 0:
+        click.echo("(none)")
+        return
+    with pl.Config(tbl_rows=200, tbl_cols=30, fmt_str_lengths=120, tbl_width_chars=200,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
+        click.echo(str(frame))
+
+
+def _report_exit(report: Any, as_json: bool) -> int:
+    if as_json:
+        click.echo(json.dumps(report.to_frame().to_dicts(), default=str, indent=1))
+    else:
+        click.echo(str(report))
+    return EXIT_FAILED_RECORDS if report.failed or report.counts["conflicts"] else 0
+
+
+@cli.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("."), show_default=True, help="Workspace folder to create.")
+@click.option("--sandbox", "sandbox_url", metavar="URL",
+              help="Point the workspace at a running sandbox (nav-crm-ops sandbox).")
+@click.option("--force", is_flag=True, help="Overwrite an existing nav_crm_ops.toml.")
+def init(directory: Path, sandbox_url: str | None, force: bool) -> None:
+    """Write nav_crm_ops.toml: connections, auth (secrets by environment variable name),
+    state database and mapping files."""
+    from .config import CONFIG_FILE, write_config
+
+    target = directory / CONFIG_FILE
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; use --force to overwrite it")
+    config = (_sandbox_config(sandbox_url, directory) if sandbox_url
+              else _template_config(directory))
+    path = write_config(config, directory)
+    click.echo(f"wrote {path}")
+    if sandbox_url:
+        from .demo import SANDBOX_SECRET_ENV
+
+        click.echo(f"set ${SANDBOX_SECRET_ENV} to the client secret the sandbox printed")
+    else:
+        click.echo("edit the URLs, company and client ids; put the client secret in the "
+                   "environment variable the file names")
+
+
+def _sandbox_config(url: str, directory: Path) -> Any:
+    import httpx
+
+    from .demo import sandbox_workspace_config
+    from .exceptions import ConfigError
+    from .sandbox.server import SandboxInfo
+    from .secrets import Secret
+
+    base = url.rstrip("/")
+    try:
+        status = httpx.get(f"{base}/_sandbox/status", timeout=10).json()
+    except (httpx.HTTPError, ValueError) as error:
+        raise ConfigError(f"no sandbox answers at {base} ({error}); start one with "
+                          "`nav-crm-ops sandbox` and pass the URL it prints") from None
+    info = SandboxInfo(base_url=base, tenant=status["tenant"], environment=status["environment"],
+                       company_id=status["company_id"], company_name=status["company_name"],
+                       client_id=status["client_id"], client_secret=Secret(""))
+    return sandbox_workspace_config(info, directory)
+
+
+def _template_config(directory: Path) -> Any:
+    from .config import (
+        AuthConfig,
+        BusinessCentralConfig,
+        DataverseConfig,
+        WorkspaceConfig,
+        WorkspaceSettings,
+    )
+
+    tenant = "<tenant id>"
+    return WorkspaceConfig(
+        workspace=WorkspaceSettings(name=directory.resolve().name or "workspace"),
+        business_central=BusinessCentralConfig(
+            api_url=f"https://api.businesscentral.dynamics.com/v2.0/{tenant}/Production/api/v2.0/",
+            company_id="00000000-0000-0000-0000-000000000000", company_name="CRONUS",
+            auth=AuthConfig(authority=f"https://login.microsoftonline.com/{tenant}",
+                            client_id="<app id>", client_secret_env="NAV_CRM_OPS_CLIENT_SECRET",
+                            scope="https://api.businesscentral.dynamics.com/.default")),
+        dataverse=DataverseConfig(
+            url="https://<org>.crm.dynamics.com/api/data/v9.2/",
+            auth=AuthConfig(authority=f"https://login.microsoftonline.com/{tenant}",
+                            client_id="<app id>", client_secret_env="NAV_CRM_OPS_CLIENT_SECRET",
+                            scope="https://<org>.crm.dynamics.com/.default")),
+        root=directory)
+
+
+@cli.group()
+def mappings() -> None:
+    """List, show and validate the integration table mappings."""
+
+
+@mappings.command("list")
+@workspace_option
+@json_option
+def mappings_list(workspace_path: Path, as_json: bool) -> None:
+    """Mappings in dependency order."""
+    from .config import load_config
+    from .engine.mapping import MappingSet
+
+    found = MappingSet.for_workspace(load_config(workspace_path))
+    rows = [{"mapping": m.name, "direction": m.direction, "nav": m.nav.entity,
+             "crm": m.crm.entity, "depends_on": ", ".join(m.depends_on),
+             "fields": len(m.enabled_fields())} for m in found]
+    _print_frame(pl.DataFrame(rows), as_json)
+
+
+@mappings.command("show")
+@click.argument("name")
+@workspace_option
+@json_option
+def mappings_show(name: str, workspace_path: Path, as_json: bool) -> None:
+    """One mapping as YAML (or JSON)."""
+    import yaml
+
+    from .config import load_config
+    from .engine.mapping import MappingSet
+
+    mapping = MappingSet.for_workspace(load_config(workspace_path)).get(name)
+    data = mapping.model_dump(mode="json", exclude_defaults=True)
+    click.echo(json.dumps(data, indent=1) if as_json else
+               yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+@mappings.command("validate")
+@workspace_option
+def mappings_validate(workspace_path: Path) -> None:
+    """Check the workspace's mapping files (exit 2 with the reason when invalid)."""
+    from .config import load_config
+    from .engine.mapping import MappingSet
+
+    found = MappingSet.for_workspace(load_config(workspace_path))
+    click.echo(f"{len(found)} mappings are valid: {', '.join(found.dependency_order())}")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Save the plan (Parquet) to apply later with `sync --plan`.")
+@workspace_option
+@json_option
+def preview(names: tuple[str, ...], out: Path | None, workspace_path: Path, as_json: bool) -> None:
+    """What a sync would do (all mappings when none named); writes nothing to either side."""
+    with _workspace(workspace_path) as ws:
+        plan = ws.preview(list(names) or None)
+    if out is not None:
+        plan.save(out)
+    if as_json:
+        click.echo(json.dumps({"plan_id": plan.metadata.plan_id, "file": str(out or ""),
+                               "summary": plan.summary().to_dicts()}, default=str, indent=1))
+        return
+    click.echo(str(plan))
+    changes = plan.field_changes.filter(pl.col("target").cast(pl.Utf8) != "none").join(
+        plan.records.select("mapping", "record_id", "nav_key", "crm_key", "action"),
+        on=["mapping", "record_id"], how="left")
+    if changes.height:
+        click.echo("")
+        _print_frame(changes.select("mapping", "nav_key", "crm_key", "action", "field",
+                                    "nav_value", "crm_value", "base_value", "target",
+                                    "new_value").head(100), False)
+    if out is not None:
+        click.echo(f"plan saved to {out}; apply it with `nav-crm-ops sync --plan {out}`")
+
+
+@cli.command()
+@click.argument("names", nargs=-1)
+@click.option("--all", "all_mappings", is_flag=True, help="Every mapping, in dependency order.")
+@click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Apply this saved plan (records changed since it was made are refused).")
+@click.option("--job-name", default="", help="Name recorded in the job log.")
+@click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
+@workspace_option
+@json_option
+def sync(names: tuple[str, ...], all_mappings: bool, plan_file: Path | None, job_name: str,
+         progress: bool, workspace_path: Path, as_json: bool) -> int:
+    """Synchronize mappings now (preview + apply), or apply a saved plan."""
+    from .engine.plan import Plan
+
+    if not names and not all_mappings and plan_file is None:
+        raise click.UsageError("name one or more mappings, or use --all or --plan FILE")
+    bars = _Bars(progress and not as_json)
+    try:
+        with _workspace(workspace_path) as ws:
+            if plan_file is not None:
+                report = ws.apply(Plan.load(plan_file), progress=bars, job_name=job_name)
+            else:
+                report = ws.sync_all(None if all_mappings else list(names), progress=bars,
+                                     job_name=job_name)
+    finally:
+        bars.close()
+    return _report_exit(report, as_json)
+
+
+@cli.command()
+@click.argument("mapping")
+@click.argument("nav_id")
+@click.argument("crm_id")
+@workspace_option
+def couple(mapping: str, nav_id: str, crm_id: str, workspace_path: Path) -> None:
+    """Couple a BC record with a CRM record (by id)."""
+    with _workspace(workspace_path) as ws:
+        ws.couple(mapping, nav_id, crm_id)
+    click.echo(f"{mapping}: coupled BC {nav_id} with CRM {crm_id}")
+
+
+@cli.command()
+@click.argument("mapping")
+@click.option("--nav-id")
+@click.option("--crm-id")
+@workspace_option
+def uncouple(mapping: str, nav_id: str | None, crm_id: str | None, workspace_path: Path) -> None:
+    """Remove the coupling of a BC or CRM record."""
+    if not nav_id and not crm_id:
+        raise click.UsageError("give --nav-id or --crm-id")
+    with _workspace(workspace_path) as ws:
+        count = ws.uncouple(mapping, nav_id=nav_id, crm_id=crm_id)
+    click.echo(f"{mapping}: {count} coupling(s) removed")
+
+
+@cli.command()
+@click.argument("mapping")
+@click.option("--create", is_flag=True, help="Create unmatched records on the other side.")
+@click.option("--dry-run", is_flag=True, help="Only show matched / unmatched / ambiguous.")
+@workspace_option
+@json_option
+def match(mapping: str, create: bool, dry_run: bool, workspace_path: Path, as_json: bool) -> None:
+    """Match-based coupling of uncoupled records on the mapping's match fields."""
+    with _workspace(workspace_path) as ws:
+        result = ws.match_couple(mapping, create=create, apply=not dry_run)
+    if not as_json:
+        click.echo(", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or
+                   "nothing to match")
+    _print_frame(result.frame, as_json)
+
+
+@cli.command()
+@click.argument("mapping", required=False)
+@click.option("--groups", is_flag=True, help="Group by normalized message with counts.")
+@click.option("--run", "run_id", type=int, help="Only errors of this run.")
+@workspace_option
+@json_option
+def errors(mapping: str | None, groups: bool, run_id: int | None, workspace_path: Path,
+           as_json: bool) -> None:
+    """Record errors, newest first (or grouped by message)."""
+    with _workspace(workspace_path) as ws:
+        if groups:
+            frame = ws.error_groups(mapping)
+        else:
+            frame = ws.errors(mapping, run_id=run_id)
+            if not as_json:
+                frame = frame.select("id", "run_id", "mapping", "direction", "source_id",
+                                     "transient", "message")
+    _print_frame(frame, as_json)
+
+
+@cli.command()
+@click.argument("mapping", required=False)
+@click.option("--id", "ids", multiple=True, help="Source record id (repeatable).")
+@workspace_option
+@json_option
+def retry(mapping: str | None, ids: tuple[str, ...], workspace_path: Path, as_json: bool) -> int:
+    """Synchronize failed records now (skipped ones need `unskip` first)."""
+    with _workspace(workspace_path) as ws:
+        report = ws.retry(mapping, list(ids) or None)
+    if not report.results:
+        click.echo("no failed records to retry")
+        return 0
+    return _report_exit(report, as_json)
+
+
+@cli.command()
+@click.argument("mapping")
+@click.option("--id", "ids", multiple=True, help="Source record id (repeatable); all if none.")
+@workspace_option
+def unskip(mapping: str, ids: tuple[str, ...], workspace_path: Path) -> None:
+    """Put skipped records back into the retry pass."""
+    with _workspace(workspace_path) as ws:
+        count = ws.unskip(mapping, list(ids) or None)
+    click.echo(f"{mapping}: {count} record(s) restored; the next sync retries them")
+
+
+@cli.command()
+@click.argument("mapping", required=False)
+@click.option("--limit", default=50, show_default=True)
+@workspace_option
+@json_option
+def runs(mapping: str | None, limit: int, workspace_path: Path, as_json: bool) -> None:
+    """The job log, newest first."""
+    with _workspace(workspace_path) as ws:
+        frame = ws.runs(mapping, limit=limit)
+    if not as_json:
+        frame = frame.select("id", "mapping", "direction", "kind", "status", "started_at",
+                             "inserted", "modified", "unchanged", "failed", "skipped",
+                             "conflicts", "coupled", "requests", "message")
+    _print_frame(frame, as_json)
 
 
 def _register_groups() -> None:

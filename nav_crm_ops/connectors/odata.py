@@ -11,7 +11,7 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["F", "Filter", "ODataQuery", "RawFilter", "field_name", "literal"]
+__all__ = ["F", "Filter", "ODataQuery", "RawFilter", "all_of", "any_of", "field_name", "literal"]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -189,6 +189,13 @@ class F:
         if not parts:
             raise ValueError("is_in needs at least one value")
         return parts[0] if len(parts) == 1 else _Bool("or", parts)
+
+
+def any_of(filters: Sequence[Filter | None]) -> Filter | None:
+    present = tuple(f for f in filters if f is not None)
+    if not present:
+        return None
+    return present[0] if len(present) == 1 else _Bool("or", present)
 
 
 def all_of(filters: Sequence[Filter | None]) -> Filter | None:

@@ -46,6 +46,7 @@ __all__ = [
     "CrmSide",
     "FieldMapping",
     "LookupSpec",
+    "LookupVia",
     "MappingSet",
     "MatchSpec",
     "NavReference",
@@ -142,18 +143,35 @@ class Templates(_Frozen):
     crm: tuple[Template, ...] = ()
 
 
+class LookupVia(_Frozen):
+    """A NAV table linking the field's value to the referenced record's id, for fields that
+    hold another record's number: a person contact's ``companyNumber`` is its company
+    contact, related to the customer through ``contactsInformation`` (contact business
+    relations)."""
+
+    entity: str = Field(description="NAV entity set, e.g. contactsInformation")
+    key: str = Field(description="column holding the field's value, e.g. contactNumber")
+    target_id: str = Field(description="column holding the referenced record's id, e.g. relatedId")
+    filter: str = ""
+
+
 class LookupSpec(_Frozen):
     """A reference resolved through the couplings of another mapping.
 
     NAV holds ``nav_key`` of the referenced record (``code``, ``number`` or ``id``; default:
     the referenced mapping's natural key); CRM holds the referenced record's GUID, read as
     ``_<crm field>_value`` and written as ``<navigation>@odata.bind: /<target>(<guid>)``.
+    The preview shows the NAV key on both sides (see ``engine.resolve``).
     """
 
     mapping: str
     navigation: str = Field(description="CRM navigation property, e.g. parentcustomerid_account")
     target: str = Field(description="CRM entity set of the referenced record, e.g. accounts")
     nav_key: str | None = None
+    via: LookupVia | None = None
+    crm_natural_key_fallback: bool = Field(
+        False, description="resolve values that are not coupled through the referenced "
+        "mapping's CRM natural key (the local currency exists only on the CRM side)")
 
     def bind(self, crm_id: str) -> dict[str, str]:
         """The ``@odata.bind`` body entry that sets the lookup to ``crm_id``."""
@@ -413,9 +431,14 @@ class TableMapping(_Frozen):
         return next((t for t in candidates if t.matches(source)), None)
 
     def diff_fields(self) -> list[DiffField]:
-        """The three-way diff's view of the enabled fields (create-only fields excluded)."""
+        """The three-way diff's view of the enabled fields (create-only fields excluded).
+
+        Lookup fields compare as text: both sides hold the referenced record's NAV key there
+        (see ``engine.resolve``), not a GUID.
+        """
         return [
-            DiffField(name=f.name, direction=f.direction, kind=f.compare.kind,
+            DiffField(name=f.name, direction=f.direction,
+                      kind="text" if f.lookup is not None else f.compare.kind,
                       case_sensitive=f.compare.case_sensitive, decimals=f.compare.decimals)
             for f in self.enabled_fields() if not f.on_create_only
         ]

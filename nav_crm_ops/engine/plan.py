@@ -57,7 +57,7 @@ __all__ = [
     "read_plan_metadata",
 ]
 
-PLAN_FORMAT_VERSION = 1
+PLAN_FORMAT_VERSION = 2
 METADATA_KEY = b"nav_crm_ops.plan"
 
 PlanAction = Literal[
@@ -107,6 +107,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "pair_id": pl.Utf8(),
     "nav_id": pl.Utf8(),
     "crm_id": pl.Utf8(),
+    "nav_key": pl.Utf8(),
+    "crm_key": pl.Utf8(),
     "action": ACTION_DTYPE,
     "direction": DIRECTION_DTYPE,
     "skip_reason": SKIP_REASON_DTYPE,
@@ -115,7 +117,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "message": pl.Utf8(),
     "included": pl.Boolean(),
 }
-"""Columns of :attr:`Plan.records`; ``record_id`` is unique within a mapping."""
+"""Columns of :attr:`Plan.records`; ``record_id`` is unique within a mapping; ``nav_key`` /
+``crm_key`` are the natural keys (customer number, currency code ...) people recognise."""
 
 FIELD_CHANGE_SCHEMA: dict[str, pl.DataType] = {
     "mapping": pl.Utf8(),

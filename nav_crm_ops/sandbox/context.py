@@ -151,11 +151,14 @@ class SandboxContext:
             })
 
     def status(self) -> dict[str, Any]:
-        """What ``GET /_sandbox/status`` reports: rows per table, limits, faults injected."""
+        """What ``GET /_sandbox/status`` reports: identity (never the secret), rows per table,
+        limits, faults injected."""
         return {
             "tenant": self.info.tenant,
             "environment": self.info.environment,
             "company_id": self.info.company_id,
+            "company_name": self.info.company_name,
+            "client_id": self.info.client_id,
             "seed": self.seed,
             "counts": self.store.counts(),
             "limits": self.protection.describe(),

@@ -133,6 +133,14 @@ watermarks = Table(
     Column("updated_at", String(32), nullable=False),
 )
 
+reference_cache = Table(
+    "reference_cache", metadata,
+    Column("scope", String(200), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text),
+    Column("updated_at", String(32), nullable=False),
+)
+
 option_mappings = Table(
     "option_mappings", metadata,
     Column("mapping", String(100), primary_key=True),
@@ -197,12 +205,13 @@ def _record_status(conn: Connection) -> None:
         if name in present:
             conn.exec_driver_sql(f"ALTER TABLE couplings DROP COLUMN {name}")
     record_status.create(conn, checkfirst=True)
+    reference_cache.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
-    (2, "record status (failures, skips) per source record; natural keys, etags on couplings",
+    (2, "record status per source record; natural keys, etags on couplings; reference cache",
      _record_status),
 )
 """(version, description, function) in ascending order; append, never edit."""

@@ -27,6 +27,7 @@ import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +59,7 @@ from .schema import (
     pending_ops,
     record_errors,
     record_status,
+    reference_cache,
     runs,
     utc_now,
     watermarks,
@@ -720,6 +722,31 @@ class StateStore:
             rows = conn.execute(select(watermarks.c.side, watermarks.c.value).where(
                 watermarks.c.mapping == _mapping_key(mapping))).all()
         return {side: value for side, value in rows}
+
+    # -- reference cache -------------------------------------------------------------------------
+    def cached_map(self, scope: str) -> tuple[dict[str, str | None], float] | None:
+        """A cached translation table (e.g. payment terms id -> code) and its age in seconds,
+        or None when never cached."""
+        with self._tx(write=False) as conn:
+            rows = conn.execute(select(reference_cache.c.key, reference_cache.c.value,
+                                       reference_cache.c.updated_at)
+                                .where(reference_cache.c.scope == scope)).all()
+        if not rows:
+            return None
+        stamp = min(row[2] for row in rows)
+        written = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return ({row[0]: row[1] for row in rows},
+                (datetime.now(UTC) - written).total_seconds())
+
+    def put_cached_map(self, scope: str, table: Mapping[str, str | None]) -> None:
+        """Replace the cached table ``scope`` (an empty table is kept as one empty marker)."""
+        now = utc_now()
+        rows = [{"scope": scope, "key": k, "value": v, "updated_at": now}
+                for k, v in table.items()] or [
+            {"scope": scope, "key": "", "value": None, "updated_at": now}]
+        with self._tx() as conn:
+            conn.execute(delete(reference_cache).where(reference_cache.c.scope == scope))
+            conn.execute(insert(reference_cache), rows)
 
     # -- option mappings -------------------------------------------------------------------------
     def set_option_mapping(self, mapping: str, field: str, nav_value: str, crm_value: int,

@@ -1,0 +1,272 @@
+"""Values that point elsewhere: lookups through another mapping's couplings, NAV reference
+tables (payment terms, shipment methods) and option values.
+
+Why one namespace: the preview shows people codes they know (salesperson ``JR``, currency
+``EUR``, customer ``10000``, payment terms ``30 DAYS``), never GUIDs or choice numbers. So both
+sides are expressed in NAV's human terms before the diff:
+
+* a lookup field holds the referenced record's NAV key (``LookupSpec.nav_key``); the CRM GUID is
+  translated through the referenced mapping's couplings (``crm_id -> nav_key``) and back when
+  writing to CRM (``nav_key -> crm_id``, sent as ``@odata.bind``);
+* a ``nav_reference`` field holds the reference table's code instead of its GUID;
+* an option field holds the NAV code; CRM choice values are translated through the mapping's
+  option list plus the option mappings recorded in the state store.
+
+A CRM value that cannot be translated shows as ``<not coupled: …>`` / ``<CRM option n>``; such a
+value is never written: the record fails with a message that says what to couple or map.
+NAV reference tables, ``via`` relation tables and CRM natural keys are cached in the state
+store for an hour (:data:`REFERENCE_TTL_S`) and re-read at once when a value is not found, so
+a run with nothing to do reads only the changes of each side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from ..connectors.factory import Connections
+from ..exceptions import SyncError
+from ..store import StateStore
+from .mapping import FieldMapping, MappingSet
+
+__all__ = ["REFERENCE_TTL_S", "UNRESOLVED_PREFIXES", "Resolver", "is_unresolved"]
+
+UNRESOLVED_PREFIXES = ("<not coupled: ", "<CRM option ", "<no relation: ")
+REFERENCE_TTL_S = 3600.0
+
+
+def is_unresolved(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(UNRESOLVED_PREFIXES)
+
+
+def _not_coupled(crm_id: str) -> str:
+    return f"<not coupled: {crm_id}>"
+
+
+@dataclass
+class Resolver:
+    """Translations for one run (create one per preview or apply)."""
+
+    mappings: MappingSet
+    store: StateStore
+    connections: Connections
+    _lookups: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = field(
+        default_factory=dict)
+    _tables: dict[str, dict[str, str]] = field(default_factory=dict)
+    _refreshed: set[str] = field(default_factory=set)
+    _options: dict[tuple[str, str], tuple[dict[str, int], dict[int, str]]] = field(
+        default_factory=dict)
+
+    # -- cached translation tables -----------------------------------------------------------------
+    def _table(self, scope: str, load: Callable[[], dict[str, str]], *,
+               keys: Iterable[str] = (), values: Iterable[str] = ()) -> dict[str, str]:
+        """``scope``'s table from this run, the store's cache or the service (read again
+        when stale or when a wanted key/value is missing, at most once per run)."""
+        keys, values = [k for k in keys if k], [v for v in values if v]
+        table = self._tables.get(scope)
+        if table is None:
+            cached = self.store.cached_map(scope)
+            if cached is not None and cached[1] < REFERENCE_TTL_S:
+                table = {k: v for k, v in cached[0].items() if k and v is not None}
+        complete = table is not None and all(k in table for k in keys) and (
+            not values or set(values) <= set(table.values()))
+        if (table is None or not complete) and scope not in self._refreshed:
+            table = load()
+            self.store.put_cached_map(scope, dict(table))
+            self._refreshed.add(scope)
+        self._tables[scope] = table or {}
+        return self._tables[scope]
+
+    # -- lookups ---------------------------------------------------------------------------
+    def _lookup_maps(self, fld: FieldMapping) -> tuple[dict[str, str], dict[str, str],
+                                                       dict[str, str]]:
+        """(nav_key -> crm_id, crm_id -> nav_key, nav_id -> nav_key) of the referenced
+        mapping's couplings."""
+        assert fld.lookup is not None
+        target = self.mappings.get(fld.lookup.mapping)
+        cached = self._lookups.get(target.name)
+        if cached is None:
+            couplings = self.store.couplings_frame(target.name).filter(
+                pl.col("nav_key").is_not_null())
+            keys = couplings.get_column("nav_key").to_list()
+            ids = [c.lower() for c in couplings.get_column("crm_id").to_list()]
+            navs = [n.lower() for n in couplings.get_column("nav_id").to_list()]
+            cached = (dict(zip(keys, ids, strict=True)), dict(zip(ids, keys, strict=True)),
+                      dict(zip(navs, keys, strict=True)))
+            self._lookups[target.name] = cached
+        return cached
+
+    def _crm_natural_keys(self, fld: FieldMapping, *, crm_ids: Iterable[str] = (),
+                          nav_keys: Iterable[str] = ()) -> None:
+        """Fallback for records that exist only on the CRM side (the local currency is no
+        BC currency record): the referenced CRM record with that natural key."""
+        assert fld.lookup is not None
+        target = self.mappings.get(fld.lookup.mapping)
+        natural = target.crm.natural_key
+        if not natural:
+            return
+
+        def load() -> dict[str, str]:
+            frame = self.connections.dataverse.read(target.crm.entity,
+                                                    select=[target.crm.key, natural])
+            return {str(i).lower(): str(k) for i, k in frame.iter_rows() if i and k}
+
+        table = self._table(f"crm:{target.crm.entity}:{natural}", load, keys=crm_ids,
+                            values=nav_keys)
+        to_crm, to_nav, _ = self._lookup_maps(fld)
+        for crm_id, key in table.items():
+            if crm_id not in to_nav and key not in to_crm:
+                to_crm[key] = crm_id
+                to_nav[crm_id] = key
+
+    def lookup_crm_to_nav(self, fld: FieldMapping, values: pl.Series) -> pl.Series:
+        """CRM GUIDs of a lookup column as NAV keys (``<not coupled: guid>`` when unknown)."""
+        guids = [None if v is None else str(v).lower() for v in values.to_list()]
+        _, to_nav, _ = self._lookup_maps(fld)
+        missing = [g for g in guids if g and g not in to_nav]
+        if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
+            self._crm_natural_keys(fld, crm_ids=missing)
+        return pl.Series(values.name, [None if g is None else to_nav.get(g, _not_coupled(g))
+                                       for g in guids], dtype=pl.Utf8)
+
+    def lookup_nav_to_crm(self, fld: FieldMapping, nav_keys: Iterable[str]) -> dict[str, str]:
+        """NAV keys -> CRM GUIDs for the keys that can be resolved (others are absent)."""
+        keys = [k for k in dict.fromkeys(nav_keys) if k]
+        to_crm, _, _ = self._lookup_maps(fld)
+        missing = [k for k in keys if k not in to_crm]
+        if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
+            self._crm_natural_keys(fld, nav_keys=missing)
+        return {k: to_crm[k] for k in keys if k in to_crm}
+
+    def _via_table(self, fld: FieldMapping, *, keys: Iterable[str] = (),
+                   values: Iterable[str] = ()) -> dict[str, str]:
+        """The ``via`` relation of a lookup: field value -> referenced NAV id."""
+        assert fld.lookup is not None and fld.lookup.via is not None
+        via = fld.lookup.via
+        target = self.mappings.get(fld.lookup.mapping)
+        client = self.connections.business_central_for(target.nav.api)
+
+        def load() -> dict[str, str]:
+            frame = client.read(via.entity, select=[via.key, via.target_id],
+                                filter=via.filter or None)
+            return {str(k): str(t).lower() for k, t in frame.iter_rows() if k and t}
+
+        scope = f"nav:{via.entity}:{via.key}:{via.target_id}:{via.filter}"
+        return self._table(scope, load, keys=keys, values=values)
+
+    def via_to_key(self, fld: FieldMapping, values: pl.Series) -> pl.Series:
+        """NAV values of a ``via`` lookup as the referenced mapping's NAV keys."""
+        raw = [None if v is None or v == "" else str(v) for v in values.to_list()]
+        table = self._via_table(fld, keys=[v for v in raw if v])
+        _, _, by_nav_id = self._lookup_maps(fld)
+        out: list[str | None] = []
+        for value in raw:
+            if value is None:
+                out.append(None)
+            elif value not in table:
+                out.append(f"<no relation: {value}>")
+            else:
+                out.append(by_nav_id.get(table[value], _not_coupled(f"BC {table[value]}")))
+        return pl.Series(values.name, out, dtype=pl.Utf8)
+
+    def key_to_via(self, fld: FieldMapping, key: str) -> str | None:
+        """The NAV value a ``via`` lookup field takes for the referenced record ``key``."""
+        _, _, by_nav_id = self._lookup_maps(fld)
+        nav_ids = [n for n, k in by_nav_id.items() if k == key]
+        if not nav_ids:
+            return None
+        table = self._via_table(fld, values=nav_ids)
+        return next((value for value, target in table.items() if target in nav_ids), None)
+
+    def lookup_failure(self, fld: FieldMapping, value: str, *, to: str) -> str:
+        """The message for a lookup value that cannot be written (says what to do)."""
+        assert fld.lookup is not None
+        target = self.mappings.get(fld.lookup.mapping)
+        if value.startswith("<no relation: "):
+            number = value.removeprefix("<no relation: ").removesuffix(">")
+            via = fld.lookup.via
+            return (f"{fld.nav} {number!r} has no relation to a {target.nav.entity} record in BC"
+                    f"{f' ({via.entity})' if via else ''}: link it to a {target.name.lower()} "
+                    "in BC (business relation) or correct the value")
+        if value.startswith("<not coupled: BC "):
+            nav_id = value.removeprefix("<not coupled: BC ").removesuffix(">")
+            return (f"{fld.nav}: BC {target.nav.entity} record {nav_id} is not coupled to a "
+                    f"CRM {target.crm.logical_name} (mapping {target.name}): run {target.name} "
+                    "first, or couple it by hand")
+        if to == "crm":
+            return (f"{fld.nav} {value!r} is not coupled to a CRM {target.crm.logical_name} "
+                    f"(mapping {target.name}): run {target.name} first, or couple "
+                    f"{target.nav.entity} {value!r} by hand")
+        if to == "nav" and not value.startswith("<"):
+            return (f"{fld.nav}: {target.nav.entity} {value!r} has no "
+                    f"{fld.lookup.via.entity if fld.lookup.via else 'record'} in BC that this "
+                    "field can point to: create it in BC, or choose another value in CRM")
+        guid = value.removeprefix("<not coupled: ").removesuffix(">")
+        return (f"{fld.crm}: CRM {target.crm.logical_name} {guid} is not coupled to a BC "
+                f"{target.nav.entity} record (mapping {target.name}): run {target.name} "
+                "first, or couple it by hand")
+
+    # -- NAV reference tables ----------------------------------------------------------------
+    def reference_codes(self, fld: FieldMapping, *, ids: Iterable[str] = (),
+                        codes: Iterable[str] = ()) -> dict[str, str]:
+        """NAV reference GUID (lower case) -> code."""
+        ref = fld.nav_reference
+        assert ref is not None
+
+        def load() -> dict[str, str]:
+            frame = self.connections.business_central.read(ref.entity,
+                                                           select=[ref.key, ref.field])
+            return {str(k).lower(): str(v) for k, v in frame.iter_rows() if k is not None}
+
+        return self._table(f"nav:{ref.entity}:{ref.key}:{ref.field}", load,
+                           keys=[str(i).lower() for i in ids], values=codes)
+
+    def reference_id(self, fld: FieldMapping, code: str) -> str | None:
+        """The NAV reference GUID for ``code`` (None when BC has no such code)."""
+        for guid, known in self.reference_codes(fld, codes=[code]).items():
+            if known == code:
+                return guid
+        return None
+
+    # -- options -------------------------------------------------------------------------------
+    def option_maps(self, mapping: str, fld: FieldMapping) -> tuple[dict[str, int], dict[int, str]]:
+        """(NAV code -> CRM value, CRM value -> NAV code): the mapping's list, then values the
+        store recorded (created options)."""
+        cache_key = (mapping.upper(), fld.name)
+        cached = self._options.get(cache_key)
+        if cached is None:
+            to_crm: dict[str, int] = {}
+            to_nav: dict[int, str] = {}
+            for value in fld.options.values if fld.options else ():
+                to_crm.setdefault(value.nav, value.crm)
+                to_nav.setdefault(value.crm, value.nav)
+            stored = self.store.option_mappings(mapping, fld.name)
+            for nav_value, crm_value in stored.select("nav_value", "crm_value").iter_rows():
+                to_crm.setdefault(str(nav_value), int(crm_value))
+                to_nav.setdefault(int(crm_value), str(nav_value))
+            cached = (to_crm, to_nav)
+            self._options[cache_key] = cached
+        return cached
+
+    def option_created(self, mapping: str, fld: FieldMapping, code: str, value: int) -> None:
+        self.store.set_option_mapping(mapping, fld.name, code, value, caption=code)
+        to_crm, to_nav = self.option_maps(mapping, fld)
+        to_crm[code] = value
+        to_nav[value] = code
+
+    def options_to_nav(self, mapping: str, fld: FieldMapping, values: pl.Series) -> pl.Series:
+        _, to_nav = self.option_maps(mapping, fld)
+        out: list[str | None] = []
+        for raw in values.to_list():
+            if raw is None:
+                out.append(None)
+                continue
+            try:
+                number = int(raw)
+            except (TypeError, ValueError):
+                raise SyncError(f"{fld.crm}: CRM value {raw!r} is not a choice value") from None
+            out.append(to_nav.get(number, f"<CRM option {number}>"))
+        return pl.Series(values.name, out, dtype=pl.Utf8)

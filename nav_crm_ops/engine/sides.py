@@ -1,0 +1,153 @@
+"""Reading one side of a mapping and expressing its rows in the mapping's field namespace.
+
+A *field frame* has the meta columns ``_id`` (record id, lower-case GUID), ``_key`` (natural
+key, for lookups and display), ``_version`` (etag: the If-Match of a later write) and
+``_modified`` (UTC ISO text, for watermarks), then one column per enabled field, named by the
+field, holding the value as the other side would receive it: NAV reference GUIDs as codes,
+lookups and options in NAV terms (see ``engine.resolve``), transformations and constants applied
+on the side(s) the field is written from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Literal
+
+import polars as pl
+
+from ..connectors.odata import F, RawFilter, all_of
+from ..connectors.reader import ETAG, PagedReader
+from .diff import canonical_frame
+from .mapping import FieldMapping, TableMapping
+from .resolve import Resolver
+
+__all__ = ["META_COLUMNS", "Side", "SideReader", "empty_field_frame", "field_frame"]
+
+Side = Literal["nav", "crm"]
+META_COLUMNS = ("_id", "_key", "_version", "_modified")
+EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+
+
+class SideReader:
+    """Reads one side of one mapping: changes since a watermark, records by id or by value."""
+
+    def __init__(self, mapping: TableMapping, side: Side, client: PagedReader) -> None:
+        self.mapping = mapping
+        self.side = side
+        self.client = client
+        spec = mapping.nav if side == "nav" else mapping.crm
+        self.entity = spec.entity
+        self.key = spec.key
+        self.modified = spec.modified
+        self.table_filter = RawFilter(spec.filter) if spec.filter.strip() else None
+        self.select = mapping.nav_select() if side == "nav" else mapping.crm_select()
+
+    def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
+        """Rows in the table filter modified at or after ``since - overlap`` (all when None).
+
+        ``ge`` and the overlap matter: Dataverse keeps whole seconds, clocks differ, and a row
+        read twice costs nothing (the diff sees it unchanged).
+        """
+        moment = None if since is None else F(self.modified).ge(since - overlap)
+        return self.client.read(self.entity, select=self.select, etag=True,
+                                filter=all_of([self.table_filter, moment]))
+
+    def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
+        """Rows with these ids, wherever the table filter puts them."""
+        if not ids:
+            return self.empty()
+        return self.client.read_by_ids(self.entity, self.key, list(ids), select=self.select,
+                                       etag=True)
+
+    def by_values(self, column: str, values: Sequence[str]) -> pl.DataFrame:
+        """Rows in the table filter whose ``column`` equals one of ``values``."""
+        if not values:
+            return self.empty()
+        return self.client.read_by_ids(self.entity, column, list(values), select=self.select,
+                                       etag=True, filter=self.table_filter)
+
+    def probe(self, since: datetime | None, overlap: timedelta) -> bool:
+        """Whether anything changed since ``since`` (one request, at most one row)."""
+        moment = None if since is None else F(self.modified).ge(since - overlap)
+        frame = self.client.read(self.entity, select=[self.key], top=1,
+                                 filter=all_of([self.table_filter, moment]))
+        return frame.height > 0
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema={name: pl.Utf8 for name in [*self.select, ETAG]})
+
+
+def _with_constant(expr: pl.Expr, fld: FieldMapping) -> pl.Expr:
+    if fld.constant is None:
+        return expr
+    text = expr.cast(pl.Utf8)
+    return (pl.when(text.is_null() | (text.str.strip_chars() == ""))
+            .then(pl.lit(str(fld.constant))).otherwise(text))
+
+
+def _source_value(frame: pl.DataFrame, fld: FieldMapping, side: Side, mapping: TableMapping,
+                  resolver: Resolver) -> pl.Series:
+    """One field's values from one side, in the shared namespace (before transformations)."""
+    if side == "nav":
+        raw = frame.get_column(fld.nav) if fld.nav in frame.columns else pl.Series(
+            fld.name, [None] * frame.height, dtype=pl.Utf8)
+        if fld.nav_reference is not None:
+            ids = [str(v).lower() for v in raw.to_list() if v and str(v) != EMPTY_GUID]
+            codes = resolver.reference_codes(fld, ids=ids) if ids else {}
+            return pl.Series(fld.name, [None if v is None else codes.get(str(v).lower())
+                                        for v in raw.to_list()], dtype=pl.Utf8)
+        if fld.lookup is not None and fld.lookup.via is not None:
+            return resolver.via_to_key(fld, raw).alias(fld.name)
+        return raw.alias(fld.name)
+    raw = frame.get_column(fld.crm_read_column)
+    if fld.lookup is not None:
+        return resolver.lookup_crm_to_nav(fld, raw).alias(fld.name)
+    if fld.options is not None:
+        return resolver.options_to_nav(mapping.name, fld, raw).alias(fld.name)
+    return raw.alias(fld.name)
+
+
+def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side,
+                resolver: Resolver) -> pl.DataFrame:
+    """The field frame of rows read from ``side`` (module docstring)."""
+    spec = mapping.nav if side == "nav" else mapping.crm
+    if raw.height == 0:
+        return empty_field_frame(mapping)
+    natural = spec.natural_key
+    columns: list[pl.Series] = [
+        raw.get_column(spec.key).cast(pl.Utf8).str.to_lowercase().alias("_id"),
+        (raw.get_column(natural).cast(pl.Utf8) if natural else pl.Series(
+            [None] * raw.height, dtype=pl.Utf8)).alias("_key"),
+        (raw.get_column(ETAG).cast(pl.Utf8) if ETAG in raw.columns else pl.Series(
+            [None] * raw.height, dtype=pl.Utf8)).alias("_version"),
+        _modified_text(raw.get_column(spec.modified)).alias("_modified"),
+    ]
+    values = pl.DataFrame(columns)
+    exprs = []
+    for fld in mapping.enabled_fields():
+        series = _source_value(raw, fld, side, mapping, resolver)
+        values = values.with_columns(series.alias(f"__raw_{fld.name}"))
+        expr = pl.col(f"__raw_{fld.name}")
+        writes_from_here = fld.writes_to_crm if side == "nav" else fld.writes_to_nav
+        if writes_from_here:
+            expr = _with_constant(fld.chain.expr(expr), fld)
+        exprs.append(expr.alias(fld.name))
+    frame = values.select(*META_COLUMNS, *exprs)
+    canonical = canonical_frame(frame, mapping.diff_fields(), key="_id")
+    others = [f.name for f in mapping.enabled_fields() if f.on_create_only]
+    return frame.with_columns(canonical.drop("_id")).with_columns(
+        [pl.col(name).cast(pl.Utf8) for name in others])
+
+
+def _modified_text(column: pl.Series) -> pl.Series:
+    if isinstance(column.dtype, pl.Datetime):
+        moment = (column.dt.convert_time_zone("UTC") if column.dtype.time_zone
+                  else column.dt.replace_time_zone("UTC"))
+        return moment.dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+    return column.cast(pl.Utf8)
+
+
+def empty_field_frame(mapping: TableMapping) -> pl.DataFrame:
+    return pl.DataFrame(schema={**dict.fromkeys(META_COLUMNS, pl.Utf8),
+                                **{f.name: pl.Utf8 for f in mapping.enabled_fields()}})

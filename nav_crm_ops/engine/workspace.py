@@ -1,0 +1,462 @@
+"""The workspace: the one object notebooks, widgets, jobs and the CLI talk to.
+
+``ws = open_workspace(path)`` reads ``nav_crm_ops.toml``, loads the mappings (defaults merged
+with the workspace's files), opens the state store and connects lazily (the first call that
+needs a service authenticates). Everything a person does — preview, apply, sync, couple, look
+at errors, retry — is a method here; the engine modules do the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+import polars as pl
+
+from ..config import WorkspaceConfig, load_config
+from ..connectors.factory import Connections, connect
+from ..connectors.odata import F, any_of
+from ..exceptions import LeaseHeldError, PlanError, StateStoreError, SyncError
+from ..store import Coupling, StateStore, default_holder
+from .applier import Applier
+from .mapping import MappingSet, TableMapping
+from .matching import MATCH_SCHEMA, match_records
+from .plan import Plan
+from .planner import MappingPlan, Planner, Selection
+from .progress import CancelToken, Progress
+from .report import MappingResult, SyncReport
+from .resolve import Resolver
+from .sides import field_frame
+
+__all__ = ["MatchResult", "Workspace", "open_workspace"]
+
+LEASE_TTL_S = 15 * 60.0
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Match-based coupling of one mapping: one row per uncoupled record of either side.
+
+    ``frame`` columns: ``source_side``, ``source_id``, ``source_key``, ``status`` (matched,
+    unmatched, ambiguous; after apply also ``coupled``, and ``created`` with create=True),
+    ``other_id``, ``message``.
+    """
+
+    mapping: str
+    frame: pl.DataFrame
+    report: SyncReport = field(default_factory=SyncReport)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        found = self.frame.group_by("status").len()
+        return {str(s): int(n) for s, n in found.iter_rows()}
+
+
+class Workspace:
+    """See the module docstring. Close it (or use ``with``) to release the database."""
+
+    def __init__(self, config: WorkspaceConfig, *, connections: Connections | None = None
+                 ) -> None:
+        self.config = config
+        self.mappings = MappingSet.for_workspace(config)
+        self.store = StateStore.open(config.state_url)
+        self._connections = connections
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    @property
+    def connections(self) -> Connections:
+        if self._connections is None:
+            self._connections = connect(self.config)
+        return self._connections
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the workspace a plan was made for (name + company + CRM URL)."""
+        bc = self.config.business_central
+        return f"{self.config.workspace.name}|{bc.company_id}|{self.config.dataverse.url}"
+
+    def _planner(self) -> Planner:
+        return Planner(self.mappings, self.store, self.connections)
+
+    def _applier(self) -> Applier:
+        return Applier(self.mappings, self.store, self.connections)
+
+    def _requests(self) -> int:
+        c = self.connections
+        return sum(x.stats.requests for x in (c.dataverse, c.business_central,
+                                              c.business_central_custom))
+
+    def _names(self, mappings: str | Sequence[str] | None) -> list[str]:
+        if mappings is None:
+            return self.mappings.dependency_order()
+        names = [mappings] if isinstance(mappings, str) else list(mappings)
+        return self.mappings.dependency_order(names)
+
+    def close(self) -> None:
+        if self._connections is not None:
+            for client in (self._connections.dataverse, self._connections.business_central,
+                           self._connections.business_central_custom):
+                client.close()
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Workspace {self.config.workspace.name!r} at {self.config.root}>"
+
+    # -- preview and apply ---------------------------------------------------------------------------
+    def preview(self, mappings: str | Sequence[str] | None = None, *,
+                progress: Progress | None = None, cancel: CancelToken | None = None) -> Plan:
+        """What a sync of ``mappings`` (all when None) would do, in dependency order. Reads
+        both services; writes nothing anywhere."""
+        planner = self._planner()
+        parts = [planner.plan(self.mappings.get(name), progress=progress, cancel=cancel)
+                 for name in self._names(mappings)]
+        return self._plan(self._names(mappings), parts)
+
+    def _plan(self, names: list[str], parts: list[MappingPlan]) -> Plan:
+        records = pl.concat([p.records for p in parts], how="diagonal_relaxed") if parts else \
+            pl.DataFrame(schema={"mapping": pl.Utf8, "record_id": pl.Utf8, "action": pl.Utf8})
+        changes = pl.concat([p.field_changes for p in parts], how="diagonal_relaxed") \
+            if parts else None
+        marks = {name: part.watermarks for name, part in zip(names, parts, strict=True)
+                 if part.watermarks}
+        return Plan.create(records, changes, workspace_fingerprint=self.fingerprint,
+                           watermarks=marks, mappings=names)
+
+    def apply(self, plan: Plan, *, progress: Progress | None = None,
+              cancel: CancelToken | None = None, job_name: str = "") -> SyncReport:
+        """Carry out the included records of ``plan`` (mappings in dependency order)."""
+        if plan.metadata.workspace_fingerprint != self.fingerprint:
+            raise PlanError(
+                f"this plan was made for workspace {plan.metadata.workspace_fingerprint!r}, not "
+                f"{self.fingerprint!r}: preview again in this workspace")
+        return self._apply(plan, plan.metadata.mappings, progress=progress, cancel=cancel,
+                           job_name=job_name)
+
+    def _apply(self, plan: Plan, names: Iterable[str], *, progress: Progress | None,
+               cancel: CancelToken | None, job_name: str,
+               preview_requests: dict[str, int] | None = None) -> SyncReport:
+        applier = self._applier()
+        results: list[MappingResult] = []
+        for name in self.mappings.dependency_order(names):
+            with self._lease(name):
+                result = applier.apply_mapping(
+                    self.mappings.get(name), plan, job_name=job_name, progress=progress,
+                    cancel=cancel, preview_requests=(preview_requests or {}).get(name, 0))
+            results.append(result)
+            if result.status == "cancelled":
+                break
+        return SyncReport(tuple(results))
+
+    def _lease(self, mapping: str) -> _Lease:
+        return _Lease(self.store, f"mapping:{mapping.upper()}", default_holder(f"sync {mapping}"))
+
+    def sync(self, mapping: str, *, progress: Progress | None = None,
+             cancel: CancelToken | None = None, job_name: str = "") -> SyncReport:
+        """Preview and apply one mapping now (holding its lease throughout)."""
+        return self.sync_all([mapping], progress=progress, cancel=cancel, job_name=job_name)
+
+    def sync_all(self, mappings: Sequence[str] | None = None, *,
+                 progress: Progress | None = None, cancel: CancelToken | None = None,
+                 job_name: str = "") -> SyncReport:
+        """Preview and apply each mapping in dependency order (all when None). A mapping
+        whose first sync created records is planned once more at once, so values that only
+        exist after the create (numbers BC assigns) reach the other side in the same run."""
+        report = SyncReport()
+        for name in self._names(mappings):
+            mapping = self.mappings.get(name)
+            with self._lease(name):
+                result = self._sync_one(mapping, None, progress, cancel, job_name)
+                if result.status != "cancelled" and result.count("inserted") and \
+                        "from_crm" in mapping.directions and "to_crm" in mapping.directions:
+                    tried = self.store.record_status_frame(mapping.name).filter(
+                        pl.col("run_id").is_in(list(result.run_ids)))["source_id"].to_list()
+                    follow = self._sync_one(mapping, None, progress, cancel, job_name,
+                                            retry=False, leave_out=set(tried))
+                    result = _merged(result, follow)
+            report = report + SyncReport((result,))
+            if result.status == "cancelled":
+                break
+        return report
+
+    def _sync_one(self, mapping: TableMapping, selection: Selection | None,
+                  progress: Progress | None, cancel: CancelToken | None,
+                  job_name: str, *, retry: bool = True,
+                  leave_out: set[str] | None = None) -> MappingResult:
+        """Preview and apply one mapping; ``leave_out`` drops records (by NAV or CRM id) that
+        this sync already tried, so a follow-up pass never counts a failure twice."""
+        before = self._requests()
+        part = self._planner().plan(mapping, selection, retry=retry, progress=progress,
+                                    cancel=cancel)
+        if leave_out:
+            ids = list(leave_out)
+            dropped = pl.col("nav_id").is_in(ids) | pl.col("crm_id").is_in(ids)
+            kept = part.records.filter(~dropped.fill_null(False))
+            part = MappingPlan(kept, part.field_changes.join(
+                kept.select("record_id"), on="record_id", how="semi"), part.watermarks)
+        plan = self._plan([mapping.name], [part])
+        return self._applier().apply_mapping(
+            mapping, plan, job_name=job_name, progress=progress, cancel=cancel,
+            preview_requests=self._requests() - before)
+
+    def has_changes(self, mapping: str) -> bool:
+        """Anything to do for ``mapping``: changes on either side since its watermarks, or
+        records in the retry pass (at most one request per side)."""
+        return self._planner().has_changes(self.mappings.get(mapping))
+
+    # -- coupling ----------------------------------------------------------------------------------
+    def couple(self, mapping: str, nav_id: str, crm_id: str) -> Coupling:
+        """Couple two existing records (both are read first; a CRM record coupled to another
+        record is refused). The next sync compares them field by field."""
+        spec = self.mappings.get(mapping)
+        planner = self._planner()
+        nav_reader, crm_reader = planner.readers(spec)
+        nav = nav_reader.by_ids([nav_id])
+        crm = crm_reader.by_ids([crm_id])
+        if nav.height == 0:
+            raise SyncError(f"mapping {spec.name}: BC {spec.nav.entity} record {nav_id} does "
+                            "not exist; check the id")
+        if crm.height == 0:
+            raise SyncError(f"mapping {spec.name}: CRM {spec.crm.logical_name} record {crm_id} "
+                            "does not exist; check the id")
+        nav_key = nav.get_column(spec.nav.natural_key).item(0) if spec.nav.natural_key else None
+        crm_key = crm.get_column(spec.crm.natural_key).item(0) if spec.crm.natural_key else None
+        try:
+            coupling = self.store.couple(spec.name, nav_id.lower(), crm_id.lower(),
+                                         nav_key=None if nav_key is None else str(nav_key),
+                                         crm_key=None if crm_key is None else str(crm_key))
+        except StateStoreError as error:
+            raise SyncError(str(error)) from None
+        run = self.store.start_run(spec.name, spec.directions[0], "couple")
+        self.store.finish_run(run, "finished", {"coupled": 1},
+                              message=f"coupled BC {nav_id} with CRM {crm_id}")
+        return coupling
+
+    def uncouple(self, mapping: str, *, nav_id: str | None = None,
+                 crm_id: str | None = None) -> int:
+        spec = self.mappings.get(mapping)
+        count = self.store.uncouple(spec.name, nav_id=nav_id and nav_id.lower(),
+                                    crm_id=crm_id and crm_id.lower())
+        run = self.store.start_run(spec.name, spec.directions[0], "uncouple")
+        self.store.finish_run(run, "finished", {"uncoupled": count})
+        return count
+
+    def match_couple(self, mapping: str, *, create: bool = False, apply: bool = True
+                     ) -> MatchResult:
+        """Match uncoupled records of both sides on the mapping's match fields.
+
+        ``apply=False`` only reports (matched / unmatched / ambiguous); ``apply=True`` couples
+        the matches; ``create=True`` also creates the unmatched records on the other side
+        (where the mapping's direction allows) and couples them."""
+        spec = self.mappings.get(mapping)
+        planner = self._planner()
+        resolver = Resolver(self.mappings, self.store, self.connections)
+        nav_reader, crm_reader = planner.readers(spec)
+        couplings = self.store.couplings_frame(spec.name)
+        nav = field_frame(nav_reader.changed(None, planner.overlap), spec, "nav", resolver)
+        crm = field_frame(crm_reader.changed(None, planner.overlap), spec, "crm", resolver)
+        nav = nav.filter(~pl.col("_id").is_in(couplings["nav_id"].to_list()))
+        crm = crm.filter(~pl.col("_id").is_in(couplings["crm_id"].to_list()))
+        frame = match_records(spec, nav, crm) if nav.height or crm.height else pl.DataFrame(
+            schema=MATCH_SCHEMA)
+        if not apply:
+            return MatchResult(spec.name, frame)
+        matched = frame.filter((pl.col("status") == "matched") & (pl.col("source_side") == "nav"))
+        keys_nav = dict(nav.select("_id", "_key").iter_rows())
+        keys_crm = dict(crm.select("_id", "_key").iter_rows())
+        rows = [{"nav_id": n, "crm_id": c, "nav_key": keys_nav.get(n), "crm_key": keys_crm.get(c)}
+                for n, c in matched.select("source_id", "other_id").iter_rows()]
+        self.store.upsert_couplings(spec.name, rows)
+        run = self.store.start_run(spec.name, spec.directions[0], "match")
+        counts = {"coupled": len(rows),
+                  "failed": frame.filter(pl.col("status") == "ambiguous").height}
+        self.store.finish_run(run, "finished", counts,
+                              message=f"{len(rows)} coupled by matching")
+        frame = frame.with_columns(pl.when(pl.col("status") == "matched")
+                                   .then(pl.lit("coupled")).otherwise(pl.col("status"))
+                                   .alias("status"))
+        report = SyncReport()
+        if create:
+            unmatched = frame.filter(pl.col("status") == "unmatched")
+            nav_ids = tuple(unmatched.filter(pl.col("source_side") == "nav")["source_id"]) \
+                if "to_crm" in spec.directions else ()
+            crm_ids = tuple(unmatched.filter(pl.col("source_side") == "crm")["source_id"]) \
+                if "from_crm" in spec.directions else ()
+            if nav_ids or crm_ids:
+                report = self._sync_selection(spec, Selection(nav_ids, crm_ids))
+                created = set(nav_ids) | set(crm_ids)
+                failed = set(self.store.record_status_frame(spec.name)["source_id"].to_list())
+                frame = frame.with_columns(
+                    pl.when(pl.col("source_id").is_in(list(created - failed)))
+                    .then(pl.lit("created")).otherwise(pl.col("status")).alias("status"))
+        return MatchResult(spec.name, frame, report)
+
+    def _sync_selection(self, mapping: TableMapping, selection: Selection,
+                        progress: Progress | None = None,
+                        cancel: CancelToken | None = None) -> SyncReport:
+        with self._lease(mapping.name):
+            return SyncReport((self._sync_one(mapping, selection, progress, cancel, ""),))
+
+    def sync_now(self, mapping: str, *, nav_ids: Sequence[str] = (), crm_ids: Sequence[str] = (),
+                 direction: Literal["to_crm", "from_crm"] | None = None,
+                 progress: Progress | None = None) -> SyncReport:
+        """Synchronize the selected records now. With ``direction`` the source side's values
+        overwrite the other side for every field that may flow that way; without it the
+        three-way merge decides (as a scheduled sync would)."""
+        spec = self.mappings.get(mapping)
+        if direction is not None and direction not in spec.directions:
+            raise SyncError(f"mapping {spec.name} synchronizes {spec.direction}; direction "
+                            f"{direction!r} is not allowed (valid: {list(spec.directions)})")
+        if not nav_ids and not crm_ids:
+            raise SyncError("select at least one record (nav_ids or crm_ids)")
+        selection = Selection(tuple(i.lower() for i in nav_ids),
+                              tuple(i.lower() for i in crm_ids), direction)
+        return self._sync_selection(spec, selection, progress)
+
+    # -- logs and failed records ---------------------------------------------------------------------
+    def runs(self, mapping: str | None = None, limit: int = 200) -> pl.DataFrame:
+        return self.store.runs_frame(mapping, limit=limit)
+
+    def errors(self, mapping: str | None = None, *, run_id: int | None = None,
+               normalized_message: str | None = None, source_id: str | None = None
+               ) -> pl.DataFrame:
+        return self.store.record_errors_frame(mapping, run_id=run_id,
+                                              normalized_message=normalized_message,
+                                              source_id=source_id)
+
+    def error_groups(self, mapping: str | None = None) -> pl.DataFrame:
+        return self.store.error_groups(mapping)
+
+    def failed_records(self, mapping: str | None = None) -> pl.DataFrame:
+        """Records in the retry pass (failed, conflict) and skipped ones, with the reason."""
+        return self.store.record_status_frame(mapping)
+
+    def retry(self, mapping: str | None = None, source_ids: Sequence[str] | None = None,
+              *, progress: Progress | None = None) -> SyncReport:
+        """Synchronize failed records now (not skipped ones: :meth:`unskip` them first)."""
+        report = SyncReport()
+        names = self._names(mapping) if mapping else self.mappings.dependency_order()
+        for name in names:
+            spec = self.mappings.get(name)
+            status = self.store.record_status_frame(spec.name, states=["failed", "conflict"])
+            if source_ids is not None:
+                status = status.filter(pl.col("source_id").is_in([i.lower() for i in source_ids]))
+            if status.height == 0:
+                continue
+            nav_ids = tuple(status.filter(pl.col("direction") == "to_crm")["source_id"])
+            crm_ids = tuple(status.filter(pl.col("direction") == "from_crm")["source_id"])
+            report = report + self._sync_selection(spec, Selection(nav_ids, crm_ids), progress)
+        return report
+
+    def unskip(self, mapping: str, source_ids: Sequence[str] | None = None) -> int:
+        """Put skipped records back into the retry pass; returns how many."""
+        spec = self.mappings.get(mapping)
+        return self.store.unskip(spec.name, None if source_ids is None
+                                 else [i.lower() for i in source_ids])
+
+    # -- records and links -------------------------------------------------------------------------
+    def records(self, mapping: str, side: Literal["nav", "crm"], search: str | None = None,
+                top: int = 50) -> pl.DataFrame:
+        """Records of one side for people to pick from: id, key, the mapped fields, and the
+        coupled partner's id (``coupled_to``). ``search`` looks in the key and name fields."""
+        spec = self.mappings.get(mapping)
+        nav_reader, crm_reader = self._planner().readers(spec)
+        reader = nav_reader if side == "nav" else crm_reader
+        flt = None
+        if search:
+            flt = any_of([F(c).contains(search) for c in self._search_columns(spec, side)])
+        raw = reader.client.read(reader.entity, select=reader.select, filter=flt, top=top,
+                                 etag=True)
+        frame = field_frame(raw, spec, side, Resolver(self.mappings, self.store,
+                                                      self.connections))
+        couplings = self.store.couplings_frame(spec.name)
+        own, other = ("nav_id", "crm_id") if side == "nav" else ("crm_id", "nav_id")
+        partners = couplings.select(pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"))
+        return frame.join(partners, on="_id", how="left").rename(
+            {"_id": "id", "_key": "key", "_version": "version", "_modified": "modified"})
+
+    @staticmethod
+    def _search_columns(spec: TableMapping, side: Literal["nav", "crm"]) -> list[str]:
+        natural = spec.nav.natural_key if side == "nav" else spec.crm.natural_key
+        names = [natural] if natural else []
+        for _, fields in spec.match_groups():
+            for fld in fields:
+                if fld.lookup is None and fld.options is None:
+                    names.append(fld.nav if side == "nav" else fld.crm)
+        return list(dict.fromkeys(names))
+
+    def record_links(self, mapping: str, *, nav_id: str | None = None,
+                     crm_id: str | None = None) -> dict[str, str]:
+        """Links that open the records in Business Central and in Dynamics 365 Sales.
+
+        Business Central: ``<web client>/?company=<name>&page=<page>&filter='SystemId' IS
+        '<id>'`` needs the page number, so the link opens the list filtered by SystemId via the
+        table's API page; Dynamics 365: ``<org>/main.aspx?etn=<logical name>&pagetype=entityrecord
+        &id=<guid>``."""
+        spec = self.mappings.get(mapping)
+        links: dict[str, str] = {}
+        bc = self.config.business_central
+        if nav_id and bc.web_client_url:
+            page = _BC_PAGES.get(spec.nav.entity)
+            query = f"company={quote(bc.company_name)}"
+            if page:
+                query += f"&page={page}&filter={quote(f'SystemId IS {nav_id}')}"
+            links["business_central"] = f"{bc.web_client_url.rstrip('/')}/?{query}"
+        if crm_id:
+            base = self.config.dataverse.web_url or self.config.dataverse.url.split("/api/")[0]
+            links["dynamics_365"] = (f"{base.rstrip('/')}/main.aspx?etn={spec.crm.logical_name}"
+                                     f"&pagetype=entityrecord&id={crm_id}")
+        return links
+
+
+_BC_PAGES = {"customers": 21, "contacts": 5050, "items": 30, "currencies": 5,
+             "unitsOfMeasure": 209, "salespeoplePurchasers": 5116, "resources": 76}
+"""Business Central card page ids of the default mappings' tables."""
+
+
+def _merged(first: MappingResult, second: MappingResult) -> MappingResult:
+    counts = dict(first.counts)
+    for name, value in second.counts.items():
+        if name == "unchanged":
+            counts[name] = value
+        elif name != "skipped":
+            counts[name] = counts.get(name, 0) + value
+    status = "failed" if "failed" in (first.status, second.status) else second.status
+    message = "; ".join(m for m in (first.message, second.message) if m)
+    return MappingResult(first.mapping, status, counts, first.run_ids + second.run_ids, message,
+                         first.duration_s + second.duration_s)
+
+
+class _Lease:
+    """Holds a mapping's lease in the state store while it is previewed and applied."""
+
+    def __init__(self, store: StateStore, name: str, holder: str) -> None:
+        self.store = store
+        self.name = name
+        self.holder = holder
+
+    def __enter__(self) -> None:
+        try:
+            self.store.acquire_lease(self.name, self.holder, LEASE_TTL_S)
+        except LeaseHeldError as error:
+            raise LeaseHeldError(
+                f"{self.name.removeprefix('mapping:')} is being synchronized by "
+                f"{error.holder} (lease until {error.expires_at}); wait for it to finish",
+                holder=error.holder, expires_at=error.expires_at) from None
+
+    def __exit__(self, *_: object) -> None:
+        self.store.release_lease(self.name, self.holder)
+
+
+def open_workspace(path: str | Path = ".") -> Workspace:
+    """Open the workspace in folder ``path`` (or the ``nav_crm_ops.toml`` file itself)."""
+    return Workspace(load_config(Path(path)))
+
