@@ -356,14 +356,17 @@ def errors(mapping: str | None, groups: bool, run_id: int | None, workspace_path
            as_json: bool) -> None:
     """Record errors, newest first (or grouped by message)."""
     with _workspace(workspace_path) as ws:
+        frame = ws.error_groups(mapping) if groups else ws.errors(mapping, run_id=run_id)
+    if as_json or frame.height == 0:
+        _print_frame(frame, as_json)
+        return
+    for row in frame.iter_rows(named=True):
         if groups:
-            frame = ws.error_groups(mapping)
+            click.echo(f"{row['count']:>6} x {row['mapping']}: {row['example']}")
         else:
-            frame = ws.errors(mapping, run_id=run_id)
-            if not as_json:
-                frame = frame.select("id", "run_id", "mapping", "direction", "source_id",
-                                     "transient", "message")
-    _print_frame(frame, as_json)
+            kind = "transient" if row["transient"] else "permanent"
+            click.echo(f"#{row['id']} run {row['run_id']} {row['mapping']} {row['direction']} "
+                       f"{row['source_id']} ({kind})\n    {row['message']}")
 
 
 @cli.command()

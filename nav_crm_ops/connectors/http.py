@@ -29,6 +29,8 @@ class RequestStats:
 
     service: str = ""
     requests: int = 0
+    reads: int = 0
+    writes: int = 0
     retries: int = 0
     throttled: int = 0
     throttled_wait_s: float = 0.0
@@ -43,7 +45,8 @@ class RequestStats:
                 setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("service", "requests", "retries", "throttled",
+        return {k: getattr(self, k) for k in ("service", "requests", "reads", "writes",
+                                              "retries", "throttled",
                                               "throttled_wait_s", "backoff_wait_s",
                                               "bytes_sent", "bytes_received")}
 
@@ -115,7 +118,9 @@ class ServiceClient:
             send_headers.update(self.auth.headers())
             error: ConnectorError
             try:
-                self.stats.add(requests=1, bytes_sent=len(body or b""))
+                self.stats.add(requests=1, bytes_sent=len(body or b""),
+                               reads=1 if method == "GET" else 0,
+                               writes=0 if method == "GET" else 1)
                 response = self._client.request(method, self.url(path), headers=send_headers,
                                                 content=body)
                 self.stats.add(bytes_received=len(response.content))

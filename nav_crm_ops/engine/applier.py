@@ -227,6 +227,12 @@ class Applier:
             self._store_failures(mapping, direction, tally, failures, by_record, target)
             self.store.record_outcomes(mapping.name, direction, succeeded=succeeded,
                                        run_id=tally.run_id, skip_after=mapping.skip_after)
+            other = "from_crm" if direction == "to_crm" else "to_crm"
+            partners = [str(p.record["crm_id"] if target == "crm" else p.record["nav_id"])
+                        for p, o in zip(prepared, outcomes, strict=True)
+                        if o.ok and p.record["record_id"] not in failed_writes
+                        and p.record["nav_id"] and p.record["crm_id"]]
+            self.store.record_outcomes(mapping.name, other, succeeded=partners)
             done += len(rows[start:start + chunk])
             emit(progress, ProgressEvent(mapping.name, f"write {target}", done, len(rows),
                                          f"{tally.counts.get('failed', 0)} failed"))
@@ -446,6 +452,12 @@ class Applier:
         for record_id, name, value in same.select("record_id", "field", "new_value").iter_rows():
             same_by_record.setdefault(record_id, {})[name] = value
         coupling_rows = []
+        settled = records.filter((action == "unchanged") & pl.col("nav_id").is_not_null()
+                                 & pl.col("crm_id").is_not_null())
+        for direction, column in (("to_crm", "nav_id"), ("from_crm", "crm_id")):
+            if direction in mapping.directions:
+                self.store.record_outcomes(mapping.name, direction,
+                                           succeeded=settled[column].to_list())
         for record in records.filter(action == "unchanged").iter_rows(named=True):
             nav_id = record["nav_id"]
             new = record["record_id"] not in bases

@@ -362,6 +362,35 @@ class Workspace:
         return self.store.unskip(spec.name, None if source_ids is None
                                  else [i.lower() for i in source_ids])
 
+    def compare(self, mapping: str) -> pl.DataFrame:
+        """Coupled pairs whose mapped values differ right now (reads both sides in full):
+        ``nav_id``, ``crm_id``, ``nav_key``, ``field``, ``nav_value``, ``crm_value``. Empty when
+        the two sides agree on every enabled field (create-only fields excepted)."""
+        spec = self.mappings.get(mapping)
+        planner = self._planner()
+        resolver = Resolver(self.mappings, self.store, self.connections)
+        nav_reader, crm_reader = planner.readers(spec)
+        couplings = self.store.couplings_frame(spec.name).select("nav_id", "crm_id")
+        nav = field_frame(nav_reader.by_ids(couplings["nav_id"].to_list()), spec, "nav", resolver)
+        crm = field_frame(crm_reader.by_ids(couplings["crm_id"].to_list()), spec, "crm", resolver)
+        fields = spec.diff_fields()
+        joined = couplings.join(nav.rename({f.name: f"nav:{f.name}" for f in fields}),
+                                left_on="nav_id", right_on="_id", how="inner").join(
+            crm.select("_id", *[pl.col(f.name).alias(f"crm:{f.name}") for f in fields]),
+            left_on="crm_id", right_on="_id", how="inner")
+        parts = []
+        for fld in fields:
+            left, right = pl.col(f"nav:{fld.name}"), pl.col(f"crm:{fld.name}")
+            if fld.kind == "text" and not fld.case_sensitive:
+                left, right = left.str.to_lowercase(), right.str.to_lowercase()
+            differs = ~left.eq_missing(right)
+            parts.append(joined.filter(differs).select(
+                "nav_id", "crm_id", pl.col("_key").alias("nav_key"),
+                pl.lit(fld.name).alias("field"),
+                pl.col(f"nav:{fld.name}").alias("nav_value"),
+                pl.col(f"crm:{fld.name}").alias("crm_value")))
+        return pl.concat(parts) if parts else pl.DataFrame()
+
     # -- records and links -------------------------------------------------------------------------
     def records(self, mapping: str, side: Literal["nav", "crm"], search: str | None = None,
                 top: int = 50) -> pl.DataFrame:
