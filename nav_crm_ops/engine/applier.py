@@ -287,6 +287,9 @@ class Applier:
                 payload[f"{fld.lookup.navigation}@odata.bind"] = None
                 return None
             crm_id = resolver.lookup_nav_to_crm(fld, [value]).get(value)
+            if crm_id is None and fld.clear_on_failed_lookup:
+                payload[f"{fld.lookup.navigation}@odata.bind"] = None
+                return None
             if crm_id is None:
                 return resolver.lookup_failure(fld, value, to="crm")
             binds[fld.lookup.navigation] = f"/{fld.lookup.target}({crm_id})"
@@ -309,12 +312,17 @@ class Applier:
     def _nav_value(self, mapping: TableMapping, fld: FieldMapping, value: str | None,
                    payload: dict[str, Any], resolver: Resolver) -> str | None:
         if value and is_unresolved(value):
+            if fld.lookup is not None and fld.clear_on_failed_lookup:
+                payload[fld.nav] = ""
+                return None
             if fld.lookup is not None:
                 return resolver.lookup_failure(fld, value, to="nav")
             return (f"{fld.crm}: CRM {value.strip('<>')} has no BC code: add it to the options "
                     f"of field {fld.name} in mapping {mapping.name}")
         if fld.lookup is not None and fld.lookup.via is not None and value:
             linked = resolver.key_to_via(fld, value)
+            if linked is None and fld.clear_on_failed_lookup:
+                linked = ""
             if linked is None:
                 return resolver.lookup_failure(fld, value, to="nav")
             payload[fld.nav] = linked

@@ -375,6 +375,8 @@ class Planner:
             on="_id", how="inner")
         create = selection is not None or first or mapping.create_when_no_match or (
             mapping.only_coupled and bool(retrying))
+        by_id = {("nav", r["_id"]): r for r in sources_nav.iter_rows(named=True)} | {
+            ("crm", r["_id"]): r for r in sources_crm.iter_rows(named=True)}
         for entry in result.iter_rows(named=True):
             side, record_id = entry["source_side"], entry["source_id"]
             if (side, record_id) not in source_ids or entry["status"] == "matched":
@@ -385,8 +387,7 @@ class Planner:
                                       record_id if side == "crm" else None, "fail",
                                       message=entry["message"], **key))
                 continue
-            frame = sources_nav if side == "nav" else sources_crm
-            data = frame.filter(pl.col("_id") == record_id).to_dicts()[0]
+            data = by_id[(side, record_id)]
             if not create:
                 rows.append(self._row(mapping, record_id, record_id if side == "nav" else None,
                                       record_id if side == "crm" else None, "skip",
@@ -506,6 +507,8 @@ class Planner:
             if rows.height == 0:
                 continue
             to_crm = rows.filter(pl.col("target") == "crm")
+            if fld.lookup is not None and fld.clear_on_failed_lookup:
+                continue
             if fld.lookup is not None and to_crm.height:
                 resolved = resolver.lookup_nav_to_crm(fld, to_crm["new_value"].drop_nulls())
                 for record_id, value in to_crm.select("record_id", "new_value").iter_rows():

@@ -8,6 +8,7 @@ at errors, retry — is a method here; the engine modules do the work.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from .mapping import MappingSet, TableMapping
 from .matching import MATCH_SCHEMA, match_records
 from .plan import Plan
 from .planner import MappingPlan, Planner, Selection
-from .progress import CancelToken, Progress
+from .progress import CancelToken, Progress, ProgressEvent
 from .report import MappingResult, SyncReport
 from .resolve import Resolver
 from .sides import field_frame
@@ -147,9 +148,10 @@ class Workspace:
         applier = self._applier()
         results: list[MappingResult] = []
         for name in self.mappings.dependency_order(names):
-            with self._lease(name):
+            with self._lease(name) as lease:
                 result = applier.apply_mapping(
-                    self.mappings.get(name), plan, job_name=job_name, progress=progress,
+                    self.mappings.get(name), plan, job_name=job_name,
+                    progress=lease.keep(progress),
                     cancel=cancel, preview_requests=(preview_requests or {}).get(name, 0))
             results.append(result)
             if result.status == "cancelled":
@@ -173,13 +175,13 @@ class Workspace:
         report = SyncReport()
         for name in self._names(mappings):
             mapping = self.mappings.get(name)
-            with self._lease(name):
-                result = self._sync_one(mapping, None, progress, cancel, job_name)
+            with self._lease(name) as lease:
+                result = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name)
                 if result.status != "cancelled" and result.count("inserted") and \
                         "from_crm" in mapping.directions and "to_crm" in mapping.directions:
                     tried = self.store.record_status_frame(mapping.name).filter(
                         pl.col("run_id").is_in(list(result.run_ids)))["source_id"].to_list()
-                    follow = self._sync_one(mapping, None, progress, cancel, job_name,
+                    follow = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name,
                                             retry=False, leave_out=set(tried))
                     result = _merged(result, follow)
             report = report + SyncReport((result,))
@@ -302,8 +304,9 @@ class Workspace:
     def _sync_selection(self, mapping: TableMapping, selection: Selection,
                         progress: Progress | None = None,
                         cancel: CancelToken | None = None) -> SyncReport:
-        with self._lease(mapping.name):
-            return SyncReport((self._sync_one(mapping, selection, progress, cancel, ""),))
+        with self._lease(mapping.name) as lease:
+            return SyncReport((self._sync_one(mapping, selection, lease.keep(progress), cancel,
+                                              ""),))
 
     def sync_now(self, mapping: str, *, nav_ids: Sequence[str] = (), crm_ids: Sequence[str] = (),
                  direction: Literal["to_crm", "from_crm"] | None = None,
@@ -465,21 +468,36 @@ def _merged(first: MappingResult, second: MappingResult) -> MappingResult:
 
 
 class _Lease:
-    """Holds a mapping's lease in the state store while it is previewed and applied."""
+    """Holds a mapping's lease in the state store while it is previewed and applied, renewed
+    as progress is reported so a long apply keeps it and a dead process loses it."""
 
     def __init__(self, store: StateStore, name: str, holder: str) -> None:
         self.store = store
         self.name = name
         self.holder = holder
+        self.renewed = time.monotonic()
 
-    def __enter__(self) -> None:
+    def keep(self, progress: Progress | None) -> Progress:
+        """``progress`` wrapped so that every event renews the lease when a third of its
+        lifetime has passed."""
+        def report(event: ProgressEvent) -> None:
+            if time.monotonic() - self.renewed > LEASE_TTL_S / 3:
+                self.store.renew_lease(self.name, self.holder, LEASE_TTL_S)
+                self.renewed = time.monotonic()
+            if progress is not None:
+                progress(event)
+        return report
+
+    def __enter__(self) -> _Lease:
         try:
             self.store.acquire_lease(self.name, self.holder, LEASE_TTL_S)
+            self.renewed = time.monotonic()
         except LeaseHeldError as error:
             raise LeaseHeldError(
                 f"{self.name.removeprefix('mapping:')} is being synchronized by "
                 f"{error.holder} (lease until {error.expires_at}); wait for it to finish",
                 holder=error.holder, expires_at=error.expires_at) from None
+        return self
 
     def __exit__(self, *_: object) -> None:
         self.store.release_lease(self.name, self.holder)

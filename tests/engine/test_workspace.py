@@ -240,3 +240,29 @@ def test_sync_now_with_an_explicit_direction_overwrites_the_other_side(ws: Works
 def test_links_open_both_records(ws: Workspace, fresh_sandbox: Sandbox) -> None:
     links = ws.record_links("CUSTOMER", nav_id="abc", crm_id="def")
     assert links["dynamics_365"].endswith("main.aspx?etn=account&pagetype=entityrecord&id=def")
+
+
+def test_a_second_process_is_refused_while_the_mapping_is_being_synchronized(
+        ws: Workspace) -> None:
+    from nav_crm_ops.exceptions import LeaseHeldError
+
+    ws.store.acquire_lease("mapping:CURRENCY", "other-host:4242 sync CURRENCY", 60)
+    with pytest.raises(LeaseHeldError, match="other-host:4242"):
+        ws.sync("CURRENCY")
+    ws.store.release_lease("mapping:CURRENCY", "other-host:4242 sync CURRENCY")
+    assert ws.sync("CURRENCY").result("CURRENCY").count("inserted") == 7
+
+
+def test_missing_option_values_are_created_when_the_mapping_says_so(ws: Workspace) -> None:
+    ws.sync_all(["CURRENCY", "SALESPEOPLE", "CUSTOMER"])
+    created = ws.store.option_mappings("CUSTOMER", "address1_freighttermscode")
+    by_code = dict(created.select("nav_value", "crm_value").iter_rows())
+    assert {"EXW", "CIF"} <= set(by_code)
+    labels = ws.connections.dataverse.choice_options("account", "address1_freighttermscode")
+    assert labels[by_code["EXW"]] == "EXW"
+    _, crm_id = _customer_pair(ws, "10000")
+    account = _crm(ws, "accounts", accountid=crm_id)
+    assert account["address1_freighttermscode"].item() == by_code["EXW"]
+    again = ws.sync("CUSTOMER")
+    assert ws.store.option_mappings("CUSTOMER").height == created.height
+    assert again.result("CUSTOMER").count("modified") == 0
