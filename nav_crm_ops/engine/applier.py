@@ -135,6 +135,7 @@ class Applier:
         if status == "finished" and excluded == 0:
             for side, value in part.metadata.watermarks.get(mapping.name, {}).items():
                 self.store.set_watermark(mapping.name, side, value)
+            self.store.purge_ops(states=("done",))
         elif excluded:
             message = (f"{excluded} record(s) excluded from the plan: the watermark stays, so "
                        "they are previewed again next time")

@@ -219,7 +219,7 @@ class Planner:
                     skip_reason="skipped_coupling", message=reason["message"].item(0)))
         uncoupled_nav = uncoupled_nav.filter(~pl.col("_id").is_in(list(skipped_sources)))
         uncoupled_crm = uncoupled_crm.filter(~pl.col("_id").is_in(list(skipped_sources)))
-        matched_nav, matched_crm, rows, inserted = self._uncoupled(
+        matched_nav, matched_crm, rows, inserted, insert_frames = self._uncoupled(
             mapping, uncoupled_nav, uncoupled_crm, first=first, selection=selection,
             nav_reader=nav_reader, crm_reader=crm_reader, resolver=resolver,
             coupled_nav_ids=set(nav_to_crm), coupled_crm_ids=set(crm_to_nav),
@@ -233,9 +233,10 @@ class Planner:
         diff_records, diff_changes = self._diff(mapping, couplings, coupled_nav, coupled_crm,
                                                 crm_to_nav, diff_pairs, matched_nav, matched_crm,
                                                 selection)
-        records = pl.concat([diff_records, _record_rows(record_rows)], how="diagonal_relaxed")
-        field_changes = pl.concat([diff_changes, _change_rows(change_rows)],
-                                  how="diagonal_relaxed")
+        records = pl.concat([diff_records, _record_rows(record_rows),
+                             *(r for r, _ in insert_frames)], how="diagonal_relaxed")
+        field_changes = pl.concat([diff_changes, _change_rows(change_rows),
+                                   *(c for _, c in insert_frames)], how="diagonal_relaxed")
         records = self._check_writes(mapping, records, field_changes, resolver)
         watermarks = {} if selection is not None else {
             "nav": self._watermark(marks.get("nav"), changed_nav, mapping, "nav", started),
@@ -305,6 +306,53 @@ class Planner:
         record["pair_id"] = None
         return record, self._insert_changes(mapping, row["_id"], row, "nav")
 
+    def _insert_frames(self, mapping: TableMapping, frame: pl.DataFrame,
+                       target: Literal["crm", "nav"]) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Plan rows for creating every record of ``frame`` on ``target`` (vectorized: a first
+        sync may create hundreds of thousands)."""
+        source = "nav" if target == "crm" else "crm"
+        templates = mapping.templates.crm if target == "crm" else mapping.templates.nav
+        if any(t.filter for t in templates):
+            notes = [self._insert_note(mapping.template_for(target, row))
+                     for row in frame.iter_rows(named=True)]
+            note = pl.Series("message", notes, dtype=pl.Utf8)
+        else:
+            note = pl.Series("message", [self._insert_note(mapping.template_for(target, {}))]
+                             * frame.height, dtype=pl.Utf8)
+        ids = frame["_id"]
+        if target == "crm":
+            crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i) for i in ids.to_list()],
+                                dtype=pl.Utf8)
+            records = frame.select(
+                pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"),
+                pl.col("_id").alias("pair_id"), pl.col("_id").alias("nav_id"),
+                crm_ids, pl.lit("insert_crm").alias("action"),
+                pl.col("_version").alias("nav_version"), pl.col("_key").alias("nav_key"), note)
+        else:
+            records = frame.select(
+                pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"),
+                pl.lit(None, pl.Utf8).alias("pair_id"), pl.lit(None, pl.Utf8).alias("nav_id"),
+                pl.col("_id").alias("crm_id"), pl.lit("insert_nav").alias("action"),
+                pl.col("_version").alias("crm_version"), pl.col("_key").alias("crm_key"), note)
+        names = [f.name for f in mapping.enabled_fields()
+                 if (f.writes_to_crm if target == "crm" else f.writes_to_nav)]
+        if not names:
+            return records, _change_rows([])
+        long = frame.select("_id", *[pl.col(n).cast(pl.Utf8) for n in names]).unpivot(
+            index="_id", variable_name="field", value_name="value").filter(
+            pl.col("value").is_not_null() & (pl.col("value") != ""))
+        changes = long.select(
+            pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"), "field",
+            pl.lit(None, pl.Utf8).alias("base_value"), pl.col("value").alias(f"{source}_value"),
+            pl.lit(source).alias("changed_side"), pl.lit(target).alias("target"),
+            pl.col("value").alias("new_value"), pl.lit(False).alias("conflict"),
+            pl.lit("none").alias("resolution"))
+        return records, changes
+
+    @staticmethod
+    def _insert_note(template: Any) -> str:
+        return "no match: create" + (f" (template {template.name})" if template else "")
+
     def _deletion(self, mapping: TableMapping, pair: str, crm_id: str, gone: str,
                   nav: pl.DataFrame, crm: pl.DataFrame,
                   ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -331,7 +379,8 @@ class Planner:
                    first: bool, selection: Selection | None, nav_reader: SideReader,
                    crm_reader: SideReader, resolver: Resolver, coupled_nav_ids: set[str],
                    coupled_crm_ids: set[str], retrying: set[str],
-                   ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]], list[dict[str, Any]]]:
+                   ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]],
+                              list[dict[str, Any]], list[tuple[pl.DataFrame, pl.DataFrame]]]:
         """Match uncoupled records, then decide insert / skip / fail for the rest. Uncoupled
         records act (match, create) on a first sync, for a selection, in mappings that are not
         only-coupled, and when they are in the retry pass (they were meant to be created)."""
@@ -375,8 +424,7 @@ class Planner:
             on="_id", how="inner")
         create = selection is not None or first or mapping.create_when_no_match or (
             mapping.only_coupled and bool(retrying))
-        by_id = {("nav", r["_id"]): r for r in sources_nav.iter_rows(named=True)} | {
-            ("crm", r["_id"]): r for r in sources_crm.iter_rows(named=True)}
+        unmatched: dict[str, list[str]] = {"nav": [], "crm": []}
         for entry in result.iter_rows(named=True):
             side, record_id = entry["source_side"], entry["source_id"]
             if (side, record_id) not in source_ids or entry["status"] == "matched":
@@ -386,22 +434,19 @@ class Planner:
                 rows.append(self._row(mapping, record_id, record_id if side == "nav" else None,
                                       record_id if side == "crm" else None, "fail",
                                       message=entry["message"], **key))
-                continue
-            data = by_id[(side, record_id)]
-            if not create:
+            elif not create:
                 rows.append(self._row(mapping, record_id, record_id if side == "nav" else None,
                                       record_id if side == "crm" else None, "skip",
                                       skip_reason="only_coupled", **key,
                                       message="no match on the other side and "
                                               "create_when_no_match is off: couple it by hand"))
-                continue
-            target: Literal["crm", "nav"] = "crm" if side == "nav" else "nav"
-            template = mapping.template_for(target, data)
-            note = "no match: create" + (f" (template {template.name})" if template else "")
-            record, inserted = self._insert(mapping, data, target, note)
-            rows.append(record)
-            changes += inserted
-        return matched_nav, matched_crm, rows, changes
+            else:
+                unmatched[side].append(record_id)
+        inserts = [self._insert_frames(mapping, frame.filter(pl.col("_id").is_in(unmatched[side])),
+                                       "crm" if side == "nav" else "nav")
+                   for frame, side in ((sources_nav, "nav"), (sources_crm, "crm"))
+                   if unmatched[side]]
+        return matched_nav, matched_crm, rows, changes, inserts
 
     def _candidates(self, mapping: TableMapping, sources: pl.DataFrame, present: pl.DataFrame,
                     reader: SideReader, resolver: Resolver, coupled: set[str]) -> pl.DataFrame:

@@ -778,21 +778,24 @@ class StateStore:
         is, so re-journaling after a crash never duplicates work.
         """
         key, now = _mapping_key(mapping), utc_now()
-        count = 0
+        rows = [dict(op) for op in ops]
+        for row in rows:
+            _side(str(row.get("target", "")))
         with self._tx() as conn:
-            for op in ops:
-                target = _side(str(op.get("target", "")))
-                exists = conn.execute(select(pending_ops.c.id).where(
-                    pending_ops.c.op_id == op["op_id"])).first()
-                if exists is not None:
-                    continue
-                conn.execute(insert(pending_ops).values(
-                    run_id=run_id, mapping=key, op_id=str(op["op_id"]), kind=str(op["kind"]),
-                    target=target, record_key=str(op.get("record_key", "")),
-                    payload=_dumps(op.get("payload")), state="pending", created_at=now,
-                    updated_at=now))
-                count += 1
-        return count
+            ids = [str(r["op_id"]) for r in rows]
+            known: set[str] = set()
+            for start in range(0, len(ids), 500):
+                known.update(conn.execute(select(pending_ops.c.op_id).where(
+                    pending_ops.c.op_id.in_(ids[start:start + 500]))).scalars())
+            fresh = [{
+                "run_id": run_id, "mapping": key, "op_id": str(r["op_id"]), "kind": str(r["kind"]),
+                "target": str(r["target"]), "record_key": str(r.get("record_key", "")),
+                "payload": _dumps(r.get("payload")), "state": "pending", "created_at": now,
+                "updated_at": now,
+            } for r in rows if str(r["op_id"]) not in known]
+            if fresh:
+                conn.execute(insert(pending_ops), fresh)
+        return len(fresh)
 
     def mark_ops(self, op_ids: Iterable[str], state: str, result: Any = None) -> int:
         if state not in OP_STATES:
