@@ -339,6 +339,21 @@ def _properties(node: Node) -> set[str]:
     return set()
 
 
+def _chain(node: Node, kind: type) -> list[Node]:
+    """The operands of a run of one boolean operator, flattened: SQLite's parser overflows on
+    the deep nesting a long ``a or b or c ...`` (id lists) would otherwise produce."""
+    out: list[Node] = []
+    stack: list[Node] = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, (And, Or)) and isinstance(current, kind):
+            stack.append(current.right)
+            stack.append(current.left)
+        else:
+            out.append(current)
+    return out
+
+
 class _Translator:
     def __init__(self, resolver: Resolver, dialect: FilterDialect) -> None:
         self.resolver = resolver
@@ -351,11 +366,11 @@ class _Translator:
 
     def node(self, node: Node) -> str:
         if isinstance(node, And):
-            return f"({self.node(node.left)} AND {self.node(node.right)})"
+            return "(" + " AND ".join(self.node(n) for n in _chain(node, And)) + ")"
         if isinstance(node, Or):
             if self.dialect.reject_or_across_fields and len(_properties(node)) > 1:
                 raise FilterError(OR_ACROSS_FIELDS_MESSAGE)
-            return f"({self.node(node.left)} OR {self.node(node.right)})"
+            return "(" + " OR ".join(self.node(n) for n in _chain(node, Or)) + ")"
         if isinstance(node, Not):
             return f"(NOT {self.node(node.operand)})"
         if isinstance(node, Compare):

@@ -57,7 +57,7 @@ def test_customer_default_helpers(defaults: MappingSet) -> None:
     assert defaults.lookup_nav_key(customer.field("transactioncurrencyid")) == "code"
     terms = customer.field("paymenttermscode")
     assert terms.options is not None and terms.options.crm_for("30 DAYS") == 1
-    assert terms.options.nav_for(4) == "60 DAYS" and terms.options.on_missing == "record"
+    assert terms.options.nav_for(4) == "60 DAYS" and terms.options.on_missing == "create"
     template = customer.template_for("crm", {"displayName": "x"})
     assert template is not None and template.values == {"customertypecode": 3}
 

@@ -154,3 +154,10 @@ def test_parse_orderby() -> None:
     for bad in ("name sideways", "name desc extra", "", "na-me"):
         with pytest.raises(FilterError):
             parse_orderby(bad)
+
+
+def test_long_or_chains_of_ids_compile_flat_for_sqlite(store: SandboxStore) -> None:
+    ids = [f"aaaaaaaa-0000-4000-8000-{n:012d}" for n in range(1, 400)]
+    text = " or ".join(f"_ref_value eq {i}" for i in ids)
+    assert names(store, text) == ["CONTOSO 50%_off", "O'Bryan Ltd"]
+    assert names(store, f"({text}) and city eq 'London'") == ["O'Bryan Ltd"]
