@@ -118,3 +118,19 @@ def test_couple_and_uncouple_by_id(workspace: Path, fresh_sandbox: Sandbox,
     assert code == 0 and "1 coupling(s) removed" in out
     code, _, err = run(capsys, "couple", "CURRENCY", nav_id, nav_id, "-w", str(workspace))
     assert code == 2 and "does not exist" in err
+
+
+def test_the_client_secret_is_in_no_file_or_output_a_sync_writes(
+        workspace: Path, fresh_sandbox: Sandbox, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    secret = fresh_sandbox.info.client_secret.reveal()
+    outputs = []
+    for argv in (("preview", "CURRENCY", "--out", str(workspace / "plan.parquet")),
+                 ("sync", "--all", "--no-progress"), ("errors",), ("runs", "--json"),
+                 ("errors", "--groups", "--json")):
+        code, out, err = run(capsys, *argv, "-w", str(workspace))
+        outputs += [out, err]
+    assert all(secret not in text for text in outputs)
+    for path in workspace.rglob("*"):
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
