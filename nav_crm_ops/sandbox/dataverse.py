@@ -1092,15 +1092,18 @@ class DataverseService:
                                                                                    ""))
         results: list[BatchResponse | ChangeSetResponse] = []
         content_ids: dict[str, str] = {}
-        for item in items:
-            if isinstance(item, ChangeSet):
-                failure = self._run_change_set(item, content_ids, client_id, results)
-            else:
-                reply = self._run_part(item, content_ids, client_id)
-                results.append(BatchResponse(reply.status, reply.headers, reply.body))
-                failure = reply.status >= 400
-            if failure and not continue_on_error:
-                break
+        with self.store.transaction():
+            # One commit per batch (each part still succeeds or fails on its own savepoint):
+            # per-part commits made large batches crawl.
+            for item in items:
+                if isinstance(item, ChangeSet):
+                    failure = self._run_change_set(item, content_ids, client_id, results)
+                else:
+                    reply = self._run_part(item, content_ids, client_id)
+                    results.append(BatchResponse(reply.status, reply.headers, reply.body))
+                    failure = reply.status >= 400
+                if failure and not continue_on_error:
+                    break
         payload, content_type = format_batch_response(results)
         reply_headers = {"Content-Type": content_type, "OData-Version": "4.0"}
         if continue_on_error:

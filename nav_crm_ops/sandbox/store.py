@@ -205,6 +205,10 @@ class SandboxStore:
                 for name in ent.extra.get("alternate_keys", ()):
                     cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
                                 f'ON "{info.table}" ("{name}" COLLATE NOCASE)')
+                natural = ent.extra.get("natural_key")
+                if natural and ent.column(natural) is not None:
+                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{natural}" '
+                                f'ON "{info.table}" ("{natural}")')
                 for name in ent.extra.get("indexed", ()):
                     cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
                                 f'ON "{info.table}" ("{name}")')
