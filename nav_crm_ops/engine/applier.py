@@ -386,7 +386,7 @@ class Applier:
                 natural = mapping.nav.natural_key
                 nav_key = str(body.get(natural)) if natural and body.get(natural) else nav_key
             record["nav_id"] = nav_id
-        diff_names = {f.name for f in mapping.diff_fields()}
+        diff_names = mapping.diff_field_names
         base = dict(bases.get(nav_id) or {})
         for change in values:
             if change["field"] in diff_names:

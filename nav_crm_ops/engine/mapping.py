@@ -377,11 +377,20 @@ class TableMapping(_Frozen):
     def enabled_fields(self) -> tuple[FieldMapping, ...]:
         return tuple(f for f in self.fields if f.enabled)
 
+    @cached_property
+    def fields_by_name(self) -> dict[str, FieldMapping]:
+        return {fld.name.lower(): fld for fld in self.fields}
+
+    @cached_property
+    def diff_field_names(self) -> frozenset[str]:
+        """Names of the fields the three-way diff (and so the stored base) covers."""
+        return frozenset(f.name for f in self.enabled_fields() if not f.on_create_only)
+
     def field(self, name: str) -> FieldMapping:
         """The field named ``name`` (case-insensitive); MappingError lists the valid names."""
-        for fld in self.fields:
-            if fld.name.lower() == name.lower():
-                return fld
+        found = self.fields_by_name.get(name.lower())
+        if found is not None:
+            return found
         raise MappingError(
             f"mapping {self.name}: no field {name!r}; fields: {[f.name for f in self.fields]}"
         )

@@ -208,11 +208,55 @@ def _record_status(conn: Connection) -> None:
     reference_cache.create(conn, checkfirst=True)
 
 
+jobs = Table(
+    "jobs", metadata,
+    Column("name", String(200), primary_key=True),
+    Column("position", Integer, nullable=False, default=0),
+    Column("kind", String(20), nullable=False),
+    Column("mapping", String(100), nullable=False, default=""),
+    Column("notebook", Text, nullable=False),
+    Column("parameters", Text, nullable=False, default="{}"),
+    Column("status", String(40), nullable=False),
+    Column("every_minutes", Integer),
+    Column("weekdays", String(40), nullable=False, default=""),
+    Column("starting_time", String(8)),
+    Column("ending_time", String(8)),
+    Column("timezone", String(60), nullable=False, default="UTC"),
+    Column("earliest_start", String(32)),
+    Column("expiration", String(32)),
+    Column("max_attempts", Integer, nullable=False, default=3),
+    Column("rerun_delay_s", Integer, nullable=False, default=60),
+    Column("inactivity_timeout_min", Integer, nullable=False, default=0),
+    Column("execution_timeout_s", Integer, nullable=False, default=1800),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("run_count", Integer, nullable=False, default=0),
+    Column("last_run_at", String(32)),
+    Column("last_finished_at", String(32)),
+    Column("last_outcome", String(20), nullable=False, default=""),
+    Column("last_duration_ms", Integer),
+    Column("last_counts", Text),
+    Column("last_run_ids", Text),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("last_output", Text),
+    Column("next_run_at", String(32)),
+    Column("on_hold_since", String(32)),
+    Column("created_at", String(32), nullable=False),
+    Column("updated_at", String(32), nullable=False),
+    Index("ix_jobs_position", "position"),
+)
+"""The job queue (``nav_crm_ops.jobs``): one row per recurring job, its schedule and last run."""
+
+
+def _job_queue(conn: Connection) -> None:
+    jobs.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
     (2, "record status per source record; natural keys, etags on couplings; reference cache",
      _record_status),
+    (3, "job queue entries", _job_queue),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

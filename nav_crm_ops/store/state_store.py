@@ -37,6 +37,7 @@ from sqlalchemy import (
     Engine,
     Table,
     and_,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -470,40 +471,55 @@ class StateStore:
                     c.mapping == key, c.direction == direction,
                     c.source_id.in_(ids[start:start + 500]))).all()
                 current.update({row.source_id: row for row in rows})
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
             for failure in failures:
                 row = current.get(failure.source_id)
                 values = self._failure_values(row, failure, skip_after, now)
-                values.update(run_id=run_id, updated_at=now, destination_id=(
-                    failure.destination_id or (row.destination_id if row is not None else None)))
-                if row is None:
-                    conn.execute(insert(record_status).values(
-                        mapping=key, direction=direction, source_id=failure.source_id,
-                        first_failed_at=now, **values))
-                else:
-                    conn.execute(update(record_status).where(
-                        c.mapping == key, c.direction == direction,
-                        c.source_id == failure.source_id).values(**values))
-                stored = conn.execute(select(record_status).where(
-                    c.mapping == key, c.direction == direction,
-                    c.source_id == failure.source_id)).one()
-                result.append(RecordStatus(**dict(stored._mapping)))
+                values.update(
+                    mapping=key, direction=direction, source_id=failure.source_id,
+                    run_id=run_id, updated_at=now,
+                    destination_id=failure.destination_id or (
+                        row.destination_id if row is not None else None),
+                    first_failed_at=row.first_failed_at if row is not None else now)
+                (inserts if row is None else updates).append(values)
+                result.append(RecordStatus(**values))
+            if inserts:
+                conn.execute(insert(record_status), inserts)
+            if updates:
+                names = [n for n in updates[0] if n not in ("mapping", "direction", "source_id")]
+                conn.execute(
+                    update(record_status).where(
+                        c.mapping == bindparam("k_mapping"),
+                        c.direction == bindparam("k_direction"),
+                        c.source_id == bindparam("k_source_id"))
+                    .values({n: bindparam(n) for n in names}),
+                    [{**{n: u[n] for n in names}, "k_mapping": u["mapping"],
+                      "k_direction": u["direction"], "k_source_id": u["source_id"]}
+                     for u in updates])
         return result
 
     @staticmethod
     def _failure_values(row: Any, failure: RecordFailure, skip_after: int,
                         now: str) -> dict[str, Any]:
+        """Every status column after ``failure`` (the skip rule of the module docstring)."""
         previous = row.consecutive_failures if row is not None else 0
-        fingerprint = row.fingerprint if row is not None else None
-        values: dict[str, Any] = {"message": failure.message, "transient": failure.transient}
+        values: dict[str, Any] = {
+            "message": failure.message, "transient": failure.transient,
+            "consecutive_failures": previous,
+            "fingerprint": row.fingerprint if row is not None else None,
+            "skipped_since": row.skipped_since if row is not None else None,
+            "state": "failed",
+        }
         if row is not None and row.state == "skipped":
             return values | {"state": "skipped"}
         if failure.conflict:
             return values | {"state": "conflict", "consecutive_failures": 0, "fingerprint": None}
         if failure.transient:
-            return values | {"state": "failed"}
+            return values
         new_fingerprint = normalize_error_message(failure.message)
-        count = previous + 1 if new_fingerprint == fingerprint else 1
-        values.update(consecutive_failures=count, fingerprint=new_fingerprint, state="failed")
+        count = previous + 1 if new_fingerprint == values["fingerprint"] else 1
+        values.update(consecutive_failures=count, fingerprint=new_fingerprint)
         if skip_after > 0 and count >= skip_after:
             values.update(state="skipped", skipped_since=now)
         return values
