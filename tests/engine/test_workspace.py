@@ -263,5 +263,6 @@ def test_missing_option_values_are_created_when_the_mapping_says_so(ws: Workspac
     account = _crm(ws, "accounts", accountid=crm_id)
     assert account["address1_freighttermscode"].item() == by_code["EXW"]
     again = ws.sync("CUSTOMER")
-    assert ws.store.option_mappings("CUSTOMER").height == created.height
+    assert ws.store.option_mappings("CUSTOMER", "address1_freighttermscode").height == \
+        created.height
     assert again.result("CUSTOMER").count("modified") == 0
