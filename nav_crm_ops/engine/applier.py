@@ -250,6 +250,8 @@ class Applier:
             fld = mapping.field(row["field"])
             value = row["new_value"]
             source_values[fld.nav if target == "crm" else fld.crm] = value
+            if value is None and fld.not_null:
+                continue
             if target == "crm":
                 problem = self._crm_value(mapping, fld, value, payload, binds, resolver)
             else:

@@ -22,7 +22,9 @@ Rules per field and pair (``changed_nav`` = nav differs from base, ``changed_crm
 
 * only NAV changed: write NAV's value to CRM when the field's direction allows ``to_crm``,
   else no write and resolution ``blocked_by_direction`` (the base stays, so it is reported
-  again until the NAV side changes); only CRM changed: the mirror image.
+  again until the NAV side changes); only CRM changed: the mirror image. On a never-synced
+  pair a one-way field takes its source side's value even when that is empty (the source is
+  the field's master): the other side is overwritten (``nav_wins`` / ``crm_wins``).
 * both changed to the same value: no write, the base takes the new value (``same_value``).
 * both changed to different values on a bidirectional field of a synced pair: a conflict.
   ``conflict_policy="none"`` holds the whole record (action ``conflict``, nothing written,
@@ -52,7 +54,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 
@@ -409,8 +411,14 @@ def _field_decision(
     both_differ = changed_nav & changed_crm & ~nk.eq_missing(ck)
     conflict = both_differ & in_base if field.direction == "bidirectional" else pl.lit(False)
 
-    nav_only = (_TARGET_CRM, _RES_NONE) if field.writes_to_crm else (_TARGET_NONE, _RES_BLOCKED)
-    crm_only = (_TARGET_NAV, _RES_NONE) if field.writes_to_nav else (_TARGET_NONE, _RES_BLOCKED)
+    nav_only: tuple[Any, Any] = (
+        (_TARGET_CRM, _RES_NONE) if field.writes_to_crm else (
+            pl.when(in_base).then(_TARGET_NONE).otherwise(_TARGET_NAV),
+            pl.when(in_base).then(_RES_BLOCKED).otherwise(_RES_CRM_WINS)))
+    crm_only: tuple[Any, Any] = (
+        (_TARGET_NAV, _RES_NONE) if field.writes_to_nav else (
+            pl.when(in_base).then(_TARGET_NONE).otherwise(_TARGET_CRM),
+            pl.when(in_base).then(_RES_BLOCKED).otherwise(_RES_NAV_WINS)))
     if field.direction == "to_crm":
         differ_target, differ_res = pl.lit(_TARGET_CRM), pl.lit(_RES_NAV_WINS)
     elif field.direction == "from_crm":

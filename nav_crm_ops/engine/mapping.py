@@ -244,7 +244,8 @@ class FieldMapping(_Frozen):
     nav_reference: NavReference | None = None
     options: OptionMap | None = None
     clear_on_failed_lookup: bool = False
-    not_null: bool = False
+    not_null: bool = Field(False, description="never write an empty value (e.g. a CRM owner, "
+                           "which Dataverse requires): an empty source leaves the other side")
     match: MatchSpec | None = None
     compare: CompareSpec = CompareSpec()
 

@@ -368,7 +368,8 @@ class Workspace:
     def compare(self, mapping: str) -> pl.DataFrame:
         """Coupled pairs whose mapped values differ right now (reads both sides in full):
         ``nav_id``, ``crm_id``, ``nav_key``, ``field``, ``nav_value``, ``crm_value``. Empty when
-        the two sides agree on every enabled field (create-only fields excepted)."""
+        the two sides agree on every enabled field (create-only fields excepted, and
+        ``not_null`` fields whose source is empty: the engine leaves those on purpose)."""
         spec = self.mappings.get(mapping)
         planner = self._planner()
         resolver = Resolver(self.mappings, self.store, self.connections)
@@ -387,6 +388,11 @@ class Workspace:
             if fld.kind == "text" and not fld.case_sensitive:
                 left, right = left.str.to_lowercase(), right.str.to_lowercase()
             differs = ~left.eq_missing(right)
+            spec_field = spec.field(fld.name)
+            if spec_field.not_null and fld.direction != "bidirectional":
+                source = pl.col(f"nav:{fld.name}" if fld.direction == "to_crm"
+                                else f"crm:{fld.name}")
+                differs = differs & source.is_not_null()
             parts.append(joined.filter(differs).select(
                 "nav_id", "crm_id", pl.col("_key").alias("nav_key"),
                 pl.lit(fld.name).alias("field"),

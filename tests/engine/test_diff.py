@@ -458,3 +458,22 @@ def test_million_pairs_with_one_percent_changed_meet_the_time_target() -> None:
     assert counts["update_nav"] == crm.height - 1000
     assert counts["unchanged"] == 1_000_000 - nav.height - crm.height + 1000
     assert elapsed <= 3.0, f"diff of 1M pairs took {elapsed:.2f}s (target 3 s)"
+
+
+def test_never_synced_one_way_field_takes_the_source_value_even_when_empty() -> None:
+    fields = [DiffField("phone", "from_crm"), DiffField("owner", "to_crm")]
+    nav = pl.DataFrame({"pair_id": ["p"], "phone": ["+44 1"], "owner": [None]},
+                       schema={"pair_id": pl.Utf8, "phone": pl.Utf8, "owner": pl.Utf8})
+    crm = pl.DataFrame({"pair_id": ["p"], "phone": [None], "owner": ["JR"]},
+                       schema={"pair_id": pl.Utf8, "phone": pl.Utf8, "owner": pl.Utf8})
+    result = three_way_diff(nav, crm, None, fields, mapping_direction="bidirectional")
+    rows = {r["field"]: r for r in result.field_changes.iter_rows(named=True)}
+    assert (rows["phone"]["target"], rows["phone"]["new_value"]) == ("nav", None)
+    assert (rows["owner"]["target"], rows["owner"]["new_value"]) == ("crm", None)
+    assert result.records["action"].cast(pl.Utf8).item() == "update_both"
+    base = pl.DataFrame({"pair_id": ["p"], "phone": [None], "owner": ["JR"]},
+                        schema={"pair_id": pl.Utf8, "phone": pl.Utf8, "owner": pl.Utf8})
+    synced = three_way_diff(nav, crm, base, fields, mapping_direction="bidirectional")
+    changed = {r["field"]: r for r in synced.field_changes.iter_rows(named=True)}
+    assert changed["phone"]["resolution"] == "blocked_by_direction"
+    assert (changed["owner"]["target"], changed["owner"]["new_value"]) == ("crm", None)
