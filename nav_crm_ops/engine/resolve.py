@@ -169,7 +169,8 @@ class Resolver:
             elif value not in table:
                 out.append(f"<no relation: {value}>")
             else:
-                out.append(by_nav_id.get(table[value], _not_coupled(f"BC {table[value]}")))
+                out.append(by_nav_id.get(table[value],
+                                         _not_coupled(f"BC {table[value]} from {value}")))
         return pl.Series(values.name, out, dtype=pl.Utf8)
 
     def key_to_via(self, fld: FieldMapping, key: str) -> str | None:
@@ -192,10 +193,12 @@ class Resolver:
                     f"{f' ({via.entity})' if via else ''}: link it to a {target.name.lower()} "
                     "in BC (business relation) or correct the value")
         if value.startswith("<not coupled: BC "):
-            nav_id = value.removeprefix("<not coupled: BC ").removesuffix(">")
-            return (f"{fld.nav}: BC {target.nav.entity} record {nav_id} is not coupled to a "
-                    f"CRM {target.crm.logical_name} (mapping {target.name}): run {target.name} "
-                    "first, or couple it by hand")
+            nav_id, _, number = value.removeprefix("<not coupled: BC ").removesuffix(
+                ">").partition(" from ")
+            return (f"{fld.nav} {number!r} belongs to BC {target.nav.entity} record {nav_id}, "
+                    f"which is not coupled to a CRM {target.crm.logical_name} (mapping "
+                    f"{target.name}): run {target.name} first (see its errors), or couple it "
+                    "by hand")
         if to == "crm":
             return (f"{fld.nav} {value!r} is not coupled to a CRM {target.crm.logical_name} "
                     f"(mapping {target.name}): run {target.name} first, or couple "

@@ -10,6 +10,7 @@ from .state_store import (
     RecordStatus,
     StateStore,
     default_holder,
+    holder_is_dead,
 )
 
 __all__ = [
@@ -21,5 +22,6 @@ __all__ = [
     "RecordStatus",
     "StateStore",
     "default_holder",
+    "holder_is_dead",
     "normalize_error_message",
 ]

@@ -67,7 +67,7 @@ from .schema import (
 )
 
 __all__ = ["RUN_COUNTS", "Coupling", "Lease", "RecordFailure", "RecordStatus", "StateStore",
-           "default_holder"]
+           "default_holder", "holder_is_dead"]
 
 SyncDirection = Literal["to_crm", "from_crm"]
 Side = Literal["nav", "crm"]
@@ -90,6 +90,22 @@ def default_holder(description: str = "") -> str:
     """``host:pid description``: who holds a lease, readable in error messages."""
     base = f"{socket.gethostname()}:{os.getpid()}"
     return f"{base} {description}".strip()
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` (from :func:`default_holder`) names a process of this host that
+    no longer runs: its lease can be taken over at once instead of waiting for it to expire."""
+    where = holder.split(" ", 1)[0]
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -885,6 +901,18 @@ class StateStore:
         current = self.lease(name)
         assert current is not None
         return current
+
+    def take_over_lease(self, name: str, dead_holder: str, holder: str, ttl_s: float) -> Lease:
+        """Take a lease from a holder known to be dead (e.g. a killed process on this host)
+        without waiting for it to expire; LeaseHeldError if someone else took it meanwhile."""
+        now, expires = utc_now(), utc_now(ttl_s)
+        with self._tx() as conn:
+            taken = conn.execute(update(leases).where(
+                leases.c.name == name, leases.c.holder == dead_holder,
+            ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
+        if not taken:
+            return self.acquire_lease(name, holder, ttl_s)
+        return Lease(name, holder, now, expires)
 
     def release_lease(self, name: str, holder: str) -> bool:
         """Give the lease back; False when ``holder`` did not hold it."""

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from nav_crm_ops.exceptions import LeaseHeldError, StateStoreError
-from nav_crm_ops.store import SCHEMA_VERSION, RecordFailure, StateStore
+from nav_crm_ops.store import SCHEMA_VERSION, RecordFailure, StateStore, default_holder
 
 
 @pytest.fixture
@@ -310,3 +310,21 @@ def test_lease_race_between_threads_has_one_winner(tmp_path: Path) -> None:
             t.join()
         assert len(winners) == 1
         assert store.lease("t").holder == winners[0]  # type: ignore[union-attr]
+
+
+def test_a_lease_of_a_dead_process_on_this_host_can_be_taken_over(store: StateStore) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from nav_crm_ops.store import holder_is_dead
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = f"{socket.gethostname()}:{child.pid} sync CUSTOMER"
+    store.acquire_lease("mapping:CUSTOMER", dead, 600)
+    assert holder_is_dead(dead)
+    assert not holder_is_dead(default_holder("me"))
+    assert not holder_is_dead(f"other-host:{child.pid} sync")
+    taken = store.take_over_lease("mapping:CUSTOMER", dead, "me", 60)
+    assert taken.holder == "me" and store.lease("mapping:CUSTOMER").holder == "me"  # type: ignore[union-attr]
