@@ -170,15 +170,15 @@ class Workspace:
                  progress: Progress | None = None, cancel: CancelToken | None = None,
                  job_name: str = "") -> SyncReport:
         """Preview and apply each mapping in dependency order (all when None). A mapping
-        whose first sync created records is planned once more at once, so values that only
-        exist after the create (numbers BC assigns) reach the other side in the same run."""
+        that created records in BC is planned once more at once, so values that only exist
+        after the create (numbers BC assigns) reach CRM in the same run."""
         report = SyncReport()
         for name in self._names(mappings):
             mapping = self.mappings.get(name)
             with self._lease(name) as lease:
                 result = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name)
-                if result.status != "cancelled" and result.count("inserted") and \
-                        "from_crm" in mapping.directions and "to_crm" in mapping.directions:
+                if result.status != "cancelled" and self._created_in_bc(result) and \
+                        "to_crm" in mapping.directions:
                     tried = self.store.record_status_frame(mapping.name).filter(
                         pl.col("run_id").is_in(list(result.run_ids)))["source_id"].to_list()
                     follow = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name,
@@ -188,6 +188,12 @@ class Workspace:
             if result.status == "cancelled":
                 break
         return report
+
+    def _created_in_bc(self, result: MappingResult) -> bool:
+        runs = self.store.runs_frame(result.mapping, limit=10)
+        created = runs.filter(pl.col("id").is_in(list(result.run_ids))
+                              & (pl.col("direction") == "from_crm") & (pl.col("inserted") > 0))
+        return created.height > 0
 
     def _sync_one(self, mapping: TableMapping, selection: Selection | None,
                   progress: Progress | None, cancel: CancelToken | None,
