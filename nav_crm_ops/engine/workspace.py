@@ -8,6 +8,7 @@ at errors, retry — is a method here; the engine modules do the work.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -441,24 +442,36 @@ class Workspace:
                      crm_id: str | None = None) -> dict[str, str]:
         """Links that open the records in Business Central and in Dynamics 365 Sales.
 
-        Business Central: ``<web client>/?company=<name>&page=<page>&filter='SystemId' IS
-        '<id>'`` needs the page number, so the link opens the list filtered by SystemId via the
-        table's API page; Dynamics 365: ``<org>/main.aspx?etn=<logical name>&pagetype=entityrecord
-        &id=<guid>``."""
+        Business Central: ``<web client>/?company=<name>&page=<card page>&filter='SystemId'
+        IS '<id>'`` (the web client is ``business_central.web_client_url`` or derived from an
+        online API URL); Dynamics 365: ``<org>/main.aspx?etn=<logical name>
+        &pagetype=entityrecord&id=<guid>``."""
         spec = self.mappings.get(mapping)
         links: dict[str, str] = {}
         bc = self.config.business_central
-        if nav_id and bc.web_client_url:
-            page = _BC_PAGES.get(spec.nav.entity)
+        web_client = bc.web_client_url or _bc_web_client(bc.api_url)
+        if nav_id and web_client:
             query = f"company={quote(bc.company_name)}"
+            page = _BC_PAGES.get(spec.nav.entity)
             if page:
-                query += f"&page={page}&filter={quote(f'SystemId IS {nav_id}')}"
-            links["business_central"] = f"{bc.web_client_url.rstrip('/')}/?{query}"
+                system_id = f"'SystemId' IS '{nav_id}'"
+                query += f"&page={page}&filter={quote(system_id)}"
+            links["business_central"] = f"{web_client.rstrip('/')}/?{query}"
         if crm_id:
             base = self.config.dataverse.web_url or self.config.dataverse.url.split("/api/")[0]
             links["dynamics_365"] = (f"{base.rstrip('/')}/main.aspx?etn={spec.crm.logical_name}"
                                      f"&pagetype=entityrecord&id={crm_id}")
         return links
+
+
+def _bc_web_client(api_url: str) -> str | None:
+    """``https://businesscentral.dynamics.com/<tenant>/<environment>`` for an online API URL
+    ``https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>/api/v2.0/``."""
+    match = re.match(r"https://api\.businesscentral\.dynamics\.com/v2\.0/([^/]+)/([^/]+)/",
+                     api_url)
+    if match is None:
+        return None
+    return f"https://businesscentral.dynamics.com/{match.group(1)}/{match.group(2)}"
 
 
 _BC_PAGES = {"customers": 21, "contacts": 5050, "items": 30, "currencies": 5,

@@ -11,7 +11,6 @@ import pytest
 from nav_crm_ops import Plan, WriteOp, load_config, open_workspace, write_config
 from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.exceptions import SyncError
-from nav_crm_ops.sandbox import Sandbox
 
 MASTER_DATA = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
                "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
@@ -236,9 +235,17 @@ def test_sync_now_with_an_explicit_direction_overwrites_the_other_side(ws: Works
         ws.sync_now("CURRENCY", nav_ids=[nav_id], direction="from_crm")
 
 
-def test_links_open_both_records(ws: Workspace, fresh_sandbox: Sandbox) -> None:
+def test_links_open_both_records(ws: Workspace, workspace_dir: Path) -> None:
     links = ws.record_links("CUSTOMER", nav_id="abc", crm_id="def")
-    assert links["dynamics_365"].endswith("main.aspx?etn=account&pagetype=entityrecord&id=def")
+    assert links["dynamics_365"].endswith("/crm/main.aspx?etn=account&pagetype=entityrecord&id=def")
+    config = load_config(workspace_dir)
+    online = config.model_copy(update={"business_central": config.business_central.model_copy(
+        update={"api_url": "https://api.businesscentral.dynamics.com/v2.0/t1/Production/api/v2.0/",
+                "company_name": "CRONUS UK Ltd."})})
+    with Workspace(online) as other:
+        link = other.record_links("CUSTOMER", nav_id="abc")["business_central"]
+    assert link == ("https://businesscentral.dynamics.com/t1/Production/?company=CRONUS%20UK%20Ltd."
+                    "&page=21&filter=%27SystemId%27%20IS%20%27abc%27")
 
 
 def test_a_second_process_is_refused_while_the_mapping_is_being_synchronized(
