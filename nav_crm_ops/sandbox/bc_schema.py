@@ -9,7 +9,11 @@ addressed as ``"business_central:<name>"`` because ``contacts`` is also a Datave
 ``label`` (the table caption in error messages), ``natural_key`` + ``natural_key_caption``
 (the unique "No."/"Code" field), ``api`` (``"v2.0"`` or ``"custom"``), ``lines`` (entity set of
 the document lines), ``hidden`` (stored columns the API does not show), ``computed`` (read-only
-entities computed on read, no rows), ``country_fields`` (validated against countriesRegions).
+entities computed on read, no rows), ``country_fields`` (validated against countriesRegions),
+``read_only`` (stored rows the API only reads; BC maintains them as a side effect of other
+writes), ``parents`` (entity set that may address this one as ``<parent>(<id>)/<name>`` → the
+column holding the parent's id), ``default_order`` (list order when the entity has no
+natural key).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ LINE_TYPES = ("Comment", "Account", "Item", "Resource", "Fixed Asset", "Charge")
 ORDER_STATUSES = ("Draft", "In Review", "Open", "Released")
 INVOICE_STATUSES = ("Draft", "In Review", "Open", "Paid", "Canceled", "Corrective")
 SALES_TYPES = ("Customer", "Customer Price Group", "All Customers", "Campaign")
+# Contact Business Relation "Link to Table" (NAV.contactBusinessRelationLinkToTable).
+RELATION_LINK_TABLES = (" ", "Customer", "Vendor", "Bank Account", "Employee")
 
 
 def _s(name: str, length: int, *, required: bool = False) -> Column:
@@ -175,6 +181,18 @@ SALES_INVOICE_LINES = _entity("salesInvoiceLines", _LINE, label="Sales Line",
                               natural_key=None, parent="salesInvoices",
                               hidden=("lastModifiedDateTime",))
 
+# One row per contact business relation (table 5054), as the API page contactInformation shows
+# it. Contact number, name and type are copies kept current by the contact writes, so the rows
+# can be filtered and paged like any stored entity; ``id`` is the sandbox's row key only.
+CONTACTS_INFORMATION = _entity("contactsInformation", (
+    _g("contactId"), _s("contactNumber", 20), _s("contactName", 100),
+    _opt("contactType", CONTACT_TYPES, "Company"), _g("relatedId"),
+    _opt("relatedType", RELATION_LINK_TABLES, " "),
+), label="Contact Business Relation", natural_key=None, hidden=("id", "lastModifiedDateTime"),
+    read_only=True, parents={"customers": "relatedId"},
+    default_order=(("contactNumber", False), ("relatedType", False)),
+    indexed=("contactNumber", "contactId", "relatedId"))
+
 RESOURCES = _entity("resources", (
     _s("number", 20), _s("name", 100), _opt("type", ("Person", "Machine"), "Person"),
     _s("baseUnitOfMeasureCode", 10), _d("unitPrice"), _d("unitCost"),
@@ -196,7 +214,7 @@ SALES_PRICES = _entity("salesPrices", (
 BC_ENTITIES: tuple[EntityDef, ...] = (
     COMPANIES, CUSTOMERS, CONTACTS, ITEMS, CURRENCIES, UNITS_OF_MEASURE, SALESPEOPLE,
     PAYMENT_TERMS, SHIPMENT_METHODS, COUNTRIES, SALES_ORDERS, SALES_ORDER_LINES, SALES_INVOICES,
-    SALES_INVOICE_LINES, RESOURCES, PRICE_GROUPS, SALES_PRICES,
+    SALES_INVOICE_LINES, CONTACTS_INFORMATION, RESOURCES, PRICE_GROUPS, SALES_PRICES,
 )
 
 # Read-only entities computed from customers and invoices on every read (no table).

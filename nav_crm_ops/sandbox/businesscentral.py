@@ -10,6 +10,12 @@ Behaviour follows the documented API: server-set ``id``; ``@odata.etag`` on ever
 ending in ``  CorrelationId:  <guid>.``; ``or`` across fields rejected in ``$filter``; paging
 with ``Prefer: odata.maxpagesize`` (≤ 20000) and ``@odata.nextLink``; documents with lines,
 deep insert and the ``Microsoft.NAV.shipAndInvoice`` / ``Microsoft.NAV.post`` bound actions.
+
+Side effects BC has and the sandbox keeps: creating a customer creates its company contact and
+the contact business relation (read-only ``contactsInformation``), as BC does when Marketing
+Setup names a business relation code for customers (CRONUS does); changing the customer copies
+name, address and communication to that contact; deleting the customer removes the relation
+and keeps the contact. Contact writes keep the relations' contact number, name and type current.
 """
 
 from __future__ import annotations
@@ -64,6 +70,7 @@ TYPE_NAMES = {
     "resources": "resource", "customerPriceGroups": "customerPriceGroup",
     "salesPrices": "salesPrice", "customerFinancialDetails": "customerFinancialDetail",
     "customerStatistics": "customerStatistic",
+    "contactsInformation": "contactInformation",
 }
 # Fields checked against another table when not blank: field → (entity, code column).
 TABLE_RELATIONS = {
@@ -74,6 +81,9 @@ TABLE_RELATIONS = {
 }
 NUMBER_PREFIXES = {"customers": "C", "contacts": "CT", "items": "ITEM", "salesOrders": "S-ORD",
                    "salesInvoices": "S-INV", "resources": "R"}
+# Customer fields BC copies to its company contact (on create and on every change).
+CUSTOMER_TO_CONTACT = ("addressLine1", "addressLine2", "city", "state", "country", "postalCode",
+                       "phoneNumber", "email", "website")
 _SEGMENT = re.compile(r"^(?P<name>[A-Za-z][\w.]*)(?:\((?P<key>[^()]*)\))?$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12}$")
@@ -122,6 +132,12 @@ def _not_found_uri(segment: str) -> BCError:
     return BCError(404, "BadRequest_NotFound",
                    f"The request URI is not valid. The segment '{segment}' is not a resource "
                    "of this API.")
+
+
+def _read_only(method: str, entity_set: str) -> BCError:
+    return BCError(405, "BadRequest_MethodNotAllowed",
+                   f"'{method}' requests for '{entity_set}' are not allowed: the entity is "
+                   "read-only.")
 
 
 def etag_for(version: int | str) -> str:
@@ -195,11 +211,19 @@ class BusinessCentralService:
             return self._companies(target, params, headers)
         if target.entity_set in COMPUTED_ENTITIES:
             if method != "GET":
-                raise BCError(405, "BadRequest_MethodNotAllowed",
-                              f"'{method}' requests for '{target.entity_set}' are not "
-                              "allowed: the entity is read-only.")
+                raise _read_only(method, target.entity_set)
             return self._computed(target, params, headers)
         entity = self._entity(target.entity_set)
+        if entity.extra.get("read_only"):
+            if method != "GET":
+                raise _read_only(method, entity.name)
+            if target.key is not None:
+                example = next(c.name for c in entity.columns
+                               if c.type == "guid" and c.name != entity.key)
+                raise BCError(400, "BadRequest",
+                              f"The sandbox does not address one '{entity.name}' record by "
+                              f"key; read the collection with $filter={example} eq <id> "
+                              "instead.")
         if target.action is not None:
             if method != "POST":
                 raise BCError(405, "BadRequest_MethodNotAllowed",
@@ -298,8 +322,11 @@ class BusinessCentralService:
         if len(parsed) == 2:
             parent = parsed[0]
             parent_entity = bc_entity(parent[0])
-            if parent_entity is None or parent_entity.extra.get("lines") != name \
-                    or parent[1] is None:
+            child = bc_entity(name)
+            nested = parent_entity is not None and (
+                parent_entity.extra.get("lines") == name
+                or (child is not None and parent[0] in child.extra.get("parents", {})))
+            if not nested or parent[1] is None:
                 raise _not_found_uri(name)
         if action is not None and (key is None or count):
             raise _not_found_uri(f"Microsoft.NAV.{action}")
@@ -371,7 +398,8 @@ class BusinessCentralService:
         if target.parent_set and target.parent_key:
             parent = self._entity(target.parent_set)
             self._fetch(parent, target.parent_key)
-            return '"documentId" = ?', [target.parent_key.lower()]
+            column = entity.extra.get("parents", {}).get(target.parent_set, "documentId")
+            return f'"{column}" = ?', [target.parent_key.lower()]
         return "", []
 
     def _get_one(self, entity: EntityDef, target: _Target, params: Mapping[str, str]) -> Reply:
@@ -740,6 +768,8 @@ class BusinessCentralService:
                 self._check_unique(entity, changes)
                 self._derive(entity, changes)
                 row = self.store.insert(self._qualified(entity), changes)
+                if entity.name == "customers":
+                    self._create_company_contact(row)
         body = {"@odata.context": f"{target.api_root}$metadata#companies({target.company})/"
                                   f"{entity.name}/$entity"}
         lines_name = entity.extra.get("lines")
@@ -749,6 +779,66 @@ class BusinessCentralService:
         location = f"{target.api_root}{self._path_of(target, entity)}({row['id']})"
         return Reply(201, body, {"content-type": "application/json; charset=utf-8",
                                  "location": location, "etag": body["@odata.etag"]})
+
+    def _create_company_contact(self, customer: Mapping[str, Any]) -> None:
+        """The company contact and business relation BC creates with a customer.
+
+        BC does this when Marketing Setup has "Bus. Rel. Code for Customers" (CRONUS has). The
+        contact is numbered ``CT<customer number>`` like the seed's company contacts, or gets
+        the next free number of the contact series when that is taken or too long.
+        """
+        contacts = self._entity("contacts")
+        number = f"CT{customer['number']}"
+        number_column = contacts.column("number")
+        assert number_column is not None and number_column.max_length is not None
+        if len(number) > number_column.max_length or self.store.query(self._qualified(contacts), '"number" = ?',
+                                                   [number], limit=1):
+            number = self._next_number(contacts)
+        name = customer["displayName"] or ""
+        values: dict[str, Any] = {
+            "number": number, "type": "Company", "displayName": name,
+            "searchName": name.upper()[:100], "businessRelation": "Customer",
+            **{field_name: customer[field_name] for field_name in CUSTOMER_TO_CONTACT},
+        }
+        contact = self.store.insert(self._qualified(contacts), values)
+        self.store.insert(f"{BC_SERVICE}:contactsInformation", {
+            "contactId": contact["id"], "contactNumber": number, "contactName": name,
+            "contactType": "Company", "relatedId": customer["id"], "relatedType": "Customer"})
+
+    def _refresh_relations(self, contact: Mapping[str, Any]) -> None:
+        """Keep the contact's number, name and type on its business relations current."""
+        copies = {"contactNumber": contact["number"], "contactName": contact["displayName"],
+                  "contactType": contact["type"]}
+        for relation in self.store.query(f"{BC_SERVICE}:contactsInformation",
+                                         '"contactId" = ?', [contact["id"]]):
+            if any(relation[name] != value for name, value in copies.items()):
+                self.store.update(f"{BC_SERVICE}:contactsInformation", relation["id"], copies)
+
+    def _update_company_contacts(self, customer: Mapping[str, Any],
+                                 changes: Mapping[str, Any]) -> None:
+        """BC copies a customer's name, address and communication to its related contact."""
+        copied = {name: customer[name] for name in ("displayName", *CUSTOMER_TO_CONTACT)
+                  if name in changes}
+        if not copied:
+            return
+        if "displayName" in copied:
+            copied["searchName"] = str(copied["displayName"] or "").upper()[:100]
+        for relation in self.store.query(f"{BC_SERVICE}:contactsInformation",
+                                         '"relatedId" = ? AND "relatedType" = ?',
+                                         [customer["id"], "Customer"]):
+            contact = self.store.get(f"{BC_SERVICE}:contacts", relation["contactId"])
+            if contact is not None and any(contact[k] != v for k, v in copied.items()):
+                self._refresh_relations(
+                    self.store.update(f"{BC_SERVICE}:contacts", contact["id"], copied))
+
+    def _drop_relations(self, entity: EntityDef, key: str) -> None:
+        """A deleted customer or contact takes its business relations with it."""
+        column = {"customers": "relatedId", "contacts": "contactId"}.get(entity.name)
+        if column is None:
+            return
+        for relation in self.store.query(f"{BC_SERVICE}:contactsInformation",
+                                         f'"{column}" = ?', [key]):
+            self.store.delete(f"{BC_SERVICE}:contactsInformation", relation["id"])
 
     def _derive(self, entity: EntityDef, changes: dict[str, Any]) -> None:
         """Fields BC fills from others (contact company name, search name)."""
@@ -973,6 +1063,10 @@ class BusinessCentralService:
                            if k in changes or k in _LINE_COMPUTED or k in _LINE_RESOLVED}
                 changes.pop("id", None)
             updated = self.store.update(self._qualified(entity), row["id"], changes)
+            if entity.name == "contacts":
+                self._refresh_relations(updated)
+            elif entity.name == "customers":
+                self._update_company_contacts(updated, changes)
             if entity.parent:
                 self._recompute_totals(self._entity(entity.parent), row["documentId"])
                 updated = self.store.get(self._qualified(entity), row["id"])
@@ -1005,6 +1099,7 @@ class BusinessCentralService:
         if lines:
             for line in self.store.query(f"{BC_SERVICE}:{lines}", '"documentId" = ?', [key]):
                 self.store.delete(f"{BC_SERVICE}:{lines}", line["id"])
+        self._drop_relations(entity, key)
         self.store.delete(self._qualified(entity), key)
 
     # ----------------------------------------------------------------- actions
@@ -1194,6 +1289,8 @@ def _default_order(entity: EntityDef) -> list[tuple[str, bool]]:
     natural = entity.extra.get("natural_key")
     if natural:
         return [(natural, False)]
+    if entity.extra.get("default_order"):
+        return list(entity.extra["default_order"])
     if entity.name == "salesPrices":
         return [("itemNumber", False), ("salesType", False), ("salesCode", False)]
     return []

@@ -7,7 +7,8 @@ in the past), so two loads of the same spec produce identical rows.
 The local currency (LCY) of CRONUS International Ltd. is GBP, as in the GB demo database; CRM's
 base currency is GBP too and CRM starts with GBP, USD and EUR only (the CURRENCY mapping creates
 the other BC currencies). ``scale:N`` adds generated customers, contacts, items, prices, orders
-and name-matching CRM accounts to the same reference data.
+and name-matching CRM accounts to the same reference data. Both give every customer a company
+contact ``CT<customer number>`` and the business relation between them (``contactsInformation``).
 
 Deliberate dirty records of ``cronus`` (each makes a sync step fail or skip in a known way):
 
@@ -17,16 +18,21 @@ Record                                       What happens                       
 CRM account "Consolidated Messenger ...",    CUSTOMER (CRM → BC) create fails with      Shorten the account name to ≤ 100 characters
 customer type Customer, name of 114 chars    BC ``Application_StringExceededLength``    (or map it through a truncating transform)
                                              (displayName max 100)
-BC customer 70000 Beef House, payment        CUSTOMER (BC → CRM) cannot map             Add the option to ``paymenttermscode`` or a
-terms "21 DAYS"                              ``paymenttermscode`` (no CRM option)       value map entry, or change the BC terms
+BC customer 70000 Beef House, payment        CUSTOMER (BC → CRM): CRM has no such       Nothing: the mapping creates the option
+terms "21 DAYS"                              ``paymenttermscode`` option                (``on_missing: create``); with ``record`` it
+                                                                                        fails until the option is added
+BC customers of salesperson BD (Bart         CUSTOMER (BC → CRM) cannot set the owner   Enable the CRM user, or give the customers
+Duncan), whose CRM user is disabled          (the SALESPEOPLE filter leaves BD          another salesperson
+                                             uncoupled)
 CRM account "Poseidon Marine Supplies",      CUSTOMER (CRM → BC) create fails: BC has   Correct the country in CRM (or add the
 ``address1_country`` "Atlantis"              no country/region "Atlantis"               country/region in BC)
 BC customer 72000 Elkhorn Airport,           CUSTOMER (BC → CRM) cannot set the owner   Create/couple a CRM user for TD, or map the
 salesperson TD Tim Doherty                   (TD has no CRM user / no coupling)         owner to a default user
-BC contact CT200014 Jim Bell, person         CONTACT (BC → CRM) skips/fails: a person   Link the contact to a company in BC
-without a company                            needs a coupled company (parent account)
-CRM contacts "Mark Hanson" and "M. Hanson"   Match-based coupling on e-mail finds two   Merge the duplicates in CRM or match on
-share mark.hanson@cannongroup.example        CRM hits → unmatched                       e-mail + last name
+BC contact CT200014 Jim Bell, person         CONTACT (BC → CRM) leaves it out: the      Link the contact to a company in BC
+without a company                            mapping takes persons with a company only
+CRM contacts "Mark Hanson" and "M. Hanson"   Match-based coupling on e-mail finds two   Merge the duplicates in CRM or couple one
+share mark.hanson@cannongroup.example        CRM hits → ambiguous: both fail, neither   by hand
+                                             is copied to BC
 CRM accounts "The Cannon Group PLC",         No account number: full sync would         Run match-based coupling on name
 "Selangorian Ltd.", "deerfield graphics      create duplicates; they must be coupled    (case-insensitive) before the first sync
 company", "Autohaus Mielberg KG"             by name (one differs only in case)
@@ -394,6 +400,16 @@ def _company_contact_number(customer: bc.Customer) -> str:
     return f"CT{customer.number}"
 
 
+def _business_relation_row(contact: Row, customer_id: str) -> Row:
+    """The contact business relation (``contactsInformation``) of a company contact and its
+    customer, as BC keeps it for every customer created with a customer relation code."""
+    return {
+        "id": _bc("contactsInformation", contact["id"]), "contactId": contact["id"],
+        "contactNumber": contact["number"], "contactName": contact["displayName"],
+        "contactType": contact["type"], "relatedId": customer_id, "relatedType": "Customer",
+    }
+
+
 def _tax_percent(customer: bc.Customer) -> float:
     return 20.0 if customer.country == "GB" else 0.0
 
@@ -542,11 +558,14 @@ def _load_cronus(loader: _Loader, ids: _Ids) -> None:
         for c in bc.CUSTOMERS])
     contact_rows = [_contact_row(_company_contact_number(c), c.name, c, c.email, c.phone)
                     for c in bc.CUSTOMERS]
+    relation_rows = [_business_relation_row(contact, customer_ids[c.number])
+                     for contact, c in zip(contact_rows, bc.CUSTOMERS, strict=True)]
     contact_rows.extend(
         _contact_row(p.number, f"{p.first_name} {p.surname}", customers.get(p.company_number),
                      p.email, p.phone, person=(p.first_name, p.surname), job_title=p.job_title)
         for p in bc.PERSON_CONTACTS)
     loader.add(BUSINESS_CENTRAL, "contacts", contact_rows)
+    loader.add(BUSINESS_CENTRAL, "contactsInformation", relation_rows)
     loader.add(BUSINESS_CENTRAL, "salesOrders", headers["order"])
     loader.add(BUSINESS_CENTRAL, "salesOrderLines", lines["order"])
     loader.add(BUSINESS_CENTRAL, "salesInvoices", headers["invoice"])
@@ -698,7 +717,7 @@ _COUNTRY_CURRENCY = {"GB": "GBP", "DE": "EUR", "NL": "EUR", "BE": "EUR", "FR": "
                      "DK": "DKK", "SE": "SEK", "NO": "NOK", "US": "USD", "CA": "CAD"}
 _PAYMENT_CODES = ("30 DAYS", "30 DAYS", "30 DAYS", "1M(8D)", "60 DAYS", "14 DAYS", "45 DAYS")
 _SHIPMENT_CODES = ("EXW", "CIF", "FOB", "PICKUP")
-_SALESPEOPLE = ("AH", "JR", "PS", "HR", "BD")
+_SALESPEOPLE = ("AH", "JR", "PS", "HR")  # salespeople with an active CRM user
 _ITEM_WORDS = ("Desk", "Chair", "Table", "Cabinet", "Lamp", "Shelf", "Pedestal",
                "Whiteboard", "Bicycle", "Wheel", "Saddle", "Locker")
 _ITEM_STYLES = ("ATHENS", "PARIS", "LONDON", "ANTWERP", "ROME", "TOKYO", "MEXICO", "MUNICH",
@@ -767,10 +786,13 @@ def _load_scale(loader: _Loader, ids: _Ids, size: int, seed: int) -> None:
         _customer_row(ids, c, customer_ids[i], 0.0) for i, c in enumerate(customers)])
 
     contact_rows: list[Row] = []
+    relation_rows: list[Row] = []
     for i, customer in enumerate(customers):
-        contact_rows.append(_contact_row(_company_contact_number(customer), customer.name,
-                                         customer, customer.email, customer.phone,
-                                         key_prefix=f"{tag}/"))
+        company_contact = _contact_row(_company_contact_number(customer), customer.name,
+                                       customer, customer.email, customer.phone,
+                                       key_prefix=f"{tag}/")
+        contact_rows.append(company_contact)
+        relation_rows.append(_business_relation_row(company_contact, customer_ids[i]))
         first_name = _FIRST_NAMES[rng.randrange(len(_FIRST_NAMES))]
         last_name = _LAST_NAMES[rng.randrange(len(_LAST_NAMES))]
         contact_rows.append(_contact_row(
@@ -780,6 +802,7 @@ def _load_scale(loader: _Loader, ids: _Ids, size: int, seed: int) -> None:
             customer.phone, person=(first_name, last_name), job_title="Buyer",
             key_prefix=f"{tag}/"))
     loader.add(BUSINESS_CENTRAL, "contacts", contact_rows)
+    loader.add(BUSINESS_CENTRAL, "contactsInformation", relation_rows)
 
     order_headers: list[Row] = []
     order_lines: list[Row] = []

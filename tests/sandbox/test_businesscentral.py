@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -334,3 +335,238 @@ def test_computed_financial_details_match_open_invoices(bc: httpx.Client) -> Non
     unsupported = bc.get("customerFinancialDetails", params={"$filter": "balance gt 0"})
     error_of(unsupported, 400, "BadRequest")
     assert bc.post("customerFinancialDetails", json={}).status_code == 405
+
+
+# ----------------------------------------------------------------------------- contactsInformation
+
+INFORMATION_FIELDS = {"@odata.etag", "contactId", "contactNumber", "contactName", "contactType",
+                      "relatedId", "relatedType"}
+
+
+def _token_client(sandbox: Sandbox) -> httpx.Client:
+    info = sandbox.info
+    token = httpx.post(info.token_url, data={
+        "grant_type": "client_credentials", "client_id": info.client_id,
+        "client_secret": info.client_secret.reveal(), "scope": info.bc_scope,
+    }).json()["access_token"]
+    return httpx.Client(base_url=f"{info.bc_api_url}companies({info.company_id})/",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def _all(client: httpx.Client, entity: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(entity, params=params)
+    assert response.status_code == 200, response.text
+    assert "@odata.nextLink" not in response.json()
+    return list(response.json()["value"])
+
+
+def _assert_relates_company_contacts(client: httpx.Client) -> list[dict[str, Any]]:
+    """Every customer has one relation to its company contact CT<number>, and nothing else."""
+    customers = {c["id"]: c for c in _all(client, "customers", **{
+        "$select": "number,displayName"})}
+    contacts = {c["number"]: c for c in _all(client, "contacts", **{
+        "$select": "number,type,displayName"})}
+    relations = _all(client, "contactsInformation")
+    assert relations and all(set(r) == INFORMATION_FIELDS for r in relations)
+    assert sorted(r["relatedId"] for r in relations) == sorted(customers)
+    for relation in relations:
+        customer = customers[relation["relatedId"]]
+        contact = contacts[relation["contactNumber"]]
+        assert relation["contactNumber"] == f"CT{customer['number']}"
+        assert relation["contactId"] == contact["id"]
+        assert relation["contactName"] == contact["displayName"] == customer["displayName"]
+        assert (relation["contactType"], relation["relatedType"]) == ("Company", "Customer")
+    return relations
+
+
+def test_contacts_information_relates_each_company_contact_to_its_customer(
+        bc: httpx.Client) -> None:
+    relations = _assert_relates_company_contacts(bc)
+    assert [r["contactNumber"] for r in relations] == sorted(r["contactNumber"]
+                                                            for r in relations)
+    cannon = one(bc, "customers", "number eq '10000'")
+    # The CONTACT mapping's question: which customer is a person's company contact related to?
+    person = one(bc, "contacts", "number eq 'CT200001'")
+    assert person["companyNumber"] == "CT10000"
+    related = one(bc, "contactsInformation", f"contactNumber eq '{person['companyNumber']}'")
+    assert related["relatedId"] == cannon["id"]
+    assert related["contactId"] == one(bc, "contacts", "number eq 'CT10000'")["id"]
+    persons = bc.get("contactsInformation", params={"$filter": "contactType eq 'Person'"})
+    assert persons.json()["value"] == []
+
+
+def test_contacts_information_filters_select_and_or_rule(bc: httpx.Client) -> None:
+    cannon = one(bc, "contactsInformation", "contactNumber eq 'CT10000'")
+    assert one(bc, "contactsInformation", f"contactId eq {cannon['contactId']}") == cannon
+    assert one(bc, "contactsInformation", f"relatedId eq {cannon['relatedId']}") == cannon
+    everything = _all(bc, "contactsInformation")
+    customers = _all(bc, "contactsInformation", **{"$filter": "relatedType eq 'Customer'"})
+    assert customers == everything
+    assert _all(bc, "contactsInformation", **{"$filter": "relatedType eq 'Vendor'"}) == []
+    both = _all(bc, "contactsInformation", **{
+        "$filter": "contactNumber eq 'CT10000' or contactNumber eq 'CT20000'"})
+    assert [r["contactNumber"] for r in both] == ["CT10000", "CT20000"]
+    across = bc.get("contactsInformation", params={
+        "$filter": "contactNumber eq 'CT10000' or relatedType eq 'Customer'"})
+    assert error_of(across, 400, "BadRequest") == (
+        "The 'OR' operator is not supported on distinct fields on an OData filter.")
+    narrow = _all(bc, "contactsInformation", **{
+        "$filter": "contactNumber eq 'CT10000'", "$select": "contactNumber,relatedId"})
+    assert narrow == [{"@odata.etag": cannon["@odata.etag"], "contactNumber": "CT10000",
+                       "relatedId": cannon["relatedId"]}]
+    for bad in ({"$select": "id"}, {"$select": "number"}, {"$filter": "number eq 'CT10000'"}):
+        message = error_of(bc.get("contactsInformation", params=bad), 400,
+                           "BadRequest_NotFound" if "$select" in bad else "BadRequest")
+        assert "Microsoft.NAV.contactInformation" in message
+
+
+def test_contacts_information_pages_by_next_link_and_counts(bc: httpx.Client) -> None:
+    everything = _all(bc, "contactsInformation")
+    total = int(bc.get("contactsInformation/$count").text)
+    assert total == len(everything) > 4
+    rows: list[dict[str, Any]] = []
+    url: str | None = "contactsInformation"
+    pages = 0
+    while url:
+        page = bc.get(url, headers={"Prefer": "odata.maxpagesize=4"}).json()
+        assert len(page["value"]) <= 4
+        rows += page["value"]
+        url = page.get("@odata.nextLink")
+        pages += 1
+    assert rows == everything and pages == -(-total // 4)
+    top = bc.get("contactsInformation", params={"$top": "3", "$skip": "1", "$count": "true"})
+    assert top.json()["value"] == everything[1:4] and top.json()["@odata.count"] == total
+    newest_first = _all(bc, "contactsInformation", **{"$orderby": "contactNumber desc"})
+    assert newest_first == everything[::-1]
+
+
+def test_contacts_information_is_read_only(bc: httpx.Client) -> None:
+    cannon = one(bc, "contactsInformation", "contactNumber eq 'CT10000'")
+    attempts = [
+        bc.post("contactsInformation", json={"contactNumber": "CT20000",
+                                             "relatedId": cannon["relatedId"]}),
+        bc.patch("contactsInformation", json={"contactName": "X"}, headers={"If-Match": "*"}),
+        bc.patch(f"contactsInformation({cannon['contactId']})", json={"contactName": "X"},
+                 headers={"If-Match": "*"}),
+        bc.delete(f"contactsInformation({cannon['contactId']})", headers={"If-Match": "*"}),
+    ]
+    for attempt, method in zip(attempts, ("POST", "PATCH", "PATCH", "DELETE"), strict=True):
+        assert error_of(attempt, 405, "BadRequest_MethodNotAllowed") == (
+            f"'{method}' requests for 'contactsInformation' are not allowed: the entity is "
+            "read-only.")
+    assert one(bc, "contactsInformation", "contactNumber eq 'CT10000'") == cannon
+    by_key = bc.get(f"contactsInformation({cannon['contactId']})")
+    assert "$filter=contactId eq <id>" in error_of(by_key, 400, "BadRequest")
+
+
+def test_created_customer_gets_a_company_contact_and_relation(bc: httpx.Client) -> None:
+    created = bc.post("customers", json={
+        "number": "C-REL-1", "displayName": "Relation Test Ltd.", "addressLine1": "1 Way",
+        "city": "Leeds", "country": "GB", "phoneNumber": "+44 113 496 0000",
+        "email": "info@relation.example"})
+    assert created.status_code == 201, created.text
+    customer = created.json()
+    contact = one(bc, "contacts", "number eq 'CTC-REL-1'")
+    assert (contact["type"], contact["displayName"], contact["city"], contact["email"]) == (
+        "Company", "Relation Test Ltd.", "Leeds", "info@relation.example")
+    relation = one(bc, "contactsInformation", f"relatedId eq {customer['id']}")
+    assert (relation["contactId"], relation["contactNumber"], relation["contactName"]) == (
+        contact["id"], "CTC-REL-1", "Relation Test Ltd.")
+    scoped = _all(bc, f"customers({customer['id']})/contactsInformation")
+    assert scoped == [relation]
+    # A person contact can now name the company contact, as the CONTACT mapping writes it.
+    person = bc.post("contacts", json={"type": "Person", "displayName": "Pat Person",
+                                       "companyNumber": "CTC-REL-1"})
+    assert person.status_code == 201 and person.json()["companyName"] == "Relation Test Ltd."
+
+    deleted = bc.delete(f"customers({customer['id']})", headers={"If-Match": "*"})
+    assert deleted.status_code == 204
+    assert _all(bc, "contactsInformation", **{
+        "$filter": f"contactId eq {contact['id']}"}) == []
+    assert one(bc, "contacts", "number eq 'CTC-REL-1'")["id"] == contact["id"]
+    gone = bc.get(f"customers({customer['id']})/contactsInformation")
+    error_of(gone, 404, "Internal_RecordNotFound")
+
+
+def test_company_contact_number_falls_back_to_the_series(bc: httpx.Client) -> None:
+    taken = bc.post("contacts", json={"number": "CTX-1", "displayName": "Someone else"})
+    assert taken.status_code == 201
+    numbers_before = {c["number"] for c in _all(bc, "contacts", **{"$select": "number"})}
+    clash = bc.post("customers", json={"number": "X-1", "displayName": "Clash Ltd."}).json()
+    long_number = "L" * 20
+    long = bc.post("customers", json={"number": long_number, "displayName": "Long Ltd."}).json()
+    for customer in (clash, long):
+        relation = one(bc, "contactsInformation", f"relatedId eq {customer['id']}")
+        number = relation["contactNumber"]
+        assert number.startswith("CT") and len(number) <= 20
+        assert number not in numbers_before
+        assert one(bc, "contacts", f"number eq '{number}'")["displayName"] == \
+            customer["displayName"]
+    assert one(bc, "contacts", "number eq 'CTX-1'")["displayName"] == "Someone else"
+
+
+def test_contact_changes_reach_their_relations(bc: httpx.Client) -> None:
+    relation = one(bc, "contactsInformation", "contactNumber eq 'CT20000'")
+    contact = one(bc, "contacts", "number eq 'CT20000'")
+    renamed = bc.patch(f"contacts({contact['id']})", json={"displayName": "Selangorian Group"},
+                       headers={"If-Match": contact["@odata.etag"]})
+    assert renamed.status_code == 200
+    after = one(bc, "contactsInformation", "contactNumber eq 'CT20000'")
+    assert after["contactName"] == "Selangorian Group"
+    assert after["@odata.etag"] != relation["@odata.etag"]
+    unchanged = one(bc, "contactsInformation", "contactNumber eq 'CT10000'")
+    phone_only = one(bc, "contacts", "number eq 'CT10000'")
+    bc.patch(f"contacts({phone_only['id']})", json={"phoneNumber": "+44 2"},
+             headers={"If-Match": "*"})
+    assert one(bc, "contactsInformation", "contactNumber eq 'CT10000'") == unchanged
+    assert bc.delete(f"contacts({contact['id']})", headers={"If-Match": "*"}).status_code == 204
+    assert _all(bc, "contactsInformation", **{
+        "$filter": "contactNumber eq 'CT20000'"}) == []
+
+
+def test_customer_created_in_a_failed_batch_leaves_no_contact(bc: httpx.Client) -> None:
+    company = _company(bc)
+    count = int(bc.get("contacts/$count").text)
+    response = bc.post(_batch_url(bc), headers={"Isolation": "snapshot"}, json={"requests": [
+        {"id": "a", "method": "POST", "url": f"companies({company})/customers",
+         "body": {"number": "B-REL", "displayName": "Batch Relation"}},
+        {"id": "b", "method": "POST", "url": f"companies({company})/items",
+         "body": {"number": "B-REL", "type": "Invalid Type"}}]})
+    assert [r["status"] for r in response.json()["responses"]] == [400, 400]
+    assert int(bc.get("contacts/$count").text) == count
+    assert _all(bc, "contactsInformation", **{
+        "$filter": "contactNumber eq 'CTB-REL'"}) == []
+
+
+def test_contacts_information_only_under_customers(bc: httpx.Client) -> None:
+    item = one(bc, "items", "number eq '1000'")
+    nested = bc.get(f"items({item['id']})/contactsInformation")
+    error_of(nested, 404, "BadRequest_NotFound")
+    custom = bc.get(str(bc.base_url).replace("/api/v2.0/", "/api/navcrm/sync/v1.0/")
+                    + "contactsInformation")
+    error_of(custom, 404, "BadRequest_NotFound")
+
+
+def test_scale_seed_relates_every_generated_customer(tmp_path: Path) -> None:
+    with Sandbox(data_dir=tmp_path, seed="scale:12", port=0) as scaled, \
+            _token_client(scaled) as client:
+        relations = _assert_relates_company_contacts(client)
+        assert len(relations) == 12
+
+
+def test_customer_changes_reach_its_company_contact(bc: httpx.Client) -> None:
+    customer = one(bc, "customers", "number eq '30000'")
+    relation = one(bc, "contactsInformation", f"relatedId eq {customer['id']}")
+    patched = bc.patch(f"customers({customer['id']})", json={
+        "displayName": "Haddock Insurance Group", "city": "Salford"},
+        headers={"If-Match": customer["@odata.etag"]})
+    assert patched.status_code == 200, patched.text
+    contact = one(bc, "contacts", f"number eq '{relation['contactNumber']}'")
+    assert (contact["displayName"], contact["searchName"], contact["city"]) == (
+        "Haddock Insurance Group", "HADDOCK INSURANCE GROUP", "Salford")
+    after = one(bc, "contactsInformation", f"relatedId eq {customer['id']}")
+    assert after["contactName"] == "Haddock Insurance Group"
+    credit_only = bc.patch(f"customers({customer['id']})", json={"creditLimit": 5.0},
+                           headers={"If-Match": "*"})
+    assert credit_only.status_code == 200
+    assert one(bc, "contacts", f"number eq '{relation['contactNumber']}'") == contact

@@ -250,7 +250,9 @@ class Contact(NamedTuple):
     phone: str
 
 
-# Person contacts; company contacts are generated one per customer (CT1xxxxx).
+# Person contacts (company_number: the customer number). Company contacts are generated one
+# per customer, numbered CT<customer number>, each with a business relation to its customer
+# (contactsInformation); a person's companyNumber is its company contact's number.
 PERSON_CONTACTS: tuple[Contact, ...] = (
     Contact("CT200001", "Mark", "Hanson", "Purchasing Manager", "10000",
             "mark.hanson@cannongroup.example", "+44 121 496 0193"),
