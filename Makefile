@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= .nav_crm_ops/demo
 
-.PHONY: help venv lint typecheck test test-all demo sandbox bench soak lab clean
+.PHONY: help venv browser lint typecheck test test-all demo sandbox bench soak lab dashboards clean
 
 help:
 	@echo "make demo   - set up, start the CRONUS sandbox, run the main synchronization job"
 	@echo "make test   - set up, lint, type-check and run the test suite"
 	@echo "make sandbox - run the sandbox in the foreground (Ctrl+C to stop)"
 	@echo "make bench  - benchmarks (writes benchmarks/results.md and .json)"
+	@echo "make lab    - JupyterLab on notebooks/ (the notebooks start the sandbox themselves)"
+	@echo "make dashboards - the notebooks as Voila dashboards"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +23,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The browser test drives the dashboards in Debian's chromium (Playwright uses it as is).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq chromium >/dev/null || { \
+	    echo "could not install chromium with apt-get (root or passwordless sudo needed)"; exit 2; }; }
+
 lint: venv
 	$(BIN)/ruff check nav_crm_ops tests $(wildcard benchmarks)
 
 typecheck: venv
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/python -m pytest -m "not slow" -q
+test: lint typecheck browser
+	NAV_CRM_OPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m "not slow" -q
 
-test-all: lint typecheck
-	$(BIN)/python -m pytest -q
+test-all: lint typecheck browser
+	NAV_CRM_OPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
 
 demo: venv
 	$(BIN)/nav-crm-ops demo --dir $(DEMO_DIR)
@@ -42,6 +53,12 @@ sandbox: venv
 bench: venv
 	@test -f benchmarks/run.py || { echo "benchmarks are not built yet (see the open benchmarks issue)"; exit 2; }
 	$(BIN)/python -m benchmarks.run
+
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+dashboards: venv
+	$(BIN)/nav-crm-ops ui
 
 soak: venv
 	$(BIN)/python -m pytest -m slow -q -p no:cacheprovider

@@ -411,6 +411,26 @@ def runs(mapping: str | None, limit: int, workspace_path: Path, as_json: bool) -
     _print_frame(frame, as_json)
 
 
+@cli.command()
+@click.option("--notebooks", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("notebooks"), show_default=True,
+              help="Folder holding the front-end notebooks.")
+@click.option("--port", default=8866, show_default=True)
+@click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
+              envvar=WORKSPACE_ENV,
+              help="Workspace the dashboards open (default: an embedded CRONUS sandbox).")
+def ui(notebooks: Path, port: int, workspace_path: Path | None) -> int:
+    """Serve the notebooks as Voila dashboards (preview, run, logs, coupling)."""
+    from .exceptions import ConfigError
+    from .widgets.dashboards import serve_dashboards
+
+    if not (notebooks / "preview_changes.ipynb").exists():
+        raise ConfigError(f"{notebooks} does not hold the nav-crm-ops notebooks; run from the "
+                          "repository root or pass --notebooks")
+    click.echo(f"dashboards on http://127.0.0.1:{port}/ (Ctrl+C to stop)")
+    return serve_dashboards(notebooks, workspace=workspace_path, port=port)
+
+
 def _register_groups() -> None:
     from .sandbox.cli import sandbox_group
 

@@ -128,7 +128,7 @@ def test_the_client_secret_is_in_no_file_or_output_a_sync_writes(
     for argv in (("preview", "CURRENCY", "--out", str(workspace / "plan.parquet")),
                  ("sync", "--all", "--no-progress"), ("errors",), ("runs", "--json"),
                  ("errors", "--groups", "--json")):
-        code, out, err = run(capsys, *argv, "-w", str(workspace))
+        _, out, err = run(capsys, *argv, "-w", str(workspace))
         outputs += [out, err]
     assert all(secret not in text for text in outputs)
     for path in workspace.rglob("*"):

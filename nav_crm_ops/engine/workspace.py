@@ -415,11 +415,21 @@ class Workspace:
         spec = self.mappings.get(mapping)
         nav_reader, crm_reader = self._planner().readers(spec)
         reader = nav_reader if side == "nav" else crm_reader
-        flt = None
         if search:
-            flt = any_of([F(c).contains(search) for c in self._search_columns(spec, side)])
-        raw = reader.client.read(reader.entity, select=reader.select, filter=flt, top=top,
-                                 etag=True)
+            columns = self._search_columns(spec, side)
+            if side == "crm":
+                raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True,
+                                         filter=any_of([F(c).contains(search) for c in columns]))
+            else:
+                # Business Central refuses `or` across different fields: one read per field.
+                found = [reader.client.read(reader.entity, select=reader.select, top=top,
+                                            etag=True, filter=F(c).contains(search))
+                         for c in columns]
+                raw = pl.concat([f for f in found if f.height] or found[:1],
+                                how="diagonal_relaxed").unique(
+                    subset=[reader.key], keep="first", maintain_order=True).head(top)
+        else:
+            raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True)
         frame = field_frame(raw, spec, side, Resolver(self.mappings, self.store,
                                                       self.connections))
         couplings = self.store.couplings_frame(spec.name)

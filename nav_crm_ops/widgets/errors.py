@@ -37,6 +37,7 @@ __all__ = [
     "guarded",
     "plain_message",
     "raise_callback_errors",
+    "report_failure",
     "set_callbacks_raise",
 ]
 
@@ -47,32 +48,34 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _switch_lock = threading.Lock()
-_raise_depth = 0
-_raise_forced = False
+_overrides: list[bool] = []
+_default = False
 
 
 def callbacks_raise() -> bool:
     """True when widget callbacks re-raise their exceptions (tests), False for people."""
-    return _raise_forced or _raise_depth > 0 or os.environ.get(RAISE_ENV, "") in ("1", "true")
+    if _overrides:
+        return _overrides[-1]
+    return _default or os.environ.get(RAISE_ENV, "") in ("1", "true")
 
 
 def set_callbacks_raise(enabled: bool) -> None:
-    """Turn the test switch on or off for the whole process."""
-    global _raise_forced
-    _raise_forced = enabled
+    """Set the process-wide default (a :func:`raise_callback_errors` block overrides it)."""
+    global _default
+    _default = enabled
 
 
 @contextmanager
-def raise_callback_errors() -> Iterator[None]:
-    """Within the block, callbacks show their failure AND raise it (for pytest)."""
-    global _raise_depth
+def raise_callback_errors(enabled: bool = True) -> Iterator[None]:
+    """Within the block, callbacks show their failure AND raise it (``enabled=False``: show
+    only, as for people)."""
     with _switch_lock:
-        _raise_depth += 1
+        _overrides.append(enabled)
     try:
         yield
     finally:
         with _switch_lock:
-            _raise_depth -= 1
+            _overrides.pop()
 
 
 def plain_message(error: BaseException, action: str) -> str:

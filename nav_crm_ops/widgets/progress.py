@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import ipywidgets as widgets
 
 from ..engine.progress import CancelToken, Progress, ProgressEvent
-from ..exceptions import SyncCancelled
+from ..exceptions import SyncCancelled, SyncError
 from .errors import ActionButton, ErrorArea, callbacks_raise, report_failure
 
 __all__ = ["MappingProgress", "ProgressPanel", "Task"]
@@ -85,8 +85,10 @@ class ProgressPanel:
 
         ``action`` completes "Could not ..." in error messages (e.g. "preview CUSTOMER").
         """
-        if self.running:
-            raise RuntimeError("a task is already running; wait for it or cancel it first")
+        current = self._task
+        if current is not None and not current.finished.is_set():
+            raise SyncError(f"{current.action} is still running; wait for it to finish or click "
+                            "Cancel, then try again")
         task: Task[T] = Task(action, work)
         self._task = task
         self.mappings = {}

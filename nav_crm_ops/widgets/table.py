@@ -48,7 +48,7 @@ class DataTable:
                  columns: Sequence[str] | None = None, page_size: int = 25,
                  row_style: Callable[[dict[str, Any]], str] | None = None,
                  errors: ErrorArea | None = None) -> None:
-        self.errors = errors or ErrorArea()
+        self.errors = errors if errors is not None else ErrorArea()
         self.key_column = key_column
         self.label_columns = tuple(label_columns)
         self.choice_columns = tuple(choice_columns)
@@ -66,12 +66,13 @@ class DataTable:
                                    continuous_update=False)
         self.choices = {name: widgets.Dropdown(options=[ALL], value=ALL, description=name)
                         for name in self.choice_columns}
-        self.page_size = widgets.Dropdown(options=[10, 25, 50, 100, 250], value=page_size,
+        sizes = sorted({10, 25, 50, 100, 250, page_size})
+        self.page_size = widgets.Dropdown(options=sizes, value=page_size,
                                           description="Rows")
-        self.first_button = ActionButton(description="⏮", layout=widgets.Layout(width="40px"))
-        self.prev_button = ActionButton(description="◀", layout=widgets.Layout(width="40px"))
-        self.next_button = ActionButton(description="▶", layout=widgets.Layout(width="40px"))
-        self.last_button = ActionButton(description="⏭", layout=widgets.Layout(width="40px"))
+        self.first_button = ActionButton(icon="angle-double-left", tooltip="first page", layout=widgets.Layout(width="40px"))
+        self.prev_button = ActionButton(icon="angle-left", tooltip="previous page", layout=widgets.Layout(width="40px"))
+        self.next_button = ActionButton(icon="angle-right", tooltip="next page", layout=widgets.Layout(width="40px"))
+        self.last_button = ActionButton(icon="angle-double-right", tooltip="last page", layout=widgets.Layout(width="40px"))
         self.page_label = widgets.Label(value="")
         self.html = widgets.HTML(value="")
         self.selector = widgets.SelectMultiple(options=[], description="Select",
@@ -91,7 +92,9 @@ class DataTable:
         self.selector.observe(guarded(self.errors, "select rows")(self._selection_changed),
                               names="value")
 
+        own_errors = [self.errors.widget] if errors is None else []
         self.widget = widgets.VBox([
+            *own_errors,
             widgets.HBox([self.search, *self.choices.values(), self.page_size]),
             self.html,
             widgets.HBox([self.first_button, self.prev_button, self.page_label,
@@ -200,7 +203,8 @@ class DataTable:
         options: list[tuple[str, Any]] = []
         if self.key_column is not None and self.key_column in rows.columns:
             labels = [c for c in self.label_columns if c in rows.columns] or [self.key_column]
-            for row in rows.select(self.key_column, *labels).iter_rows(named=True):
+            needed = list(dict.fromkeys([self.key_column, *labels]))
+            for row in rows.select(needed).iter_rows(named=True):
                 text = " · ".join("" if row[c] is None else str(row[c]) for c in labels)
                 options.append((text, row[self.key_column]))
         self._rebuilding = True

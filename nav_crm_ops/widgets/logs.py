@@ -1,0 +1,374 @@
+"""LogsPanel: the job log over time, failed records grouped by cause, drill-down, retry.
+
+Why: when a record fails people need to find out why quickly and fix it. The panel shows the
+job log (``ws.runs``) with charts of changes, failures, durations and requests per run, and
+flags on runs that failed or deviate from their peers (volume, duration); failed records
+grouped by normalized error message with counts (``ws.error_groups``); a drill-down from a
+group to its records (``ws.errors``) and from a record to its source values, the payload
+sent, the service's response and its history of runs; retry (``ws.retry``) or unskip
+(``ws.unskip``) of the selected records; export of any table to CSV (Excel when xlsxwriter is
+installed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import polars as pl
+
+from ..engine.progress import CancelToken, Progress
+from ..engine.report import SyncReport
+from .charts import bar_chart_html, stacked_bars_html
+from .errors import ActionButton, ErrorArea, guarded
+from .panel import Panel
+from .progress import ProgressPanel
+from .protocols import LogsWorkspace, mapping_names
+from .table import ALL, DataTable, excel_available
+
+__all__ = ["LogsPanel"]
+
+_SEP = "|"
+CHART_RUNS = 30
+"""How many of the newest runs the charts show."""
+
+
+def _moment(column: str) -> pl.Expr:
+    return pl.col(column).str.to_datetime(time_zone="UTC", strict=False)
+
+
+def _duration_s(started: str, finished: str) -> pl.Expr:
+    """Seconds between two UTC ISO text columns (null while a run is still going)."""
+    return ((_moment(finished) - _moment(started)).dt.total_milliseconds() / 1000).round(2)
+
+
+DEVIATION_FACTOR = 3
+"""A run deviates when its changes or duration exceed this many times the median of the same
+mapping, direction and kind (with at least ``DEVIATION_MIN_RUNS`` runs to compare)."""
+DEVIATION_MIN_RUNS = 4
+_MIN_SLOW_S = 10.0
+_MIN_VOLUME = 10
+
+
+def run_flags() -> pl.Expr:
+    """Why a run deserves a look (comma separated, empty when none): failed records, a status
+    other than finished, unusual volume or duration against its peers (Census-style alerts)."""
+    peers = ("mapping", "direction", "kind")
+    changes = pl.col("inserted") + pl.col("modified") + pl.col("deleted")
+    enough = pl.len().over(peers) >= DEVIATION_MIN_RUNS
+    volume = enough & (changes > DEVIATION_FACTOR * changes.median().over(peers) + _MIN_VOLUME)
+    slow = enough & (pl.col("duration_s") > pl.max_horizontal(
+        DEVIATION_FACTOR * pl.col("duration_s").median().over(peers), pl.lit(_MIN_SLOW_S)))
+    parts = [
+        pl.when(pl.col("failed") > 0).then(pl.format("{} failed", pl.col("failed"))),
+        pl.when(~pl.col("status").is_in(["finished", "running"])).then(
+            pl.format("status {}", pl.col("status"))),
+        pl.when(volume).then(pl.lit("unusual volume")),
+        pl.when(slow.fill_null(False)).then(pl.lit("slow")),
+    ]
+    return pl.concat_list(parts).list.drop_nulls().list.join(", ")
+
+
+def _pretty(text: str | None) -> str:
+    """JSON text indented for reading (as stored when it is not JSON)."""
+    if text is None or text == "":
+        return "(none recorded)"
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return text
+
+
+class LogsPanel(Panel):
+    """Tables (``runs_table``, ``groups_table``, ``records_table``, ``failed_table``) are
+    :class:`DataTable` objects; ``detail`` shows the selected record; ``retry_button`` and
+    ``unskip_button`` act on the records selected in ``records_table`` and ``failed_table``."""
+
+    def __init__(self, workspace: LogsWorkspace, *, export_dir: str | Path | None = None,
+                 page_size: int = 15) -> None:
+        self.workspace = workspace
+        self.report: SyncReport | None = None
+        self.errors = ErrorArea()
+        self.progress = ProgressPanel(self.errors)
+        root = getattr(getattr(workspace, "config", None), "root", None)
+        self.export_dir = Path(export_dir) if export_dir is not None else (
+            Path(root) / "exports" if root is not None else Path.cwd() / "exports")
+        self.mapping_filter = widgets.Dropdown(options=[ALL, *mapping_names(workspace)],
+                                               value=ALL, description="Mapping")
+        self.refresh_button = ActionButton(description="Refresh", icon="refresh")
+        self.runs_chart = widgets.HTML(value="")
+        self.runs_table = DataTable(
+            key_column="id", label_columns=("id", "mapping", "started_at", "status", "flags"),
+            row_style=lambda row: "background:#fff8e1" if row.get("flags") else "",
+            choice_columns=("mapping", "kind", "status", "direction"),
+            columns=("id", "mapping", "direction", "kind", "job_name", "started_at", "status",
+                     "flags",
+                     "inserted", "modified", "deleted", "unchanged", "failed", "skipped",
+                     "conflicts", "coupled", "requests", "duration_s", "message", "output_path"),
+            page_size=page_size, errors=self.errors)
+        self.groups_table = DataTable(
+            key_column="group_key", label_columns=("count", "mapping", "normalized_message"),
+            choice_columns=("mapping",),
+            columns=("mapping", "count", "normalized_message", "first_seen", "last_seen",
+                     "example"), page_size=page_size, errors=self.errors)
+        self.records_table = DataTable(
+            key_column="id", label_columns=("source_id", "direction", "created_at"),
+            choice_columns=("direction", "transient"),
+            columns=("id", "run_id", "mapping", "direction", "source_id", "destination_id",
+                     "transient", "http_status", "service_code", "message", "created_at"),
+            page_size=page_size, errors=self.errors)
+        self.failed_table = DataTable(
+            key_column="status_key", label_columns=("mapping", "source_id", "state"),
+            choice_columns=("mapping", "state", "direction"),
+            columns=("mapping", "direction", "source_id", "state", "consecutive_failures",
+                     "transient", "message", "skipped_since", "updated_at"),
+            page_size=page_size, errors=self.errors)
+        self.detail = widgets.HTML(value="<i>select a failed record to see its details</i>")
+        self.retry_button = ActionButton(description="Retry selected", button_style="primary",
+                                         icon="redo")
+        self.unskip_button = ActionButton(description="Unskip selected", icon="undo")
+        self.result = widgets.HTML(value="")
+        tables = ["job log", "error groups", "group records", "failed records"]
+        self.export_choice = widgets.Dropdown(options=tables, value="job log",
+                                              description="Export")
+        formats = ["csv", "xlsx"] if excel_available() else ["csv"]
+        self.export_format = widgets.Dropdown(options=formats, value="csv",
+                                              description="Format")
+        self.export_path = widgets.Text(value="", placeholder="file name (optional)",
+                                        description="File")
+        self.export_button = ActionButton(description="Export", icon="download")
+
+        self.mapping_filter.observe(guarded(self.errors, "load the logs")(
+            lambda _: self.refresh()), names="value")
+        self.refresh_button.on_click(guarded(self.errors, "load the logs")(
+            lambda _: self.refresh()))
+        self.groups_table.on_select(guarded(self.errors, "open the error group")(
+            lambda _: self._show_group()))
+        self.records_table.on_select(guarded(self.errors, "show the failed record")(
+            self._show_error_record))
+        self.failed_table.on_select(guarded(self.errors, "show the failed record")(
+            self._show_status_record))
+        self.retry_button.on_click(guarded(self.errors, "start the retry")(
+            lambda _: self.retry_selected()))
+        self.unskip_button.on_click(guarded(self.errors, "unskip the selected records")(
+            lambda _: self.unskip_selected()))
+        self.export_button.on_click(guarded(self.errors, "export the table")(
+            lambda _: self.export()))
+
+        tabs = widgets.Tab(children=[
+            widgets.VBox([self.runs_chart, self.runs_table.widget]),
+            widgets.VBox([widgets.HTML("<b>Failures grouped by cause</b>"),
+                          self.groups_table.widget,
+                          widgets.HTML("<b>Records of the selected group</b>"),
+                          self.records_table.widget]),
+            widgets.VBox([widgets.HTML("<b>Records in the retry pass or skipped</b>"),
+                          self.failed_table.widget]),
+        ])
+        for index, title in enumerate(["Job log", "Errors by cause", "Failed records"]):
+            tabs.set_title(index, title)
+        self.tabs = tabs
+        self.widget = widgets.VBox([
+            widgets.HTML("<h3>Analyse logs and failed records</h3>"),
+            widgets.HBox([self.mapping_filter, self.refresh_button]),
+            self.errors.widget, tabs, self.detail,
+            widgets.HBox([self.retry_button, self.unskip_button]),
+            self.progress.widget, self.result,
+            widgets.HBox([self.export_choice, self.export_format, self.export_path,
+                          self.export_button]),
+        ])
+        self.refresh()
+
+    @property
+    def mapping(self) -> str | None:
+        value = self.mapping_filter.value
+        return None if value == ALL else str(value)
+
+    # -- loading ----------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Reload the job log, error groups and failed records for the mapping filter."""
+        mapping = self.mapping
+        runs = self.workspace.runs(mapping)
+        runs = runs.with_columns(_duration_s("started_at", "finished_at").alias("duration_s"))
+        runs = runs.with_columns(run_flags().alias("flags"))
+        self.runs_table.set_frame(runs)
+        self.runs_chart.value = self._runs_charts(runs)
+        groups = self.workspace.error_groups(mapping).with_columns(
+            pl.concat_str("mapping", pl.lit(_SEP), "normalized_message").alias("group_key"))
+        self.groups_table.set_frame(groups)
+        self.records_table.set_frame(pl.DataFrame())
+        failed = self.workspace.failed_records(mapping).with_columns(
+            pl.concat_str("mapping", pl.lit(_SEP), "direction", pl.lit(_SEP), "source_id")
+            .alias("status_key"))
+        self.failed_table.set_frame(failed)
+
+    def _runs_charts(self, runs: pl.DataFrame) -> str:
+        syncs = runs.head(CHART_RUNS).reverse()
+        if syncs.height == 0:
+            return "<i>no runs yet</i>"
+        label = [f"#{r['id']} {r['mapping']} {r['direction']}"
+                 for r in syncs.iter_rows(named=True)]
+        changes = stacked_bars_html(
+            [(name, [r["inserted"], r["modified"], r["deleted"], r["failed"]])
+             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
+            ["inserted", "modified", "deleted", "failed"],
+            title=f"changes and failures per run (newest {syncs.height})")
+        durations = bar_chart_html(
+            [(name, float(r["duration_s"] or 0.0))
+             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
+            title="duration", unit=" s")
+        requests = bar_chart_html(
+            [(name, float(r["requests"]))
+             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
+            title="requests")
+        return (f"<div style='display:flex;gap:24px;flex-wrap:wrap'>{changes}{durations}"
+                f"{requests}</div>")
+
+    # -- drill-down ---------------------------------------------------------------------------------
+    def _show_group(self) -> None:
+        keys = self.groups_table.selected_keys
+        if not keys:
+            self.records_table.set_frame(pl.DataFrame())
+            return
+        frames = []
+        for key in keys:
+            mapping, message = str(key).split(_SEP, 1)
+            frames.append(self.workspace.errors(mapping, normalized_message=message))
+        self.records_table.set_frame(pl.concat(frames, how="vertical_relaxed"))
+
+    def _show_error_record(self, keys: list[Any]) -> None:
+        if not keys:
+            return
+        row = self.records_table.frame.filter(pl.col("id") == keys[0]).row(0, named=True)
+        self._show_detail(row["mapping"], row["source_id"], row)
+
+    def _show_status_record(self, keys: list[Any]) -> None:
+        if not keys:
+            return
+        mapping, _direction, source_id = str(keys[0]).split(_SEP, 2)
+        history = self.workspace.errors(mapping, source_id=source_id)
+        latest = history.row(0, named=True) if history.height else None
+        self._show_detail(mapping, source_id, latest)
+
+    def _show_detail(self, mapping: str, source_id: str | None,
+                     error: dict[str, Any] | None) -> None:
+        parts = [f"<h4>{html.escape(mapping)} record {html.escape(str(source_id))}</h4>"]
+        if error is not None:
+            codes = " ".join(str(c) for c in (
+                f"HTTP {error['http_status']}" if error["http_status"] else None,
+                error["service_code"]) if c)
+            parts.append(
+                f"<p><b>{'transient' if error['transient'] else 'permanent'} failure</b>"
+                f"{f' ({html.escape(codes)})' if codes else ''}: "
+                f"{html.escape(error['message'])}</p>")
+            for title, column in (("Source values", "source_values"),
+                                  ("Payload sent", "payload"),
+                                  ("Service response", "response")):
+                parts.append(f"<details open><summary>{title}</summary><pre>"
+                             f"{html.escape(_pretty(error[column]))}</pre></details>")
+        if source_id:
+            history = self.workspace.errors(mapping, source_id=source_id)
+            runs = self.workspace.runs(mapping)
+            joined = history.join(runs.select(pl.col("id").alias("run_id"), "started_at",
+                                              pl.col("status").alias("run_status"), "job_name"),
+                                  on="run_id", how="left")
+            rows = "".join(
+                f"<tr><td>{r['run_id']}</td><td>{html.escape(str(r['started_at'] or ''))}</td>"
+                f"<td>{html.escape(str(r['run_status'] or ''))}</td>"
+                f"<td>{html.escape(str(r['job_name'] or ''))}</td>"
+                f"<td>{html.escape(r['direction'])}</td><td>{html.escape(r['message'])}</td></tr>"
+                for r in joined.iter_rows(named=True))
+            parts.append("<b>History of runs</b><table><thead><tr><th>run</th><th>started</th>"
+                         "<th>run status</th><th>job</th><th>direction</th><th>error</th></tr>"
+                         f"</thead><tbody>{rows}</tbody></table>")
+        self.detail.value = "".join(parts)
+
+    # -- actions ----------------------------------------------------------------------------------
+    def selected_records(self) -> dict[str, list[str]]:
+        """Source ids selected in the group records and failed records tables, by mapping."""
+        chosen: dict[str, list[str]] = {}
+        rows = self.records_table.selected_rows
+        if rows.height:
+            for mapping, source_id in rows.select("mapping", "source_id").iter_rows():
+                if source_id is not None:
+                    chosen.setdefault(mapping, []).append(source_id)
+        for key in self.failed_table.selected_keys:
+            mapping, _direction, source_id = str(key).split(_SEP, 2)
+            chosen.setdefault(mapping, []).append(source_id)
+        return {m: list(dict.fromkeys(ids)) for m, ids in chosen.items()}
+
+    def retry_selected(self) -> None:
+        """Run the selected failed records again now (``ws.retry``) in the background."""
+        chosen = self.selected_records()
+        if not chosen:
+            self.errors.show_info("Select failed records first (in a group or in the failed "
+                                  "records tab).")
+            return
+
+        def work(progress: Progress, _cancel: CancelToken) -> SyncReport:
+            report = SyncReport()
+            for mapping, ids in chosen.items():
+                report = report + self.workspace.retry(mapping, ids, progress=progress)
+            return report
+
+        count = sum(len(ids) for ids in chosen.values())
+        self.progress.start(f"retry {count} record(s)", work, self._show_report)
+
+    def _show_report(self, report: SyncReport) -> None:
+        self.report = report
+        self.result.value = f"<h4>Retry result</h4>{report._repr_html_()}"
+        self.refresh()
+
+    def unskip_selected(self) -> int:
+        """Put the selected skipped records back into the retry pass (``ws.unskip``)."""
+        chosen = self.selected_records()
+        if not chosen:
+            self.errors.show_info("Select skipped records first.")
+            return 0
+        count = sum(self.workspace.unskip(mapping, ids) for mapping, ids in chosen.items())
+        self.refresh()
+        self.errors.show_info(f"{count} record(s) back in the retry pass; the next run (or "
+                              "Retry) synchronizes them again.")
+        return count
+
+    def export(self) -> Path | None:
+        """Write the chosen table's filtered rows to the export folder."""
+        tables: dict[str, DataTable] = {"job log": self.runs_table,
+                                        "error groups": self.groups_table,
+                                        "group records": self.records_table,
+                                        "failed records": self.failed_table}
+        table = tables[self.export_choice.value]
+        suffix = f".{self.export_format.value}"
+        name = self.export_path.value.strip() or (
+            f"{self.export_choice.value.replace(' ', '-')}-"
+            f"{dt.datetime.now(dt.UTC).strftime('%Y%m%d-%H%M%S')}{suffix}")
+        target = Path(name)
+        if target.suffix.lower() not in (".csv", ".xlsx"):
+            target = target.with_name(target.name + suffix)
+        if target.suffix.lower() == ".xlsx" and not excel_available():
+            self.errors.show_info("Excel export needs the xlsxwriter package; exporting to "
+                                  "CSV instead.")
+            target = target.with_suffix(".csv")
+        if not target.is_absolute():
+            target = self.export_dir / target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        table.export(target)
+        self.errors.show_info(f"Exported {table.view.height} row(s) to {target}.")
+        return target
+
+    def select_group(self, mapping: str, normalized_message: str) -> None:
+        """Select one error group, as a person clicking it would."""
+        self.groups_table.search.value = ""
+        key = f"{mapping}{_SEP}{normalized_message}"
+        position = self.groups_table.view.get_column("group_key").to_list().index(key)
+        self.groups_table.go_to(position // self.groups_table.page_size.value)
+        self.groups_table.select([key])
+
+    def select_sources(self, source_ids: Sequence[str]) -> None:
+        """Select the group records of the given source ids (on the current page)."""
+        rows = self.records_table.page_rows.filter(pl.col("source_id").is_in(list(source_ids)))
+        self.records_table.select(rows.get_column("id").to_list())

@@ -1,0 +1,366 @@
+"""PreviewPanel: look at what a sync would do, choose the records, then apply exactly those.
+
+Why: people want to look before they sync. The panel runs ``ws.preview`` (with progress and
+Cancel), shows counts by action and direction with a chart, a record table filterable by
+action, field and text, the field diff of the selected record (old -> new, which side changed,
+conflicts with both values and the policy's choice), lets people exclude or include records
+(``plan.exclude`` / ``plan.include`` return new plans), save the plan, and apply the included
+records with ``ws.apply``. All sync logic stays in the engine.
+
+Usage in a notebook::
+
+    from nav_crm_ops import open_workspace
+    from nav_crm_ops.widgets import PreviewPanel
+    panel = PreviewPanel(open_workspace("."))
+    panel.widget
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import polars as pl
+
+from ..engine.plan import PLAN_ACTIONS, Plan
+from ..engine.progress import CancelToken, Progress
+from ..engine.report import SyncReport
+from .charts import bar_chart_html
+from .errors import ActionButton, ErrorArea, guarded
+from .panel import Panel
+from .progress import ProgressPanel
+from .protocols import PreviewWorkspace, mapping_names
+from .table import ALL, DataTable
+
+__all__ = ["PreviewPanel", "field_diff_html"]
+
+ROW_KEY = "row_key"
+_SEPARATOR = "|"
+_RESOLUTION_WORDS = {
+    "none": "no conflict",
+    "nav_wins": "policy: NAV/BC wins",
+    "crm_wins": "policy: CRM wins",
+    "held": "held: a person must decide (record not written)",
+    "same_value": "both sides changed to the same value",
+    "blocked_by_direction": "not written: the mapping's direction does not allow it",
+}
+
+
+def row_key(mapping: str, record_id: str) -> str:
+    """The table key of one plan record (record ids are unique within a mapping only)."""
+    return f"{mapping}{_SEPARATOR}{record_id}"
+
+
+def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True) -> str:
+    """The field diff of one record as an HTML table; conflicts highlighted with both values
+    and the resolution the conflict policy chose."""
+    rows = changes
+    if only_changes:
+        rows = rows.filter((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict")
+                           | (pl.col("resolution").cast(pl.Utf8) == "blocked_by_direction"))
+    if rows.height == 0:
+        return "<i>no field changes to write for this record</i>"
+    body = []
+    for change in rows.iter_rows(named=True):
+        conflict = bool(change["conflict"])
+        side = change["changed_side"] or ""
+        old = change["crm_value"] if change["target"] == "crm" else (
+            change["nav_value"] if change["target"] == "nav" else change["base_value"])
+        resolution = str(change["resolution"] or "none")
+        style = "background:#fdecea;font-weight:bold" if conflict else ""
+        values = (f"NAV/BC: {_cell(change['nav_value'])}<br>CRM: {_cell(change['crm_value'])}"
+                  if conflict else f"{_cell(old)} → {_cell(change['new_value'])}")
+        target = {"crm": "write CRM", "nav": "write NAV/BC"}.get(str(change["target"]), "—")
+        label = "CONFLICT · " if conflict else ""
+        body.append(
+            f"<tr style='{style}'><td>{html.escape(change['field'])}</td>"
+            f"<td>{_cell(change['base_value'])}</td><td>{values}</td>"
+            f"<td>{html.escape({'nav': 'NAV/BC', 'crm': 'CRM', 'both': 'both'}.get(side, side))}"
+            f"</td><td>{target}</td>"
+            f"<td>{html.escape(label + _RESOLUTION_WORDS.get(resolution, resolution))}"
+            f"{'' if not conflict else ' → ' + _cell(change['new_value'])}</td></tr>")
+    return ("<table class='nav-crm-ops-diff'><thead><tr><th>field</th><th>last synced</th>"
+            "<th>old → new</th><th>changed on</th><th>writes</th><th>resolution</th></tr>"
+            f"</thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _cell(value: Any) -> str:
+    return "<i>empty</i>" if value is None or value == "" else html.escape(str(value))
+
+
+def _row_style(row: dict[str, Any]) -> str:
+    if row.get("included") == "false":
+        return "color:#9e9e9e;text-decoration:line-through"
+    if row.get("action") in ("conflict", "deletion_conflict", "fail"):
+        return "background:#fdecea"
+    return ""
+
+
+class PreviewPanel(Panel):
+    """See the module docstring. Child widgets are attributes so tests drive them as people
+    would: ``mapping_picker.value``, ``preview_button.click()``, ``table.selector.value``,
+    ``exclude_button.click()``, ``apply_button.click()``; ``progress.wait()`` waits for the
+    background work."""
+
+    def __init__(self, workspace: PreviewWorkspace, *, plans_dir: str | Path | None = None,
+                 page_size: int = 25) -> None:
+        self.workspace = workspace
+        self.plan: Plan | None = None
+        self.report: SyncReport | None = None
+        self.saved_path: Path | None = None
+        self.errors = ErrorArea()
+        self.progress = ProgressPanel(self.errors)
+        root = getattr(getattr(workspace, "config", None), "root", None)
+        self.plans_dir = Path(plans_dir) if plans_dir is not None else (
+            Path(root) / "plans" if root is not None else Path.cwd() / "plans")
+
+        names = mapping_names(workspace)
+        self.mapping_picker = widgets.SelectMultiple(options=names, value=(),
+                                                     description="Mappings", rows=len(names))
+        self.preview_button = ActionButton(description="Preview", button_style="primary",
+                                           icon="search")
+        self.summary = widgets.HTML(value="")
+        self.field_filter = widgets.Dropdown(options=[ALL], value=ALL, description="Field")
+        self.table = DataTable(
+            key_column=ROW_KEY, label_columns=("mapping", "action", "nav_key", "crm_key"),
+            choice_columns=("mapping", "action", "direction", "included"),
+            search_columns=("record_id", "nav_id", "crm_id", "nav_key", "crm_key", "message",
+                            "fields"),
+            columns=("mapping", "action", "direction", "nav_key", "crm_key", "fields",
+                     "message", "included"),
+            page_size=page_size, row_style=_row_style, errors=self.errors)
+        self.show_all_fields = widgets.Checkbox(value=False,
+                                                description="show unchanged fields too")
+        self.diff = widgets.HTML(value="<i>select a record to see its field diff</i>")
+        self.include_button = ActionButton(description="Include selected", icon="check")
+        self.exclude_button = ActionButton(description="Exclude selected", icon="times")
+        self.include_shown_button = ActionButton(description="Include all shown")
+        self.exclude_shown_button = ActionButton(description="Exclude all shown")
+        self.plan_path = widgets.Text(value="", placeholder=str(self.plans_dir / "plan.parquet"),
+                                      description="Plan file")
+        self.save_button = ActionButton(description="Save plan", icon="save")
+        self.load_button = ActionButton(description="Load plan", icon="folder-open")
+        self.apply_button = ActionButton(description="Apply included records",
+                                         button_style="danger", icon="play", disabled=True,
+                                         layout=widgets.Layout(width="auto"))
+        self.result = widgets.HTML(value="")
+
+        self.preview_button.on_click(guarded(self.errors, "start the preview")(
+            lambda _: self.run_preview()))
+        self.field_filter.observe(guarded(self.errors, "filter by field")(
+            lambda _: self._apply_field_filter()), names="value")
+        self.table.on_select(guarded(self.errors, "show the field diff")(
+            lambda _: self._show_diff()))
+        self.show_all_fields.observe(guarded(self.errors, "show the field diff")(
+            lambda _: self._show_diff()), names="value")
+        self.include_button.on_click(guarded(self.errors, "include the selected records")(
+            lambda _: self.set_included(self.table.selected_keys, True)))
+        self.exclude_button.on_click(guarded(self.errors, "exclude the selected records")(
+            lambda _: self.set_included(self.table.selected_keys, False)))
+        self.include_shown_button.on_click(guarded(self.errors, "include the shown records")(
+            lambda _: self.set_included(self._shown_keys(), True)))
+        self.exclude_shown_button.on_click(guarded(self.errors, "exclude the shown records")(
+            lambda _: self.set_included(self._shown_keys(), False)))
+        self.save_button.on_click(guarded(self.errors, "save the plan")(
+            lambda _: self.save_plan()))
+        self.load_button.on_click(guarded(self.errors, "load the plan")(
+            lambda _: self.load_plan()))
+        self.apply_button.on_click(guarded(self.errors, "start applying the plan")(
+            lambda _: self.run_apply()))
+
+        self.widget = widgets.VBox([
+            widgets.HTML("<h3>Preview changes</h3>"),
+            widgets.HBox([self.mapping_picker, self.preview_button]),
+            self.progress.widget,
+            self.errors.widget,
+            self.summary,
+            widgets.HBox([self.field_filter]),
+            self.table.widget,
+            widgets.HBox([self.include_button, self.exclude_button, self.include_shown_button,
+                          self.exclude_shown_button]),
+            self.show_all_fields,
+            self.diff,
+            widgets.HBox([self.plan_path, self.save_button, self.load_button]),
+            self.apply_button,
+            self.result,
+        ])
+
+    # -- preview ---------------------------------------------------------------------------------
+    @property
+    def selected_mappings(self) -> list[str] | None:
+        """The chosen mappings (None: all of them)."""
+        return list(self.mapping_picker.value) or None
+
+    def run_preview(self) -> None:
+        """Start ``ws.preview`` for the chosen mappings in the background."""
+        chosen = self.selected_mappings
+        label = ", ".join(chosen) if chosen else "all mappings"
+
+        def work(progress: Progress, cancel: CancelToken) -> Plan:
+            return self.workspace.preview(chosen, progress=progress, cancel=cancel)
+
+        self.apply_button.disabled = True
+        self.result.value = ""
+        self.progress.start(f"preview {label}", work, self.show_plan)
+
+    def show_plan(self, plan: Plan) -> None:
+        """Show a plan (from a preview or a file): summary, table, field filter."""
+        self.plan = plan
+        self.report = None
+        self.saved_path = None
+        fields = sorted(plan.field_changes.filter(
+            (pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict"))
+            .get_column("field").unique().to_list())
+        self.field_filter.options = [ALL, *fields]
+        self.field_filter.value = ALL
+        self.table.set_frame(self._records_frame(plan))
+        self._show_summary()
+        self.diff.value = "<i>select a record to see its field diff</i>"
+        self.apply_button.disabled = not bool(plan.records.get_column("included").any())
+        if not self.plan_path.value:
+            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+            self.plan_path.value = str(self.plans_dir / f"plan-{stamp}.parquet")
+
+    def _records_frame(self, plan: Plan) -> pl.DataFrame:
+        changed = (plan.field_changes
+                   .filter((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict"))
+                   .group_by("mapping", "record_id", maintain_order=True)
+                   .agg(pl.col("field").str.join(", ").alias("fields")))
+        return (plan.records
+                .join(changed, on=["mapping", "record_id"], how="left", maintain_order="left")
+                .with_columns(pl.concat_str("mapping", pl.lit(_SEPARATOR), "record_id")
+                              .alias(ROW_KEY),
+                              pl.col("included").cast(pl.Utf8).alias("included"),
+                              pl.col("action").cast(pl.Utf8),
+                              pl.col("direction").cast(pl.Utf8)))
+
+    def _show_summary(self) -> None:
+        plan = self.plan
+        if plan is None:
+            return
+        summary = (plan.records.group_by("action", "direction")
+                   .agg(pl.len().alias("records"), pl.col("included").sum().alias("included"))
+                   .sort("action", "direction"))
+        rows = "".join(
+            f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(str(d))}</td>"
+            f"<td style='text-align:right'>{n}</td><td style='text-align:right'>{i}</td>"
+            f"<td>{html.escape(PLAN_ACTIONS.get(str(a), ''))}</td></tr>"
+            for a, d, n, i in summary.iter_rows())
+        chart = bar_chart_html([(f"{a} ({d})", float(i)) for a, d, _, i in summary.iter_rows()],
+                               title="included records by action (direction)")
+        included = int(plan.records.get_column("included").sum())
+        self.summary.value = (
+            f"<p>{plan.records.height} records in {len(plan.metadata.mappings)} mapping(s), "
+            f"{included} included, {plan.field_changes.height} field values compared.</p>"
+            "<div style='display:flex;gap:24px'><table><thead><tr><th>action</th>"
+            "<th>direction</th><th>records</th><th>included</th><th>meaning</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>{chart}</div>")
+
+    def _apply_field_filter(self) -> None:
+        plan = self.plan
+        field = self.field_filter.value
+        if plan is None or field == ALL:
+            self.table.set_filter("field", None)
+            return
+        keys = (plan.field_changes
+                .filter((pl.col("field") == field)
+                        & ((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict")))
+                .select(pl.concat_str("mapping", pl.lit(_SEPARATOR), "record_id"))
+                .to_series().to_list())
+        self.table.set_filter("field", pl.col(ROW_KEY).is_in(keys))
+
+    # -- selection, diff, include/exclude -----------------------------------------------------------
+    def _show_diff(self) -> None:
+        plan = self.plan
+        keys = self.table.selected_keys
+        if plan is None or not keys:
+            self.diff.value = "<i>select a record to see its field diff</i>"
+            return
+        mapping, record_id = str(keys[0]).split(_SEPARATOR, 1)
+        record = plan.records.filter((pl.col("mapping") == mapping)
+                                     & (pl.col("record_id") == record_id)).row(0, named=True)
+        changes = plan.field_changes.filter((pl.col("mapping") == mapping)
+                                            & (pl.col("record_id") == record_id))
+        heading = (f"<p><b>{html.escape(mapping)}</b> NAV/BC {_cell(record['nav_key'])} "
+                   f"({_cell(record['nav_id'])}) ↔ CRM {_cell(record['crm_key'])} "
+                   f"({_cell(record['crm_id'])}): <b>{html.escape(str(record['action']))}</b>"
+                   f" {html.escape(PLAN_ACTIONS.get(str(record['action']), ''))}"
+                   f"{' — ' + html.escape(record['message']) if record['message'] else ''}"
+                   f"{'' if record['included'] else ' <b>(excluded)</b>'}</p>")
+        more = f"<p><i>{len(keys) - 1} more selected</i></p>" if len(keys) > 1 else ""
+        self.diff.value = heading + field_diff_html(
+            changes, only_changes=not self.show_all_fields.value) + more
+
+    def _shown_keys(self) -> list[str]:
+        return [str(k) for k in self.table.view.get_column(ROW_KEY).to_list()]
+
+    def set_included(self, keys: Sequence[str], included: bool) -> None:
+        """Include or exclude records by table key (``mapping|record_id``)."""
+        plan = self.plan
+        if plan is None:
+            self.errors.show_info("Run a preview first.")
+            return
+        if not keys:
+            self.errors.show_info("Select one or more records in the table first.")
+            return
+        by_mapping: dict[str, list[str]] = {}
+        for key in keys:
+            mapping, record_id = str(key).split(_SEPARATOR, 1)
+            by_mapping.setdefault(mapping, []).append(record_id)
+        for mapping, ids in by_mapping.items():
+            plan = plan.include(ids, mapping=mapping) if included else \
+                plan.exclude(ids, mapping=mapping)
+        self.plan = plan
+        selected = self.table.selected_keys
+        self.table.set_frame(self._records_frame(plan), keep_page=True)
+        available = {value for _, value in self.table.selector.options}
+        self.table.selector.value = tuple(k for k in selected if k in available)
+        self._show_summary()
+        self.apply_button.disabled = not bool(plan.records.get_column("included").any())
+        self.errors.show_info(f"{len(keys)} record(s) {'included' if included else 'excluded'}; "
+                              f"{int(plan.records.get_column('included').sum())} of "
+                              f"{plan.records.height} will be applied.")
+
+    # -- save, load, apply -------------------------------------------------------------------------
+    def save_plan(self) -> Path | None:
+        """Save the current plan (with its include/exclude choices) to the plan file."""
+        if self.plan is None:
+            self.errors.show_info("Run a preview first; there is no plan to save.")
+            return None
+        path = Path(self.plan_path.value.strip() or self.plans_dir / "plan.parquet")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.saved_path = self.plan.save(path)
+        self.errors.show_info(f"Plan saved to {self.saved_path}.")
+        return self.saved_path
+
+    def load_plan(self) -> None:
+        """Load the plan file named in ``plan_path`` (refused if edited since it was saved)."""
+        path = Path(self.plan_path.value.strip())
+        self.show_plan(Plan.load(path))
+        self.plan_path.value = str(path)
+        self.errors.show_info(f"Plan loaded from {path}.")
+
+    def run_apply(self) -> None:
+        """Apply the included records of the current plan in the background."""
+        plan = self.plan
+        if plan is None:
+            self.errors.show_info("Run a preview first; there is nothing to apply.")
+            return
+
+        def work(progress: Progress, cancel: CancelToken) -> SyncReport:
+            return self.workspace.apply(plan, progress=progress, cancel=cancel,
+                                        job_name="preview notebook")
+
+        self.apply_button.disabled = True
+        self.progress.start(f"apply plan {plan.metadata.plan_id}", work, self._show_report)
+
+    def _show_report(self, report: SyncReport) -> None:
+        self.report = report
+        failed = report.failed
+        note = (f"<p style='color:#b71c1c'>{failed} record(s) failed: open the analyse-logs "
+                "notebook to see why and retry.</p>" if failed else "")
+        self.result.value = f"<h4>Result</h4>{report._repr_html_()}{note}"

@@ -1,0 +1,178 @@
+"""The notebooks as Voilà dashboards, driven by Playwright in headless Debian Chromium.
+
+Walks preview → select → apply and analyse-logs → drill into a failed record → retry, asserts
+what the page shows and what the state store holds, and saves screenshots under
+``tests/artifacts/`` for review. ``make test`` installs Debian's chromium first and sets
+``NAV_CRM_OPS_REQUIRE_BROWSER=1``, so there a missing browser fails; a plain ``pytest`` run
+skips it with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from nav_crm_ops.engine.workspace import open_workspace
+from nav_crm_ops.widgets.dashboards import dashboard_environment, voila_command
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
+pytest.importorskip("voila", reason="the dashboard test needs voila (pip install voila)")
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="the dashboard test needs playwright (pip install playwright)")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMEOUT_MS = 90_000
+
+if CHROMIUM is None and os.environ.get("NAV_CRM_OPS_REQUIRE_BROWSER") == "1":
+    raise RuntimeError("chromium is not installed: run `make browser` (apt-get install chromium)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None,
+                       reason="Debian's chromium is not installed (make browser)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def voila_url(workspace_dir: Path, tmp_path: Path) -> Iterator[str]:
+    """Voilà serving notebooks/ with the test workspace as the notebooks' default."""
+    port = free_port()
+    log = (tmp_path / "voila.log").open("w")
+    process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port),
+                               env=dashboard_environment(workspace_dir), stdout=log,
+                               stderr=subprocess.STDOUT, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url, timeout=2).status_code < 500:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"voila did not start: {(tmp_path / 'voila.log').read_text()}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture
+def page(voila_url: str) -> Iterator[Page]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1800})
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def select_in(page: Page, label: str) -> Locator:
+    """The <select> of the ipywidgets selection widget whose description is ``label``."""
+    return page.locator(".widget-select-multiple, .widget-select, .widget-dropdown").filter(
+        has=page.locator("label", has_text=label)).locator("select").first
+
+
+def button(page: Page, text: str) -> Locator:
+    return page.locator("button.widget-button", has_text=text).first
+
+
+def test_preview_select_apply_in_the_browser(page: Page, voila_url: str,
+                                             workspace_dir: Path) -> None:
+    page.goto(f"{voila_url}/voila/render/preview_changes.ipynb")
+    page.get_by_text("Preview changes", exact=True).wait_for()
+    select_in(page, "Mappings").select_option(label="CURRENCY")
+    button(page, "Preview").click()
+    page.get_by_text("records in 1 mapping(s)").wait_for()
+    shot(page, "preview-1-summary")
+    select_in(page, "action").select_option(label="insert_crm")
+    records = select_in(page, "Select")
+    sync_api.expect(records.locator("option").first).to_contain_text("insert_crm")
+    first = records.locator("option").first.inner_text().replace("\xa0", " ")
+    records.select_option(index=0)
+    page.locator(".nav-crm-ops-diff").wait_for()
+    assert "insert_crm" in page.locator(".widget-html").filter(
+        has=page.locator(".nav-crm-ops-diff")).first.inner_text()
+    button(page, "Exclude selected").click()
+    page.get_by_text("1 record(s) excluded").wait_for()
+    summary = page.get_by_text(re.compile(r"records in 1 mapping\(s\), \d+ included")).inner_text()
+    found = re.search(r"(\d+) included", summary)
+    assert found is not None
+    included = int(found.group(1))
+    shot(page, "preview-2-excluded")
+    button(page, "Apply included records").click()
+    page.get_by_text("Result", exact=True).wait_for()
+    result = page.locator(".widget-html", has_text="Result").last.inner_text()
+    assert "finished" in result
+    shot(page, "preview-3-applied")
+    code = first.split(" · ")[2]
+    with open_workspace(workspace_dir) as ws:
+        couplings = ws.store.couplings_frame("CURRENCY")
+    assert code not in couplings.get_column("nav_key").to_list()
+    assert couplings.height == included
+
+
+def test_drill_into_failed_record_and_retry_in_the_browser(page: Page, voila_url: str,
+                                                           workspace_dir: Path) -> None:
+    with open_workspace(workspace_dir) as ws:
+        ws.sync_all(["CUSTOMER"])
+        ws.sync_all(["SALESPEOPLE"])
+        failed_before = ws.failed_records("CUSTOMER").height
+    assert failed_before > 0
+    page.goto(f"{voila_url}/voila/render/analyse_logs.ipynb")
+    page.get_by_text("Analyse logs and failed records", exact=True).wait_for()
+    shot(page, "logs-1-job-log")
+    page.locator(".lm-TabBar-tab", has_text="Errors by cause").click()
+    # the panel's row selectors in page order: job log, error groups, group records, failed
+    groups = page.locator(".widget-select-multiple select").nth(1)
+    salesperson = groups.locator("option", has_text="salespersonCode").first
+    groups.select_option(label=salesperson.inner_text())
+    records = page.locator(".widget-select-multiple select").nth(2)
+    records.locator("option").first.wait_for()
+    source = records.locator("option").first.inner_text().replace("\xa0", " ").split(" · ")[0]
+    records.select_option(index=0)
+    detail = page.locator(".widget-html", has_text="Payload sent").first
+    detail.wait_for()
+    text = detail.inner_text()
+    assert source in text and "Source values" in text and "Service response" in text
+    assert "History of runs" in text and "salespersonCode" in text
+    shot(page, "logs-2-record")
+    button(page, "Retry selected").click()
+    page.get_by_text("Retry result").wait_for()
+    shot(page, "logs-3-retried")
+    with open_workspace(workspace_dir) as ws:
+        still_failed = ws.failed_records("CUSTOMER").get_column("source_id").to_list()
+        assert source not in still_failed
+        assert ws.store.get_coupling_by_nav("CUSTOMER", source) is not None

@@ -1,0 +1,168 @@
+"""PreviewPanel: table, filters, field diff, include/exclude, save; preview → apply end to end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from nav_crm_ops.demo import SANDBOX_SECRET_ENV
+from nav_crm_ops.engine.diff import DiffField, three_way_diff
+from nav_crm_ops.engine.plan import Plan, plan_rows_from_diff
+from nav_crm_ops.engine.workspace import Workspace
+from nav_crm_ops.exceptions import ConfigError
+from nav_crm_ops.widgets import PreviewPanel
+
+FIELDS = [DiffField("name", "bidirectional"), DiffField("phone", "bidirectional")]
+
+
+def customer_plan(workspace: Workspace) -> Plan:
+    """p1: NAV renamed; p2: CRM changed the phone; p3: both renamed (conflict, NAV wins)."""
+    base = pl.DataFrame({"pair_id": ["p1", "p2", "p3"], "name": ["Alpha", "Beta", "Gamma"],
+                         "phone": ["1", "2", "3"]})
+    nav = pl.DataFrame({"pair_id": ["p1", "p2", "p3"], "name": ["Alpha Ltd", "Beta", "Gamma NAV"],
+                        "phone": ["1", "2", "3"]})
+    crm = pl.DataFrame({"pair_id": ["p1", "p2", "p3"], "name": ["Alpha", "Beta", "Gamma CRM"],
+                        "phone": ["1", "22", "3"]})
+    diff = three_way_diff(nav, crm, base, FIELDS, conflict_policy="nav_wins")
+    identities = pl.DataFrame({"pair_id": ["p1", "p2", "p3"], "nav_id": ["n1", "n2", "n3"],
+                               "crm_id": ["c1", "c2", "c3"]})
+    records, changes = plan_rows_from_diff("CUSTOMER", diff, identities)
+    records = records.with_columns(pl.Series("nav_key", ["10000", "20000", "30000"]))
+    return Plan.create(records, changes, workspace_fingerprint=workspace.fingerprint)
+
+
+def test_table_filters_by_action_field_and_text(offline_workspace: Workspace) -> None:
+    panel = PreviewPanel(offline_workspace)
+    panel.show_plan(customer_plan(offline_workspace))
+    table = panel.table
+    assert table.view.height == 3
+    table.choices["action"].value = "update_nav"
+    assert table.view.get_column("record_id").to_list() == ["p2"]
+    table.choices["action"].value = "(all)"
+    panel.field_filter.value = "name"
+    assert sorted(table.view.get_column("record_id").to_list()) == ["p1", "p3"]
+    table.search.value = "30000"
+    assert table.view.get_column("record_id").to_list() == ["p3"]
+    assert "update_crm (to_crm)" in panel.summary.value
+
+
+def test_selecting_a_conflict_shows_both_values_and_the_policy(
+        offline_workspace: Workspace) -> None:
+    panel = PreviewPanel(offline_workspace)
+    panel.show_plan(customer_plan(offline_workspace))
+    panel.table.select(["CUSTOMER|p3"])
+    diff = panel.diff.value
+    assert "CONFLICT" in diff and "background:#fdecea" in diff
+    assert "NAV/BC: Gamma NAV<br>CRM: Gamma CRM" in diff
+    assert "policy: NAV/BC wins → Gamma NAV" in diff
+    panel.table.select(["CUSTOMER|p2"])
+    assert "2 → 22" in panel.diff.value and "write NAV/BC" in panel.diff.value
+    assert "CONFLICT" not in panel.diff.value
+
+
+def test_exclude_include_and_save(offline_workspace: Workspace, tmp_path: Path) -> None:
+    panel = PreviewPanel(offline_workspace, plans_dir=tmp_path)
+    panel.show_plan(customer_plan(offline_workspace))
+    panel.table.select(["CUSTOMER|p1", "CUSTOMER|p3"])
+    panel.exclude_button.click()
+    assert panel.plan is not None
+    included = dict(panel.plan.records.select("record_id", "included").rows())
+    assert included == {"p1": False, "p2": True, "p3": False}
+    assert "text-decoration:line-through" in panel.table.html.value
+    panel.table.select(["CUSTOMER|p3"])
+    panel.include_button.click()
+    panel.plan_path.value = str(tmp_path / "reviewed.parquet")
+    panel.save_button.click()
+    saved = Plan.load(tmp_path / "reviewed.parquet")
+    assert dict(saved.records.select("record_id", "included").rows()) == {
+        "p1": False, "p2": True, "p3": True}
+    assert "Plan saved to" in panel.errors.message
+    panel.exclude_shown_button.click()
+    assert not panel.plan.records.get_column("included").any()
+    assert panel.apply_button.disabled
+
+
+def test_failing_preview_is_shown_and_raised(offline_workspace: Workspace,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SANDBOX_SECRET_ENV)
+    panel = PreviewPanel(offline_workspace)
+    panel.mapping_picker.value = ("CURRENCY",)
+    panel.preview_button.click()
+    with pytest.raises(ConfigError):
+        panel.progress.wait()
+    assert panel.errors.message.startswith("Could not preview CURRENCY: ")
+    assert SANDBOX_SECRET_ENV in panel.errors.message
+    assert panel.apply_button.disabled
+
+
+def test_preview_exclude_apply_end_to_end(sandbox_workspace: Workspace) -> None:
+    ws = sandbox_workspace
+    panel = PreviewPanel(ws)
+    panel.mapping_picker.value = ("CURRENCY",)
+    panel.preview_button.click()
+    panel.progress.wait()
+    assert panel.plan is not None and panel.progress.events > 0
+    panel.table.choices["action"].value = "insert_crm"
+    inserts = panel.table.view
+    assert inserts.height >= 2
+    excluded = inserts.row(0, named=True)
+    panel.table.select([excluded["row_key"]])
+    panel.exclude_button.click()
+    kept = inserts.get_column("nav_id").to_list()[1:]
+    panel.apply_button.click()
+    report = panel.progress.wait()
+    assert report is panel.report and report is not None
+    assert report.counts["inserted"] == len(kept)
+    assert ws.store.get_coupling_by_nav("CURRENCY", excluded["nav_id"]) is None
+    for nav_id in kept:
+        assert ws.store.get_coupling_by_nav("CURRENCY", nav_id) is not None
+    crm_codes = ws.records("CURRENCY", "crm", top=500).get_column("key").to_list()
+    assert excluded["nav_key"] not in crm_codes
+    assert set(inserts.get_column("nav_key").to_list()[1:]) <= set(crm_codes)
+    assert "<h4>Result</h4>" in panel.result.value
+
+
+def test_buttons_before_a_preview_explain_what_to_do(offline_workspace: Workspace) -> None:
+    panel = PreviewPanel(offline_workspace)
+    panel.exclude_button.click()
+    assert panel.errors.message == "Run a preview first."
+    panel.save_button.click()
+    assert panel.errors.message == "Run a preview first; there is no plan to save."
+    panel.show_plan(customer_plan(offline_workspace))
+    panel.exclude_button.click()
+    assert panel.errors.message == "Select one or more records in the table first."
+    assert panel.plan is not None and panel.plan.records.get_column("included").all()
+
+
+def test_fifty_thousand_records_stay_fast(offline_workspace: Workspace) -> None:
+    count, fields = 50_000, ["name", "phone", "city", "email"]
+    records = pl.DataFrame({
+        "mapping": ["CUSTOMER"] * count, "record_id": [f"r{i}" for i in range(count)],
+        "nav_key": [str(100_000 + i) for i in range(count)],
+        "action": ["insert_crm" if i % 3 == 0 else "update_crm" for i in range(count)]})
+    changes = pl.DataFrame({
+        "mapping": ["CUSTOMER"] * (count * 2),
+        "record_id": [f"r{i}" for i in range(count) for _ in range(2)],
+        "field": [fields[(i + k) % 4] for i in range(count) for k in range(2)],
+        "nav_value": ["new"] * (count * 2), "crm_value": ["old"] * (count * 2),
+        "changed_side": ["nav"] * (count * 2), "target": ["crm"] * (count * 2),
+        "new_value": ["new"] * (count * 2), "resolution": ["none"] * (count * 2)})
+    plan = Plan.create(records, changes, workspace_fingerprint=offline_workspace.fingerprint)
+    panel = PreviewPanel(offline_workspace)
+    started = time.perf_counter()
+    panel.show_plan(plan)
+    panel.field_filter.value = "email"
+    with_email = {i for i in range(count) if "email" in (fields[i % 4], fields[(i + 1) % 4])}
+    assert panel.table.view.height == len(with_email)
+    panel.table.choices["action"].value = "insert_crm"
+    panel.table.search.value = "10999"
+    expected = sorted(f"r{i}" for i in with_email if i % 3 == 0 and "10999" in str(100_000 + i))
+    assert sorted(panel.table.view.get_column("record_id").to_list()) == expected
+    panel.exclude_shown_button.click()
+    assert panel.plan is not None
+    assert int((~panel.plan.records.get_column("included")).sum()) == len(expected)
+    assert time.perf_counter() - started < 5.0
+    assert panel.table.html.value.count("<tr") <= panel.table.page_size.value + 1
