@@ -37,6 +37,8 @@ from .exceptions import (
     TransientError,
     ValidationError,
 )
+from .jobs import JobEntry, JobQueue, JobRunner
+from .jobs.result import write_result
 from .sandbox import Sandbox, SandboxInfo
 from .secrets import Secret
 from .store import StateStore
@@ -57,6 +59,9 @@ __all__ = [
     "DiffField",
     "DiffResult",
     "FieldMapping",
+    "JobEntry",
+    "JobQueue",
+    "JobRunner",
     "LeaseHeldError",
     "MappingError",
     "MappingResult",
@@ -94,4 +99,5 @@ __all__ = [
     "open_workspace",
     "three_way_diff",
     "write_config",
+    "write_result",
 ]

@@ -432,9 +432,11 @@ def ui(notebooks: Path, port: int, workspace_path: Path | None) -> int:
 
 
 def _register_groups() -> None:
+    from .jobs.cli import jobs
     from .sandbox.cli import sandbox_group
 
     cli.add_command(sandbox_group)
+    cli.add_command(jobs)
 
 
 def main(argv: list[str] | None = None) -> None:

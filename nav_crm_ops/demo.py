@@ -1,16 +1,18 @@
-"""``make demo``: start the CRONUS sandbox, create a workspace for it and run the main job.
+"""``make demo``: the toolkit's main job end to end.
 
-Until the synchronization engine lands (issue 4) the main job is the connection check that
-every sync starts with: authenticate to both services through msal, then read each default
-mapping's records on both sides through the connectors, exactly as a sync reads them.
+Starts the sandbox with fresh CRONUS data, writes a workspace for it (the client secret only in
+an environment variable the config names), creates the default job queue, runs every job once
+in order through papermill (one output notebook per run), prints the summary table and stops
+the sandbox. The dirty CRONUS records make some records fail: that is what the
+troubleshooting notebook is for.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .config import (
@@ -21,11 +23,12 @@ from .config import (
     WorkspaceSettings,
     write_config,
 )
-from .connectors.factory import connect
 from .engine.mapping import MappingSet
+from .exceptions import SyncError
+from .jobs import JobRun, JobRunner, init_queue, runs_table
 from .sandbox import Sandbox, SandboxInfo
 
-__all__ = ["SANDBOX_SECRET_ENV", "DemoRow", "run_demo", "sandbox_workspace_config"]
+__all__ = ["SANDBOX_SECRET_ENV", "run_demo", "sandbox_workspace_config"]
 
 SANDBOX_SECRET_ENV = "NAV_CRM_OPS_SANDBOX_SECRET"
 
@@ -50,47 +53,40 @@ def sandbox_workspace_config(info: SandboxInfo, root: Path,
     )
 
 
-@dataclass(frozen=True)
-class DemoRow:
-    mapping: str
-    direction: str
-    nav_entity: str
-    nav_records: int
-    crm_entity: str
-    crm_records: int
-
-
-def run_demo(directory: Path, echo: Callable[[str], object] = print) -> list[DemoRow]:
-    """Run the demo in ``directory`` (sandbox data + workspace); returns one row per mapping."""
+def run_demo(directory: Path, echo: Callable[[str], object] = print, *,
+             mappings: Sequence[str] | None = None) -> list[JobRun]:
+    """Run the demo in ``directory`` (sandbox data, workspace, output notebooks); returns
+    one :class:`~nav_crm_ops.jobs.JobRun` per job. ``mappings`` limits the jobs run to those
+    mappings' (a quicker demo); the queue always holds every default job. Raises SyncError
+    (after the table) when a job's notebook failed, so ``make demo`` exits non-zero."""
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    workspace = directory / "workspace"
+    shutil.rmtree(workspace, ignore_errors=True)  # its state belongs to the previous sandbox
     with Sandbox(data_dir=directory / "sandbox", seed="cronus", reset=True, port=0) as sandbox:
         info = sandbox.info
         echo(f"Sandbox running: Dataverse {info.dataverse_url}")
         echo(f"                 Business Central {info.bc_api_url}")
         os.environ[SANDBOX_SECRET_ENV] = info.client_secret.reveal()
-        config = sandbox_workspace_config(info, directory / "workspace")
+        config = sandbox_workspace_config(info, workspace)
         path = write_config(config, config.root)
         echo(f"Workspace config: {path} (secret read from ${SANDBOX_SECRET_ENV})")
-        connections = connect(config)
-        rows = []
-        for mapping in MappingSet.load():
-            bc = connections.business_central_for(mapping.nav.api)
-            nav = bc.read(mapping.nav.entity, select=mapping.nav_select(),
-                          filter=mapping.nav.filter or None)
-            crm = connections.dataverse.read(mapping.crm.entity, select=mapping.crm_select(),
-                                             filter=mapping.crm.filter or None)
-            rows.append(DemoRow(mapping.name, mapping.direction, mapping.nav.entity, nav.height,
-                                mapping.crm.entity, crm.height))
+        with JobRunner(config.root, echo=echo) as runner:
+            queue = init_queue(runner.queue, MappingSet.for_workspace(runner.config))
+            echo(f"Job queue: {len(queue)} jobs (nav-crm-ops jobs list -w {config.root})")
+            wanted = None if mappings is None else {m.upper() for m in mappings}
+            runs = [runner.run(entry.name) for entry, _ in queue
+                    if wanted is None or entry.mapping.upper() in wanted]
     echo("")
-    echo(f"{'mapping':<18} {'direction':<14} {'NAV/BC records':>22} {'CRM records':>28}")
-    for row in rows:
-        echo(f"{row.mapping:<18} {row.direction:<14} "
-            f"{row.nav_entity + ': ' + str(row.nav_records):>22} "
-            f"{row.crm_entity + ': ' + str(row.crm_records):>28}")
-    stats = [connections.dataverse.http.stats, connections.business_central.http.stats,
-             connections.business_central_custom.http.stats]
+    echo(runs_table(runs, relative_to=config.root))
     echo("")
-    echo(f"Requests: {sum(s.requests for s in stats)} "
-        f"(retries {sum(s.retries for s in stats)}), {time.monotonic() - started:.1f} s")
-    return rows
+    failed = sum(r.counts.get("failed", 0) for r in runs)
+    echo(f"{len(runs)} jobs in {time.monotonic() - started:.1f} s; {failed} record(s) failed "
+         "(dirty demo data): see the output notebooks and the troubleshooting notebook.")
+    echo(f"Output notebooks (and .html) are under {config.root / 'runs'}; open them in "
+         "JupyterLab with `make lab`.")
+    broken = [r.job for r in runs if r.outcome in ("failed", "timeout")]
+    if broken:
+        raise SyncError(f"{len(broken)} demo job(s) did not finish: {broken}; their output "
+                        "notebooks above show the failing cell")
+    return runs

@@ -101,15 +101,14 @@ class Planner:
                 SideReader(mapping, "crm", self.connections.dataverse))
 
     def has_changes(self, mapping: TableMapping) -> bool:
-        """Anything modified on either side since the watermarks, or records to retry."""
+        """Anything modified on either side since the watermarks (records waiting in the retry
+        pass do not count: they are retried when the job runs anyway)."""
         marks = self.store.watermarks(mapping.name)
         if not (marks.get("nav") and marks.get("crm")):
             return True
-        if self.store.record_status_frame(mapping.name, states=["failed", "conflict"]).height:
-            return True
         nav, crm = self.readers(mapping)
-        return (nav.probe(parse_moment(marks["nav"]), self.overlap)
-                or crm.probe(parse_moment(marks["crm"]), self.overlap))
+        return (nav.probe(parse_moment(marks["nav"]))
+                or crm.probe(parse_moment(marks["crm"])))
 
     # -- the plan ------------------------------------------------------------------------------
     def plan(self, mapping: TableMapping, selection: Selection | None = None, *,

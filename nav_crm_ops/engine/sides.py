@@ -67,9 +67,12 @@ class SideReader:
         return self.client.read_by_ids(self.entity, column, list(values), select=self.select,
                                        etag=True, filter=self.table_filter)
 
-    def probe(self, since: datetime | None, overlap: timedelta) -> bool:
-        """Whether anything changed since ``since`` (one request, at most one row)."""
-        moment = None if since is None else F(self.modified).ge(since - overlap)
+    def probe(self, since: datetime | None) -> bool:
+        """Whether anything was modified after ``since`` (one request, at most one row).
+
+        Strictly after, without the overlap: the watermark is the newest modified-on already
+        read, so the overlap would always find that record again."""
+        moment = None if since is None else F(self.modified).gt(since)
         frame = self.client.read(self.entity, select=[self.key], top=1,
                                  filter=all_of([self.table_filter, moment]))
         return frame.height > 0

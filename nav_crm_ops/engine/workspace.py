@@ -217,8 +217,8 @@ class Workspace:
             preview_requests=self._requests() - before)
 
     def has_changes(self, mapping: str) -> bool:
-        """Anything to do for ``mapping``: changes on either side since its watermarks, or
-        records in the retry pass (at most one request per side)."""
+        """Whether either side changed since ``mapping``'s watermarks (at most one request per
+        side); the job queue uses it to wake jobs on hold for inactivity."""
         return self._planner().has_changes(self.mappings.get(mapping))
 
     # -- coupling ----------------------------------------------------------------------------------

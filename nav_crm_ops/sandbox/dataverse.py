@@ -384,6 +384,11 @@ class DataverseService:
     def _resolver(self, entity: EntityDef) -> Callable[[str], FilterColumn]:
         def resolve(name: str) -> FilterColumn:
             column = self._filter_column(entity, name)
+            if column.type == "datetime":
+                # Dataverse keeps whole seconds: compare what the client sees, not the
+                # store's milliseconds (else `modifiedon gt <a value read>` finds that row).
+                return FilterColumn(f"(substr(\"{column.name}\", 1, 19) || '.000Z')",
+                                    column.type)
             return FilterColumn(f'"{column.name}"', column.type)
         return resolve
 

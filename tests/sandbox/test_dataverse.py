@@ -498,3 +498,13 @@ def test_reading_12000_accounts_in_pages_of_5000_is_quick(fresh_sandbox: Sandbox
         response = dv.get(body["@odata.nextLink"])
     assert (total, pages) == (12_000, 3)
     assert time.perf_counter() - started < 10
+
+
+def test_datetime_filters_compare_the_whole_seconds_the_client_sees(dv: httpx.Client) -> None:
+    key = create(dv, "accounts", {"name": "Second precision Ltd"})
+    seen = dv.get(f"accounts({key})", params={"$select": "modifiedon"}).json()["modifiedon"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", seen)
+    after = dv.get("accounts", params={"$select": "name", "$filter": f"modifiedon gt {seen}"})
+    assert "Second precision Ltd" not in [r["name"] for r in after.json()["value"]]
+    at = dv.get("accounts", params={"$select": "name", "$filter": f"modifiedon ge {seen}"})
+    assert "Second precision Ltd" in [r["name"] for r in at.json()["value"]]

@@ -1,0 +1,314 @@
+"""``nav-crm-ops jobs ...``: the job queue from the command line (cron, systemd, Airflow).
+
+Exit codes follow the main CLI: 0 success (or nothing was due), 1 a job's notebook failed or
+timed out, 2 bad input (config, unknown job, bad option), 3 a service problem, 4 the job named
+on the command line is being run by another runner (its lease is held).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ..config import load_config
+from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
+from ..store import StateStore
+from .defaults import DEFAULT_EVERY_MINUTES, init_queue
+from .queue import JOB_KINDS, JobEntry, JobQueue, parse_status, reschedule, resume, utc_clock
+from .recurrence import Recurrence, parse_time_of_day, parse_utc, parse_weekdays
+from .runner import JobRun, JobRunner
+from .summary import runs_table
+
+__all__ = ["jobs"]
+
+EXIT_JOB_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_SERVICE = 3
+EXIT_LEASE = 4
+WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+workspace_option = click.option(
+    "--workspace", "-w", "workspace_path", type=click.Path(path_type=Path), default=Path("."),
+    envvar=WORKSPACE_ENV, show_default=True,
+    help=f"Workspace folder holding nav_crm_ops.toml (or ${WORKSPACE_ENV}).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+def _schedule_options(function: F) -> F:
+    """Options shared by ``jobs add`` and ``jobs set`` (None: leave as is)."""
+    options = [
+        click.option("--every", type=click.IntRange(min=1), help="Run every N minutes."),
+        click.option("--once", is_flag=True, help="Run once, then Finished (no recurrence)."),
+        click.option("--weekdays", help="Days it may run: 'mon-fri', 'sat,sun', '' for all."),
+        click.option("--start", "starting_time", help="Daily window start, HH:MM ('' clears)."),
+        click.option("--end", "ending_time", help="Daily window end, HH:MM ('' clears)."),
+        click.option("--timezone", help="IANA time zone of weekdays and window (default UTC)."),
+        click.option("--earliest-start", help="Not before this ISO time ('' clears)."),
+        click.option("--expiration", help="Not after this ISO time ('' clears)."),
+        click.option("--max-attempts", type=click.IntRange(1, 10),
+                     help="Failed runs in a row before the job goes to Error."),
+        click.option("--rerun-delay", type=click.IntRange(min=0),
+                     help="Seconds before a failed run is retried."),
+        click.option("--inactivity-timeout", type=click.IntRange(min=0),
+                     help="Minutes a job that changed nothing sleeps (0: never sleeps)."),
+        click.option("--timeout", "execution_timeout", type=click.IntRange(min=1),
+                     help="Execution timeout per notebook cell, seconds."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+                     help="Notebook parameter (JSON value or text); repeatable. Never secrets."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _exit_code(error: NavCrmOpsError) -> int:
+    if isinstance(error, LeaseHeldError):
+        return EXIT_LEASE
+    if isinstance(error, ConnectorError):
+        return EXIT_SERVICE
+    return EXIT_BAD_INPUT
+
+
+@contextmanager
+def _reported_errors() -> Iterator[None]:
+    try:
+        yield
+    except NavCrmOpsError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(_exit_code(error))
+
+
+@contextmanager
+def _open_queue(workspace_path: Path) -> Iterator[JobQueue]:
+    config = load_config(workspace_path)
+    store = StateStore.open(config.state_url)
+    try:
+        yield JobQueue(store)
+    finally:
+        store.close()
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        try:
+            values[key.strip()] = json.loads(text)
+        except ValueError:
+            values[key.strip()] = text
+    return values
+
+
+def _recurrence(base: Recurrence, options: dict[str, Any]) -> Recurrence:
+    changes: dict[str, Any] = {}
+    if options["once"]:
+        changes["every_minutes"] = None
+    elif options["every"] is not None:
+        changes["every_minutes"] = options["every"]
+    if options["weekdays"] is not None:
+        changes["weekdays"] = parse_weekdays(options["weekdays"])
+    for key in ("starting_time", "ending_time"):
+        if options[key] is not None:
+            changes[key] = parse_time_of_day(options[key])
+    if options["timezone"] is not None:
+        changes["timezone"] = options["timezone"]
+    for key in ("earliest_start", "expiration"):
+        if options[key] is not None:
+            changes[key] = parse_utc(options[key])
+    return replace(base, **changes) if changes else base
+
+
+def _settings(job: JobEntry, options: dict[str, Any]) -> JobEntry:
+    changes: dict[str, Any] = {}
+    for option, attribute in (("max_attempts", "max_attempts"),
+                              ("rerun_delay", "rerun_delay_s"),
+                              ("inactivity_timeout", "inactivity_timeout_min"),
+                              ("execution_timeout", "execution_timeout_s")):
+        if options[option] is not None:
+            changes[attribute] = options[option]
+    if options["params"]:
+        changes["parameters"] = {**job.parameters, **_parse_params(options["params"])}
+    return replace(job, **changes) if changes else job
+
+
+def _when(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
+
+
+@click.group()
+def jobs() -> None:
+    """The job queue: scheduled synchronization notebooks, run by papermill."""
+
+
+@jobs.command("init")
+@workspace_option
+@click.option("--every", type=click.IntRange(min=1), default=DEFAULT_EVERY_MINUTES,
+              show_default=True, help="Minutes between runs of each default job.")
+def init_command(workspace_path: Path, every: int) -> None:
+    """Create the default job for every mapping (and flow), in the recommended order."""
+    from ..engine.mapping import MappingSet
+
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        mappings = MappingSet.for_workspace(load_config(workspace_path))
+        for entry, created in init_queue(queue, mappings, every_minutes=every):
+            click.echo(f"{'created' if created else 'exists '}  {entry.position:>3}  "
+                       f"{entry.name}")
+
+
+@jobs.command("list")
+@workspace_option
+@json_option
+def list_command(workspace_path: Path, as_json: bool) -> None:
+    """Every job in run order: status, schedule, next and last run."""
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        entries = queue.list()
+    if as_json:
+        click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
+        return
+    if not entries:
+        click.echo("No jobs yet; run `nav-crm-ops jobs init` to create the default jobs.")
+        return
+    rows = [["#", "job", "status", "schedule", "next run (UTC)", "last run (UTC)", "last outcome"]]
+    rows += [[str(e.position), e.name, e.status, e.recurrence.describe(), _when(e.next_run_at),
+              _when(e.last_run_at), e.last_outcome or "-"] for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@jobs.command("show")
+@click.argument("name")
+@workspace_option
+@json_option
+def show_command(name: str, workspace_path: Path, as_json: bool) -> None:
+    """One job's settings and last run (NAME or its mapping's name)."""
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        entry = queue.get(name)
+    data = entry.to_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+        click.echo(f"{key:<{width}}  {'' if shown is None else shown}")
+
+
+@jobs.command("add")
+@click.argument("name")
+@click.option("--notebook", required=True, help="Notebook to run (path).")
+@click.option("--kind", type=click.Choice(JOB_KINDS), default="notebook", show_default=True)
+@click.option("--mapping", default="", help="Mapping a sync job runs.")
+@_schedule_options
+@workspace_option
+def add_command(name: str, notebook: str, kind: str, mapping: str, workspace_path: Path,
+                **options: Any) -> None:
+    """Add a job that runs any parameterized notebook (or a sync of MAPPING)."""
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        entry = JobEntry(name=name, kind=kind, notebook=notebook, mapping=mapping.upper())
+        entry = _settings(replace(entry, recurrence=_recurrence(entry.recurrence, options)),
+                          options)
+        stored = queue.add(entry)
+    click.echo(f"added {stored.name!r} ({stored.recurrence.describe()}), next run "
+               f"{_when(stored.next_run_at)}")
+
+
+@jobs.command("set")
+@click.argument("name")
+@click.option("--status", help="Ready (resumes, resets attempts), 'On Hold' or Finished.")
+@click.option("--notebook", help="Notebook to run (path).")
+@_schedule_options
+@workspace_option
+def set_command(name: str, status: str | None, notebook: str | None, workspace_path: Path,
+                **options: Any) -> None:
+    """Change a job's schedule, attempts, timeouts, parameters or status."""
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        now = utc_clock()
+        job = queue.get(name)
+        queue.refuse_while_running(job)
+        updated = _settings(job, options)
+        if notebook is not None:
+            updated = replace(updated, notebook=notebook)
+        recurrence = _recurrence(job.recurrence, options)
+        if recurrence != job.recurrence:
+            updated = reschedule(updated, recurrence, now)
+        if status is not None:
+            updated = resume(updated, parse_status(status), now)
+        stored = queue.save(updated, now=now)
+    click.echo(f"{stored.name}: {stored.status}, {stored.recurrence.describe()}, next run "
+               f"{_when(stored.next_run_at)}")
+
+
+@jobs.command("remove")
+@click.argument("name")
+@workspace_option
+def remove_command(name: str, workspace_path: Path) -> None:
+    """Delete a job queue entry (its job-log entries and output notebooks stay)."""
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        entry = queue.get(name)
+        queue.remove(entry.name)
+    click.echo(f"removed {entry.name!r}")
+
+
+@jobs.command("run")
+@click.argument("name", required=False)
+@click.option("--due", is_flag=True, help="Run the jobs whose time has come (for cron).")
+@click.option("--all", "run_all", is_flag=True, help="Run every job once, in order.")
+@click.option("--loop", is_flag=True, help="With --due: keep running until Ctrl+C.")
+@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds between --loop rounds.")
+@workspace_option
+@json_option
+def run_command(name: str | None, due: bool, run_all: bool, loop: bool, interval: float,
+                workspace_path: Path, as_json: bool) -> None:
+    """Run NAME now, the due jobs (--due, --loop) or all jobs (--all) through papermill."""
+    if loop:
+        due = True
+    if sum([name is not None, due, run_all]) != 1:
+        raise click.UsageError("give exactly one of NAME, --due or --all (--loop implies --due)")
+    echo: Callable[[str], object] = (lambda _text: None) if as_json else click.echo
+    with _reported_errors(), JobRunner(workspace_path, echo=echo) as runner:
+        if name is not None:
+            runs = [runner.run(name)]
+        elif run_all:
+            runs = runner.run_all()
+        elif loop:
+            runs = _loop(runner, interval)
+        else:
+            runs = runner.run_due()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
+    elif runs:
+        click.echo(runs_table(runs))
+    else:
+        click.echo("No job was due.")
+    if any(r.outcome in ("failed", "timeout") for r in runs):
+        sys.exit(EXIT_JOB_FAILED)
+    if name is not None and runs[0].outcome == "skipped":
+        sys.exit(EXIT_LEASE)
+
+
+def _loop(runner: JobRunner, interval: float) -> list[JobRun]:
+    stop = threading.Event()
+    click.echo(f"Running due jobs every {interval:g} s; Ctrl+C stops after the current job.")
+    try:
+        return runner.run_loop(interval, stop=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        return []
+
+
+if __name__ == "__main__":
+    jobs()

@@ -1,0 +1,91 @@
+"""The default job queue: one synchronization job per mapping, in the reference's order.
+
+Why these numbers: the reference runs each integration job every 30 minutes with an
+inactivity timeout of 720 minutes (1440 for customer statistics) so an idle mapping costs
+nothing between changes; a few attempts with a short rerun delay ride out a service blip.
+Customer statistics and sales orders get their jobs only when their notebooks exist.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from ..engine.mapping import MappingSet
+from ..exceptions import ConfigError
+from .queue import JobEntry, JobQueue
+from .recurrence import Recurrence
+from .runner import notebooks_dir
+
+__all__ = [
+    "DEFAULT_EVERY_MINUTES",
+    "DEFAULT_INACTIVITY_TIMEOUT_MIN",
+    "SALES_ORDERS_NOTEBOOK",
+    "STATISTICS_NOTEBOOK",
+    "SYNC_NOTEBOOK",
+    "default_jobs",
+    "init_queue",
+    "sync_job_name",
+]
+
+SYNC_NOTEBOOK = "jobs/sync_mapping.ipynb"
+STATISTICS_NOTEBOOK = "jobs/customer_statistics.ipynb"
+SALES_ORDERS_NOTEBOOK = "jobs/sales_orders.ipynb"
+DEFAULT_EVERY_MINUTES = 30
+DEFAULT_INACTIVITY_TIMEOUT_MIN = 720
+STATISTICS_INACTIVITY_TIMEOUT_MIN = 1440
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_RERUN_DELAY_S = 60
+DEFAULT_EXECUTION_TIMEOUT_S = 1800
+
+
+def sync_job_name(mapping: str) -> str:
+    """The reference's name for a mapping's job, e.g. "CUSTOMER - Dynamics 365 Sales
+    synchronization job"."""
+    return f"{mapping.upper()} - Dynamics 365 Sales synchronization job"
+
+
+def default_jobs(mappings: MappingSet, *, every_minutes: int = DEFAULT_EVERY_MINUTES,
+                 notebooks: Path | None = None) -> list[JobEntry]:
+    """The default entries, in run order: every mapping in dependency (recommended) order,
+    then customer statistics and sales orders when their notebooks exist."""
+    folder = notebooks or notebooks_dir()
+    if not (folder / SYNC_NOTEBOOK).is_file():
+        raise ConfigError(f"the job notebook {folder / SYNC_NOTEBOOK} is missing; reinstall "
+                          "nav-crm-ops from its repository (notebooks/ ships with it)")
+    schedule = Recurrence(every_minutes=every_minutes)
+
+    def entry(name: str, kind: str, notebook: str, mapping: str = "",
+              inactivity_timeout_min: int = DEFAULT_INACTIVITY_TIMEOUT_MIN) -> JobEntry:
+        return JobEntry(name=name, kind=kind, notebook=notebook, mapping=mapping,
+                        recurrence=schedule, max_attempts=DEFAULT_MAX_ATTEMPTS,
+                        rerun_delay_s=DEFAULT_RERUN_DELAY_S,
+                        inactivity_timeout_min=inactivity_timeout_min,
+                        execution_timeout_s=DEFAULT_EXECUTION_TIMEOUT_S)
+
+    entries = [entry(sync_job_name(name), "sync", SYNC_NOTEBOOK, mapping=name)
+               for name in mappings.dependency_order()]
+    if (folder / STATISTICS_NOTEBOOK).is_file():
+        entries.append(entry("CUSTOMER STATISTICS - Dynamics 365 Sales synchronization job",
+                             "statistics", STATISTICS_NOTEBOOK,
+                             inactivity_timeout_min=STATISTICS_INACTIVITY_TIMEOUT_MIN))
+    if (folder / SALES_ORDERS_NOTEBOOK).is_file():
+        entries.append(entry("SALES ORDERS - Dynamics 365 Sales synchronization job",
+                             "sales_orders", SALES_ORDERS_NOTEBOOK))
+    return entries
+
+
+def init_queue(queue: JobQueue, mappings: MappingSet, *,
+               every_minutes: int = DEFAULT_EVERY_MINUTES, now: datetime | None = None
+               ) -> list[tuple[JobEntry, bool]]:
+    """Create the default entries that do not exist yet (existing ones are left as they are);
+    returns (entry, created) in run order."""
+    existing = {entry.name.lower(): entry for entry in queue.list()}
+    outcome = []
+    for entry in default_jobs(mappings, every_minutes=every_minutes):
+        found = existing.get(entry.name.lower())
+        if found is not None:
+            outcome.append((found, False))
+        else:
+            outcome.append((queue.add(entry, now=now), True))
+    return outcome

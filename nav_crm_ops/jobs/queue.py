@@ -1,0 +1,446 @@
+"""Job queue entries: what a job runs, its schedule, its status and how its last run ended.
+
+Why a queue in the state store: the reference keeps one recurring job queue entry per mapping;
+keeping them next to the job log means every runner (cron, a systemd timer, Airflow, ``jobs run
+--loop``) sees the same schedule and status, and leases in the same database keep two runners
+from running one job at once.
+
+Status machine (:func:`settle` is the one place that moves a job after a run)::
+
+    Ready ──run──▶ In Process ──▶ Ready            next run from the recurrence
+                               ├▶ On Hold with     the run changed nothing and the job has an
+                               │  Inactivity       inactivity timeout: it sleeps until a change
+                               │  Timeout          shows up on either side or the timeout passes
+                               ├▶ Ready            the run failed, attempts < max attempts:
+                               │                   retried after the rerun delay
+                               ├▶ Error            failed max attempts times in a row; a person
+                               │                   sets it Ready again (`jobs set --status Ready`)
+                               └▶ Finished         run-once job, or past its expiration
+    On Hold                    set by a person; never run by ``--due`` (``run NAME`` still runs it)
+
+Every function here but :class:`JobQueue` is pure and takes ``now`` explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from ..exceptions import ConfigError, LeaseHeldError
+from ..store import StateStore
+from ..store.schema import jobs as jobs_table
+from ..store.schema import utc_now
+from .recurrence import (
+    Recurrence,
+    earliest_allowed,
+    first_run_time,
+    format_weekdays,
+    next_run_time,
+    parse_time_of_day,
+    parse_weekdays,
+)
+
+__all__ = [
+    "ERROR",
+    "FINISHED",
+    "IN_PROCESS",
+    "JOB_KINDS",
+    "JOB_STATUSES",
+    "ON_HOLD",
+    "ON_HOLD_INACTIVITY",
+    "READY",
+    "JobEntry",
+    "JobQueue",
+    "hold_expired",
+    "is_due",
+    "job_lease_name",
+    "needs_probe",
+    "parse_status",
+    "reschedule",
+    "resume",
+    "settle",
+    "utc_clock",
+]
+
+READY = "Ready"
+IN_PROCESS = "In Process"
+ON_HOLD = "On Hold"
+ON_HOLD_INACTIVITY = "On Hold with Inactivity Timeout"
+ERROR = "Error"
+FINISHED = "Finished"
+JOB_STATUSES: tuple[str, ...] = (READY, IN_PROCESS, ON_HOLD, ON_HOLD_INACTIVITY, ERROR, FINISHED)
+
+JOB_KINDS: tuple[str, ...] = ("sync", "statistics", "sales_orders", "notebook")
+"""``sync``: one mapping's synchronization; ``statistics`` / ``sales_orders``: those flows'
+notebooks; ``notebook``: any parameterized notebook."""
+
+MAX_ATTEMPTS_LIMIT = 10
+_SECRET_WORDS = re.compile(r"secret|password|passwd|token|credential|api_?key|private", re.I)
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def parse_status(text: str) -> str:
+    """A status from text a person types (``ready``, ``on-hold``, ``On Hold``...)."""
+    wanted = re.sub(r"[\s_-]+", " ", text).strip().lower()
+    for status in JOB_STATUSES:
+        if status.lower() == wanted:
+            return status
+    raise ConfigError(f"job status {text!r} is not one of {list(JOB_STATUSES)}")
+
+
+def _check_parameters(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters are written into the output notebook by papermill, so secrets are refused
+    by name; values must be JSON (they are stored as JSON and injected as Python literals)."""
+    for key in parameters:
+        if not str(key).isidentifier():
+            raise ConfigError(f"job {name!r}: parameter {key!r} is not a Python identifier")
+        if _SECRET_WORDS.search(str(key)):
+            raise ConfigError(
+                f"job {name!r}: parameter {key!r} looks like a secret; papermill writes "
+                "parameters into the output notebook, so secrets must never be parameters. "
+                "Name an environment variable in nav_crm_ops.toml and read it in the notebook")
+    try:
+        return dict(json.loads(json.dumps(dict(parameters))))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"job {name!r}: parameters must be JSON values ({exc})") from None
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    """One job queue entry. ``notebook`` is a path (absolute, relative to the workspace, or
+    relative to the package's ``notebooks/`` folder); ``mapping`` names the mapping a ``sync``
+    job runs. The ``last_*`` fields describe the most recent run."""
+
+    name: str
+    kind: str
+    notebook: str
+    mapping: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    status: str = READY
+    recurrence: Recurrence = field(default_factory=Recurrence)
+    max_attempts: int = 3
+    rerun_delay_s: int = 60
+    inactivity_timeout_min: int = 0
+    execution_timeout_s: int = 1800
+    position: int = 0
+    attempts: int = 0
+    run_count: int = 0
+    last_run_at: datetime | None = None
+    last_finished_at: datetime | None = None
+    last_outcome: str = ""
+    last_duration_s: float | None = None
+    last_counts: Mapping[str, int] = field(default_factory=dict)
+    last_run_ids: tuple[int, ...] = ()
+    last_error: str = ""
+    last_output: str | None = None
+    next_run_at: datetime | None = None
+    on_hold_since: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.strip() or len(self.name) > 200:
+            raise ConfigError(f"job name {self.name!r} must be 1 to 200 characters")
+        if self.kind not in JOB_KINDS:
+            raise ConfigError(f"job {self.name!r}: kind {self.kind!r} is not one of "
+                              f"{list(JOB_KINDS)}")
+        if self.kind == "sync" and not self.mapping:
+            raise ConfigError(f"job {self.name!r}: a sync job needs the mapping it runs")
+        if self.status not in JOB_STATUSES:
+            raise ConfigError(f"job {self.name!r}: status {self.status!r} is not one of "
+                              f"{list(JOB_STATUSES)}")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:
+            raise ConfigError(f"job {self.name!r}: max_attempts must be 1 to "
+                              f"{MAX_ATTEMPTS_LIMIT}, got {self.max_attempts}")
+        for what, value, low in (("rerun_delay_s", self.rerun_delay_s, 0),
+                                 ("inactivity_timeout_min", self.inactivity_timeout_min, 0),
+                                 ("execution_timeout_s", self.execution_timeout_s, 1)):
+            if value < low:
+                raise ConfigError(f"job {self.name!r}: {what} must be at least {low}, "
+                                  f"got {value}")
+        object.__setattr__(self, "parameters", _check_parameters(self.name, self.parameters))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly (``jobs show --json``)."""
+        rec = self.recurrence
+        return {
+            "name": self.name, "position": self.position, "kind": self.kind,
+            "mapping": self.mapping, "notebook": self.notebook,
+            "parameters": dict(self.parameters), "status": self.status,
+            "every_minutes": rec.every_minutes, "weekdays": format_weekdays(rec.weekdays),
+            "starting_time": rec.starting_time.isoformat() if rec.starting_time else None,
+            "ending_time": rec.ending_time.isoformat() if rec.ending_time else None,
+            "timezone": rec.timezone, "earliest_start": _iso(rec.earliest_start),
+            "expiration": _iso(rec.expiration), "schedule": rec.describe(),
+            "max_attempts": self.max_attempts, "rerun_delay_s": self.rerun_delay_s,
+            "inactivity_timeout_min": self.inactivity_timeout_min,
+            "execution_timeout_s": self.execution_timeout_s, "attempts": self.attempts,
+            "run_count": self.run_count, "last_run_at": _iso(self.last_run_at),
+            "last_finished_at": _iso(self.last_finished_at), "last_outcome": self.last_outcome,
+            "last_duration_s": self.last_duration_s, "last_counts": dict(self.last_counts),
+            "last_run_ids": list(self.last_run_ids), "last_error": self.last_error,
+            "last_output": self.last_output, "next_run_at": _iso(self.next_run_at),
+            "on_hold_since": _iso(self.on_hold_since), "created_at": _iso(self.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def hold_expired(job: JobEntry, now: datetime) -> bool:
+    """True when a job on hold for inactivity has slept its inactivity timeout."""
+    since = job.on_hold_since or job.last_finished_at
+    return since is None or now >= since + timedelta(minutes=job.inactivity_timeout_min)
+
+
+def is_due(job: JobEntry, now: datetime, *, changes_detected: bool = False) -> bool:
+    """Should ``--due`` run ``job`` at ``now``? Ready jobs run at their next run time; jobs on
+    hold for inactivity run at their next run time once changes were detected (the caller
+    probes only when :func:`needs_probe`) or the timeout passed; other statuses never."""
+    if job.next_run_at is None or job.next_run_at > now:
+        return False
+    expiration = job.recurrence.expiration
+    if expiration is not None and now > expiration:
+        return False
+    if job.status == READY:
+        return True
+    if job.status == ON_HOLD_INACTIVITY:
+        return changes_detected or hold_expired(job, now)
+    return False
+
+
+def needs_probe(job: JobEntry, now: datetime) -> bool:
+    """A sleeping job whose next run time came but whose timeout did not: ask the services
+    (cheaply) whether anything changed."""
+    return (job.status == ON_HOLD_INACTIVITY and job.next_run_at is not None
+            and job.next_run_at <= now and not hold_expired(job, now))
+
+
+def settle(job: JobEntry, *, started: datetime, finished: datetime, succeeded: bool,
+           changed: bool, error: str = "") -> JobEntry:
+    """The job after a run: status, attempts, next run time, hold and last error (the runner
+    adds counts and output paths). See the module docstring for the rules."""
+    if succeeded:
+        upcoming = next_run_time(job.recurrence, started, finished)
+        if upcoming is None:
+            return replace(job, status=FINISHED, attempts=0, last_error="", next_run_at=None,
+                           on_hold_since=None)
+        if not changed and job.inactivity_timeout_min > 0:
+            return replace(job, status=ON_HOLD_INACTIVITY, attempts=0, last_error="",
+                           next_run_at=upcoming, on_hold_since=finished)
+        return replace(job, status=READY, attempts=0, last_error="", next_run_at=upcoming,
+                       on_hold_since=None)
+    attempts = job.attempts + 1
+    retry_at = earliest_allowed(job.recurrence, finished + timedelta(seconds=job.rerun_delay_s))
+    if attempts < job.max_attempts and retry_at is not None:
+        return replace(job, status=READY, attempts=attempts, last_error=error,
+                       next_run_at=retry_at, on_hold_since=None)
+    return replace(job, status=ERROR, attempts=attempts, last_error=error, next_run_at=None,
+                   on_hold_since=None)
+
+
+def resume(job: JobEntry, status: str, now: datetime) -> JobEntry:
+    """A person sets the status: Ready resets the attempts and schedules the next run (one
+    period after the last run, never in the past); On Hold / Finished just stop it."""
+    if status == READY:
+        upcoming = (next_run_time(job.recurrence, job.last_run_at, now)
+                    if job.last_run_at is not None and job.recurrence.every_minutes
+                    else first_run_time(job.recurrence, now))
+        return replace(job, status=READY, attempts=0, next_run_at=upcoming, on_hold_since=None)
+    if status in (ON_HOLD, FINISHED):
+        return replace(job, status=status)
+    raise ConfigError(f"a person can set a job to {READY!r}, {ON_HOLD!r} or {FINISHED!r}, "
+                      f"not {status!r} (the runner sets the other statuses)")
+
+
+def reschedule(job: JobEntry, recurrence: Recurrence, now: datetime) -> JobEntry:
+    """The job with a new schedule; its next run time follows the new rules."""
+    changed = replace(job, recurrence=recurrence)
+    if job.status not in (READY, ON_HOLD_INACTIVITY):
+        return changed
+    if job.last_run_at is not None and recurrence.every_minutes:
+        upcoming = next_run_time(recurrence, job.last_run_at, now)
+    else:
+        upcoming = first_run_time(recurrence, now)
+    return replace(changed, next_run_at=upcoming,
+                   status=job.status if upcoming is not None else FINISHED)
+
+
+# -- persistence ---------------------------------------------------------------------------------
+def _to_text(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def _from_text(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def _row_values(job: JobEntry) -> dict[str, Any]:
+    rec = job.recurrence
+    return {
+        "name": job.name, "position": job.position, "kind": job.kind, "mapping": job.mapping,
+        "notebook": job.notebook, "parameters": json.dumps(dict(job.parameters), sort_keys=True),
+        "status": job.status, "every_minutes": rec.every_minutes,
+        "weekdays": format_weekdays(rec.weekdays),
+        "starting_time": rec.starting_time.isoformat() if rec.starting_time else None,
+        "ending_time": rec.ending_time.isoformat() if rec.ending_time else None,
+        "timezone": rec.timezone, "earliest_start": _to_text(rec.earliest_start),
+        "expiration": _to_text(rec.expiration), "max_attempts": job.max_attempts,
+        "rerun_delay_s": job.rerun_delay_s, "inactivity_timeout_min": job.inactivity_timeout_min,
+        "execution_timeout_s": job.execution_timeout_s, "attempts": job.attempts,
+        "run_count": job.run_count, "last_run_at": _to_text(job.last_run_at),
+        "last_finished_at": _to_text(job.last_finished_at), "last_outcome": job.last_outcome,
+        "last_duration_ms": (None if job.last_duration_s is None
+                             else round(job.last_duration_s * 1000)),
+        "last_counts": json.dumps(dict(job.last_counts), sort_keys=True),
+        "last_run_ids": json.dumps(list(job.last_run_ids)), "last_error": job.last_error,
+        "last_output": job.last_output, "next_run_at": _to_text(job.next_run_at),
+        "on_hold_since": _to_text(job.on_hold_since), "created_at": _to_text(job.created_at),
+        "updated_at": _to_text(job.updated_at),
+    }
+
+
+def _entry(row: Any) -> JobEntry:
+    data = dict(row._mapping)
+    recurrence = Recurrence(
+        every_minutes=data["every_minutes"], weekdays=parse_weekdays(data["weekdays"] or ""),
+        starting_time=parse_time_of_day(data["starting_time"] or ""),
+        ending_time=parse_time_of_day(data["ending_time"] or ""), timezone=data["timezone"],
+        earliest_start=_from_text(data["earliest_start"]),
+        expiration=_from_text(data["expiration"]))
+    duration_ms = data["last_duration_ms"]
+    return JobEntry(
+        name=data["name"], kind=data["kind"], notebook=data["notebook"],
+        mapping=data["mapping"] or "", parameters=json.loads(data["parameters"] or "{}"),
+        status=data["status"], recurrence=recurrence, max_attempts=data["max_attempts"],
+        rerun_delay_s=data["rerun_delay_s"],
+        inactivity_timeout_min=data["inactivity_timeout_min"],
+        execution_timeout_s=data["execution_timeout_s"], position=data["position"],
+        attempts=data["attempts"], run_count=data["run_count"],
+        last_run_at=_from_text(data["last_run_at"]),
+        last_finished_at=_from_text(data["last_finished_at"]),
+        last_outcome=data["last_outcome"] or "",
+        last_duration_s=None if duration_ms is None else duration_ms / 1000,
+        last_counts=json.loads(data["last_counts"] or "{}"),
+        last_run_ids=tuple(json.loads(data["last_run_ids"] or "[]")),
+        last_error=data["last_error"] or "", last_output=data["last_output"],
+        next_run_at=_from_text(data["next_run_at"]),
+        on_hold_since=_from_text(data["on_hold_since"]),
+        created_at=_from_text(data["created_at"]), updated_at=_from_text(data["updated_at"]))
+
+
+def job_lease_name(name: str) -> str:
+    """The state-store lease a runner holds while it runs job ``name``."""
+    return f"job:{name}"
+
+
+def utc_clock() -> datetime:
+    """The real clock (the runner's default; tests pass fixed ones)."""
+    return datetime.now(UTC)
+
+
+class JobQueue:
+    """The job queue entries of one state store, in their run order (``position``)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+
+    def add(self, entry: JobEntry, *, now: datetime | None = None) -> JobEntry:
+        """Store a new entry (ConfigError if the name exists). It goes last in the order
+        unless it has a position, and is scheduled from its recurrence."""
+        now = now or utc_clock()
+        with self.store.transaction() as conn:
+            exists = conn.execute(select(jobs_table.c.name).where(
+                func.lower(jobs_table.c.name) == entry.name.lower())).first()
+            if exists is not None:
+                raise ConfigError(f"a job named {exists[0]!r} already exists; change it with "
+                                  "`nav-crm-ops jobs set` or remove it first")
+            position = entry.position or int(conn.execute(
+                select(func.coalesce(func.max(jobs_table.c.position), 0))).scalar() or 0) + 1
+            stored = replace(
+                entry, position=position, created_at=now, updated_at=now,
+                next_run_at=(entry.next_run_at if entry.next_run_at is not None
+                             or entry.status != READY
+                             else first_run_time(entry.recurrence, now)))
+            conn.execute(insert(jobs_table).values(**_row_values(stored)))
+        return stored
+
+    def list(self) -> list[JobEntry]:
+        with self.store.transaction(write=False) as conn:
+            rows = conn.execute(select(jobs_table).order_by(
+                jobs_table.c.position, jobs_table.c.name)).all()
+        return [_entry(row) for row in rows]
+
+    def get(self, name: str) -> JobEntry:
+        """The job named ``name`` (case-insensitive), or the one job running mapping ``name``."""
+        entries = self.list()
+        for entry in entries:
+            if entry.name.lower() == name.strip().lower():
+                return entry
+        by_mapping = [e for e in entries if e.mapping and e.mapping.lower() == name.strip().lower()]
+        if len(by_mapping) == 1:
+            return by_mapping[0]
+        names = [e.name for e in entries]
+        hint = ("run `nav-crm-ops jobs init` to create the default jobs" if not names
+                else f"known jobs: {names}")
+        raise ConfigError(f"no job named {name!r}; {hint}")
+
+    def save(self, entry: JobEntry, *, now: datetime | None = None) -> JobEntry:
+        """Write every field of an existing entry back."""
+        stored = replace(entry, updated_at=now or utc_clock())
+        values = _row_values(stored)
+        values.pop("created_at")
+        with self.store.transaction() as conn:
+            count = conn.execute(update(jobs_table).where(
+                jobs_table.c.name == entry.name).values(**values)).rowcount
+        if not count:
+            raise ConfigError(f"job {entry.name!r} no longer exists")
+        return stored
+
+    def refuse_while_running(self, entry: JobEntry) -> None:
+        """LeaseHeldError when a runner is running ``entry`` now: a change made meanwhile
+        would be overwritten when the run settles the job."""
+        lease = self.store.lease(job_lease_name(entry.name))
+        if lease is not None and lease.expires_at > utc_now():
+            raise LeaseHeldError(
+                f"job {entry.name!r} is being run by {lease.holder} (lease until "
+                f"{lease.expires_at}); change it after this run finishes",
+                holder=lease.holder, expires_at=lease.expires_at)
+
+    def remove(self, name: str) -> bool:
+        entry = self.get(name)
+        self.refuse_while_running(entry)
+        with self.store.transaction() as conn:
+            return bool(conn.execute(delete(jobs_table).where(
+                jobs_table.c.name == entry.name)).rowcount)
+
+    def postpone(self, name: str, next_run_at: datetime | None, *, if_status: str) -> bool:
+        """Move the next run time only while the job still has status ``if_status`` (another
+        runner may have started it since it was read)."""
+        with self.store.transaction() as conn:
+            return bool(conn.execute(update(jobs_table).where(
+                jobs_table.c.name == name, jobs_table.c.status == if_status,
+            ).values(next_run_at=_to_text(next_run_at),
+                     updated_at=_to_text(utc_clock()))).rowcount)
+
+    def begin_run(self, name: str, now: datetime) -> JobEntry:
+        """Mark the job In Process and count the run (the caller holds its lease); the run
+        number names the output notebook."""
+        with self.store.transaction() as conn:
+            conn.execute(update(jobs_table).where(jobs_table.c.name == name).values(
+                status=IN_PROCESS, run_count=jobs_table.c.run_count + 1,
+                last_run_at=_to_text(now), updated_at=_to_text(now)))
+            row = conn.execute(select(jobs_table).where(jobs_table.c.name == name)).first()
+        if row is None:
+            raise ConfigError(f"job {name!r} no longer exists")
+        return _entry(row)

@@ -1,0 +1,433 @@
+"""Runs job queue entries: one papermill execution per run, guarded by a lease.
+
+Why papermill: every run leaves an output notebook (and an HTML rendering) that an analyst
+opens to see exactly what happened, including the traceback of a failing cell.
+
+One run of a job:
+
+1. take the lease ``job:<name>`` in the state store (another runner holding it → the run is
+   skipped and says who holds it; a runner that died leaves a lease that expires and is taken
+   over); the lease is renewed by a background thread while the notebook runs;
+2. mark the job In Process and execute its notebook with papermill, kernel ``python3``, an
+   execution timeout per cell (a hung or dead kernel fails the run instead of hanging the
+   runner), parameters ``workspace``, ``job_name``, ``result_path`` (+ ``mapping``, + the job's
+   own) — never secrets: the notebook reads them from the environment through the workspace
+   config;
+3. save ``<workspace>/runs/<YYYY-MM-DD>/<job>-<run number>.ipynb`` (also when a cell failed),
+   its ``.html`` rendering and the notebook's ``.result.json`` summary (see
+   :mod:`nav_crm_ops.jobs.result`); link the job-log entries the run created to the notebook;
+4. settle the job (:func:`nav_crm_ops.jobs.queue.settle`): next run, retry, Error, or On Hold
+   with Inactivity Timeout when the run changed nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..config import WorkspaceConfig, load_config
+from ..exceptions import ConfigError, LeaseHeldError, NavCrmOpsError
+from ..store import StateStore, default_holder
+from .queue import (
+    IN_PROCESS,
+    ON_HOLD,
+    ON_HOLD_INACTIVITY,
+    READY,
+    JobEntry,
+    JobQueue,
+    is_due,
+    job_lease_name,
+    needs_probe,
+    settle,
+    utc_clock,
+)
+from .recurrence import earliest_allowed, next_run_time
+from .result import JobResult, read_result
+
+__all__ = [
+    "DEFAULT_LEASE_TTL_S",
+    "ChangeProbe",
+    "JobRun",
+    "JobRunner",
+    "WorkspaceChangeProbe",
+    "notebooks_dir",
+    "resolve_notebook",
+]
+
+DEFAULT_LEASE_TTL_S = 120.0
+KERNEL_START_TIMEOUT_S = 120
+OUTCOMES = ("succeeded", "failed", "timeout", "busy", "skipped")
+"""``busy``: the engine found the mapping being synchronized by someone else (not counted as
+a failed attempt); ``skipped``: another runner holds the job's lease, or it is no longer due."""
+
+ChangeProbe = Callable[[JobEntry], bool]
+"""Asked for a job on hold for inactivity: did anything change on either side?"""
+
+
+def notebooks_dir() -> Path:
+    """The repository's ``notebooks/`` folder (job notebooks live in ``notebooks/jobs/``)."""
+    return Path(__file__).resolve().parents[2] / "notebooks"
+
+
+def resolve_notebook(notebook: str, root: Path) -> Path:
+    """A job's notebook path: absolute, else relative to the workspace, else to
+    :func:`notebooks_dir`."""
+    path = Path(notebook).expanduser()
+    candidates = [path] if path.is_absolute() else [root / path, notebooks_dir() / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise ConfigError(f"job notebook {notebook!r} not found (looked at "
+                      f"{', '.join(str(c) for c in candidates)}); fix it with "
+                      "`nav-crm-ops jobs set NAME --notebook PATH`")
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:80] or "job"
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """What happened to one job in one runner call (see :data:`OUTCOMES`)."""
+
+    job: str
+    outcome: str
+    status: str
+    run_number: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    run_ids: tuple[int, ...] = ()
+    changed: bool | None = None
+    error: str = ""
+    output_notebook: Path | None = None
+    output_html: Path | None = None
+    duration_s: float = 0.0
+    message: str = ""
+
+    @property
+    def ran(self) -> bool:
+        return self.outcome not in ("skipped",)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "outcome": self.outcome, "status": self.status,
+                "run_number": self.run_number, "counts": dict(self.counts),
+                "run_ids": list(self.run_ids), "changed": self.changed, "error": self.error,
+                "output_notebook": str(self.output_notebook) if self.output_notebook else None,
+                "output_html": str(self.output_html) if self.output_html else None,
+                "duration_s": round(self.duration_s, 3), "message": self.message}
+
+
+class WorkspaceChangeProbe:
+    """The default probe: a sync job asks the engine (``Workspace.has_changes``, at most one
+    request per side); other kinds cannot be probed, so only their timeout wakes them. A probe
+    that fails (service down) wakes the job so the failure is recorded by a real run."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._workspace: Any = None
+
+    def __call__(self, job: JobEntry) -> bool:
+        if job.kind != "sync" or not job.mapping:
+            return False
+        try:
+            if self._workspace is None:
+                from ..engine.workspace import open_workspace
+
+                self._workspace = open_workspace(self.root)
+            return bool(self._workspace.has_changes(job.mapping))
+        except NavCrmOpsError:
+            return True
+
+    def close(self) -> None:
+        if self._workspace is not None:
+            self._workspace.close()
+            self._workspace = None
+
+
+class _LeaseKeeper:
+    """Renews a job's lease every third of its lifetime while the notebook runs."""
+
+    def __init__(self, store: StateStore, name: str, holder: str, ttl_s: float) -> None:
+        self.store, self.name, self.holder, self.ttl_s = store, name, holder, ttl_s
+        self.lost = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease {name}", daemon=True)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            try:
+                self.store.renew_lease(self.name, self.holder, self.ttl_s)
+            except NavCrmOpsError as exc:
+                self.lost = str(exc)
+                return
+
+    def __enter__(self) -> _LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class JobRunner:
+    """Runs the job queue of the workspace in ``workspace`` (a folder with
+    ``nav_crm_ops.toml``). ``clock`` is the scheduling clock (tests pass fixed ones); leases
+    always use real time."""
+
+    def __init__(self, workspace: str | Path | WorkspaceConfig = ".", *,
+                 holder: str | None = None, lease_ttl_s: float = DEFAULT_LEASE_TTL_S,
+                 kernel_name: str = "python3", probe: ChangeProbe | None = None,
+                 clock: Callable[[], datetime] = utc_clock,
+                 echo: Callable[[str], object] | None = None) -> None:
+        self.config = (workspace if isinstance(workspace, WorkspaceConfig)
+                       else load_config(Path(workspace)))
+        self.root = self.config.root
+        self.store = StateStore.open(self.config.state_url)
+        self.queue = JobQueue(self.store)
+        self.holder = holder or default_holder("jobs run")
+        self.lease_ttl_s = lease_ttl_s
+        self.kernel_name = kernel_name
+        default_probe = WorkspaceChangeProbe(self.root)
+        self._default_probe = default_probe if probe is None else None
+        self.probe: ChangeProbe = probe or default_probe
+        self.clock = clock
+        self.echo = echo or (lambda _text: None)
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.config.resolve_path(self.config.workspace.runs_dir)
+
+    def close(self) -> None:
+        if self._default_probe is not None:
+            self._default_probe.close()
+        self.store.close()
+
+    def __enter__(self) -> JobRunner:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- choosing what to run ------------------------------------------------------------------
+    def run(self, name: str) -> JobRun:
+        """Run one job now, whatever its schedule (a person asked for it)."""
+        return self._run_leased(self.queue.get(name).name, due_at=None, changes_detected=False)
+
+    def run_all(self) -> list[JobRun]:
+        """Run every job once in queue order, except those a person put On Hold."""
+        return [self._run_leased(job.name, due_at=None, changes_detected=False)
+                for job in self.queue.list() if job.status != ON_HOLD]
+
+    def run_due(self, now: datetime | None = None) -> list[JobRun]:
+        """Run the jobs that are due at ``now`` in queue order; jobs sleeping for inactivity
+        are probed for changes first (a probe that finds none moves them one period on)."""
+        now = now or self.clock()
+        self.recover_stale()
+        results = []
+        for job in self.queue.list():
+            changes = False
+            if needs_probe(job, now):
+                changes = self.probe(job)
+                if not changes:
+                    self.queue.postpone(job.name, next_run_time(job.recurrence, now, now),
+                                        if_status=ON_HOLD_INACTIVITY)
+                    continue
+            if is_due(job, now, changes_detected=changes):
+                results.append(self._run_leased(job.name, due_at=now, changes_detected=changes))
+        return results
+
+    def run_loop(self, interval_s: float, *, stop: threading.Event | None = None,
+                 iterations: int | None = None) -> list[JobRun]:
+        """``run_due`` every ``interval_s`` seconds until ``stop`` is set (or ``iterations``
+        rounds ran); returns every run."""
+        stop = stop or threading.Event()
+        runs: list[JobRun] = []
+        done = 0
+        while not stop.is_set():
+            try:
+                runs.extend(self.run_due())
+            except NavCrmOpsError as exc:  # e.g. the state database is briefly unavailable
+                self.echo(f"this round failed ({exc}); trying again in {interval_s:g} s")
+            done += 1
+            if iterations is not None and done >= iterations:
+                break
+            stop.wait(interval_s)
+        return runs
+
+    def recover_stale(self) -> list[str]:
+        """Jobs left In Process by a runner that died (their lease expired or is gone) count
+        as a failed attempt; returns their names. The lease is taken first, so a job another
+        runner just started is never touched."""
+        recovered = []
+        for listed in self.queue.list():
+            if listed.status != IN_PROCESS:
+                continue
+            lease_name = job_lease_name(listed.name)
+            try:
+                self.store.acquire_lease(lease_name, self.holder, self.lease_ttl_s)
+            except LeaseHeldError:
+                continue
+            try:
+                job = self.queue.get(listed.name)
+                if job.status != IN_PROCESS:
+                    continue
+                now = self.clock()
+                message = ("the runner that started this run stopped without finishing (its "
+                           "lease expired); see that run's output notebook, it may be "
+                           "incomplete")
+                settled = settle(job, started=job.last_run_at or now, finished=now,
+                                 succeeded=False, changed=True, error=message)
+                self.queue.save(replace(settled, last_outcome="failed", last_finished_at=now))
+                recovered.append(job.name)
+            finally:
+                self.store.release_lease(lease_name, self.holder)
+        return recovered
+
+    # -- one run -----------------------------------------------------------------------------------
+    def _run_leased(self, name: str, *, due_at: datetime | None,
+                    changes_detected: bool) -> JobRun:
+        lease_name = job_lease_name(name)
+        try:
+            self.store.acquire_lease(lease_name, self.holder, self.lease_ttl_s)
+        except LeaseHeldError as held:
+            message = (f"skipped {name!r}: it is being run by {held.holder} (lease until "
+                       f"{held.expires_at})")
+            self.echo(message)
+            return JobRun(name, "skipped", self.queue.get(name).status, message=message)
+        try:
+            job = self.queue.get(name)
+            if due_at is not None and not is_due(job, due_at, changes_detected=changes_detected):
+                return JobRun(name, "skipped", job.status,
+                              message=f"skipped {name!r}: another runner already ran it")
+            return self._execute(job)
+        finally:
+            self.store.release_lease(lease_name, self.holder)
+
+    def _execute(self, job: JobEntry) -> JobRun:
+        started = self.clock()
+        previous_status = job.status
+        try:
+            notebook = resolve_notebook(job.notebook, self.root)
+        except ConfigError as exc:
+            return self._fail_unstarted(job, started, str(exc))
+        job = self.queue.begin_run(job.name, started)
+        output = self._output_path(job, started)
+        result_path = output.with_suffix(".result.json")
+        parameters = {**job.parameters, "workspace": str(self.root), "job_name": job.name,
+                      "result_path": str(result_path)}
+        if job.mapping:
+            parameters["mapping"] = job.mapping
+        self.echo(f"running {job.name!r} ({notebook.name}) -> {output}")
+        clock_start = time.monotonic()
+        with _LeaseKeeper(self.store, job_lease_name(job.name), self.holder,
+                          self.lease_ttl_s) as keeper:
+            outcome, error = self._papermill(notebook, output, parameters,
+                                             job.execution_timeout_s)
+        duration = time.monotonic() - clock_start
+        if keeper.lost:
+            error = f"{error}; {keeper.lost}" if error else keeper.lost
+        saved = output if output.exists() else None
+        html, html_error = _render_html(saved) if saved else (None, "")
+        result: JobResult | None = None
+        try:
+            result = read_result(result_path)
+        except NavCrmOpsError as exc:
+            outcome, error = "failed", str(exc)
+        if result is not None and result.run_ids and saved:
+            self.store.set_run_output(result.run_ids, str(saved))
+        finished = self.clock()
+        settled = self._settled(job, previous_status, outcome, error,
+                                True if result is None else result.changed, started, finished)
+        counts = dict(result.counts) if result else {}
+        run_ids = result.run_ids if result else ()
+        self.queue.save(replace(
+            settled, last_finished_at=finished, last_outcome=outcome, last_duration_s=duration,
+            last_counts=counts, last_run_ids=run_ids, last_output=str(saved) if saved else None))
+        self.echo(f"{job.name!r}: {outcome}, status {settled.status}"
+                  + (f" - {error}" if error else ""))
+        return JobRun(job=job.name, outcome=outcome, status=settled.status,
+                      run_number=job.run_count, counts=counts, run_ids=run_ids,
+                      changed=None if result is None else result.changed, error=error,
+                      output_notebook=saved, output_html=html, duration_s=duration,
+                      message=html_error or (result.message if result else ""))
+
+    def _output_path(self, job: JobEntry, started: datetime) -> Path:
+        """``runs/<date>/<job>-<run number>.ipynb`` (unique even if names slug alike)."""
+        day = self.runs_dir / started.strftime("%Y-%m-%d")
+        day.mkdir(parents=True, exist_ok=True)
+        stem = f"{_slug(job.name)}-{job.run_count}"
+        if (day / f"{stem}.ipynb").exists():  # another job with a similar name, or a reset queue
+            stem = f"{stem}-{started:%H%M%S%f}"
+        return day / f"{stem}.ipynb"
+
+    @staticmethod
+    def _settled(job: JobEntry, previous_status: str, outcome: str, error: str, changed: bool,
+                 started: datetime, finished: datetime) -> JobEntry:
+        """The job after this run. ``busy`` (the engine found the mapping being synchronized
+        elsewhere) is no attempt: it runs again after the rerun delay. A job a person put On
+        Hold and ran by hand stays On Hold."""
+        if outcome == "busy":
+            retry_at = earliest_allowed(job.recurrence,
+                                        finished + timedelta(seconds=job.rerun_delay_s))
+            return replace(job, status=READY if previous_status == IN_PROCESS
+                           else previous_status, next_run_at=retry_at, last_error=error)
+        settled = settle(job, started=started, finished=finished,
+                         succeeded=outcome == "succeeded", changed=changed, error=error)
+        return replace(settled, status=ON_HOLD) if previous_status == ON_HOLD else settled
+
+    def _fail_unstarted(self, job: JobEntry, now: datetime, error: str) -> JobRun:
+        """A run that could not start (its notebook is missing) is a failed attempt, so the
+        job ends in Error with the reason instead of stopping the other jobs."""
+        settled = settle(job, started=now, finished=now, succeeded=False, changed=True,
+                         error=error)
+        self.queue.save(replace(settled, last_run_at=now, last_finished_at=now,
+                                last_outcome="failed", last_counts={}, last_run_ids=(),
+                                last_output=None, last_duration_s=0.0))
+        self.echo(f"{job.name!r}: failed, status {settled.status} - {error}")
+        return JobRun(job.name, "failed", settled.status, error=error)
+
+    def _papermill(self, notebook: Path, output: Path, parameters: dict[str, Any],
+                   timeout_s: int) -> tuple[str, str]:
+        """Execute; returns (outcome, error message). The output notebook is written by
+        papermill after every cell, so it exists even when a cell failed or timed out."""
+        import papermill
+        from nbclient.exceptions import CellTimeoutError, DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
+
+        try:
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=self.kernel_name,
+                execution_timeout=timeout_s, start_timeout=KERNEL_START_TIMEOUT_S,
+                progress_bar=False, log_output=False, cwd=str(self.root))
+        except PapermillExecutionError as exc:
+            if exc.ename == "LeaseHeldError":
+                return "busy", f"{exc.ename}: {exc.evalue}"
+            return "failed", f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+        except CellTimeoutError:
+            return "timeout", (f"a cell ran longer than the execution timeout ({timeout_s} s); "
+                               "the kernel was stopped. Raise it with `nav-crm-ops jobs set "
+                               "NAME --timeout SECONDS` if the work is legitimately slow")
+        except DeadKernelError as exc:
+            return "failed", f"the notebook's kernel died ({exc}); see the output notebook"
+        except Exception as exc:  # papermill/nbclient raise many types; all fail the run
+            return "failed", f"{type(exc).__name__}: {exc}"
+        return "succeeded", ""
+
+
+def _render_html(notebook: Path) -> tuple[Path | None, str]:
+    """The output notebook as HTML next to it; a rendering problem never fails the job."""
+    from nbconvert import HTMLExporter
+
+    target = notebook.with_suffix(".html")
+    try:
+        body, _ = HTMLExporter().from_filename(str(notebook))
+    except Exception as exc:  # nbconvert surfaces template and parsing errors in many types
+        return None, f"HTML rendering failed: {type(exc).__name__}: {exc}"
+    target.write_text(body, encoding="utf-8")
+    return target, ""
