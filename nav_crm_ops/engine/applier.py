@@ -235,8 +235,10 @@ class Applier:
                         and p.record["nav_id"] and p.record["crm_id"]]
             self.store.record_outcomes(mapping.name, other, succeeded=partners)
             done += len(rows[start:start + chunk])
+            failed, requests = tally.counts.get("failed", 0), tally.counts.get("requests", 0)
             emit(progress, ProgressEvent(mapping.name, f"write {target}", done, len(rows),
-                                         f"{tally.counts.get('failed', 0)} failed"))
+                                         f"{failed} failed, {requests} requests",
+                                         failed=failed, requests=requests))
 
     def _prepare(self, mapping: TableMapping, record: dict[str, Any],
                  values: list[dict[str, Any]], target: Target, resolver: Resolver,

@@ -19,13 +19,16 @@ __all__ = ["CancelToken", "Progress", "ProgressEvent", "check_cancelled", "emit"
 @dataclass(frozen=True)
 class ProgressEvent:
     """``stage`` is e.g. ``read nav``, ``read crm``, ``plan``, ``write crm``, ``write nav``;
-    ``done`` / ``total`` count records (``total`` None when unknown)."""
+    ``done`` / ``total`` count records (``total`` None when unknown); ``failed`` and
+    ``requests`` are the running totals of the stage's mapping run."""
 
     mapping: str
     stage: str
     done: int
     total: int | None = None
     message: str = ""
+    failed: int = 0
+    requests: int = 0
 
 
 Progress = Callable[[ProgressEvent], None]

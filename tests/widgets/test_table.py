@@ -97,3 +97,6 @@ def test_extra_filter_and_export(table: DataTable, tmp_path: Path) -> None:
     assert table.view.height == ROWS
     with pytest.raises(ValueError, match=r"\.csv or \.xlsx"):
         table.export(tmp_path / "view.json")
+    table.set_filter("every 1000th", pl.col("id").str.ends_with("000"))
+    workbook = table.export(tmp_path / "view.xlsx")
+    assert workbook.read_bytes()[:2] == b"PK"  # an Office Open XML (zip) workbook
