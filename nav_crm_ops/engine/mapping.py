@@ -65,7 +65,7 @@ FIELD_KINDS: tuple[str, ...] = ("text", "number", "bool", "datetime", "id")
 
 RECOMMENDED_ORDER: tuple[str, ...] = (
     "CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT", "RESOURCE-PRODUCT",
-    "ITEM-PRODUCT",
+    "ITEM-PRODUCT", "CUSTOMER STATISTICS",
 )
 """The reference's first-run order; other mappings follow (dependencies permitting)."""
 
@@ -95,6 +95,12 @@ class NavSide(_Frozen):
     natural_key: str | None = Field(None, description="human key, e.g. number or code")
     modified: str = "lastModifiedDateTime"
     filter: str = Field("", description="OData $filter limiting which records take part")
+    incremental: bool = Field(
+        True, description="false for computed sets without a usable modified-on (statistics): "
+        "every run reads the set in full and the three-way diff finds what changed")
+    coupled_in: str | None = Field(
+        None, description="take only records whose id is a NAV id coupled in this mapping "
+        "(statistics of coupled customers); must also be a dependency")
 
     @field_validator("entity", "key", "modified")
     @classmethod
@@ -412,8 +418,9 @@ class TableMapping(_Frozen):
         return ("to_crm", "from_crm") if self.direction == "bidirectional" else (self.direction,)
 
     def nav_select(self) -> list[str]:
-        """NAV ``$select``: key, modified, natural key and every enabled field's NAV column."""
-        columns = [self.nav.key, self.nav.modified]
+        """NAV ``$select``: key, modified (incremental sets), natural key and every enabled
+        field's NAV column."""
+        columns = [self.nav.key, *([self.nav.modified] if self.nav.incremental else [])]
         if self.nav.natural_key:
             columns.append(self.nav.natural_key)
         columns += [f.nav for f in self.enabled_fields()]
@@ -661,6 +668,11 @@ class MappingSet:
 
     def _check_references(self) -> None:
         for mapping in self._mappings.values():
+            scope = mapping.nav.coupled_in
+            if scope is not None and scope.upper() not in {d.upper() for d in mapping.depends_on}:
+                raise MappingError(
+                    f"mapping {mapping.name}: nav.coupled_in names {scope!r}, which must also be "
+                    f"in depends_on (it is {list(mapping.depends_on)})")
             for dep in mapping.depends_on:
                 if dep.upper() not in self._mappings:
                     raise MappingError(

@@ -43,13 +43,18 @@ class SideReader:
         self.table_filter = RawFilter(spec.filter) if spec.filter.strip() else None
         self.select = mapping.nav_select() if side == "nav" else mapping.crm_select()
 
+    @property
+    def incremental(self) -> bool:
+        return self.side == "crm" or self.mapping.nav.incremental
+
     def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
         """Rows in the table filter modified at or after ``since - overlap`` (all when None).
 
         ``ge`` and the overlap matter: Dataverse keeps whole seconds, clocks differ, and a row
         read twice costs nothing (the diff sees it unchanged).
         """
-        moment = None if since is None else F(self.modified).ge(since - overlap)
+        moment = None if since is None or not self.incremental else F(self.modified).ge(
+            since - overlap)
         return self.client.read(self.entity, select=self.select, etag=True,
                                 filter=all_of([self.table_filter, moment]))
 
@@ -72,6 +77,8 @@ class SideReader:
 
         Strictly after, without the overlap: the watermark is the newest modified-on already
         read, so the overlap would always find that record again."""
+        if not self.incremental:
+            return True
         moment = None if since is None else F(self.modified).gt(since)
         frame = self.client.read(self.entity, select=[self.key], top=1,
                                  filter=all_of([self.table_filter, moment]))
@@ -124,7 +131,8 @@ def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side,
             [None] * raw.height, dtype=pl.Utf8)).alias("_key"),
         (raw.get_column(ETAG).cast(pl.Utf8) if ETAG in raw.columns else pl.Series(
             [None] * raw.height, dtype=pl.Utf8)).alias("_version"),
-        _modified_text(raw.get_column(spec.modified)).alias("_modified"),
+        (_modified_text(raw.get_column(spec.modified)) if spec.modified in raw.columns
+         else pl.Series([None] * raw.height, dtype=pl.Utf8)).alias("_modified"),
     ]
     values = pl.DataFrame(columns)
     exprs = []

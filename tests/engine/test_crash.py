@@ -17,7 +17,7 @@ from nav_crm_ops import open_workspace
 from nav_crm_ops.sandbox import Sandbox
 
 MAPPINGS = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-            "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+            "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
 
 
 def _running(state: Path, mapping: str) -> bool:

@@ -11,7 +11,7 @@ from nav_crm_ops.engine.mapping import MappingSet, TableMapping
 from nav_crm_ops.exceptions import MappingError
 
 DEFAULT_NAMES = {"CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-                 "ITEM-PRODUCT", "RESOURCE-PRODUCT"}
+                 "ITEM-PRODUCT", "RESOURCE-PRODUCT", "CUSTOMER STATISTICS"}
 
 
 def _mapping(**overrides: Any) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def test_defaults_load_in_recommended_order(defaults: MappingSet) -> None:
     assert set(defaults.names) == DEFAULT_NAMES
     assert defaults.dependency_order() == [
         "CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-        "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+        "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
     assert defaults.dependency_order(["contact", "currency"]) == ["CURRENCY", "CONTACT"]
 
 
@@ -203,3 +203,12 @@ def test_for_workspace_reads_mapping_files_relative_to_the_workspace(tmp_path: P
         "root": tmp_path,
     })
     assert MappingSet.for_workspace(config).get("CONTACT").update_conflict == "nav_wins"
+
+
+def test_coupled_in_must_be_a_dependency() -> None:
+    entries = MappingSet.default_entries()
+    stats = next(e for e in entries if e["name"] == "CUSTOMER STATISTICS")
+    stats["depends_on"] = []
+    with pytest.raises(MappingError, match=r"nav\.coupled_in names 'CUSTOMER', which must also be"):
+        MappingSet.from_entries(entries)
+    assert "lastModifiedDateTime" not in MappingSet.load().get("CUSTOMER STATISTICS").nav_select()

@@ -13,7 +13,7 @@ from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.exceptions import SyncError
 
 MASTER_DATA = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-               "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+               "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.sandbox import Sandbox
 
 MAPPINGS = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-            "RESOURCE-PRODUCT", "ITEM-PRODUCT"]
+            "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
 SYNCED = [m for m in MAPPINGS if m != "CONTACT"]
 
 
