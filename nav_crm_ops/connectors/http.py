@@ -55,9 +55,12 @@ class RequestStats:
 class RetryPolicy:
     """Retry 429/502/503/504 and network failures: Retry-After when given, else capped
     exponential backoff with full jitter; at most ``max_retries`` per call and
-    ``max_wait_s`` total waiting."""
+    ``max_wait_s`` total waiting. A refused connection is retried only ``max_connect_retries``
+    times: it is usually a wrong URL or a service that is down, and people should hear so
+    in seconds, not minutes."""
 
     max_retries: int = 8
+    max_connect_retries: int = 3
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
     max_wait_s: float = 300.0
@@ -114,6 +117,7 @@ class ServiceClient:
         attempt = 0
         waited = 0.0
         auth_retried = False
+        connect_failures = 0
         while True:
             send_headers.update(self.auth.headers())
             error: ConnectorError
@@ -131,6 +135,14 @@ class ServiceClient:
                     service=self.service, entity=entity, record_key=record_key)
                 if not retry_unsafe and not isinstance(exc, httpx.ConnectError):
                     raise error from None
+                if isinstance(exc, httpx.ConnectError):
+                    connect_failures += 1
+                    if connect_failures > self.retry.max_connect_retries:
+                        raise TransientError(
+                            f"{self.service} {entity}: cannot connect to {self.base_url} "
+                            f"({exc}); check the URL in nav_crm_ops.toml and that the service "
+                            "is reachable from here", service=self.service, entity=entity,
+                            record_key=record_key) from None
                 delay = self.retry.backoff(attempt)
             else:
                 status = response.status_code

@@ -35,7 +35,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as PydanticValidationError
 
 from ..config import WorkspaceConfig
-from ..exceptions import MappingError
+from ..connectors.odata import check_raw_filter
+from ..exceptions import ConfigError, MappingError
 from .diff import DiffField
 from .transform import TransformChain, parse_chain
 
@@ -86,6 +87,17 @@ def _not_blank(value: str, what: str) -> str:
     return value
 
 
+def _checked_filter(value: str) -> str:
+    """A table filter must at least be well-formed OData (quotes, parentheses, no ``&``/``#``);
+    the service checks field names when the mapping first reads."""
+    if value and value.strip():
+        try:
+            check_raw_filter(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
 class NavSide(_Frozen):
     """The NAV/BC entity set of a mapping."""
 
@@ -107,6 +119,11 @@ class NavSide(_Frozen):
     def _names(cls, value: str) -> str:
         return _not_blank(value, "nav entity/key/modified field")
 
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return _checked_filter(value)
+
     @property
     def is_custom_api(self) -> bool:
         return self.api != "v2.0"
@@ -126,6 +143,11 @@ class CrmSide(_Frozen):
     @classmethod
     def _names(cls, value: str) -> str:
         return _not_blank(value, "crm entity/logical_name/key/modified field")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return _checked_filter(value)
 
 
 class Template(_Frozen):
@@ -312,6 +334,8 @@ class TableMapping(_Frozen):
             raise ValueError(f"a mapping must be a YAML mapping, got {type(data).__name__}")
         name = data.get("name") or "<unnamed>"
         direction = data.get("direction", "")
+        if not direction:
+            raise ValueError(f"mapping {name}: direction is missing; valid: {list(DIRECTIONS)}")
         _choice(direction, DIRECTIONS, f"mapping {name}: direction")
         _choice(data.get("update_conflict", "none"), UPDATE_CONFLICTS,
                 f"mapping {name}: update_conflict")

@@ -1,0 +1,146 @@
+"""Bad input gets a clear message, a non-zero exit and writes nothing (through the CLI)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from nav_crm_ops import load_config, open_workspace, write_config
+from nav_crm_ops.cli import EXIT_BAD_INPUT, EXIT_SERVICE, main
+from nav_crm_ops.demo import SANDBOX_SECRET_ENV
+from nav_crm_ops.sandbox import Sandbox
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    try:
+        main(list(argv))
+        code = 0
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def crm_accounts(sandbox: Sandbox) -> int:
+    return int(sandbox.context.status()["counts"]["dataverse:account"])
+
+
+def couplings(workspace: Path) -> int:
+    state = workspace / "state.db"
+    if not state.exists():
+        return 0
+    with sqlite3.connect(state) as db:
+        return int(db.execute("SELECT count(*) FROM couplings").fetchone()[0])
+
+
+def override(workspace: Path, text: str) -> None:
+    (workspace / "mappings.yaml").write_text(text, encoding="utf-8")
+    config = load_config(workspace)
+    write_config(config.model_copy(update={"workspace": config.workspace.model_copy(
+        update={"mapping_files": ("mappings.yaml",)})}), workspace)
+
+
+@pytest.mark.parametrize(("mapping_file", "expected"), [
+    ("- {name: CUSTOMER, direction: [", "not valid YAML"),
+    ("- {name: NOPE, fields: [{nav: a, crm: b}]}", "mapping NOPE: direction is missing"),
+    ("- {name: CUSTOMER, fields: [{name: ghost, remove: true}]}",
+     "cannot remove field 'ghost': no such field"),
+    ("- {name: CUSTOMER, nav: {filter: \"blocked eq ' \"}}", "is not valid OData"),
+    ("- {name: CUSTOMER, update_conflict: sometimes}",
+     "update_conflict 'sometimes' is not one of"),
+    ("- {name: CUSTOMER, fields: [{name: telephone1, transformations: [{round: {digits: x}}]}]}",
+     "mapping CUSTOMER, field telephone1"),
+])
+def test_bad_mapping_files_are_refused_before_anything_is_read(
+        workspace_dir: Path, fresh_sandbox: Sandbox, capsys: pytest.CaptureFixture[str],
+        mapping_file: str, expected: str) -> None:
+    override(workspace_dir, mapping_file)
+    before = crm_accounts(fresh_sandbox)
+    code, text = run(capsys, "sync", "--all", "--no-progress", "-w", str(workspace_dir))
+    assert code == EXIT_BAD_INPUT and expected in text, text
+    assert crm_accounts(fresh_sandbox) == before and couplings(workspace_dir) == 0
+
+
+def test_malformed_config_and_unknown_names(workspace_dir: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    code, text = run(capsys, "sync", "NOPE", "-w", str(workspace_dir))
+    assert code == EXIT_BAD_INPUT and "no mapping named 'NOPE'; known mappings:" in text
+    code, text = run(capsys, "mappings", "show", "CUSTOMER", "-w", str(workspace_dir / "none"))
+    assert code == EXIT_BAD_INPUT and "run `nav-crm-ops init`" in text
+    (workspace_dir / "nav_crm_ops.toml").write_text("[workspace\nname =", encoding="utf-8")
+    code, text = run(capsys, "sync", "--all", "-w", str(workspace_dir))
+    assert code == EXIT_BAD_INPUT and "is not valid TOML" in text
+
+
+def test_wrong_credentials_unreachable_host_and_wrong_company(
+        workspace_dir: Path, fresh_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    before = crm_accounts(fresh_sandbox)
+    monkeypatch.setenv(SANDBOX_SECRET_ENV, "not-the-secret")
+    code, text = run(capsys, "sync", "CURRENCY", "--no-progress", "-w", str(workspace_dir))
+    assert code == EXIT_SERVICE and "wrong or expired secret" in text
+    assert SANDBOX_SECRET_ENV in text
+    assert "not-the-secret" not in text
+    monkeypatch.setenv(SANDBOX_SECRET_ENV, fresh_sandbox.info.client_secret.reveal())
+
+    config = load_config(workspace_dir)
+    write_config(config.model_copy(update={"business_central": config.business_central.model_copy(
+        update={"company_id": "00000000-0000-0000-0000-000000000001"})}), workspace_dir)
+    code, text = run(capsys, "sync", "CURRENCY", "--no-progress", "-w", str(workspace_dir))
+    assert code == EXIT_SERVICE and "compan" in text.lower()
+
+    port = fresh_sandbox.info.base_url.rsplit(":", 1)[1]
+    unreachable = config.model_copy(update={"dataverse": config.dataverse.model_copy(
+        update={"url": config.dataverse.url.replace(port, "9")})})
+    write_config(unreachable, workspace_dir)
+    code, text = run(capsys, "sync", "CURRENCY", "--no-progress", "-w", str(workspace_dir))
+    assert code == EXIT_SERVICE and ("connect" in text.lower() or "reach" in text.lower()), text
+    assert crm_accounts(fresh_sandbox) == before and couplings(workspace_dir) == 0
+
+
+def test_stale_and_foreign_plans_are_refused(workspace_dir: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.parquet"
+    code, _ = run(capsys, "preview", "CURRENCY", "--out", str(plan), "-w", str(workspace_dir))
+    assert code == 0
+    config = load_config(workspace_dir)
+    other = tmp_path / "other"
+    write_config(config.model_copy(update={"workspace": config.workspace.model_copy(
+        update={"name": "another workspace"})}), other)
+    code, text = run(capsys, "sync", "--plan", str(plan), "-w", str(other))
+    assert code == EXIT_BAD_INPUT and "this plan was made for workspace" in text
+    plan.write_bytes(b"not a parquet file")
+    code, text = run(capsys, "sync", "--plan", str(plan), "-w", str(workspace_dir))
+    assert code == EXIT_BAD_INPUT and "re-run preview" in text
+    assert couplings(workspace_dir) == 0
+
+
+def test_search_values_with_quotes_and_operators_are_literals(workspace_dir: Path) -> None:
+    with open_workspace(workspace_dir) as ws:
+        sneaky = ws.records("CUSTOMER", "crm", search="x' or name ne 'y")
+        assert sneaky.height == 0
+        both = ws.records("CUSTOMER", "nav", search="O'")
+        assert all("o'" in " ".join(str(v) for v in row.values()).lower()
+                   for row in both.iter_rows(named=True))
+
+
+def test_unicode_and_control_characters_travel_or_fail_clearly(workspace_dir: Path) -> None:
+    from nav_crm_ops import WriteOp
+
+    with open_workspace(workspace_dir) as ws:
+        ws.sync_all(["CURRENCY", "SALESPEOPLE", "CUSTOMER"])
+        pair = ws.store.couplings_frame("CUSTOMER").filter(
+            ws.store.couplings_frame("CUSTOMER")["nav_key"] == "10000")
+        nav_id, crm_id = pair["nav_id"].item(), pair["crm_id"].item()
+        name = "Ålborg Øst — 株式会社 \U0001f6b2"
+        [ok] = ws.connections.dataverse.write([WriteOp.update(
+            "accounts", crm_id, {"name": name, "address1_line2": "line\u0007bell\ttab"})])
+        assert ok.ok
+        report = ws.sync("CUSTOMER")
+        nav = ws.connections.business_central.read_by_ids("customers", "id", [nav_id])
+        assert nav["displayName"].item() == name
+        errors = ws.errors("CUSTOMER").filter(ws.errors("CUSTOMER")["source_id"] == crm_id)
+        synced = nav["addressLine2"].item() == "line\u0007bell\ttab"
+        assert synced or (report.failed and errors.height and errors["message"].item(0))
