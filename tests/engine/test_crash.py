@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from nav_crm_ops import open_workspace
 from nav_crm_ops.sandbox import Sandbox
@@ -48,12 +49,27 @@ def _kill_during_apply(workspace: Path, mapping: str, seed: int) -> int:
 
 def test_killing_apply_and_running_again_leaves_no_duplicate_and_no_lost_change(
         workspace_dir: Path, fresh_sandbox: Sandbox) -> None:
-    fresh_sandbox.set_faults("rate=1.0,kinds=slow,seed=5,slow=0.15-0.25")
+    _crash_and_recover(workspace_dir, fresh_sandbox, "CUSTOMER", seed=11)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trial", range(20))
+def test_crash_trials_at_different_points(workspace_dir: Path, fresh_sandbox: Sandbox,
+                                          trial: int) -> None:
+    mapping = ["CURRENCY", "CUSTOMER", "CONTACT", "ITEM-PRODUCT", "UNIT OF MEASURE"][trial % 5]
+    _crash_and_recover(workspace_dir, fresh_sandbox, mapping, seed=100 + trial)
+
+
+def _crash_and_recover(workspace_dir: Path, sandbox: Sandbox, mapping: str, *,
+                       seed: int) -> None:
+    sandbox.set_faults(f"rate=1.0,kinds=slow,seed={seed},slow=0.15-0.25")
     try:
-        code = _kill_during_apply(workspace_dir, "CUSTOMER", seed=11)
+        code = _kill_during_apply(workspace_dir, mapping, seed=seed)
     finally:
-        fresh_sandbox.set_faults(None)
+        sandbox.set_faults(None)
     assert code == -signal.SIGKILL
+    with sqlite3.connect(workspace_dir / "state.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
         ws.sync_all()
