@@ -19,6 +19,9 @@ _DOUBLE_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SINGLE_QUOTED = re.compile(r"'(?:[^']|'')*'")
 _HEX = re.compile(r"\b0x[0-9a-fA-F]+\b")
 _NUMBER = re.compile(r"(?<![\w<])[-+]?\d+(?:[.,]\d+)*(?![\w>])")
+_RECORD_NUMBER = re.compile(r"\b[A-Za-z]{1,4}-?\d{3,}\b")
+"""Record numbers that mix a short prefix and digits (customer ``C0081323``, order
+``SO-1001``, contact ``CT10000``)."""
 _SPACE = re.compile(r"\s+")
 
 
@@ -38,6 +41,7 @@ def normalize_error_message(message: str) -> str:
         return f"<code{len(codes) - 1}>"
 
     text = _HEX.sub(keep_code, text)
+    text = _RECORD_NUMBER.sub("<no>", text)
     text = _NUMBER.sub("<n>", text)
     for index, code in enumerate(codes):
         text = text.replace(f"<code{index}>", code)

@@ -251,12 +251,21 @@ def _job_queue(conn: Connection) -> None:
     jobs.create(conn, checkfirst=True)
 
 
+def _error_group_index(conn: Connection) -> None:
+    """Drilling into an error group of a million-row log went from a scan to a lookup."""
+    if inspect(conn).has_table("record_errors"):
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_record_errors_group "
+                             "ON record_errors (mapping, normalized_message)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
     (2, "record status per source record; natural keys, etags on couplings; reference cache",
      _record_status),
     (3, "job queue entries", _job_queue),
+    (4, "index record errors by normalized message (error groups, drill-down)",
+     _error_group_index),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

@@ -77,6 +77,10 @@ def soak(sandbox: Sandbox, workspace: Path, *, rounds: int, edits: int, seed: in
     totals = {"conflicts": 0, "failures": 0, "retries": 0}
     faults = 0
     with open_workspace(workspace) as ws:
+        seeded_accounts = set(ws.connections.dataverse.read(
+            "accounts", select=["accountid"])["accountid"].to_list())
+        seeded_customers = set(ws.connections.business_central.read(
+            "customers", select=["id"])["id"].to_list())
         ws.sync_all(SYNCED)
         try:
             for round_no in range(rounds):
@@ -96,10 +100,18 @@ def soak(sandbox: Sandbox, workspace: Path, *, rounds: int, edits: int, seed: in
         ws.sync_all(SYNCED)
         for mapping in SYNCED:
             assert ws.compare(mapping).height == 0, (mapping, ws.compare(mapping).head(3))
-        accounts = ws.connections.dataverse.read("accounts", select=["name"])
-        assert accounts.filter(pl.col("name").is_duplicated()).height == 0
-        customers = ws.connections.business_central.read("customers", select=["displayName"])
-        assert customers.filter(pl.col("displayName").is_duplicated()).height == 0
+        # nothing duplicated: every record the sync created is coupled (a lost or repeated
+        # create would leave an uncoupled copy), and no BC number is on two CRM accounts
+        coupled = ws.store.couplings_frame("CUSTOMER")
+        accounts = ws.connections.dataverse.read("accounts",
+                                                 select=["accountid", "accountnumber"])
+        created_crm = set(accounts["accountid"].to_list()) - seeded_accounts
+        assert created_crm <= set(coupled["crm_id"].to_list())
+        numbered = accounts.filter(pl.col("accountnumber").is_not_null())
+        assert numbered.filter(pl.col("accountnumber").is_duplicated()).height == 0
+        customers = ws.connections.business_central.read("customers", select=["id"])
+        created_nav = set(customers["id"].to_list()) - seeded_customers
+        assert created_nav <= set(coupled["nav_id"].to_list())
         pairs = dict(ws.store.couplings_frame("CUSTOMER").select("nav_id", "crm_id").iter_rows())
         navs = ws.connections.business_central.read_by_ids(
             "customers", "id", list({n for n, _ in driver.expected}),

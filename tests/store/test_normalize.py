@@ -22,4 +22,12 @@ def test_service_codes_are_kept_and_distinct_errors_stay_distinct() -> None:
     assert length == '0x80044331 length of "<value>" exceeded <n>'
     assert missing == "0x80040217 account With Id = <guid> Does Not Exist"
     assert normalize_error_message("retry in 12.5 s") == normalize_error_message("retry in 3 s")
-    assert normalize_error_message("ABC123 failed") == "ABC123 failed"
+    assert normalize_error_message("Internal_ERR123 failed") == "Internal_ERR123 failed"
+
+
+def test_record_numbers_with_a_prefix_group_together() -> None:
+    a = normalize_error_message("Customer C0081323 cannot be posted: order SO-1001 is open")
+    b = normalize_error_message("Customer C0000007 cannot be posted: order SO-2002 is open")
+    assert a == b == "Customer <no> cannot be posted: order <no> is open"
+    assert normalize_error_message("HTTP 400 Application_StringExceededLength") == \
+        "HTTP <n> Application_StringExceededLength"
