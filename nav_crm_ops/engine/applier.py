@@ -106,10 +106,17 @@ class Applier:
                    for d in mapping.directions}
         first = tallies[mapping.directions[0]]
         first.add("requests", preview_requests)
-        stored = self.store.couplings_frame(mapping.name)
+        in_plan = [i for i in records["nav_id"].to_list() if i]
+        stored = self.store.couplings_frame(mapping.name,
+                                            columns=["nav_id", "crm_id", "base_values"],
+                                            nav_ids=in_plan)
         bases = {n: json.loads(b) if b else None for n, b in
                  stored.select("nav_id", "base_values").iter_rows()}
-        coupled_crm = dict(zip(stored["crm_id"].to_list(), stored["nav_id"].to_list(),
+        inserts_nav = [i for i in records.filter(pl.col("action").cast(pl.Utf8) == "insert_nav")
+                       ["crm_id"].to_list() if i]
+        restored = self.store.couplings_frame(mapping.name, columns=["nav_id", "crm_id"]).filter(
+            pl.col("crm_id").is_in(inserts_nav)) if inserts_nav else stored.clear()
+        coupled_crm = dict(zip(restored["crm_id"].to_list(), restored["nav_id"].to_list(),
                                strict=True))
         written: dict[str, set[Target]] = {}
         failed_writes: set[str] = set()
@@ -522,7 +529,7 @@ class Applier:
 
     def _finish(self, mapping: TableMapping, tallies: dict[str, _DirectionTally],
                 written: dict[str, set[Target]], status: str, message: str) -> str:
-        total = self.store.couplings_frame(mapping.name).height
+        total = self.store.count_couplings(mapping.name)
         worst = status
         for direction, tally in tallies.items():
             target: Target = "crm" if direction == "to_crm" else "nav"

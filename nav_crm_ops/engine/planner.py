@@ -161,7 +161,8 @@ class Planner:
         nav = self._frame(mapping, "nav", changed_nav, resolver)
         crm = self._frame(mapping, "crm", changed_crm, resolver)
         if mapping.nav.coupled_in is not None:
-            scope = self.store.couplings_frame(mapping.nav.coupled_in)["nav_id"].to_list()
+            scope = self.store.couplings_frame(mapping.nav.coupled_in,
+                                               columns=["nav_id"])["nav_id"].to_list()
             nav = nav.filter(pl.col("_id").is_in(scope))
         nav, crm = self._read_missing(mapping, nav, crm, want_nav, want_crm, resolver,
                                       requested_nav, requested_crm)

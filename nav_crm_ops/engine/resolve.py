@@ -89,7 +89,8 @@ class Resolver:
         target = self.mappings.get(fld.lookup.mapping)
         cached = self._lookups.get(target.name)
         if cached is None:
-            couplings = self.store.couplings_frame(target.name).filter(
+            couplings = self.store.couplings_frame(
+                target.name, columns=["nav_id", "crm_id", "nav_key"]).filter(
                 pl.col("nav_key").is_not_null())
             keys = couplings.get_column("nav_key").to_list()
             ids = [c.lower() for c in couplings.get_column("crm_id").to_list()]

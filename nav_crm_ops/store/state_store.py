@@ -435,14 +435,33 @@ class StateStore:
                      for name in kept}},
         )
 
-    def couplings_frame(self, mapping: str) -> pl.DataFrame:
-        """Every coupling of ``mapping`` as a polars frame (``base_values`` as JSON text)."""
+    def couplings_frame(self, mapping: str, *, columns: Sequence[str] | None = None,
+                        nav_ids: Iterable[str] | None = None) -> pl.DataFrame:
+        """Couplings of ``mapping`` as a polars frame (``base_values`` as JSON text): every
+        column or only ``columns``, every coupling or only those of ``nav_ids``."""
         key = _mapping_key(mapping)
-        columns = list(_COUPLING_FRAME_SCHEMA)
-        query = select(*(couplings.c[c] for c in columns)).where(couplings.c.mapping == key)
+        names = list(columns or _COUPLING_FRAME_SCHEMA)
+        unknown = [n for n in names if n not in _COUPLING_FRAME_SCHEMA]
+        if unknown:
+            raise StateStoreError(f"unknown coupling column(s) {unknown}; valid: "
+                                  f"{list(_COUPLING_FRAME_SCHEMA)}")
+        schema = {n: _COUPLING_FRAME_SCHEMA[n] for n in names}
+        query = select(*(couplings.c[c] for c in names)).where(couplings.c.mapping == key)
+        rows: list[Any] = []
         with self._tx(write=False) as conn:
-            rows = conn.execute(query.order_by(couplings.c.id)).all()
-        return pl.DataFrame([tuple(r) for r in rows], schema=_COUPLING_FRAME_SCHEMA, orient="row")
+            if nav_ids is None:
+                rows = list(conn.execute(query.order_by(couplings.c.id)).all())
+            else:
+                wanted = list(dict.fromkeys(nav_ids))
+                for start in range(0, len(wanted), 500):
+                    rows += conn.execute(query.where(
+                        couplings.c.nav_id.in_(wanted[start:start + 500]))).all()
+        return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+    def count_couplings(self, mapping: str) -> int:
+        with self._tx(write=False) as conn:
+            return int(conn.execute(select(func.count()).select_from(couplings).where(
+                couplings.c.mapping == _mapping_key(mapping))).scalar() or 0)
 
     def update_synced(self, mapping: str, nav_id: str, *, base_values: Mapping[str, Any],
                       nav_modified_at: str | None = None,
