@@ -165,6 +165,12 @@ def test_bulk_upsert_100k_couplings_and_read_frame(store: StateStore) -> None:
     print(f"upsert {n} couplings: {upserted:.2f} s, read as DataFrame: {read:.2f} s")
     assert frame.height == n
     assert frame.filter(pl.col("nav_id") == "nav-77")["crm_id"].item() == "crm-77"
+    some = store.couplings_frame("CUSTOMER", columns=["nav_id", "crm_id"],
+                                 nav_ids=[f"nav-{i}" for i in range(0, 1500, 3)])
+    assert some.columns == ["nav_id", "crm_id"] and some.height == 500
+    assert store.count_couplings("customer") == n
+    with pytest.raises(StateStoreError, match="unknown coupling column"):
+        store.couplings_frame("CUSTOMER", columns=["nope"])
     assert upserted < 30 and read < 10
     store.upsert_couplings("CUSTOMER", [{"nav_id": "nav-5", "crm_id": "crm-5",
                                          "base_values": {"name": "renamed"}, "nav_key": "C5"}])
