@@ -144,3 +144,28 @@ def test_unicode_and_control_characters_travel_or_fail_clearly(workspace_dir: Pa
         errors = ws.errors("CUSTOMER").filter(ws.errors("CUSTOMER")["source_id"] == crm_id)
         synced = nav["addressLine2"].item() == "line\u0007bell\ttab"
         assert synced or (report.failed and errors.height and errors["message"].item(0))
+
+
+def test_a_value_of_the_wrong_type_for_the_other_side_fails_that_record_clearly(
+        workspace_dir: Path) -> None:
+    from nav_crm_ops import WriteOp
+
+    override(workspace_dir, "- name: CUSTOMER\n  fields:\n"
+             "    - {name: phone_as_limit, nav: creditLimit, crm: address1_line3,"
+             " direction: from_crm}\n")
+    with open_workspace(workspace_dir) as ws:
+        ws.sync_all(["CURRENCY", "SALESPEOPLE", "CUSTOMER"])
+        pair = ws.store.couplings_frame("CUSTOMER").filter(
+            ws.store.couplings_frame("CUSTOMER")["nav_key"] == "10000")
+        nav_id, crm_id = pair["nav_id"].item(), pair["crm_id"].item()
+        [ok] = ws.connections.dataverse.write([WriteOp.update(
+            "accounts", crm_id, {"address1_line3": "not a number", "telephone1": "+1 555 0100"})])
+        assert ok.ok
+        limit = ws.connections.business_central.read_by_ids("customers", "id", [nav_id])
+        ws.sync("CUSTOMER")
+        error = ws.errors("CUSTOMER").filter(ws.errors("CUSTOMER")["source_id"] == crm_id)
+        newest = error.row(0, named=True)
+        assert "'not a number'" in newest["message"] and "Edm.Decimal" in newest["message"]
+        assert '"creditLimit": "not a number"' in newest["payload"]
+        after = ws.connections.business_central.read_by_ids("customers", "id", [nav_id])
+        assert after["creditLimit"].item() == limit["creditLimit"].item()
