@@ -195,7 +195,7 @@ class Planner:
             elif nav_to_crm[pair] in requested_crm and nav_to_crm[pair] not in present_crm:
                 deleted[pair] = "crm"
         record_rows: list[dict[str, Any]] = []
-        change_rows: list[dict[str, Any]] = []
+        insert_frames: list[tuple[pl.DataFrame, pl.DataFrame]] = []
         for pair in sorted(pairs & skipped_pairs):
             reason = statuses.filter(pl.col("source_id").is_in([pair, nav_to_crm[pair]]))
             record_rows.append(self._row(mapping, pair, pair, nav_to_crm[pair], "skip",
@@ -204,9 +204,9 @@ class Planner:
                                          else "skipped"))
         for pair, side in sorted(deleted.items()):
             if pair not in skipped_pairs:
-                rows, changes = self._deletion(mapping, pair, nav_to_crm[pair], side, nav, crm)
+                rows, restores = self._deletion(mapping, pair, nav_to_crm[pair], side, nav, crm)
                 record_rows += rows
-                change_rows += changes
+                insert_frames += restores
         diff_pairs = pairs - skipped_pairs - set(deleted)
 
         # 3. matching and creates for uncoupled records
@@ -222,13 +222,13 @@ class Planner:
                     skip_reason="skipped_coupling", message=reason["message"].item(0)))
         uncoupled_nav = uncoupled_nav.filter(~pl.col("_id").is_in(list(skipped_sources)))
         uncoupled_crm = uncoupled_crm.filter(~pl.col("_id").is_in(list(skipped_sources)))
-        matched_nav, matched_crm, rows, inserted, insert_frames = self._uncoupled(
+        matched_nav, matched_crm, rows, inserts = self._uncoupled(
             mapping, uncoupled_nav, uncoupled_crm, first=first, selection=selection,
             nav_reader=nav_reader, crm_reader=crm_reader, resolver=resolver,
             coupled_nav_ids=set(nav_to_crm), coupled_crm_ids=set(crm_to_nav),
             retrying=set(retry_pass["source_id"].to_list()))
         record_rows += rows
-        change_rows += inserted
+        insert_frames += inserts
 
         # 4. three-way diff of coupled and newly matched pairs
         check_cancelled(cancel, f"the {mapping.name} preview")
@@ -238,8 +238,8 @@ class Planner:
                                                 selection)
         records = pl.concat([diff_records, _record_rows(record_rows),
                              *(r for r, _ in insert_frames)], how="diagonal_relaxed")
-        field_changes = pl.concat([diff_changes, _change_rows(change_rows),
-                                   *(c for _, c in insert_frames)], how="diagonal_relaxed")
+        field_changes = pl.concat([diff_changes, *(c for _, c in insert_frames)],
+                                  how="diagonal_relaxed")
         records = self._check_writes(mapping, records, field_changes, resolver)
         watermarks = {} if selection is not None else {
             "nav": self._watermark(marks.get("nav"), changed_nav, mapping, "nav", started),
@@ -277,45 +277,18 @@ class Planner:
         return {"mapping": mapping.name, "record_id": record_id, "pair_id": nav_id,
                 "nav_id": nav_id, "crm_id": crm_id, "action": action, **extra}
 
-    @staticmethod
-    def _insert_changes(mapping: TableMapping, record_id: str, row: dict[str, Any],
-                        target: Literal["crm", "nav"]) -> list[dict[str, Any]]:
-        """The values a created record receives, as field changes (what the preview shows)."""
-        source = "nav" if target == "crm" else "crm"
-        out = []
-        for fld in mapping.enabled_fields():
-            writes = fld.writes_to_crm if target == "crm" else fld.writes_to_nav
-            value = row.get(fld.name)
-            if not writes or value is None or value == "":
-                continue
-            out.append({"mapping": mapping.name, "record_id": record_id, "field": fld.name,
-                        "base_value": None, f"{source}_value": value, "changed_side": source,
-                        "target": target, "new_value": value, "conflict": False,
-                        "resolution": "none"})
-        return out
-
-    def _insert(self, mapping: TableMapping, row: dict[str, Any], target: Literal["crm", "nav"],
-                message: str, salt: str = "") -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        if target == "crm":
-            nav_id = row["_id"]
-            crm_id = crm_id_for(mapping.name, nav_id, salt)
-            record = self._row(mapping, nav_id, nav_id, crm_id, "insert_crm",
-                               nav_version=row.get("_version"), nav_key=row.get("_key"),
-                               message=message)
-            return record, self._insert_changes(mapping, nav_id, row, "crm")
-        record = self._row(mapping, row["_id"], None, row["_id"], "insert_nav",
-                           crm_version=row.get("_version"), crm_key=row.get("_key"),
-                           message=message)
-        record["pair_id"] = None
-        return record, self._insert_changes(mapping, row["_id"], row, "nav")
-
     def _insert_frames(self, mapping: TableMapping, frame: pl.DataFrame,
-                       target: Literal["crm", "nav"]) -> tuple[pl.DataFrame, pl.DataFrame]:
+                       target: Literal["crm", "nav"], *, message: str | None = None,
+                       salt: str = "") -> tuple[pl.DataFrame, pl.DataFrame]:
         """Plan rows for creating every record of ``frame`` on ``target`` (vectorized: a first
-        sync may create hundreds of thousands)."""
+        sync may create hundreds of thousands); the field changes are the values the created
+        record receives (what the preview shows). ``salt`` gives a restored CRM record a new
+        deterministic id."""
         source = "nav" if target == "crm" else "crm"
         templates = mapping.templates.crm if target == "crm" else mapping.templates.nav
-        if any(t.filter for t in templates):
+        if message is not None:
+            note = pl.Series("message", [message] * frame.height, dtype=pl.Utf8)
+        elif any(t.filter for t in templates):
             notes = [self._insert_note(mapping.template_for(target, row))
                      for row in frame.iter_rows(named=True)]
             note = pl.Series("message", notes, dtype=pl.Utf8)
@@ -324,8 +297,8 @@ class Planner:
                              * frame.height, dtype=pl.Utf8)
         ids = frame["_id"]
         if target == "crm":
-            crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i) for i in ids.to_list()],
-                                dtype=pl.Utf8)
+            crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i, salt)
+                                           for i in ids.to_list()], dtype=pl.Utf8)
             records = frame.select(
                 pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"),
                 pl.col("_id").alias("pair_id"), pl.col("_id").alias("nav_id"),
@@ -358,20 +331,20 @@ class Planner:
 
     def _deletion(self, mapping: TableMapping, pair: str, crm_id: str, gone: str,
                   nav: pl.DataFrame, crm: pl.DataFrame,
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                  ) -> tuple[list[dict[str, Any]], list[tuple[pl.DataFrame, pl.DataFrame]]]:
+        """A deletion conflict row, or (policy ``restore``) the plan rows re-creating the
+        record that is gone from the side that still has it."""
         where = "BC" if gone == "nav" else "CRM"
         policy = mapping.deletion_conflict
         if policy == "restore":
             present = crm if gone == "nav" else nav
-            rows = present.filter(pl.col("_id") == (crm_id if gone == "nav" else pair)).to_dicts()
-            if rows:
+            row = present.filter(pl.col("_id") == (crm_id if gone == "nav" else pair))
+            if row.height:
                 target: Literal["crm", "nav"] = "nav" if gone == "nav" else "crm"
-                record, changes = self._insert(mapping, rows[0], target,
-                                               f"the {where} record was deleted: restore it",
-                                               salt=f"restore:{crm_id}")
-                if target == "nav":
-                    record["message"] += " (the old coupling is replaced)"
-                return [record], changes
+                note = f"the {where} record was deleted: restore it" + (
+                    " (the old coupling is replaced)" if target == "nav" else "")
+                return [], [self._insert_frames(mapping, row, target, message=note,
+                                                salt=f"restore:{crm_id}")]
         message = (f"the coupled {where} record no longer exists (deleted or out of reach): "
                    + ("the coupling will be removed" if policy == "remove_coupling" else
                       "uncouple it with `nav-crm-ops uncouple`, or set deletion_conflict to "
@@ -383,7 +356,7 @@ class Planner:
                    crm_reader: SideReader, resolver: Resolver, coupled_nav_ids: set[str],
                    coupled_crm_ids: set[str], retrying: set[str],
                    ) -> tuple[pl.DataFrame, pl.DataFrame, list[dict[str, Any]],
-                              list[dict[str, Any]], list[tuple[pl.DataFrame, pl.DataFrame]]]:
+                              list[tuple[pl.DataFrame, pl.DataFrame]]]:
         """Match uncoupled records, then decide insert / skip / fail for the rest. Uncoupled
         records act (match, create) on a first sync, for a selection, in mappings that are not
         only-coupled, and when they are in the retry pass (they were meant to be created)."""
@@ -392,7 +365,6 @@ class Planner:
         sources_nav = nav if to_crm else nav.clear()
         sources_crm = crm if from_crm else crm.clear()
         rows: list[dict[str, Any]] = []
-        changes: list[dict[str, Any]] = []
         if not (selection is not None or first or not mapping.only_coupled):
             for frame, side in ((sources_nav, "nav"), (sources_crm, "crm")):
                 waiting = frame.filter(~pl.col("_id").is_in(list(retrying)))
@@ -449,7 +421,7 @@ class Planner:
                                        "crm" if side == "nav" else "nav")
                    for frame, side in ((sources_nav, "nav"), (sources_crm, "crm"))
                    if unmatched[side]]
-        return matched_nav, matched_crm, rows, changes, inserts
+        return matched_nav, matched_crm, rows, inserts
 
     def _candidates(self, mapping: TableMapping, sources: pl.DataFrame, present: pl.DataFrame,
                     reader: SideReader, resolver: Resolver, coupled: set[str]) -> pl.DataFrame:

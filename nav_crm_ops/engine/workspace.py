@@ -22,7 +22,7 @@ from ..config import WorkspaceConfig, load_config
 from ..connectors.factory import Connections, connect
 from ..connectors.odata import F, any_of
 from ..exceptions import LeaseHeldError, PlanError, StateStoreError, SyncError
-from ..store import Coupling, StateStore, default_holder, holder_is_dead
+from ..store import Coupling, StateStore, default_holder
 from .applier import Applier
 from .mapping import MappingSet, TableMapping
 from .matching import MATCH_SCHEMA, match_records
@@ -525,12 +525,7 @@ class _Lease:
 
     def __enter__(self) -> _Lease:
         try:
-            try:
-                self.store.acquire_lease(self.name, self.holder, LEASE_TTL_S)
-            except LeaseHeldError as held:
-                if not holder_is_dead(held.holder):
-                    raise
-                self.store.take_over_lease(self.name, held.holder, self.holder, LEASE_TTL_S)
+            self.store.acquire_lease(self.name, self.holder, LEASE_TTL_S)
             self.renewed = time.monotonic()
         except LeaseHeldError as error:
             raise LeaseHeldError(

@@ -877,6 +877,8 @@ class StateStore:
 
         Atomic in SQL: an expired lease (or one ``holder`` already holds) is taken with one
         conditional UPDATE; a missing one with an INSERT that a concurrent INSERT makes fail.
+        A lease of a process of this host that no longer runs (:func:`holder_is_dead`) is
+        taken over at once instead of waiting for it to expire.
         """
         if ttl_s <= 0:
             raise StateStoreError(f"lease {name!r}: ttl_s must be positive, got {ttl_s}")
@@ -892,6 +894,8 @@ class StateStore:
                         name=name, holder=holder, acquired_at=now, expires_at=expires))
         except IntegrityError:
             current = self.lease(name)
+            if current is not None and holder_is_dead(current.holder):
+                return self.take_over_lease(name, current.holder, holder, ttl_s)
             raise LeaseHeldError(
                 f"lease {name!r} is held by {current.holder if current else 'another process'} "
                 f"until {current.expires_at if current else 'unknown'}; wait for it to finish "
