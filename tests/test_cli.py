@@ -55,7 +55,7 @@ def test_mappings_list_show_validate(workspace: Path, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "mappings", "show", "customer", "-w", str(workspace))
     assert code == 0 and "accounts" in out and "salespersonCode" in out
     code, out, _ = run(capsys, "mappings", "validate", "-w", str(workspace))
-    assert code == 0 and "8 mappings are valid" in out
+    assert code == 0 and "12 mappings are valid" in out
     (workspace / "bad.yaml").write_text("- {name: CUSTOMER, direction: sideways}\n")
     toml = (workspace / "nav_crm_ops.toml").read_text()
     (workspace / "nav_crm_ops.toml").write_text(

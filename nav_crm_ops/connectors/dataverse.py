@@ -119,6 +119,10 @@ class Dataverse(PagedReader):
         body = dict(op.payload)
         for nav, path in op.binds.items():
             body[f"{nav}@odata.bind"] = path
+        if op.kind == "create" and op.key_column and any(
+                isinstance(v, list) for v in body.values()):
+            body[op.key_column] = str(uuid.UUID(op.key))
+            return BatchPart("POST", f"{self._api_path}{field_name(op.entity_set)}", {}, body)
         if op.kind == "create":
             return BatchPart("PATCH", target, {"If-None-Match": "*"}, body)
         if op.kind == "update":
@@ -162,7 +166,7 @@ def _with_key(op: WriteOp) -> WriteOp:
     if op.kind == "create" and not op.key:
         key = str(uuid.uuid4())
         return WriteOp(op.kind, op.entity_set, key, op.payload, op.natural_key, op.if_match,
-                       op.binds, op.op_id or key)
+                       op.binds, op.op_id or key, op.key_column)
     if not op.key:
         raise ValidationError(f"dataverse {op.entity_set}: {op.kind} needs the record id",
                               service=SERVICE, entity=op.entity_set)

@@ -31,13 +31,16 @@ class WriteOp:
     if_match: str = "*"
     binds: dict[str, str] = field(default_factory=dict)
     op_id: str = ""
+    key_column: str = ""
 
     @classmethod
     def create(cls, entity_set: str, payload: dict[str, Any], *, key: str = "",
                natural_key: dict[str, Any] | None = None, binds: dict[str, str] | None = None,
-               op_id: str = "") -> WriteOp:
+               op_id: str = "", key_column: str = "") -> WriteOp:
+        """``key_column`` names the key's column, for a create that must be a POST with the
+        key in the body (a Dataverse deep insert of a document with its lines)."""
         return cls("create", entity_set, key, dict(payload), natural_key, "*",
-                   dict(binds or {}), op_id or key)
+                   dict(binds or {}), op_id or key, key_column)
 
     @classmethod
     def update(cls, entity_set: str, key: str, payload: dict[str, Any], *, if_match: str = "*",

@@ -31,7 +31,7 @@ from ..connectors.reader import PagedReader
 from ..exceptions import ConcurrencyError, ConnectorError, StateStoreError, SyncCancelled
 from ..store import RecordFailure, StateStore
 from .mapping import FieldMapping, MappingSet, TableMapping
-from .plan import Plan
+from .plan import Plan, split_line_field
 from .progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from .report import MappingResult
 from .resolve import Resolver, is_unresolved
@@ -67,7 +67,8 @@ def _typed(value: str | None, fld: FieldMapping) -> Any:
         return None
     if fld.compare.kind == "number":
         number = float(value)
-        return int(number) if number.is_integer() and "." not in value else number
+        whole = fld.compare.decimals == 0 or "." not in value
+        return round(number) if whole and number.is_integer() else number
     if fld.compare.kind == "bool":
         return value == "true"
     return value
@@ -228,6 +229,10 @@ class Applier:
                                      self._transient(outcome), item.op.payload,
                                      {**(outcome.error.to_dict() if outcome.error else
                                          {"status": outcome.status}), "body": outcome.body}))
+            if mapping.mark_source_on_create:
+                created = [(p.record, o) for p, o in zip(prepared, outcomes, strict=True)
+                           if o.ok and p.record["action"].startswith("insert")]
+                failures += self._mark_sources(mapping, target, created)
             after = _requests(self._clients())
             tally.add("requests", after[0] - before[0])
             tally.add("retries", after[1] - before[1])
@@ -255,7 +260,12 @@ class Applier:
         binds: dict[str, str] = {}
         problems: list[str] = []
         source_values: dict[str, Any] = {}
+        line_rows: dict[int, list[dict[str, Any]]] = {}
         for row in values:
+            line = split_line_field(row["field"])
+            if line is not None:
+                line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
+                continue
             fld = mapping.field(row["field"])
             value = row["new_value"]
             source_values[fld.nav if target == "crm" else fld.crm] = value
@@ -267,16 +277,20 @@ class Applier:
                 problem = self._nav_value(mapping, fld, value, payload, resolver)
             if problem:
                 problems.append(problem)
+        action = record["action"]
+        if mapping.lines is not None and action.startswith("insert"):
+            lines = self._line_payloads(mapping, line_rows, target, resolver, problems)
+            side = mapping.lines.crm if target == "crm" else mapping.lines.nav
+            payload[side.navigation] = lines
         if problems:
             return "; ".join(problems)
-        action = record["action"]
         if action.startswith("insert"):
             source = {r["field"]: r["new_value"] for r in values}
             template = mapping.template_for(target, source)
             payload = {**(template.values if template else {}), **payload}
             if target == "crm":
                 op = WriteOp.create(mapping.crm.entity, payload, key=record["crm_id"],
-                                    binds=binds)
+                                    binds=binds, key_column=mapping.crm.key)
             else:
                 if record["crm_id"] in coupled_crm:
                     self.store.uncouple(mapping.name, crm_id=record["crm_id"])
@@ -290,6 +304,68 @@ class Applier:
             op = WriteOp.update(mapping.nav.entity, record["nav_id"], payload,
                                 if_match=record.get("nav_version") or "*")
         return _Prepared(record, op, source_values)
+
+    def _mark_sources(self, mapping: TableMapping, target: Target,
+                      created: list[tuple[dict[str, Any], WriteOutcome]],
+                      ) -> list[tuple[dict[str, Any], str, bool, Any, Any]]:
+        """Write ``mark_source_on_create`` to the source records whose copies now exist (a
+        CRM order is marked as submitted to the back office with the BC order number)."""
+        if not created:
+            return []
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ops: list[WriteOp] = []
+        for record, outcome in created:
+            body = outcome.body if isinstance(outcome.body, dict) else {}
+            payload: dict[str, Any] = {}
+            for column, value in mapping.mark_source_on_create.items():
+                if isinstance(value, str) and value.startswith("{created.") and \
+                        value.endswith("}"):
+                    payload[column] = body.get(value[len("{created."):-1])
+                elif value == "{today}":
+                    payload[column] = today
+                elif value == "{now}":
+                    payload[column] = now
+                else:
+                    payload[column] = value
+            if target == "nav":
+                ops.append(WriteOp.update(mapping.crm.entity, record["crm_id"], payload))
+            else:
+                ops.append(WriteOp.update(mapping.nav.entity, record["nav_id"], payload))
+        client = (self.connections.dataverse if target == "nav"
+                  else self.connections.business_central_for(mapping.nav.api))
+        failed = []
+        for (record, outcome), op, marked in zip(created, ops, client.write(ops), strict=True):
+            if not marked.ok:
+                side = "CRM" if target == "nav" else "BC"
+                failed.append((record, f"created as {outcome.id}, but marking the {side} source "
+                                       f"record failed: {marked.error}; set "
+                                       f"{', '.join(op.payload)} on it by hand", False,
+                               op.payload, None))
+        return failed
+
+    def _line_payloads(self, mapping: TableMapping, line_rows: dict[int, list[dict[str, Any]]],
+                       target: Target, resolver: Resolver,
+                       problems: list[str]) -> list[dict[str, Any]]:
+        """The lines of a document created in one request (deep insert), in line order."""
+        lines = mapping.line_mapping
+        out: list[dict[str, Any]] = []
+        for position in sorted(line_rows):
+            payload: dict[str, Any] = {}
+            binds: dict[str, str] = {}
+            for row in line_rows[position]:
+                fld = lines.field(row["field"])
+                value = row["new_value"]
+                if value is None and fld.not_null:
+                    continue
+                problem = (self._crm_value(lines, fld, value, payload, binds, resolver)
+                           if target == "crm" else
+                           self._nav_value(lines, fld, value, payload, resolver))
+                if problem:
+                    problems.append(f"line {position}: {problem}")
+            payload.update({f"{nav}@odata.bind": path for nav, path in binds.items()})
+            out.append(payload)
+        return out
 
     def _crm_value(self, mapping: TableMapping, fld: FieldMapping, value: str | None,
                    payload: dict[str, Any], binds: dict[str, str],
@@ -404,8 +480,14 @@ class Applier:
                 base[change["field"]] = change["new_value"]
         bases[nav_id] = base
         written.setdefault(nav_id, set()).add(target)
+        crm_key = record.get("crm_key")
+        if crm_key is None and target == "crm" and mapping.crm.natural_key:
+            crm_key = next((c["new_value"] for c in values
+                            if mapping.fields_by_name.get(c["field"].lower()) is not None
+                            and mapping.fields_by_name[c["field"].lower()].crm
+                            == mapping.crm.natural_key), None)
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
-                               "crm_key": record.get("crm_key"), "base_values": base}
+                               "crm_key": crm_key, "base_values": base}
         if target == "crm":
             row["crm_etag"] = outcome.etag or ""
             row["nav_etag"] = record.get("nav_version")

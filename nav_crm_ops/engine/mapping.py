@@ -45,13 +45,18 @@ __all__ = [
     "RECOMMENDED_ORDER",
     "CompareSpec",
     "CrmSide",
+    "DocumentLines",
     "FieldMapping",
+    "LinesSide",
+    "LookupChild",
     "LookupSpec",
     "LookupVia",
     "MappingSet",
     "MatchSpec",
     "NavReference",
     "NavSide",
+    "NotSynchronized",
+    "OnlyWhen",
     "OptionMap",
     "OptionValue",
     "TableMapping",
@@ -66,7 +71,8 @@ FIELD_KINDS: tuple[str, ...] = ("text", "number", "bool", "datetime", "id")
 
 RECOMMENDED_ORDER: tuple[str, ...] = (
     "CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT", "RESOURCE-PRODUCT",
-    "ITEM-PRODUCT", "CUSTOMER STATISTICS",
+    "ITEM-PRODUCT", "CUSTPRCGRP-PRICE", "SALESPRC-PRODUCTPRICE", "POSTEDSALESINV-INV",
+    "SALES ORDERS", "CUSTOMER STATISTICS",
 )
 """The reference's first-run order; other mappings follow (dependencies permitting)."""
 
@@ -113,6 +119,9 @@ class NavSide(_Frozen):
     coupled_in: str | None = Field(
         None, description="take only records whose id is a NAV id coupled in this mapping "
         "(statistics of coupled customers); must also be a dependency")
+    coupled_in_field: str | None = Field(
+        None, description="with coupled_in: the column holding that NAV id (default: the "
+        "record's own key), e.g. customerId for documents of coupled customers")
 
     @field_validator("entity", "key", "modified")
     @classmethod
@@ -183,6 +192,23 @@ class LookupVia(_Frozen):
     filter: str = ""
 
 
+class LookupChild(_Frozen):
+    """The CRM record a lookup points to is a child of the coupled record: a price list
+    item's unit (``uom``) is the base unit of the unit group coupled with the BC unit of
+    measure. Read as one table ``child id -> parent id`` (cached like reference tables)."""
+
+    entity: str = Field(description="CRM entity set of the children, e.g. uoms")
+    key: str = Field(description="their primary key, e.g. uomid")
+    parent: str = Field(description="their lookup to the coupled record, e.g. uomscheduleid")
+    filter: str = Field("", description="which child stands for the parent, e.g. "
+                        "isschedulebaseuom eq true")
+
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return _checked_filter(value)
+
+
 class LookupSpec(_Frozen):
     """A reference resolved through the couplings of another mapping.
 
@@ -197,6 +223,10 @@ class LookupSpec(_Frozen):
     target: str = Field(description="CRM entity set of the referenced record, e.g. accounts")
     nav_key: str | None = None
     via: LookupVia | None = None
+    also: tuple[str, ...] = Field(
+        (), description="further mappings whose couplings resolve the value when the first "
+        "does not (a document line's product is an item or a resource)")
+    crm_child: LookupChild | None = None
     crm_natural_key_fallback: bool = Field(
         False, description="resolve values that are not coupled through the referenced "
         "mapping's CRM natural key (the local currency exists only on the CRM side)")
@@ -204,6 +234,11 @@ class LookupSpec(_Frozen):
     def bind(self, crm_id: str) -> dict[str, str]:
         """The ``@odata.bind`` body entry that sets the lookup to ``crm_id``."""
         return {f"{self.navigation}@odata.bind": f"/{self.target}({crm_id})"}
+
+    @property
+    def mappings(self) -> tuple[str, ...]:
+        """Every mapping whose couplings resolve the value, in the order they are tried."""
+        return (self.mapping, *self.also)
 
 
 class NavReference(_Frozen):
@@ -257,6 +292,14 @@ class CompareSpec(_Frozen):
     decimals: int | None = None
 
 
+class OnlyWhen(_Frozen):
+    """A document line field that carries a value only on some lines: the product of an item
+    or resource line (other lines are written-in text)."""
+
+    column: str
+    values: tuple[str, ...]
+
+
 class FieldMapping(_Frozen):
     """One field pair. ``name`` (default: the CRM field) identifies it within its mapping."""
 
@@ -276,6 +319,9 @@ class FieldMapping(_Frozen):
                            "which Dataverse requires): an empty source leaves the other side")
     match: MatchSpec | None = None
     compare: CompareSpec = CompareSpec()
+    only_when: OnlyWhen | None = Field(
+        None, description="document lines only: the field is empty on lines whose source "
+        "column is not one of the values")
 
     @model_validator(mode="before")
     @classmethod
@@ -308,6 +354,45 @@ class FieldMapping(_Frozen):
         return f"_{self.crm}_value" if self.lookup is not None else self.crm
 
 
+class NotSynchronized(_Frozen):
+    """A source column the mapping cannot carry over: the preview says so on every record
+    where it holds a value (price starting and ending dates have no place in a CRM price
+    list)."""
+
+    side: Literal["nav", "crm"] = "nav"
+    column: str
+    note: str
+
+
+class LinesSide(_Frozen):
+    """One side of a document's lines."""
+
+    entity: str = Field(description="entity set of the lines, e.g. salesInvoiceLines")
+    parent: str = Field(description="column (CRM: lookup) holding the document, e.g. documentId")
+    navigation: str = Field(description="navigation property for creating the document with "
+                            "its lines in one request (deep insert), e.g. invoice_details")
+    key: str = "id"
+    order: str = Field(description="line order column, e.g. sequence or lineitemnumber")
+    logical_name: str = ""
+    api: str = "v2.0"
+
+    @property
+    def parent_read_column(self) -> str:
+        """How the parent reference is read (CRM lookups come back as ``_x_value``)."""
+        return f"_{self.parent}_value" if self.logical_name else self.parent
+
+
+class DocumentLines(_Frozen):
+    """The lines of a document mapping (invoices, orders). Lines are read with the documents
+    the plan creates and written with them in one request, so a document never exists
+    without its lines; a line that cannot be written (an item not coupled) fails the whole
+    document with the reason."""
+
+    nav: LinesSide
+    crm: LinesSide
+    fields: tuple[dict[str, Any], ...] = ()
+
+
 class TableMapping(_Frozen):
     """One table pair and how it synchronizes (see the module docstring for overrides)."""
 
@@ -324,6 +409,19 @@ class TableMapping(_Frozen):
     update_conflict: Literal["none", "nav_wins", "crm_wins"] = "none"
     deletion_conflict: Literal["none", "remove_coupling", "restore"] = "none"
     skip_after: int = Field(2, ge=0, description="consecutive identical permanent failures before a coupling is skipped (0: never)")
+    create_only: bool = Field(
+        False, description="records are written once, when the sync creates them; later "
+        "changes are reported in the preview, not synchronized (orders sent to the back office)")
+    mark_source_on_create: dict[str, Any] = Field(
+        default_factory=dict, description="values written to the source record once its "
+        "copy exists: '{today}', '{now}' and '{created.<column>}' are filled in")
+    not_synchronized: tuple[NotSynchronized, ...] = ()
+    lines: DocumentLines | None = None
+    part_of: str | None = Field(None, description="set by the engine on the line mapping of "
+                                "a document mapping (its name)")
+    follow_up: Literal["sales_order_status"] | None = Field(
+        None, description="work done after the mapping's sync (sales orders: posted orders "
+        "make the CRM order Invoiced, deleted ones return it to Active)")
     fields: tuple[FieldMapping, ...] = ()
 
     @model_validator(mode="before")
@@ -390,7 +488,33 @@ class TableMapping(_Frozen):
                     targets[(side, column.lower())] = fld.name
             if fld.options is not None:
                 self._check_options(fld, where)
+            if fld.only_when is not None and self.part_of is None:
+                raise ValueError(f"{where}: only_when is for document line fields (under "
+                                 "lines: fields:), not for a mapping's own fields")
+        if self.lines is not None:
+            self.line_mapping  # noqa: B018 - validates the line fields
         return self
+
+    @cached_property
+    def line_mapping(self) -> TableMapping:
+        """The lines of a document mapping as a mapping of their own (fields, lookups and
+        transformations work the same way); MappingError when this is no document mapping."""
+        if self.lines is None:
+            raise MappingError(f"mapping {self.name} has no lines")
+        nav, crm = self.lines.nav, self.lines.crm
+        try:
+            return TableMapping.model_validate({
+                "name": f"{self.name} LINES", "direction": self.direction,
+                "part_of": self.name,
+                "nav": {"entity": nav.entity, "api": nav.api, "key": nav.key,
+                        "incremental": False},
+                "crm": {"entity": crm.entity, "logical_name": crm.logical_name or crm.entity,
+                        "key": crm.key},
+                "fields": list(self.lines.fields)})
+        except PydanticValidationError as exc:
+            raise ValueError(_pydantic_message(exc, {"name": f"{self.name} lines",
+                                                     "fields": list(self.lines.fields)},
+                                               "lines")) from None
 
     @staticmethod
     def _check_options(fld: FieldMapping, where: str) -> None:
@@ -442,12 +566,15 @@ class TableMapping(_Frozen):
         return ("to_crm", "from_crm") if self.direction == "bidirectional" else (self.direction,)
 
     def nav_select(self) -> list[str]:
-        """NAV ``$select``: key, modified (incremental sets), natural key and every enabled
-        field's NAV column."""
+        """NAV ``$select``: key, modified (incremental sets), natural key, every enabled
+        field's NAV column and the columns the preview mentions (``not_synchronized``)."""
         columns = [self.nav.key, *([self.nav.modified] if self.nav.incremental else [])]
         if self.nav.natural_key:
             columns.append(self.nav.natural_key)
+        if self.nav.coupled_in_field:
+            columns.append(self.nav.coupled_in_field)
         columns += [f.nav for f in self.enabled_fields()]
+        columns += [n.column for n in self.not_synchronized if n.side == "nav"]
         return list(dict.fromkeys(columns))
 
     def crm_select(self) -> list[str]:
@@ -456,6 +583,7 @@ class TableMapping(_Frozen):
         if self.crm.natural_key:
             columns.append(self.crm.natural_key)
         columns += [f.crm_read_column for f in self.enabled_fields()]
+        columns += [n.column for n in self.not_synchronized if n.side == "crm"]
         return list(dict.fromkeys(columns))
 
     def match_groups(self) -> list[tuple[int, tuple[FieldMapping, ...]]]:
@@ -703,22 +831,24 @@ class MappingSet:
                         f"mapping {mapping.name}: depends_on names unknown mapping {dep!r}; "
                         f"known mappings: {self.names}"
                     )
-            for fld in mapping.fields:
+            fields = mapping.fields + (mapping.line_mapping.fields if mapping.lines else ())
+            for fld in fields:
                 if fld.lookup is None:
                     continue
                 where = f"mapping {mapping.name}, field {fld.name}"
-                target = self._mappings.get(fld.lookup.mapping.upper())
-                if target is None:
-                    raise MappingError(
-                        f"{where}: lookup names unknown mapping {fld.lookup.mapping!r}; "
-                        f"known mappings: {self.names}"
-                    )
-                valid = [k for k in (target.nav.key, target.nav.natural_key) if k]
-                if fld.lookup.nav_key is not None and fld.lookup.nav_key not in valid:
-                    raise MappingError(
-                        f"{where}: lookup nav_key {fld.lookup.nav_key!r} does not identify a "
-                        f"{target.name} record; valid: {valid}"
-                    )
+                for name in fld.lookup.mappings:
+                    target = self._mappings.get(name.upper())
+                    if target is None:
+                        raise MappingError(
+                            f"{where}: lookup names unknown mapping {name!r}; "
+                            f"known mappings: {self.names}"
+                        )
+                    valid = [k for k in (target.nav.key, target.nav.natural_key) if k]
+                    if fld.lookup.nav_key is not None and fld.lookup.nav_key not in valid:
+                        raise MappingError(
+                            f"{where}: lookup nav_key {fld.lookup.nav_key!r} does not identify "
+                            f"a {target.name} record; valid: {valid}"
+                        )
 
     def lookup_nav_key(self, fld: FieldMapping) -> str:
         """The NAV field of the referenced mapping that the lookup field holds."""

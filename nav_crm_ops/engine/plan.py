@@ -53,8 +53,10 @@ __all__ = [
     "PlanDirection",
     "PlanMetadata",
     "SkipReason",
+    "line_field",
     "plan_rows_from_diff",
     "read_plan_metadata",
+    "split_line_field",
 ]
 
 PLAN_FORMAT_VERSION = 2
@@ -90,9 +92,11 @@ PlanDirection = Literal["to_crm", "from_crm", "both", "none"]
 DIRECTIONS: tuple[str, ...] = ("to_crm", "from_crm", "both", "none")
 """Which way a record's writes go: ``both`` for ``update_both``, ``none`` when nothing is written."""
 
-SkipReason = Literal["only_coupled", "skipped_coupling", "filtered_out"]
+SkipReason = Literal["only_coupled", "skipped_coupling", "filtered_out", "create_only"]
 SKIP_REASONS: dict[str, str] = {
     "only_coupled": "uncoupled record and the mapping synchronizes only coupled records",
+    "create_only": "written once when it was created (an order sent to the back office); "
+                   "later changes are not synchronized",
     "skipped_coupling": "the coupling is marked skipped until a person restores it",
     "filtered_out": "the record no longer matches the mapping's table filter",
 }
@@ -134,6 +138,23 @@ FIELD_CHANGE_SCHEMA: dict[str, pl.DataType] = {
     "resolution": pl.Enum(RESOLUTIONS),
 }
 """Columns of :attr:`Plan.field_changes` (the diff's field changes plus mapping/record_id)."""
+
+LINE_PREFIX = "lines["
+"""Field changes of a document's lines are named ``lines[<position>].<line field>``."""
+
+
+def line_field(position: int, name: str) -> str:
+    """The field-change name of a document line's field (``lines[2].quantity``)."""
+    return f"{LINE_PREFIX}{position}].{name}"
+
+
+def split_line_field(name: str) -> tuple[int, str] | None:
+    """(position, line field) of a :func:`line_field` name; None for header fields."""
+    if not name.startswith(LINE_PREFIX):
+        return None
+    position, _, field_name = name[len(LINE_PREFIX):].partition("].")
+    return int(position), field_name
+
 
 _REQUIRED_RECORD_COLUMNS = ("mapping", "record_id", "action")
 _REQUIRED_FIELD_COLUMNS = ("mapping", "record_id", "field")

@@ -37,7 +37,7 @@ from .diff import three_way_diff
 from .ids import crm_id_for
 from .mapping import MappingSet, TableMapping
 from .matching import match_records
-from .plan import FIELD_CHANGE_SCHEMA, RECORD_SCHEMA, plan_rows_from_diff
+from .plan import FIELD_CHANGE_SCHEMA, RECORD_SCHEMA, line_field, plan_rows_from_diff
 from .progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from .resolve import Resolver, is_unresolved
 from .sides import SideReader, empty_field_frame, field_frame
@@ -83,6 +83,50 @@ def _change_rows(rows: list[dict[str, Any]]) -> pl.DataFrame:
 
 def _unique(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.unique(subset="_id", keep="last", maintain_order=True)
+
+
+SCOPE = "__scope"
+BC_BLANK_DATE = "0001-01-01"
+"""Business Central's empty date (dates are never null in its API)."""
+NOTES = "__notes"
+_INSERTS = ("insert_crm", "insert_nav")
+_UPDATES = ("update_crm", "update_nav", "update_both", "conflict")
+
+
+def _with_extras(frame: pl.DataFrame, raw: pl.DataFrame | None, mapping: TableMapping,
+                 side: Literal["nav", "crm"]) -> pl.DataFrame:
+    """Columns the plan needs besides the fields: the id that scopes ``coupled_in`` and the
+    notes on values the mapping cannot carry (``not_synchronized``; empty, zero and BC's blank
+    date carry nothing worth a note)."""
+    height = frame.height
+    scope_column = mapping.nav.coupled_in_field if side == "nav" else None
+    if raw is not None and scope_column and scope_column in raw.columns:
+        scope = raw.get_column(scope_column).cast(pl.Utf8).str.to_lowercase().alias(SCOPE)
+    else:
+        scope = frame.get_column("_id").alias(SCOPE)
+    notes: list[pl.Expr] = []
+    if raw is not None:
+        for item in mapping.not_synchronized:
+            if item.side == side and item.column in raw.columns:
+                value = pl.col(item.column).cast(pl.Utf8)
+                blank = value.is_null() | value.is_in(["", "0", "0.0"]) | value.str.starts_with(
+                    BC_BLANK_DATE)
+                notes.append(pl.when(~blank)
+                             .then(pl.concat_str([pl.lit(f"{item.note} ({item.column} "),
+                                                  value, pl.lit(")")]))
+                             .otherwise(pl.lit(None, pl.Utf8)))
+    if raw is not None and notes and height:
+        note = raw.select(pl.concat_str(notes, separator="; ", ignore_nulls=True)
+                          .alias(NOTES)).get_column(NOTES)
+        note = note.replace("", None)
+    else:
+        note = pl.Series(NOTES, [None] * height, dtype=pl.Utf8)
+    return frame.with_columns(scope, note)
+
+
+def _fields(raw: pl.DataFrame, mapping: TableMapping, side: Literal["nav", "crm"],
+            resolver: Resolver) -> pl.DataFrame:
+    return _with_extras(field_frame(raw, mapping, side, resolver), raw, mapping, side)
 
 
 class Planner:
@@ -146,12 +190,12 @@ class Planner:
             changed_nav = changed_crm = None
         else:
             emit(progress, ProgressEvent(mapping.name, "read nav", 0))
-            changed_nav = nav_reader.changed(
-                None if first else parse_moment(marks["nav"]), self.overlap)
+            changed_nav = None if self._target_only(mapping, "nav", first) else \
+                nav_reader.changed(None if first else parse_moment(marks["nav"]), self.overlap)
             check_cancelled(cancel, f"the {mapping.name} preview")
             emit(progress, ProgressEvent(mapping.name, "read crm", 0))
-            changed_crm = crm_reader.changed(
-                None if first else parse_moment(marks["crm"]), self.overlap)
+            changed_crm = None if self._target_only(mapping, "crm", first) else \
+                crm_reader.changed(None if first else parse_moment(marks["crm"]), self.overlap)
             check_cancelled(cancel, f"the {mapping.name} preview")
             retry_nav, retry_crm = ids(retry_pass, "to_crm"), ids(retry_pass, "from_crm")
             want_nav = set() if first else {*retry_nav, *(crm_to_nav[c] for c in retry_crm
@@ -163,7 +207,7 @@ class Planner:
         if mapping.nav.coupled_in is not None:
             scope = self.store.couplings_frame(mapping.nav.coupled_in,
                                                columns=["nav_id"])["nav_id"].to_list()
-            nav = nav.filter(pl.col("_id").is_in(scope))
+            nav = nav.filter(pl.col(SCOPE).is_in(scope))
         nav, crm = self._read_missing(mapping, nav, crm, want_nav, want_crm, resolver,
                                       requested_nav, requested_crm)
         both_sides = {*want_nav, *(crm_to_nav[c] for c in want_crm if c in crm_to_nav)}
@@ -241,6 +285,11 @@ class Planner:
         field_changes = pl.concat([diff_changes, *(c for _, c in insert_frames)],
                                   how="diagonal_relaxed")
         records = self._check_writes(mapping, records, field_changes, resolver)
+        if mapping.create_only:
+            records = self._created_once(mapping, records)
+        if mapping.lines is not None:
+            records, field_changes = self._lines(mapping, records, field_changes, resolver)
+        records = self._notes(records, nav, crm)
         watermarks = {} if selection is not None else {
             "nav": self._watermark(marks.get("nav"), changed_nav, mapping, "nav", started),
             "crm": self._watermark(marks.get("crm"), changed_crm, mapping, "crm", started),
@@ -248,11 +297,20 @@ class Planner:
         return MappingPlan(records, field_changes, watermarks)
 
     # -- steps ---------------------------------------------------------------------------------
+    @staticmethod
+    def _target_only(mapping: TableMapping, side: Literal["nav", "crm"], first: bool) -> bool:
+        """A ``create_only`` mapping never writes a coupled record again, so after the first
+        sync (which reads everything, to match before creating) the changes of the side it only
+        writes to are not needed: matching candidates are read by value."""
+        writes_only_to = "nav" if mapping.direction == "from_crm" else "crm"
+        return (mapping.create_only and mapping.direction != "bidirectional" and not first
+                and side == writes_only_to)
+
     def _frame(self, mapping: TableMapping, side: Literal["nav", "crm"],
                raw: pl.DataFrame | None, resolver: Resolver) -> pl.DataFrame:
         if raw is None:
-            return empty_field_frame(mapping)
-        return _unique(field_frame(raw, mapping, side, resolver))
+            return _with_extras(empty_field_frame(mapping), None, mapping, side)
+        return _unique(_fields(raw, mapping, side, resolver))
 
     def _read_missing(self, mapping: TableMapping, nav: pl.DataFrame, crm: pl.DataFrame,
                       want_nav: Iterable[str], want_crm: Iterable[str], resolver: Resolver,
@@ -264,10 +322,10 @@ class Planner:
         requested_nav.update(missing_nav)
         requested_crm.update(missing_crm)
         if missing_nav:
-            extra = field_frame(nav_reader.by_ids(missing_nav), mapping, "nav", resolver)
+            extra = _fields(nav_reader.by_ids(missing_nav), mapping, "nav", resolver)
             nav = _unique(pl.concat([nav, extra], how="diagonal_relaxed"))
         if missing_crm:
-            extra = field_frame(crm_reader.by_ids(missing_crm), mapping, "crm", resolver)
+            extra = _fields(crm_reader.by_ids(missing_crm), mapping, "crm", resolver)
             crm = _unique(pl.concat([crm, extra], how="diagonal_relaxed"))
         return nav, crm
 
@@ -436,7 +494,7 @@ class Planner:
                 values = [v for v in sources[fld.name].drop_nulls().unique().to_list() if v]
                 if values:
                     raw = reader.by_values(column, values)
-                    frames.append(field_frame(raw, mapping, reader.side, resolver))
+                    frames.append(_fields(raw, mapping, reader.side, resolver))
         found = _unique(pl.concat(frames, how="diagonal_relaxed"))
         return found.filter(~pl.col("_id").is_in(list(coupled)))
 
@@ -574,6 +632,128 @@ class Planner:
         ).with_columns(
             pl.when(pl.col("action") == "fail").then(pl.lit("none"))
             .otherwise(pl.col("direction")).alias("direction")).drop("__problem")
+
+    @staticmethod
+    def _created_once(mapping: TableMapping, records: pl.DataFrame) -> pl.DataFrame:
+        """``create_only`` mappings: a coupled record is never written again; its changes and
+        a missing partner are reported instead (the follow-up step handles posted and deleted
+        orders)."""
+        action = pl.col("action").cast(pl.Utf8)
+        touched = action.is_in([*_UPDATES, "deletion_conflict"])
+        note = pl.lit(f"{mapping.name} writes a record once, when it creates it: this change "
+                      "is not synchronized (change the other side by hand if it matters)")
+        gone = pl.lit(f"the other side's record no longer exists: {mapping.name}'s follow-up "
+                      "step settles it (posted or deleted)")
+        return records.with_columns(
+            pl.when(touched).then(pl.lit("skip")).otherwise(action).alias("action"),
+            pl.when(touched).then(pl.lit("create_only"))
+            .otherwise(pl.col("skip_reason").cast(pl.Utf8)).alias("skip_reason"),
+            pl.when(action == "deletion_conflict").then(gone)
+            .when(touched).then(note).otherwise(pl.col("message")).alias("message"),
+            pl.when(touched).then(pl.lit("none"))
+            .otherwise(pl.col("direction").cast(pl.Utf8)).alias("direction"),
+        )
+
+    @staticmethod
+    def _notes(records: pl.DataFrame, nav: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
+        """Append the ``not_synchronized`` notes of each record's source to its message."""
+        found = [frame.filter(pl.col(NOTES).is_not_null()).select("_id", NOTES)
+                 for frame in (nav, crm) if NOTES in frame.columns]
+        notes = pl.concat(found) if found else pl.DataFrame()
+        if notes.height == 0 or records.height == 0:
+            return records
+        notes = notes.unique(subset="_id", keep="first")
+        action = pl.col("action").cast(pl.Utf8)
+        joined = records.join(notes.rename({"_id": "record_id"}), on="record_id", how="left")
+        return joined.with_columns(
+            pl.when(pl.col(NOTES).is_not_null() & action.is_in([*_INSERTS, *_UPDATES]))
+            .then(pl.concat_str([pl.col("message"), pl.col(NOTES)], separator="; ",
+                                ignore_nulls=True))
+            .otherwise(pl.col("message")).alias("message")).drop(NOTES)
+
+    def _lines(self, mapping: TableMapping, records: pl.DataFrame, changes: pl.DataFrame,
+               resolver: Resolver) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Documents the plan creates get their lines: one field change per line value
+        (``lines[2].quantity``, what the preview shows and apply writes with the document);
+        a line that cannot be written fails its document with the reason."""
+        assert mapping.lines is not None
+        lines = mapping.line_mapping
+        action = pl.col("action").cast(pl.Utf8)
+        extra_changes: list[dict[str, Any]] = []
+        problems: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for target in ("crm", "nav"):
+            docs = records.filter(action == f"insert_{target}")
+            if docs.height == 0:
+                continue
+            source: Literal["nav", "crm"] = "nav" if target == "crm" else "crm"
+            spec = mapping.lines.nav if source == "nav" else mapping.lines.crm
+            doc_ids = docs["nav_id" if source == "nav" else "crm_id"].to_list()
+            client = (self.connections.business_central_for(spec.api) if source == "nav"
+                      else self.connections.dataverse)
+            conditions = {f.name: f.only_when for f in lines.enabled_fields() if f.only_when}
+            select = list(dict.fromkeys([
+                *(lines.nav_select() if source == "nav" else lines.crm_select()),
+                spec.parent_read_column, spec.order,
+                *(c.column for c in conditions.values())]))
+            raw = client.read_by_ids(spec.entity, spec.parent_read_column, doc_ids,
+                                     select=select)
+            if raw.height == 0:
+                continue
+            frame = field_frame(raw, lines, source, resolver).with_columns(
+                pl.when(raw.get_column(c.column).cast(pl.Utf8).is_in(list(c.values)))
+                .then(pl.col(name)).otherwise(pl.lit(None, pl.Utf8)).alias(name)
+                for name, c in conditions.items()).with_columns(
+                raw.get_column(spec.parent_read_column).cast(pl.Utf8).str.to_lowercase()
+                .alias("__document"),
+                raw.get_column(spec.order).alias("__order"))
+            frame = frame.sort("__document", "__order", nulls_last=True).with_columns(
+                pl.int_range(1, pl.len() + 1).over("__document").alias("__position"))
+            writing = [f for f in lines.enabled_fields()
+                       if (f.writes_to_crm if target == "crm" else f.writes_to_nav)]
+            line_records: list[dict[str, Any]] = []
+            line_changes: list[dict[str, Any]] = []
+            for row in frame.iter_rows(named=True):
+                document, position = row["__document"], row["__position"]
+                counts[document] = counts.get(document, 0) + 1
+                line_id = f"{document}:{position}"
+                line_records.append({"mapping": lines.name, "record_id": line_id,
+                                     "action": f"insert_{target}", "direction": "none"})
+                for fld in writing:
+                    value = row.get(fld.name)
+                    if value is None or value == "":
+                        continue
+                    common = {"base_value": None, f"{source}_value": value,
+                              "changed_side": source, "target": target, "new_value": value,
+                              "conflict": False, "resolution": "none"}
+                    line_changes.append({"mapping": lines.name, "record_id": line_id,
+                                         "field": fld.name, **common})
+                    extra_changes.append({"mapping": mapping.name, "record_id": document,
+                                          "field": line_field(position, fld.name), **common})
+            checked = self._check_writes(lines, _record_rows(line_records),
+                                         _change_rows(line_changes), resolver)
+            for line_id, message in checked.filter(action == "fail").select(
+                    "record_id", "message").iter_rows():
+                document, _, position = line_id.rpartition(":")
+                text = f"line {position}: {message}"
+                problems[document] = f"{problems[document]}; {text}" if document in problems \
+                    else text
+        if extra_changes:
+            changes = pl.concat([changes, _change_rows(extra_changes)], how="diagonal_relaxed")
+        lines_note = pl.col("record_id").replace_strict(
+            {k: f"{v} line(s)" for k, v in counts.items()}, default=None, return_dtype=pl.Utf8)
+        failed = pl.col("record_id").is_in(list(problems)) & action.is_in(list(_INSERTS))
+        records = records.with_columns(
+            pl.when(failed).then(pl.lit("fail")).otherwise(action).alias("action"),
+            pl.when(failed).then(pl.col("record_id").replace_strict(
+                problems, default=None, return_dtype=pl.Utf8))
+            .when(action.is_in(list(_INSERTS)))
+            .then(pl.concat_str([pl.col("message"), lines_note], separator="; ",
+                                ignore_nulls=True))
+            .otherwise(pl.col("message")).alias("message"),
+            pl.when(failed).then(pl.lit("none"))
+            .otherwise(pl.col("direction").cast(pl.Utf8)).alias("direction"))
+        return records, changes
 
     def _watermark(self, old: str | None, changed: pl.DataFrame | None, mapping: TableMapping,
                    side: Literal["nav", "crm"], started: datetime) -> str:

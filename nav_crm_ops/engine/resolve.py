@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 
 from ..connectors.factory import Connections
-from ..exceptions import SyncError
+from ..exceptions import ConnectorError, SyncError
 from ..store import StateStore
 from .mapping import FieldMapping, MappingSet
 
@@ -84,21 +84,43 @@ class Resolver:
     def _lookup_maps(self, fld: FieldMapping) -> tuple[dict[str, str], dict[str, str],
                                                        dict[str, str]]:
         """(nav_key -> crm_id, crm_id -> nav_key, nav_id -> nav_key) of the referenced
-        mapping's couplings."""
+        mappings' couplings (the first mapping wins when several know a key)."""
         assert fld.lookup is not None
-        target = self.mappings.get(fld.lookup.mapping)
-        cached = self._lookups.get(target.name)
+        names = tuple(self.mappings.get(n).name for n in fld.lookup.mappings)
+        cache_key = " | ".join(names)
+        cached = self._lookups.get(cache_key)
         if cached is None:
-            couplings = self.store.couplings_frame(
-                target.name, columns=["nav_id", "crm_id", "nav_key"]).filter(
-                pl.col("nav_key").is_not_null())
-            keys = couplings.get_column("nav_key").to_list()
-            ids = [c.lower() for c in couplings.get_column("crm_id").to_list()]
-            navs = [n.lower() for n in couplings.get_column("nav_id").to_list()]
-            cached = (dict(zip(keys, ids, strict=True)), dict(zip(ids, keys, strict=True)),
-                      dict(zip(navs, keys, strict=True)))
-            self._lookups[target.name] = cached
+            to_crm: dict[str, str] = {}
+            to_nav: dict[str, str] = {}
+            by_nav_id: dict[str, str] = {}
+            for name in names:
+                couplings = self.store.couplings_frame(
+                    name, columns=["nav_id", "crm_id", "nav_key"]).filter(
+                    pl.col("nav_key").is_not_null())
+                for nav_id, crm_id, key in couplings.select(
+                        "nav_id", "crm_id", "nav_key").iter_rows():
+                    to_crm.setdefault(key, crm_id.lower())
+                    to_nav.setdefault(crm_id.lower(), key)
+                    by_nav_id.setdefault(nav_id.lower(), key)
+            cached = (to_crm, to_nav, by_nav_id)
+            self._lookups[cache_key] = cached
         return cached
+
+    def _children(self, fld: FieldMapping, *, child_ids: Iterable[str] = (),
+                  parent_ids: Iterable[str] = ()) -> dict[str, str]:
+        """``crm_child`` lookups: child id -> parent id (a unit -> its unit group)."""
+        assert fld.lookup is not None and fld.lookup.crm_child is not None
+        child = fld.lookup.crm_child
+        parent_column = f"_{child.parent}_value"
+
+        def load() -> dict[str, str]:
+            frame = self.connections.dataverse.read(child.entity,
+                                                    select=[child.key, parent_column],
+                                                    filter=child.filter or None)
+            return {str(c).lower(): str(p).lower() for c, p in frame.iter_rows() if c and p}
+
+        return self._table(f"crm:{child.entity}:{child.parent}:{child.filter}", load,
+                           keys=child_ids, values=parent_ids)
 
     def _crm_natural_keys(self, fld: FieldMapping, *, crm_ids: Iterable[str] = (),
                           nav_keys: Iterable[str] = ()) -> None:
@@ -126,6 +148,9 @@ class Resolver:
     def lookup_crm_to_nav(self, fld: FieldMapping, values: pl.Series) -> pl.Series:
         """CRM GUIDs of a lookup column as NAV keys (``<not coupled: guid>`` when unknown)."""
         guids = [None if v is None else str(v).lower() for v in values.to_list()]
+        if fld.lookup is not None and fld.lookup.crm_child is not None:
+            parents = self._children(fld, child_ids=[g for g in guids if g])
+            guids = [None if g is None else parents.get(g, g) for g in guids]
         _, to_nav, _ = self._lookup_maps(fld)
         missing = [g for g in guids if g and g not in to_nav]
         if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
@@ -140,7 +165,12 @@ class Resolver:
         missing = [k for k in keys if k not in to_crm]
         if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
             self._crm_natural_keys(fld, nav_keys=missing)
-        return {k: to_crm[k] for k in keys if k in to_crm}
+        found = {k: to_crm[k] for k in keys if k in to_crm}
+        if fld.lookup is not None and fld.lookup.crm_child is not None and found:
+            table = self._children(fld, parent_ids=found.values())
+            child_of = {parent: child for child, parent in table.items()}
+            found = {k: child_of[p] for k, p in found.items() if p in child_of}
+        return found
 
     def _via_table(self, fld: FieldMapping, *, keys: Iterable[str] = (),
                    values: Iterable[str] = ()) -> dict[str, str]:
@@ -200,18 +230,47 @@ class Resolver:
                     f"which is not coupled to a CRM {target.crm.logical_name} (mapping "
                     f"{target.name}): run {target.name} first (see its errors), or couple it "
                     "by hand")
+        names = " or ".join(self.mappings.get(n).name for n in fld.lookup.mappings)
         if to == "crm":
             return (f"{fld.nav} {value!r} is not coupled to a CRM {target.crm.logical_name} "
-                    f"(mapping {target.name}): run {target.name} first, or couple "
+                    f"(mapping {names}): run {target.name} first, or couple "
                     f"{target.nav.entity} {value!r} by hand")
         if to == "nav" and not value.startswith("<"):
             return (f"{fld.nav}: {target.nav.entity} {value!r} has no "
                     f"{fld.lookup.via.entity if fld.lookup.via else 'record'} in BC that this "
                     "field can point to: create it in BC, or choose another value in CRM")
         guid = value.removeprefix("<not coupled: ").removesuffix(">")
-        return (f"{fld.crm}: CRM {target.crm.logical_name} {guid} is not coupled to a BC "
-                f"{target.nav.entity} record (mapping {target.name}): run {target.name} "
-                "first, or couple it by hand")
+        return (f"{fld.crm}: CRM {target.crm.logical_name} {self.describe_crm(target.name, guid)}"
+                f" is not coupled to a BC {target.nav.entity} record (mapping {names}): couple "
+                f"it with `nav-crm-ops couple {target.name} <BC id> {guid}` or "
+                f"`nav-crm-ops match {target.name}`, or run {target.name} first")
+
+    def describe_crm(self, mapping: str, crm_id: str) -> str:
+        """A CRM record as a person knows it (``'Adatum Corporation' (accountnumber 10000,
+        id …)``), read once per run; the bare id when it cannot be read."""
+        target = self.mappings.get(mapping)
+        cache_key = f"describe:{target.crm.entity}:{crm_id}"
+        known = self._tables.get(cache_key)
+        if known is None:
+            columns = [c for c in dict.fromkeys(
+                [*(f.crm for f in target.enabled_fields()
+                   if f.crm in ("name", "fullname", "title") and f.lookup is None),
+                 *([target.crm.natural_key] if target.crm.natural_key else [])])]
+            known = {}
+            if columns:
+                try:
+                    frame = self.connections.dataverse.read_by_ids(
+                        target.crm.entity, target.crm.key, [crm_id], select=columns)
+                except ConnectorError:
+                    frame = pl.DataFrame()
+                if frame.height:
+                    known = {c: str(frame[c][0]) for c in columns if frame[c][0] is not None}
+            self._tables[cache_key] = known
+        name = next((known[c] for c in ("name", "fullname", "title") if c in known), None)
+        natural = target.crm.natural_key
+        details = ", ".join([*([f"{natural} {known[natural]}"] if natural and natural in known
+                               else []), f"id {crm_id}"])
+        return f"{name!r} ({details})" if name else details
 
     # -- NAV reference tables ----------------------------------------------------------------
     def reference_codes(self, fld: FieldMapping, *, ids: Iterable[str] = (),

@@ -26,6 +26,7 @@ from ..store import Coupling, StateStore, default_holder
 from .applier import Applier
 from .mapping import MappingSet, TableMapping
 from .matching import MATCH_SCHEMA, match_records
+from .order_status import SalesOrderFollowUp
 from .plan import Plan
 from .planner import MappingPlan, Planner, Selection
 from .progress import CancelToken, Progress, ProgressEvent
@@ -185,6 +186,10 @@ class Workspace:
                     follow = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name,
                                             retry=False, leave_out=set(tried))
                     result = _merged(result, follow)
+                if result.status != "cancelled" and mapping.follow_up == "sales_order_status":
+                    result = _merged(result, SalesOrderFollowUp(
+                        self.mappings, self.store, self.connections).run(
+                        mapping, job_name=job_name))
             report = report + SyncReport((result,))
             if result.status == "cancelled":
                 break

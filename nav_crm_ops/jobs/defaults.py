@@ -3,7 +3,10 @@
 Why these numbers: the reference runs each integration job every 30 minutes with an
 inactivity timeout of 720 minutes (1440 for customer statistics) so an idle mapping costs
 nothing between changes; a few attempts with a short rerun delay ride out a service blip.
-Customer statistics and sales orders get their jobs only when their notebooks exist.
+Mappings with a notebook of their own run it instead of the generic one: sales orders
+(``jobs/sales_orders.ipynb``: orders sent to BC, their fate reported back) and customer
+statistics when ``jobs/customer_statistics.ipynb`` exists. The sales-order job never waits for
+inactivity: a posted or deleted BC order leaves no modified record to probe for.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ def sync_job_name(mapping: str) -> str:
 
 def default_jobs(mappings: MappingSet, *, every_minutes: int = DEFAULT_EVERY_MINUTES,
                  notebooks: Path | None = None) -> list[JobEntry]:
-    """The default entries, in run order: every mapping in dependency (recommended) order,
-    then customer statistics and sales orders when their notebooks exist."""
+    """The default entries, in run order: one per mapping in dependency (recommended) order,
+    run by the mapping's own notebook when it has one (module docstring)."""
     folder = notebooks or notebooks_dir()
     if not (folder / SYNC_NOTEBOOK).is_file():
         raise ConfigError(f"the job notebook {folder / SYNC_NOTEBOOK} is missing; reinstall "
@@ -63,15 +66,17 @@ def default_jobs(mappings: MappingSet, *, every_minutes: int = DEFAULT_EVERY_MIN
                         inactivity_timeout_min=inactivity_timeout_min,
                         execution_timeout_s=DEFAULT_EXECUTION_TIMEOUT_S)
 
-    entries = [entry(sync_job_name(name), "sync", SYNC_NOTEBOOK, mapping=name)
-               for name in mappings.dependency_order()]
-    if (folder / STATISTICS_NOTEBOOK).is_file():
-        entries.append(entry("CUSTOMER STATISTICS - Dynamics 365 Sales synchronization job",
-                             "statistics", STATISTICS_NOTEBOOK,
-                             inactivity_timeout_min=STATISTICS_INACTIVITY_TIMEOUT_MIN))
-    if (folder / SALES_ORDERS_NOTEBOOK).is_file():
-        entries.append(entry("SALES ORDERS - Dynamics 365 Sales synchronization job",
-                             "sales_orders", SALES_ORDERS_NOTEBOOK))
+    flows = {"SALES ORDERS": ("sales_orders", SALES_ORDERS_NOTEBOOK, 0),
+             "CUSTOMER STATISTICS": ("statistics", STATISTICS_NOTEBOOK,
+                                     STATISTICS_INACTIVITY_TIMEOUT_MIN)}
+    entries = []
+    for name in mappings.dependency_order():
+        kind, notebook, timeout = flows.get(name.upper(), ("sync", SYNC_NOTEBOOK,
+                                                           DEFAULT_INACTIVITY_TIMEOUT_MIN))
+        if not (folder / notebook).is_file():
+            kind, notebook = "sync", SYNC_NOTEBOOK
+        entries.append(entry(sync_job_name(name), kind, notebook, mapping=name,
+                             inactivity_timeout_min=timeout))
     return entries
 
 

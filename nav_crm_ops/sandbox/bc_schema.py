@@ -209,7 +209,8 @@ SALES_PRICES = _entity("salesPrices", (
     _s("itemNumber", 20), _opt("salesType", SALES_TYPES, "Customer"), _s("salesCode", 20),
     _s("currencyCode", 10), Column("startingDate", "date"), Column("endingDate", "date"),
     _s("unitOfMeasureCode", 10), _d("minimumQuantity"), _d("unitPrice"),
-), label="Sales Price", natural_key=None, api="custom")
+    Column("priceListCode", "string", max_length=21, read_only=True),
+), label="Sales Price", natural_key=None, api="custom", indexed=("priceListCode",))
 
 BC_ENTITIES: tuple[EntityDef, ...] = (
     COMPANIES, CUSTOMERS, CONTACTS, ITEMS, CURRENCIES, UNITS_OF_MEASURE, SALESPEOPLE,
@@ -217,10 +218,12 @@ BC_ENTITIES: tuple[EntityDef, ...] = (
     SALES_INVOICE_LINES, CONTACTS_INFORMATION, RESOURCES, PRICE_GROUPS, SALES_PRICES,
 )
 
-# Read-only entities computed from customers and invoices on every read (no table).
+# Read-only entities computed on every read (no table): from customers and invoices, and
+# customerPriceLists from price groups and sales prices (see price_lists.py).
 COMPUTED_ENTITIES: dict[str, str] = {
     "customerFinancialDetails": "v2.0",
     "customerStatistics": "custom",
+    "customerPriceLists": "custom",
 }
 
 _BY_NAME = {ent.name: ent for ent in BC_ENTITIES}

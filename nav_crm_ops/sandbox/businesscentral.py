@@ -40,8 +40,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .bc_schema import BC_SERVICE, COMPUTED_ENTITIES, bc_entity
+from .computed_rows import ComputedTable
 from .odata_filter import BC_DIALECT, FilterColumn, FilterDialect, FilterError, compile_filter
 from .odata_filter import parse_orderby as parse_orderby_text
+from .price_lists import CUSTOMER_PRICE_GROUP, PRICE_LIST_COLUMNS, price_list_code, price_lists
 from .schema import Column, EntityDef
 from .store import KeyExistsError
 
@@ -69,7 +71,7 @@ TYPE_NAMES = {
     "salesInvoices": "salesInvoice", "salesInvoiceLines": "salesInvoiceLine",
     "resources": "resource", "customerPriceGroups": "customerPriceGroup",
     "salesPrices": "salesPrice", "customerFinancialDetails": "customerFinancialDetail",
-    "customerStatistics": "customerStatistic",
+    "customerStatistics": "customerStatistic", "customerPriceLists": "customerPriceList",
     "contactsInformation": "contactInformation",
 }
 # Fields checked against another table when not blank: field → (entity, code column).
@@ -593,6 +595,8 @@ class BusinessCentralService:
     def _computed(self, target: _Target, params: Mapping[str, str],
                   headers: Mapping[str, str]) -> Reply:
         name = target.entity_set or ""
+        if name == "customerPriceLists":
+            return self._price_lists(target, params, headers)
         customers = self._entity("customers")
         number_field = "number" if name == "customerFinancialDetails" else "customerNumber"
 
@@ -641,6 +645,104 @@ class BusinessCentralService:
                          {"content-type": "application/json; charset=utf-8"})
         return Reply(200, {"@odata.context": context, "value": records},
                      {"content-type": "application/json; charset=utf-8"})
+
+    def _price_lists(self, target: _Target, params: Mapping[str, str],
+                     headers: Mapping[str, str]) -> Reply:
+        """``customerPriceLists``: computed per read, queried like a stored entity."""
+        name = "customerPriceLists"
+        groups = self.store.query(f"{BC_SERVICE}:customerPriceGroups", order_by=[("code", False)])
+        prices = self.store.query(f"{BC_SERVICE}:salesPrices", '"salesType" = ?',
+                                  [CUSTOMER_PRICE_GROUP])
+        table = ComputedTable(PRICE_LIST_COLUMNS, price_lists(groups, prices, LOCAL_CURRENCY))
+        try:
+            return self._computed_reply(target, params, headers, name, table,
+                                        key_column="code", label="Customer Price List")
+        finally:
+            table.close()
+
+    def _computed_reply(self, target: _Target, params: Mapping[str, str],
+                        headers: Mapping[str, str], name: str, table: ComputedTable, *,
+                        key_column: str, label: str) -> Reply:
+        """Serve computed rows with the reads stored entities have ($filter, $select,
+        $orderby, $top/$skip, $count, paging, by id); ``key_column`` is the unique sort key."""
+        columns = table.columns
+
+        def unknown(prop: str) -> BCError:
+            return BCError(400, "BadRequest_NotFound", f"Could not find a property named "
+                                                       f"'{prop}' on type '{_type_name(name)}'.")
+
+        def resolve(prop: str) -> FilterColumn:
+            if prop not in columns:
+                raise FilterError(unknown(prop).message)
+            return FilterColumn(f'"{prop}"', columns[prop])
+
+        clauses: list[str] = []
+        args: list[Any] = []
+        if params.get("$filter"):
+            try:
+                sql, values = compile_filter(params["$filter"], resolve, self._dialect(params))
+            except FilterError as exc:
+                raise BCError(400, "BadRequest", str(exc).rstrip(".") + ".") from None
+            clauses.append(f"({sql})")
+            args.extend(values)
+        if target.key is not None:
+            clauses.append('"id" = ?')
+            args.append(target.key.lower())
+        where = " AND ".join(clauses)
+        if target.count:
+            return Reply(200, str(table.count(where, args)).encode(),
+                         {"content-type": "text/plain"})
+        order = [(key_column, False)]
+        if params.get("$orderby"):
+            try:
+                order = parse_orderby_text(params["$orderby"])
+            except FilterError as exc:
+                raise BCError(400, "BadRequest", str(exc)) from None
+            for prop, _ in order:
+                if prop not in columns:
+                    raise unknown(prop)
+            order = [*order, (key_column, False)]
+        select = {n.strip() for n in params.get("$select", "").split(",") if n.strip()}
+        for prop in select:
+            if prop not in columns:
+                raise unknown(prop)
+        page_size = self._page_size(headers)
+        top = _int_option(params, "$top")
+        offset = _int_option(params, "$skip") or 0
+        if params.get("$skiptoken"):
+            state = _decode_token(params["$skiptoken"])
+            offset, top = int(state.get("offset", 0)), state.get("left")
+        limit = page_size if top is None else min(page_size, top)
+        rows = table.select(where, args, order, limit + 1, offset)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        left = None if top is None else top - len(rows)
+        if left is not None and left <= 0:
+            more = False
+        records = [{"@odata.etag": etag_for(row["_version"]),
+                    **{k: row[k] for k in columns if not select or k in select or k == "id"}}
+                   for row in rows]
+        context = f"{target.api_root}$metadata#companies({target.company})/{name}"
+        json_type = {"content-type": "application/json; charset=utf-8"}
+        if target.key is not None:
+            if not records:
+                raise BCError(404, "Internal_RecordNotFound",
+                              f"The {label} does not exist. Identification fields and "
+                              f"values: Id='{target.key}'")
+            return Reply(200, {"@odata.context": context + "/$entity", **records[0]},
+                         {**json_type, "etag": records[0]["@odata.etag"]})
+        body: dict[str, Any] = {"@odata.context": context}
+        if params.get("$count", "").lower() == "true":
+            body["@odata.count"] = table.count(where, args)
+        body["value"] = records
+        if more:
+            next_params = {k: v for k, v in params.items()
+                           if k not in ("$skip", "$skiptoken", "$top")}
+            next_params["$skiptoken"] = _encode_token({"after": [], "offset": offset + limit,
+                                                       "left": left})
+            body["@odata.nextLink"] = (f"{target.api_root}companies({target.company})/{name}?"
+                                      f"{urlencode(next_params, quote_via=quote, safe='$')}")
+        return Reply(200, body, json_type)
 
     @staticmethod
     def _statistics(name: str, customer: Mapping[str, Any],
@@ -699,7 +801,9 @@ class BusinessCentralService:
             value = changes.get(name)
             if not value or entity.column(name) is None or entity.name == target:
                 continue
-            if name == "currencyCode" and value == LOCAL_CURRENCY:
+            if name == "currencyCode" and value == LOCAL_CURRENCY and entity.name != "salesPrices":
+                # The API shows LCY as its code on customers and documents; a sales price
+                # keeps LCY blank and its Currency Code relation refuses the LCY code.
                 continue
             found = self.store.query(f"{BC_SERVICE}:{target}", f'"{code_column}" = ?',
                                      [value], limit=1)
@@ -767,6 +871,7 @@ class BusinessCentralService:
                     changes["number"] = self._next_number(entity)
                 self._check_unique(entity, changes)
                 self._derive(entity, changes)
+                self._derive_sales_price(entity, changes, None)
                 row = self.store.insert(self._qualified(entity), changes)
                 if entity.name == "customers":
                     self._create_company_contact(row)
@@ -854,6 +959,34 @@ class BusinessCentralService:
                 changes["companyName"] = company[0]["displayName"]
             if "displayName" in changes:
                 changes["searchName"] = str(changes["displayName"] or "").upper()[:100]
+
+    def _derive_sales_price(self, entity: EntityDef, changes: dict[str, Any],
+                            row: Mapping[str, Any] | None) -> None:
+        """Check a sales price's table relations and keep its ``priceListCode`` current."""
+        if entity.name != "salesPrices":
+            return
+        merged = {**(row or {}), **changes}
+        sales_type = merged.get("salesType") or "Customer"
+        relations = [("itemNumber", "items", "number", "Item No.", "Item"),
+                     ("unitOfMeasureCode", "unitsOfMeasure", "code", "Unit of Measure Code",
+                      "Unit of Measure")]
+        if sales_type == CUSTOMER_PRICE_GROUP:
+            relations.append(("salesCode", "customerPriceGroups", "code", "Sales Code",
+                              "Customer Price Group"))
+        elif sales_type == "Customer":
+            relations.append(("salesCode", "customers", "number", "Sales Code", "Customer"))
+        for name, target, column, caption, table in relations:
+            value = merged.get(name)
+            if name not in changes and row is not None and sales_type == row.get("salesType"):
+                continue
+            if value and not self.store.query(f"{BC_SERVICE}:{target}", f'"{column}" = ?',
+                                              [value], limit=1):
+                raise BCError(400, "Internal_InvalidTableRelation",
+                              f"The field {caption} of table Sales Price contains a value "
+                              f"({value}) that cannot be found in the related table "
+                              f"({table}).")
+        changes["priceListCode"] = price_list_code(sales_type, merged.get("salesCode"),
+                                                   merged.get("currencyCode"))
 
     def _customer_for(self, changes: Mapping[str, Any]) -> dict[str, Any] | None:
         if changes.get("customerId") and changes["customerId"] != EMPTY_GUID:
@@ -1043,6 +1176,7 @@ class BusinessCentralService:
             changes = self._validate(entity, payload, creating=False)
             self._check_unique(entity, changes, own_id=row["id"])
             self._derive(entity, changes)
+            self._derive_sales_price(entity, changes, row)
             if entity.extra.get("lines") and ({"customerId", "customerNumber"} & set(changes)):
                 customer = self._customer_for(changes)
                 if customer is not None:

@@ -29,9 +29,11 @@ from starlette.routing import Route
 
 from .dataverse_schema import (
     DATAVERSE_ENTITIES,
+    DETAIL_HEADERS,
     OPTION_VALUE_ENTITY,
     derive_columns,
     is_polymorphic,
+    line_amounts,
     type_column,
 )
 from .multipart import (
@@ -77,7 +79,7 @@ CODE_PAYLOAD = "0x80048d19"
 CODE_DUPLICATE = "0x80040237"
 CODE_SEGMENT = "0x8006088a"
 OWNER_COLUMN = "ownerid"
-UNSUPPORTED_OPTIONS = ("$expand", "$apply", "$search", "fetchXml")
+UNSUPPORTED_OPTIONS = ("$apply", "$search", "fetchXml")
 KEY_FORBIDDEN_CHARACTERS = set("/<>*%&:\\?+")
 _GUID = re.compile(r"^\{?([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                    r"[0-9a-fA-F]{12})\}?$")
@@ -181,6 +183,8 @@ class _Query:
     select: list[Column] | None
     annotations: _Annotations
     prefer: dict[str, str]
+    # Expanded collection-valued navigation property → its own query options.
+    expand: dict[str, _Query] = field(default_factory=dict)
 
 
 class DataverseService:
@@ -358,7 +362,45 @@ class DataverseService:
         if params.get("$select"):
             select = [self._select_column(entity, name.strip())
                       for name in params["$select"].split(",") if name.strip()]
-        return _Query(select, annotations, prefer)
+        expand: dict[str, _Query] = {}
+        if params.get("$expand"):
+            expand = self._expand_options(entity, params["$expand"], annotations, prefer)
+        return _Query(select, annotations, prefer, expand)
+
+    def _expand_options(self, entity: EntityDef, text: str, annotations: _Annotations,
+                        prefer: dict[str, str]) -> dict[str, _Query]:
+        """``invoice_details`` or ``invoice_details($select=a,b)``: document lines only."""
+        collections: Mapping[str, tuple[str, str]] = entity.extra.get("collections") or {}
+        expand: dict[str, _Query] = {}
+        position = 0
+        for match in re.finditer(r"\s*(\w+)\s*(?:\(([^()]*)\))?\s*(?:,|$)", text):
+            if match.start() != position or match.end() == position:
+                break
+            position = match.end()
+            name, options = match.group(1), match.group(2)
+            if name not in collections:
+                lines = ", ".join(collections) or f"none on {entity.entity_set}"
+                raise DataverseError(501, CODE_ODATA, f"The query option '$expand' is only "
+                                                      f"emulated for document lines ({lines}), "
+                                                      f"not '{name}'; read related rows with a "
+                                                      "$filter on their lookup "
+                                                      "(_x_value eq <id>).")
+            nested = dict(parse_qsl((options or "").replace(";", "&")))
+            unknown = set(nested) - {"$select"}
+            if unknown:
+                raise DataverseError(501, CODE_ODATA, f"Only $select is emulated inside "
+                                                      f"$expand, not {sorted(unknown)[0]}.")
+            child = self.by_name[collections[name][0]]
+            select = None
+            if nested.get("$select"):
+                select = [self._select_column(child, column.strip())
+                          for column in nested["$select"].split(",") if column.strip()]
+            expand[name] = _Query(select, annotations, prefer)
+        if position != len(text):
+            raise DataverseError(400, CODE_ODATA, f"The query option $expand='{text}' is not "
+                                                  "valid; use e.g. $expand=invoice_details("
+                                                  "$select=quantity).")
+        return expand
 
     def _select_column(self, entity: EntityDef, name: str) -> Column:
         target = name
@@ -439,6 +481,13 @@ class DataverseService:
                             item[f"{col.name}@{FORMATTED}"] = label
                 item[col.name] = value
             item[key] = row[key]
+            for nav, child_q in q.expand.items():
+                child_name, lookup = entity.extra["collections"][nav]
+                child = self.by_name[child_name]
+                children = self.store.query(self.qualified(child), f'"{lookup}" = ?', [row[key]],
+                                            order_by=[("lineitemnumber", False),
+                                                      ("createdon", False)])
+                item[nav] = self._wire_rows(child, children, child_q)
             out.append(item)
         return out
 
@@ -879,6 +928,24 @@ class DataverseService:
         states: Mapping[int, tuple[int, ...]] = entity.extra.get("states") or {}
         if not states or ("statecode" not in changes and "statuscode" not in changes):
             return
+        self._resolve_state(entity, states, changes, existing)
+        transitions = entity.extra.get("transitions")
+        if existing is None or transitions is None:
+            return
+        before, after = existing.get("statecode") or 0, changes["statecode"]
+        if (before, after) not in transitions:
+            allowed = ", ".join(f"{_state_label(entity, a)} -> {_state_label(entity, b)}"
+                                for a, b in sorted(transitions) if a != b)
+            raise DataverseError(400, CODE_INVALID_ARGUMENT,
+                                 f"The {entity.name} with Id {existing[entity.key]} cannot move "
+                                 f"from state {_state_label(entity, before)} to "
+                                 f"{_state_label(entity, after)} with an update; the service "
+                                 f"changes that state with its own messages. Updates may "
+                                 f"move {allowed}.")
+
+    def _resolve_state(self, entity: EntityDef, states: Mapping[int, tuple[int, ...]],
+                       changes: dict[str, Any], existing: Mapping[str, Any] | None) -> None:
+        """Fill the missing half of a statecode/statuscode pair and check the pair."""
         state = changes.get("statecode")
         status = changes.get("statuscode")
         if (state is None and "statecode" in changes) or (
@@ -963,7 +1030,7 @@ class DataverseService:
             merged[spec[0]] = f"{spec[1]}{sequence:05d}-{uuid.uuid4().hex[:6].upper()}"
 
     def _insert(self, entity: EntityDef, changes: dict[str, Any], client_id: str | None,
-                ) -> dict[str, Any]:
+                *, roll_up: bool = True) -> dict[str, Any]:
         merged = dict(changes)
         if merged.get(entity.key) is None:
             merged[entity.key] = str(uuid.uuid4())
@@ -986,11 +1053,50 @@ class DataverseService:
             merged[f"{OWNER_COLUMN}type"] = "systemuser"
         merged["createdby"] = user
         merged["modifiedby"] = user
+        if entity.name in DETAIL_HEADERS:
+            self._inherit_currency(entity.name, merged)
+            merged.update(line_amounts(merged))
         try:
-            return self.store.insert(self.qualified(entity), merged)
+            row = self.store.insert(self.qualified(entity), merged)
         except KeyExistsError:
             raise DataverseError(412, CODE_DUPLICATE,
                                  "A record with matching key values already exists.") from None
+        if entity.name in DETAIL_HEADERS and roll_up:
+            self._roll_up(entity.name, row)
+        if entity.name == "uomschedule":
+            self._create_base_unit(row, user)
+        return row
+
+    def _inherit_currency(self, detail: str, merged: dict[str, Any]) -> None:
+        """A new line takes its header's currency when it names none."""
+        header_name, lookup = DETAIL_HEADERS[detail]
+        if merged.get("transactioncurrencyid") is None and merged.get(lookup):
+            header = self.store.get(f"dataverse:{header_name}", merged[lookup])
+            if header is not None:
+                merged["transactioncurrencyid"] = header.get("transactioncurrencyid")
+
+    def _roll_up(self, detail: str, row: Mapping[str, Any]) -> None:
+        """A header's line total follows its details (system pricing recalculates it)."""
+        header_name, lookup = DETAIL_HEADERS[detail]
+        header_key = row.get(lookup)
+        if header_key is None:
+            return
+        header = self.store.get(f"dataverse:{header_name}", header_key)
+        if header is None:
+            return
+        lines = self.store.query(f"dataverse:{detail}", f'"{lookup}" = ?', [header_key])
+        total = round(sum(float(line["extendedamount"] or 0.0) for line in lines), 2)
+        if header.get("totallineitemamount") != total:
+            self.store.update(f"dataverse:{header_name}", header_key,
+                              {"totallineitemamount": total})
+
+    def _create_base_unit(self, group: Mapping[str, Any], user: str | None) -> None:
+        """Creating a unit group creates its base unit, named after ``baseuomname``."""
+        unit_id = str(uuid.uuid4())
+        self.store.insert("dataverse:uom", {
+            "uomid": unit_id, "name": group["baseuomname"], "uomscheduleid":
+            group["uomscheduleid"], "quantity": 1.0, "baseuom": unit_id,
+            "isschedulebaseuom": True, "createdby": user, "modifiedby": user})
 
     def _update(self, entity: EntityDef, existing: dict[str, Any], changes: dict[str, Any],
                 client_id: str | None) -> dict[str, Any]:
@@ -1002,20 +1108,65 @@ class DataverseService:
         if set(entity.extra.get("alternate_keys", ())) & set(changes):
             self._check_alternate_keys(entity, merged)
         changes["modifiedby"] = self._caller(client_id)
-        return self.store.update(self.qualified(entity), existing[entity.key], changes)
+        if entity.name in DETAIL_HEADERS:
+            changes.update(line_amounts(merged))
+        row = self.store.update(self.qualified(entity), existing[entity.key], changes)
+        if entity.name in DETAIL_HEADERS:
+            lookup = DETAIL_HEADERS[entity.name][1]
+            self._roll_up(entity.name, row)
+            if existing.get(lookup) != row.get(lookup):
+                self._roll_up(entity.name, existing)
+            row = self.store.get(self.qualified(entity), row[entity.key]) or row
+        return row
 
     def _create(self, entity: EntityDef, body: bytes, q: _Query, client_id: str | None,
                 content_ids: Mapping[str, str]) -> Reply:
         data = self._body(body, entity)
+        collections: Mapping[str, tuple[str, str]] = entity.extra.get("collections") or {}
+        nested = {name: data.pop(name) for name in list(data) if name in collections}
         with self.store.transaction():
             changes = self._changes(entity, data, None, content_ids)
             row = self._insert(entity, changes, client_id)
+            if nested:
+                self._deep_insert(entity, row, nested, client_id, content_ids)
+                row = self.store.get(self.qualified(entity), row[entity.key]) or row
+        if nested and q.prefer.get("return") == "representation":
+            # The answer is expanded to the level of the request, as OData requires.
+            extra = {name: _Query(None, q.annotations, q.prefer) for name in nested}
+            q = _Query(q.select, q.annotations, q.prefer, {**extra, **q.expand})
         return self._write_reply(entity, row, q, created=True)
+
+    def _deep_insert(self, entity: EntityDef, row: Mapping[str, Any],
+                     nested: Mapping[str, Any], client_id: str | None,
+                     content_ids: Mapping[str, str]) -> None:
+        """Create the new child rows of collection-valued navigation properties."""
+        for name, items in nested.items():
+            child_name, lookup = entity.extra["collections"][name]
+            child = self.by_name[child_name]
+            if not isinstance(items, list):
+                raise DataverseError(400, CODE_ODATA, f"The value of the navigation property "
+                                                      f"'{name}' must be an array of "
+                                                      f"{child_name} records.")
+            for item in items:
+                if not isinstance(item, dict):
+                    raise DataverseError(400, CODE_ODATA, f"Each item of '{name}' must be a "
+                                                          f"{child_name} record (a JSON "
+                                                          "object).")
+                changes = self._changes(child, item, None, content_ids)
+                changes[lookup] = row[entity.key]
+                self._insert(child, changes, client_id, roll_up=False)
+            if child_name in DETAIL_HEADERS:
+                self._roll_up(child_name, {lookup: row[entity.key]})
 
     def _upsert(self, entity: EntityDef, key: tuple[str, str], body: bytes,
                 headers: Mapping[str, str], q: _Query, client_id: str | None,
                 content_ids: Mapping[str, str]) -> Reply:
         data = self._body(body, entity)
+        deep = sorted(set(data) & set(entity.extra.get("collections") or {}))
+        if deep:
+            raise DataverseError(400, CODE_ODATA, f"Deep update is not supported: '{deep[0]}' "
+                                                  "cannot be written with PATCH; create or "
+                                                  f"update the {deep[0]} rows one by one.")
         if_match = headers.get("if-match")
         if_none_match = headers.get("if-none-match")
         with self.store.transaction():
@@ -1065,7 +1216,9 @@ class DataverseService:
 
     def _delete_cascade(self, entity: EntityDef, key: str) -> None:
         """Delete a record: child lines go with it, other lookups to it are cleared."""
-        self.store.delete(self.qualified(entity), key)
+        deleted = self.store.delete(self.qualified(entity), key)
+        if deleted is not None and entity.name in DETAIL_HEADERS:
+            self._roll_up(entity.name, deleted)
         for other in DATAVERSE_ENTITIES:
             for column in other.columns:
                 if column.type != "lookup" or entity.name not in column.lookup_targets:
@@ -1074,7 +1227,8 @@ class DataverseService:
                     continue
                 name = self.qualified(other)
                 for row in self.store.query(name, f'"{column.name}" = ?', [key]):
-                    if other.parent == entity.name:
+                    if other.parent == entity.name or column.name in other.extra.get(
+                            "cascade", ()):
                         self.store.delete(name, row[other.key])
                     else:
                         clear = {column.name: None}
@@ -1193,6 +1347,9 @@ class DataverseService:
                 for nav, (_column, target) in self.navigation[entity.name].items():
                     members.append(f'<NavigationProperty Name="{nav}" '
                                    f'Type="mscrm.{target or "principal"}"/>')
+                for nav, (child, _lookup) in (entity.extra.get("collections") or {}).items():
+                    members.append(f'<NavigationProperty Name="{nav}" '
+                                   f'Type="Collection(mscrm.{child})"/>')
                 types.append(f'<EntityType Name="{entity.name}">{"".join(members)}'
                              "</EntityType>")
             sets = "".join(f'<EntitySet Name="{s}" EntityType="Microsoft.Dynamics.CRM.'

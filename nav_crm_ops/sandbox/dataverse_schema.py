@@ -12,7 +12,12 @@ Store conventions for the seed and the API:
   ``alternate_keys`` (columns usable as ``set(col='v')``), ``states`` (statecode → allowed
   statuscodes, first is the default), ``owned`` (has ownerid), ``internal`` (not exposed),
   ``autonumber`` (column, prefix) filled on create when empty, ``indexed`` (lookups the store
-  indexes because the API filters or cascades on them).
+  indexes because the API filters or cascades on them), ``collections`` (collection-valued
+  navigation property → (child logical name, child lookup to this row)) for deep insert and
+  ``$expand``; ``transitions`` (allowed (from, to) statecode changes on update; None: any);
+  ``cascade`` (lookups whose target's deletion deletes the row, besides ``parent``).
+- Document lines (``salesorderdetail``, ``invoicedetail``) keep their amounts the way system
+  pricing does; see :func:`line_amounts`.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from .schema import Column, EntityDef
 __all__ = [
     "ACCESS_MODES",
     "DATAVERSE_ENTITIES",
+    "DETAIL_HEADERS",
     "OPTION_VALUE_ENTITY",
     "TYPE_COLUMN_SUFFIX",
     "derive_columns",
     "is_polymorphic",
+    "line_amounts",
     "type_column",
 ]
 
@@ -47,6 +54,7 @@ SHIPPING_METHODS = {1: "Airborne", 2: "DHL", 3: "FedEx", 4: "UPS", 5: "Postal Ma
 INDEXED_LOOKUPS = frozenset({
     "parentcustomerid", "customerid", "parentaccountid", "primarycontactid", "salesorderid",
     "invoiceid", "regardingobjectid", "nav_accountid", "pricelevelid", "productid",
+    "uomscheduleid",
 })
 ACTIVE_INACTIVE = {0: "Active", 1: "Inactive"}
 ACTIVE_INACTIVE_STATUS = {1: "Active", 2: "Inactive"}
@@ -99,6 +107,9 @@ def _entity(
     parent: str | None = None,
     autonumber: tuple[str, str] | None = None,
     internal: bool = False,
+    collections: Mapping[str, tuple[str, str]] | None = None,
+    transitions: frozenset[tuple[int, int]] | None = None,
+    cascade: tuple[str, ...] = (),
 ) -> EntityDef:
     """Add the system columns every Dataverse table has (id, audit, version, state, owner)."""
     key = f"{name}id"
@@ -129,12 +140,34 @@ def _entity(
     extra: dict[str, Any] = {"primary_name": primary_name, "alternate_keys": alternate_keys,
                              "indexed": indexed,
                              "states": dict(states or {}), "owned": owned,
-                             "internal": internal, "autonumber": autonumber}
+                             "internal": internal, "autonumber": autonumber,
+                             "collections": dict(collections or {}),
+                             "transitions": transitions, "cascade": cascade}
     return EntityDef(
         service="dataverse", name=name, entity_set=entity_set, key=key, columns=tuple(cols),
         modified_column="modifiedon", created_column="createdon",
         version_column="versionnumber", change_tracking=tracked, parent=parent, extra=extra,
     )
+
+
+def _header_totals() -> tuple[Column, ...]:
+    """Order/invoice totals: the line total is computed, the others come from the client."""
+    return (Column("totalamount", "money"), Column("totaltax", "money"),
+            Column("discountamount", "money"),
+            Column("totallineitemamount", "money", read_only=True))
+
+
+def _line_amount_columns() -> tuple[Column, ...]:
+    """Detail amounts: base and extended amounts are computed from the others.
+
+    ``ispriceoverridden`` tells the real service's system pricing to keep ``priceperunit``
+    instead of taking the price list's; the sandbox always uses ``priceperunit``.
+    """
+    return (Column("quantity", "decimal"), Column("priceperunit", "money"),
+            Column("ispriceoverridden", "bool", default=False),
+            Column("manualdiscountamount", "money"), Column("tax", "money"),
+            Column("baseamount", "money", read_only=True),
+            Column("extendedamount", "money", read_only=True))
 
 
 _ACTIVE = {0: (1,), 1: (2,)}
@@ -166,7 +199,7 @@ TRANSACTIONCURRENCY = _entity("transactioncurrency", "transactioncurrencies", (
     alternate_keys=("isocurrencycode",))
 
 UOMSCHEDULE = _entity("uomschedule", "uomschedules", (
-    _s("name", 200, required=True), _s("baseuomname", 100),
+    _s("name", 200, required=True), _s("baseuomname", 100, required=True),
     Column("description", "memo", max_length=2000),
 ), states=_ACTIVE, owned=False, tracked=True)
 
@@ -238,13 +271,17 @@ PRODUCTPRICELEVEL = _entity("productpricelevel", "productpricelevels", (
 ), primary_name=None, owned=False)
 
 _ORDER_STATES = {0: (1, 2), 1: (3,), 2: (4,), 3: (100001, 100002), 4: (100003,)}
+# The order state changes an update may make (from, to): Active <-> Submitted and Submitted ->
+# Invoiced. The real service moves orders with SetState-style messages (FulfillSalesOrder,
+# CancelSalesOrder, ConvertSalesOrderToInvoice); the BC integration writes exactly these.
+_ORDER_TRANSITIONS = frozenset({(0, 0), (0, 1), (1, 0), (1, 1), (1, 4), (4, 4)})
 SALESORDER = _entity("salesorder", "salesorders", (
     _s("ordernumber", 100), _s("name", 300, required=True),
     _lookup("customerid", "account", "contact", required=True),
     _lookup("pricelevelid", "pricelevel"),
     _lookup("transactioncurrencyid", "transactioncurrency"),
     _lookup("opportunityid", "opportunity"), _lookup("quoteid", "quote"),
-    Column("totalamount", "money"), Column("totallineitemamount", "money"),
+    *_header_totals(),
     Column("submitdate", "date"), Column("datefulfilled", "date"),
     Column("requestdeliveryby", "date"), Column("lastbackofficesubmit", "date"),
     Column("nav_submittedtobackoffice", "bool", default=False), _s("nav_bcordernumber", 20),
@@ -253,14 +290,14 @@ SALESORDER = _entity("salesorder", "salesorders", (
     state_labels={0: "Active", 1: "Submitted", 2: "Canceled", 3: "Fulfilled", 4: "Invoiced"},
     status_labels={1: "New", 2: "Pending", 3: "In Progress", 4: "No Money",
                    100001: "Complete", 100002: "Partial", 100003: "Invoiced"},
-    tracked=True, autonumber=("ordernumber", "ORD-"))
+    tracked=True, autonumber=("ordernumber", "ORD-"), transitions=_ORDER_TRANSITIONS,
+    collections={"order_details": ("salesorderdetail", "salesorderid")})
 
 SALESORDERDETAIL = _entity("salesorderdetail", "salesorderdetails", (
     _lookup("salesorderid", "salesorder", required=True), _lookup("productid", "product"),
     _lookup("uomid", "uom"), _s("productdescription", 500),
     Column("isproductoverridden", "bool", default=False),
-    Column("quantity", "decimal"), Column("priceperunit", "money"),
-    Column("baseamount", "money"), Column("extendedamount", "money"),
+    *_line_amount_columns(),
     Column("lineitemnumber", "int"),
     _lookup("transactioncurrencyid", "transactioncurrency"),
 ), primary_name="productdescription", owned=False, parent="salesorder")
@@ -271,21 +308,21 @@ INVOICE = _entity("invoice", "invoices", (
     _lookup("pricelevelid", "pricelevel"),
     _lookup("transactioncurrencyid", "transactioncurrency"),
     _lookup("salesorderid", "salesorder"),
-    Column("totalamount", "money"), Column("totallineitemamount", "money"),
+    *_header_totals(),
     Column("datedelivered", "date"), Column("duedate", "date"),
     _s("nav_bcinvoicenumber", 20), Column("description", "memo", max_length=2000),
 ), states={0: (1, 4), 2: (100001, 100002), 3: (100003,)},
     state_labels={0: "Active", 2: "Paid", 3: "Canceled"},
     status_labels={1: "New", 4: "Billed", 100001: "Complete", 100002: "Partial",
                    100003: "Canceled"},
-    autonumber=("invoicenumber", "INV-"))
+    autonumber=("invoicenumber", "INV-"),
+    collections={"invoice_details": ("invoicedetail", "invoiceid")})
 
 INVOICEDETAIL = _entity("invoicedetail", "invoicedetails", (
     _lookup("invoiceid", "invoice", required=True), _lookup("productid", "product"),
     _lookup("uomid", "uom"), _s("productdescription", 500),
     Column("isproductoverridden", "bool", default=False),
-    Column("quantity", "decimal"), Column("priceperunit", "money"),
-    Column("baseamount", "money"), Column("extendedamount", "money"),
+    *_line_amount_columns(),
     Column("lineitemnumber", "int"),
     _lookup("transactioncurrencyid", "transactioncurrency"),
 ), primary_name="productdescription", owned=False, parent="invoice")
@@ -328,11 +365,12 @@ QUOTE = _entity("quote", "quotes", (
 
 POST = _entity("post", "posts", (
     Column("text", "memo", max_length=1000, required=True),
-    _lookup("regardingobjectid", "account", required=True),
+    _lookup("regardingobjectid", "account", "contact", "opportunity", "incident",
+            required=True),
     _choice("source", {1: "Auto Post", 2: "Manual Post"}, default=2),
     _choice("type", {1: "Check-in", 2: "Idea", 3: "News", 4: "Private Message",
                      5: "Question", 6: "Re-post", 7: "Status"}, default=7),
-), primary_name="text", owned=False)
+), primary_name="text", owned=False, cascade=("regardingobjectid",))
 
 ACCOUNTSTATISTICS = _entity("nav_accountstatistics", "nav_accountstatisticses", (
     _s("nav_name", 100), _s("nav_customerno", 20), _lookup("nav_accountid", "account"),
@@ -367,3 +405,21 @@ def derive_columns(entity: EntityDef, row: dict[str, Any]) -> dict[str, Any]:
         parts = [row.get("firstname"), row.get("lastname")]
         return {"fullname": " ".join(str(p) for p in parts if p) or None}
     return {}
+
+
+# Detail entity → (header entity, the detail's lookup to it): the lines whose amounts roll up.
+DETAIL_HEADERS: dict[str, tuple[str, str]] = {
+    "salesorderdetail": ("salesorder", "salesorderid"),
+    "invoicedetail": ("invoice", "invoiceid"),
+}
+
+
+def line_amounts(row: Mapping[str, Any]) -> dict[str, float]:
+    """A detail's computed amounts, as system pricing keeps them (rounded to cents).
+
+    ``baseamount = quantity * priceperunit`` and ``extendedamount = baseamount -
+    manualdiscountamount + tax``; the client supplies price, discount and tax.
+    """
+    base = round(float(row.get("quantity") or 0.0) * float(row.get("priceperunit") or 0.0), 2)
+    extended = base - float(row.get("manualdiscountamount") or 0.0) + float(row.get("tax") or 0.0)
+    return {"baseamount": base, "extendedamount": round(extended, 2)}

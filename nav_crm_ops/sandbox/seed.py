@@ -62,6 +62,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 from ..exceptions import SandboxError
 from .cronus import business_central as bc
 from .cronus import dataverse as dv
+from .price_lists import price_list_code
 from .store import KeyExistsError, SandboxStore, format_timestamp
 
 __all__ = [
@@ -237,7 +238,7 @@ class _Ids:
 
     users: dict[str, str]
     crm_currencies: dict[str, str]
-    unit_group: str
+    unit_group: str  # the products' unit group and its units by name
     units: dict[str, str]
     bc_currencies: dict[str, str]
     bc_units: dict[str, str]
@@ -334,17 +335,19 @@ def _load_reference(loader: _Loader, info: SeedTarget) -> _Ids:
          "currencyname": c.name, "currencysymbol": c.symbol, "exchangerate": c.exchange_rate,
          "currencyprecision": 2, "statecode": 0, "statuscode": 1}
         for c in dv.CURRENCIES])
-    unit_group = _dv("uomschedule", dv.UNIT_GROUP)
-    units = {name: _dv("uom", f"{dv.UNIT_GROUP}/{name}") for name in dv.UNITS}
-    base_unit = units[dv.UNITS[0]]
+    groups = {g.name: _dv("uomschedule", g.name) for g in dv.UNIT_GROUPS}
+    base_units = {g.name: _dv("uom", f"{g.name}/{g.base_unit}") for g in dv.UNIT_GROUPS}
     loader.add(DATAVERSE, "uomschedule", [{
-        "uomscheduleid": unit_group, "name": dv.UNIT_GROUP, "baseuomname": dv.UNITS[0],
-        "description": "Default unit group", "statecode": 0, "statuscode": 1}])
+        "uomscheduleid": groups[g.name], "name": g.name, "baseuomname": g.base_unit,
+        "description": g.description, "statecode": 0, "statuscode": 1}
+        for g in dv.UNIT_GROUPS])
+    # Each group's base unit, as the service creates it with the group.
     loader.add(DATAVERSE, "uom", [
-        {"uomid": units[name], "name": name, "uomscheduleid": unit_group, "quantity": 1.0,
-         "baseuom": None if units[name] == base_unit else base_unit,
-         "isschedulebaseuom": units[name] == base_unit}
-        for name in dv.UNITS])
+        {"uomid": base_units[g.name], "name": g.base_unit, "uomscheduleid": groups[g.name],
+         "quantity": 1.0, "baseuom": base_units[g.name], "isschedulebaseuom": True}
+        for g in dv.UNIT_GROUPS])
+    unit_group = groups[dv.PRODUCT_UNIT_GROUP]
+    units = {dv.PRODUCT_UNIT_GROUP: base_units[dv.PRODUCT_UNIT_GROUP]}
     return _Ids(
         users=users, crm_currencies=crm_currencies, unit_group=unit_group, units=units,
         bc_currencies=bc_currencies, bc_units=bc_units, payment_terms=terms,
@@ -526,7 +529,9 @@ def _load_items_and_prices(loader: _Loader, ids: _Ids, items: Sequence[bc.Item],
          "currencyCode": "" if p.currency == bc.LOCAL_CURRENCY else p.currency,
          "startingDate": p.starting_date or None, "endingDate": p.ending_date or None,
          "unitPrice": p.unit_price, "minimumQuantity": p.minimum_quantity,
-         "unitOfMeasureCode": p.unit}
+         "unitOfMeasureCode": p.unit,
+         "priceListCode": price_list_code(
+             p.sales_type, p.sales_code, "" if p.currency == bc.LOCAL_CURRENCY else p.currency)}
         for p in prices])
     return sellables
 
@@ -643,7 +648,8 @@ def _load_cronus_crm(loader: _Loader, ids: _Ids) -> None:
                 "salesorderid": order_id, "productid": product_ids[line.product],
                 "uomid": piece, "productdescription": prices[line.product].name,
                 "isproductoverridden": False, "quantity": line.quantity,
-                "priceperunit": line.price, "baseamount": amount, "extendedamount": amount,
+                "priceperunit": line.price, "manualdiscountamount": 0.0, "tax": 0.0,
+                "baseamount": amount, "extendedamount": amount,
                 "lineitemnumber": number, "transactioncurrencyid": gbp,
             })
         submitted = order.state == dv.ORDER_SUBMITTED
@@ -652,6 +658,7 @@ def _load_cronus_crm(loader: _Loader, ids: _Ids) -> None:
             "customerid": account_ids[order.account], "customeridtype": "account",
             "pricelevelid": price_list, "transactioncurrencyid": gbp,
             "totalamount": round(total, 2), "totallineitemamount": round(total, 2),
+            "totaltax": 0.0, "discountamount": 0.0,
             "submitdate": "2026-11-16" if submitted else None,
             "requestdeliveryby": "2026-12-15", "nav_submittedtobackoffice": False,
             "statecode": order.state, "statuscode": order.status,

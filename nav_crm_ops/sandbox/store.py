@@ -198,6 +198,13 @@ class SandboxStore:
                     defs.append(f'"{col.name}" {sql_type}{pk}')
                 defs.append(f'"{VERSION}" INTEGER NOT NULL')
                 cur.execute(f'CREATE TABLE IF NOT EXISTS "{info.table}" ({", ".join(defs)})')
+                # A data directory made by an older sandbox lacks columns added since: add
+                # them (empty) so it keeps working without a reset.
+                present = {r[1] for r in cur.execute(f'PRAGMA table_info("{info.table}")')}
+                for col in ent.columns:
+                    if col.name not in present:
+                        cur.execute(f'ALTER TABLE "{info.table}" ADD COLUMN "{col.name}" '
+                                    f"{_SQL_TYPES[col.type]}")
                 cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}__version" '
                             f'ON "{info.table}" ("{VERSION}")')
                 cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_modified" '

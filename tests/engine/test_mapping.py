@@ -11,7 +11,8 @@ from nav_crm_ops.engine.mapping import MappingSet, TableMapping
 from nav_crm_ops.exceptions import MappingError
 
 DEFAULT_NAMES = {"CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-                 "ITEM-PRODUCT", "RESOURCE-PRODUCT", "CUSTOMER STATISTICS"}
+                 "ITEM-PRODUCT", "RESOURCE-PRODUCT", "CUSTOMER STATISTICS", "CUSTPRCGRP-PRICE",
+                 "SALESPRC-PRODUCTPRICE", "POSTEDSALESINV-INV", "SALES ORDERS"}
 
 
 def _mapping(**overrides: Any) -> dict[str, Any]:
@@ -34,7 +35,8 @@ def test_defaults_load_in_recommended_order(defaults: MappingSet) -> None:
     assert set(defaults.names) == DEFAULT_NAMES
     assert defaults.dependency_order() == [
         "CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-        "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
+        "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTPRCGRP-PRICE", "SALESPRC-PRODUCTPRICE",
+        "POSTEDSALESINV-INV", "SALES ORDERS", "CUSTOMER STATISTICS"]
     assert defaults.dependency_order(["contact", "currency"]) == ["CURRENCY", "CONTACT"]
 
 
@@ -212,3 +214,42 @@ def test_coupled_in_must_be_a_dependency() -> None:
     with pytest.raises(MappingError, match=r"nav\.coupled_in names 'CUSTOMER', which must also be"):
         MappingSet.from_entries(entries)
     assert "lastModifiedDateTime" not in MappingSet.load().get("CUSTOMER STATISTICS").nav_select()
+
+
+def test_document_lines_are_a_mapping_of_their_own(defaults: MappingSet) -> None:
+    invoices = defaults.get("POSTEDSALESINV-INV")
+    lines = invoices.line_mapping
+    assert lines.name == "POSTEDSALESINV-INV LINES" and lines.part_of == invoices.name
+    product = lines.field("productid")
+    assert product.lookup is not None
+    assert product.lookup.mappings == ("ITEM-PRODUCT", "RESOURCE-PRODUCT")
+    assert product.only_when is not None and "Item" in product.only_when.values
+    with pytest.raises(MappingError, match="has no lines"):
+        defaults.get("CUSTOMER").line_mapping  # noqa: B018
+    orders = defaults.get("SALES ORDERS")
+    assert orders.create_only and orders.follow_up == "sales_order_status"
+    assert orders.mark_source_on_create["nav_bcordernumber"] == "{created.number}"
+    prices = defaults.get("SALESPRC-PRODUCTPRICE")
+    assert {n.column for n in prices.not_synchronized} >= {"startingDate", "endingDate"}
+    assert "startingDate" in prices.nav_select()
+
+
+def test_bad_document_options_name_the_culprit() -> None:
+    header_condition = _mapping(fields=[{"nav": "displayName", "crm": "name",
+                                         "only_when": {"column": "type", "values": ["x"]}}])
+    with pytest.raises(MappingError, match="only_when is for document line fields"):
+        MappingSet.from_entries([header_condition])
+    lines = {"nav": {"entity": "salesInvoiceLines", "parent": "documentId",
+                     "navigation": "salesInvoiceLines", "order": "sequence"},
+             "crm": {"entity": "invoicedetails", "logical_name": "invoicedetail",
+                     "key": "invoicedetailid", "parent": "invoiceid",
+                     "navigation": "invoice_details", "order": "lineitemnumber"},
+             "fields": [{"nav": "lineObjectNumber", "crm": "productid",
+                         "lookup": {"mapping": "T", "also": ["NOWHERE"],
+                                    "navigation": "productid", "target": "products"}}]}
+    with pytest.raises(MappingError, match="unknown mapping 'NOWHERE'"):
+        MappingSet.from_entries([_mapping(lines=lines)])
+    broken = {**lines, "fields": [{"nav": "quantity", "crm": "quantity",
+                                   "direction": "sideways"}]}
+    with pytest.raises(MappingError, match="lines"):
+        MappingSet.from_entries([_mapping(lines=broken)])

@@ -12,8 +12,9 @@ from nav_crm_ops import Plan, WriteOp, load_config, open_workspace, write_config
 from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.exceptions import SyncError
 
-MASTER_DATA = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
-               "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTOMER STATISTICS"]
+ALL_MAPPINGS = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
+                "RESOURCE-PRODUCT", "ITEM-PRODUCT", "CUSTPRCGRP-PRICE", "SALESPRC-PRODUCTPRICE",
+                "POSTEDSALESINV-INV", "SALES ORDERS", "CUSTOMER STATISTICS"]
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def _customer_pair(ws: Workspace, number: str) -> tuple[str, str]:
 
 def test_first_sync_all_flows_every_mapping_and_both_sides_agree(ws: Workspace) -> None:
     report = ws.sync_all()
-    assert [r.mapping for r in report.results] == MASTER_DATA
+    assert [r.mapping for r in report.results] == ALL_MAPPINGS
     # currencies, units of measure, items and resources reach CRM; users reach BC
     crm_currencies = set(_crm(ws, "transactioncurrencies")["isocurrencycode"].to_list())
     assert set(_nav(ws, "currencies")["code"].to_list()) <= crm_currencies
@@ -75,7 +76,7 @@ def test_first_sync_all_flows_every_mapping_and_both_sides_agree(ws: Workspace) 
     # contacts coupled in both directions with their parent account
     assert report.result("CONTACT").count("inserted") > 0
     # both sides agree on every mapped field of every coupled pair
-    for mapping in MASTER_DATA:
+    for mapping in ALL_MAPPINGS:
         differences = ws.compare(mapping)
         assert differences.height == 0, (mapping, differences.head(5).to_dicts())
     # the job log holds the same counts as the report
@@ -164,7 +165,7 @@ def test_a_run_with_nothing_changed_reads_two_pages_per_side_and_writes_nothing(
         ws: Workspace) -> None:
     ws.sync_all()
     ws.sync_all()  # the retry pass takes the dirty records to skipped
-    for mapping in MASTER_DATA:
+    for mapping in ALL_MAPPINGS:
         clients = {"nav": ws.connections.business_central_for(
             ws.mappings.get(mapping).nav.api).stats, "crm": ws.connections.dataverse.stats}
         before = {side: (s.reads, s.writes) for side, s in clients.items()}

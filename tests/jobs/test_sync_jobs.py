@@ -51,7 +51,7 @@ def assert_linked_to_the_job_log(runner: JobRunner, run: JobRun) -> pl.DataFrame
 def test_default_queue_is_one_sync_job_per_mapping_in_the_recommended_order(
         runner: JobRunner) -> None:
     entries = runner.queue.list()
-    mappings = [e.mapping for e in entries if e.kind == "sync"]
+    mappings = [e.mapping for e in entries]
     assert mappings[:len(RECOMMENDED_ORDER)] == list(RECOMMENDED_ORDER)
     assert [e.position for e in entries] == list(range(1, len(entries) + 1))
     customer = runner.queue.get("CUSTOMER")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -570,3 +571,208 @@ def test_customer_changes_reach_its_company_contact(bc: httpx.Client) -> None:
                            headers={"If-Match": "*"})
     assert credit_only.status_code == 200
     assert one(bc, "contacts", f"number eq '{relation['contactNumber']}'") == contact
+
+
+# ------------------------------------------------------------------ price lists (issue 5)
+def _custom(sandbox: Sandbox) -> str:
+    return f"{sandbox.info.bc_custom_api_url}companies({sandbox.info.company_id})/"
+
+
+def _custom_all(client: httpx.Client, url: str, **params: str) -> list[dict[str, Any]]:
+    response = client.get(url, params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["value"])
+
+
+def test_customer_price_lists_are_one_per_group_and_currency(fresh_sandbox: Sandbox,
+                                                             bc: httpx.Client) -> None:
+    custom = _custom(fresh_sandbox)
+    groups = {g["code"]: g for g in _custom_all(bc, custom + "customerPriceGroups")}
+    prices = _custom_all(bc, custom + "salesPrices")
+    assert {p["salesType"] for p in prices} >= {"Customer", "All Customers",
+                                                 "Customer Price Group"}
+    assert all(p["id"] and p["lastModifiedDateTime"] for p in prices)
+    group_prices = [p for p in prices if p["salesType"] == "Customer Price Group"]
+    expected: dict[str, list[dict[str, Any]]] = {}
+    for price in group_prices:
+        code = price["salesCode"] + (f"-{price['currencyCode']}" if price["currencyCode"]
+                                     else "")
+        expected.setdefault(code, []).append(price)
+        assert price["priceListCode"] == code
+    for code in groups:
+        if not any(p["salesCode"] == code for p in group_prices):
+            expected[code] = []
+    assert all(p["priceListCode"] == "" for p in prices if p not in group_prices)
+    lists = _custom_all(bc, custom + "customerPriceLists")
+    assert [row["code"] for row in lists] == sorted(expected)
+    assert {"WHOLESALE", "WHOLESALE-EUR"} <= set(expected)
+    for row in lists:
+        members = expected[row["code"]]
+        group = groups[row["priceGroupCode"]]
+        foreign = {m["currencyCode"] for m in members} - {""}
+        currency = foreign.pop() if foreign else "GBP"
+        assert row["currencyCode"] == currency, "LCY lists show the LCY code, like the API"
+        assert row["displayName"] == f"{group['description']} ({currency})"
+        assert row["priceCount"] == len(members)
+        assert row["lastModifiedDateTime"] == max(
+            [group["lastModifiedDateTime"], *(m["lastModifiedDateTime"] for m in members)])
+        assert set(row) == {"@odata.etag", "id", "code", "priceGroupCode", "currencyCode",
+                            "displayName", "priceCount", "lastModifiedDateTime"}
+    again = _custom_all(bc, custom + "customerPriceLists")
+    assert [(r["id"], r["@odata.etag"]) for r in again] == [
+        (r["id"], r["@odata.etag"]) for r in lists]
+    assert len({r["id"] for r in lists}) == len(lists)
+    one = bc.get(custom + f"customerPriceLists({lists[0]['id']})")
+    assert one.status_code == 200 and one.json()["code"] == lists[0]["code"]
+    error_of(bc.get(custom + f"customerPriceLists({uuid.uuid4()})"), 404,
+             "Internal_RecordNotFound")
+    error_of(bc.post(custom + "customerPriceLists", json={"code": "X"}), 405,
+             "BadRequest_MethodNotAllowed")
+    assert bc.get("customerPriceLists").status_code == 404
+
+
+def test_customer_price_lists_filter_select_and_page(fresh_sandbox: Sandbox,
+                                                     bc: httpx.Client) -> None:
+    url = _custom(fresh_sandbox) + "customerPriceLists"
+    lists = _custom_all(bc, url)
+    assert len(lists) >= 3
+    by_code = _custom_all(bc, url, **{"$filter": "code eq 'WHOLESALE-EUR'"})
+    assert [(r["priceGroupCode"], r["currencyCode"]) for r in by_code] == [("WHOLESALE", "EUR")]
+    codes = [lists[0]["code"], lists[2]["code"]]
+    both = _custom_all(bc, url, **{"$filter": f"code in ('{codes[0]}','{codes[1]}')",
+                                   "$schemaversion": "2.1"})
+    assert [r["code"] for r in both] == codes
+    by_id = _custom_all(bc, url, **{"$filter": f"id eq {lists[1]['id']}"})
+    assert [r["code"] for r in by_id] == [lists[1]["code"]]
+    ordered = _custom_all(bc, url, **{"$orderby": "priceCount desc", "$skip": "1"})
+    assert [r["priceCount"] for r in ordered] == sorted(
+        (r["priceCount"] for r in lists), reverse=True)[1:]
+    newest = max(r["lastModifiedDateTime"] for r in lists)
+    recent = _custom_all(bc, url, **{"$filter": f"lastModifiedDateTime ge {newest}"})
+    assert recent and all(r["lastModifiedDateTime"] == newest for r in recent)
+    narrow = _custom_all(bc, url, **{"$select": "code,priceCount", "$top": "2"})
+    assert [set(r) for r in narrow] == [{"@odata.etag", "id", "code", "priceCount"}] * 2
+    error_of(bc.get(url, params={"$select": "nope"}), 400, "BadRequest_NotFound")
+    error_of(bc.get(url, params={"$filter": "nope eq 1"}), 400, "BadRequest")
+    seen: list[str] = []
+    next_url: str | None = url
+    while next_url:
+        page = bc.get(next_url, headers={"Prefer": "odata.maxpagesize=1"}).json()
+        assert len(page["value"]) <= 1
+        seen += [r["code"] for r in page["value"]]
+        next_url = page.get("@odata.nextLink")
+    assert seen == [r["code"] for r in lists]
+    counted = bc.get(url, params={"$count": "true", "$top": "1"}).json()
+    assert counted["@odata.count"] == len(lists) and len(counted["value"]) == 1
+    assert bc.get(url + "/$count").text == str(len(lists))
+
+
+def test_price_writes_move_their_price_list(fresh_sandbox: Sandbox, bc: httpx.Client) -> None:
+    custom = _custom(fresh_sandbox)
+    group = bc.post(custom + "customerPriceGroups",
+                    json={"code": "NEWGRP", "description": "New group"})
+    assert group.status_code == 201, group.text
+    lists = _custom_all(bc, custom + "customerPriceLists", **{"$filter":
+                                                             "priceGroupCode eq 'NEWGRP'"})
+    assert [(r["code"], r["currencyCode"], r["displayName"], r["priceCount"]) for r in lists] == [
+        ("NEWGRP", "GBP", "New group (GBP)", 0)]
+    assert lists[0]["lastModifiedDateTime"] == group.json()["lastModifiedDateTime"]
+    price = bc.post(custom + "salesPrices", json={
+        "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NEWGRP",
+        "currencyCode": "EUR", "unitOfMeasureCode": "PCS", "unitPrice": 900.0,
+        "startingDate": "2026-01-01", "priceListCode": "IGNORED"})
+    assert price.status_code == 201, price.text
+    created = price.json()
+    assert created["priceListCode"] == "NEWGRP-EUR" and created["id"]
+    lists = _custom_all(bc, custom + "customerPriceLists", **{"$filter":
+                                                             "priceGroupCode eq 'NEWGRP'"})
+    assert [(r["code"], r["priceCount"]) for r in lists] == [("NEWGRP-EUR", 1)]
+    assert lists[0]["lastModifiedDateTime"] == created["lastModifiedDateTime"]
+    patched = bc.patch(custom + f"salesPrices({created['id']})", json={"unitPrice": 950.0},
+                       headers={"If-Match": created["@odata.etag"]})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["lastModifiedDateTime"] > created["lastModifiedDateTime"]
+    after = _custom_all(bc, custom + "customerPriceLists", **{"$filter":
+                                                             "code eq 'NEWGRP-EUR'"})
+    assert after[0]["lastModifiedDateTime"] == patched.json()["lastModifiedDateTime"]
+    assert after[0]["@odata.etag"] != lists[0]["@odata.etag"]
+    moved = bc.patch(custom + f"salesPrices({created['id']})", json={"currencyCode": ""},
+                     headers={"If-Match": patched.json()["@odata.etag"]}).json()
+    assert moved["priceListCode"] == "NEWGRP"
+    by_code = _custom_all(bc, custom + "salesPrices", **{"$filter": "priceListCode eq 'NEWGRP'"})
+    assert [p["id"] for p in by_code] == [created["id"]]
+    lcy = error_of(bc.post(custom + "salesPrices", json={
+        "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NEWGRP",
+        "currencyCode": "GBP", "unitPrice": 1.0}), 400, "Internal_InvalidTableRelation")
+    assert "Currency Code" in lcy and "(GBP)" in lcy
+    no_group = error_of(bc.post(custom + "salesPrices", json={
+        "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NOPE",
+        "unitPrice": 1.0}), 400, "Internal_InvalidTableRelation")
+    assert "Customer Price Group" in no_group
+    error_of(bc.post(custom + "salesPrices", json={
+        "itemNumber": "NO-SUCH-ITEM", "salesType": "All Customers", "unitPrice": 1.0}), 400,
+        "Internal_InvalidTableRelation")
+
+
+def test_every_seeded_price_names_an_existing_item_and_unit(fresh_sandbox: Sandbox,
+                                                            bc: httpx.Client) -> None:
+    prices = _custom_all(bc, _custom(fresh_sandbox) + "salesPrices")
+    items = {i["number"]: i for i in _all(bc, "items")}
+    units = {u["code"] for u in _all(bc, "unitsOfMeasure")}
+    for price in prices:
+        assert price["itemNumber"] in items
+        assert (price["unitOfMeasureCode"] or items[price["itemNumber"]][
+            "baseUnitOfMeasureCode"]) in units
+    dated = [p for p in prices if p["salesType"] == "Customer Price Group"
+             and (p["startingDate"] != "0001-01-01" or p["endingDate"] != "0001-01-01")]
+    assert dated
+
+
+# ------------------------------------------------------------------ sales orders (issue 5)
+def test_sales_order_from_crm_round_trips_and_posts(bc: httpx.Client) -> None:
+    order = bc.post("salesOrders", json={
+        "customerNumber": "10000", "yourReference": "ORD-01001-ABC",
+        "externalDocumentNumber": "Cannon boardroom refit",
+        "salesOrderLines": [
+            {"lineType": "Item", "lineObjectNumber": "1896-S", "quantity": 2,
+             "unitPrice": 990.0, "unitOfMeasureCode": "PCS", "description": "ATHENS Desk (CRM)"},
+            {"lineType": "Item", "lineObjectNumber": "1900-S", "quantity": 12,
+             "unitPrice": 189.0, "unitOfMeasureCode": "PCS", "description": "Chair"}]})
+    assert order.status_code == 201, order.text
+    body = order.json()
+    assert (body["yourReference"], body["externalDocumentNumber"]) == (
+        "ORD-01001-ABC", "Cannon boardroom refit")
+    lines = body["salesOrderLines"]
+    assert [(line["lineObjectNumber"], line["quantity"], line["unitPrice"],
+             line["unitOfMeasureCode"], line["description"]) for line in lines] == [
+        ("1896-S", 2, 990.0, "PCS", "ATHENS Desk (CRM)"), ("1900-S", 12, 189.0, "PCS", "Chair")]
+    read = bc.get(f"salesOrders({body['id']})").json()
+    assert (read["yourReference"], read["externalDocumentNumber"]) == (
+        "ORD-01001-ABC", "Cannon boardroom refit")
+    posted = bc.post(f"salesOrders({body['id']})/Microsoft.NAV.shipAndInvoice")
+    assert posted.status_code == 204, posted.text
+    error_of(bc.get(f"salesOrders({body['id']})"), 404, "Internal_RecordNotFound")
+    invoices = bc.get("salesInvoices", params={"$filter": f"orderId eq {body['id']}",
+                                               "$expand": "salesInvoiceLines"}).json()["value"]
+    assert len(invoices) == 1
+    invoice = invoices[0]
+    assert (invoice["orderNumber"], invoice["status"]) == (body["number"], "Open")
+    assert invoice["yourReference"] == "ORD-01001-ABC"
+    assert [(line["lineObjectNumber"], line["quantity"], line["unitPrice"])
+            for line in invoice["salesInvoiceLines"]] == [("1896-S", 2, 990.0),
+                                                          ("1900-S", 12, 189.0)]
+    assert invoice["totalAmountExcludingTax"] == round(2 * 990.0 + 12 * 189.0, 2)
+    left = bc.get("salesOrderLines", params={"$filter": f"documentId eq {body['id']}"})
+    assert left.json()["value"] == []
+
+
+def test_deleting_a_sales_order_takes_its_lines(bc: httpx.Client) -> None:
+    order = bc.post("salesOrders", json={"customerNumber": "20000", "salesOrderLines": [
+        {"lineType": "Item", "lineObjectNumber": "1920-S", "quantity": 1}]}).json()
+    error_of(bc.delete(f"salesOrders({order['id']})"), 400, "BadRequest_InvalidToken")
+    deleted = bc.delete(f"salesOrders({order['id']})",
+                        headers={"If-Match": order["@odata.etag"]})
+    assert deleted.status_code == 204, deleted.text
+    error_of(bc.get(f"salesOrders({order['id']})"), 404, "Internal_RecordNotFound")
+    lines = bc.get("salesOrderLines", params={"$filter": f"documentId eq {order['id']}"})
+    assert lines.status_code == 200 and lines.json()["value"] == []

@@ -476,6 +476,9 @@ def test_service_document_and_metadata(dv: httpx.Client) -> None:
     assert csdl.status_code == 200 and csdl.headers["Content-Type"] == "application/xml"
     assert '<Property Name="name" Type="Edm.String" MaxLength="160"/>' in csdl.text
     assert '<NavigationProperty Name="parentcustomerid_account"' in csdl.text
+    assert ('<NavigationProperty Name="invoice_details" Type="Collection(mscrm.invoicedetail)"/>'
+            in csdl.text)
+    assert '<NavigationProperty Name="regardingobjectid_account"' in csdl.text
 
 
 # -------------------------------------------------------------------------------- performance
@@ -508,3 +511,223 @@ def test_datetime_filters_compare_the_whole_seconds_the_client_sees(dv: httpx.Cl
     assert "Second precision Ltd" not in [r["name"] for r in after.json()["value"]]
     at = dv.get("accounts", params={"$select": "name", "$filter": f"modifiedon ge {seen}"})
     assert "Second precision Ltd" in [r["name"] for r in at.json()["value"]]
+
+
+# ------------------------------------------------------------------------- documents (issue 5)
+def _seed_id(dv: httpx.Client, entity_set: str, flt: str, key: str) -> str:
+    rows = dv.get(entity_set, params={"$filter": flt, "$select": key}).json()["value"]
+    assert len(rows) == 1, rows
+    return str(rows[0][key])
+
+
+def _invoice_body(tag: str, account: str, product: str, unit: str) -> dict[str, Any]:
+    return {
+        "name": f"Invoice {tag}", "totalamount": 999.99, "totaltax": 12.5,
+        "discountamount": 1.0, "customerid_account@odata.bind": f"/accounts({account})",
+        "invoice_details": [
+            {"invoicedetailid": str(uuid.uuid4()), "productid@odata.bind":
+             f"/products({product})", "uomid@odata.bind": f"/uoms({unit})",
+             "quantity": 3.0, "priceperunit": 10.25, "ispriceoverridden": True,
+             "manualdiscountamount": 2.0, "tax": 5.5, "lineitemnumber": 1},
+            {"isproductoverridden": True, "productdescription": f"Write-in {tag}",
+             "quantity": 2.0, "priceperunit": 7.5, "lineitemnumber": 2},
+        ]}
+
+
+def test_deep_insert_creates_an_invoice_with_its_details(dv: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:6]
+    account = create(dv, "accounts", {"name": f"Deep {tag}"})
+    product = _seed_id(dv, "products", "productnumber eq '1896-S'", "productid")
+    unit = _seed_id(dv, "uoms", "name eq 'PCS'", "uomid")
+    euro = _seed_id(dv, "transactioncurrencies", "isocurrencycode eq 'EUR'",
+                    "transactioncurrencyid")
+    body = _invoice_body(tag, account, product, unit)
+    body["transactioncurrencyid@odata.bind"] = f"/transactioncurrencies({euro})"
+    invoice = create(dv, "invoices", body)
+    read = dv.get(f"invoices({invoice})", params={"$expand": "invoice_details"})
+    assert read.status_code == 200, read.text
+    header = read.json()
+    details = header["invoice_details"]
+    assert [d["invoicedetailid"] for d in details][:1] == [body["invoice_details"][0][
+        "invoicedetailid"]]
+    assert {d["_invoiceid_value"] for d in details} == {invoice}
+    assert {d["_transactioncurrencyid_value"] for d in details} == {euro}
+    first, second = details
+    assert (first["_productid_value"], first["_uomid_value"]) == (product, unit)
+    assert (first["ispriceoverridden"], second["ispriceoverridden"]) == (True, False)
+    assert first["baseamount"] == round(3.0 * 10.25, 2)
+    assert first["extendedamount"] == round(3.0 * 10.25 - 2.0 + 5.5, 2)
+    assert (second["productdescription"], second["extendedamount"]) == (f"Write-in {tag}", 15.0)
+    assert header["totallineitemamount"] == round(first["extendedamount"] + 15.0, 2)
+    assert (header["totalamount"], header["totaltax"], header["discountamount"]) == (
+        999.99, 12.5, 1.0)
+    narrow = dv.get(f"invoices({invoice})", params={
+        "$select": "name", "$expand": "invoice_details($select=quantity)"}).json()
+    assert [set(d) - {"@odata.etag"} for d in narrow["invoice_details"]] == [
+        {"quantity", "invoicedetailid", "versionnumber"}] * 2
+    listed = dv.get("invoicedetails", params={"$filter": f"_invoiceid_value eq {invoice}"})
+    assert len(listed.json()["value"]) == 2
+
+
+def test_deep_insert_answers_with_the_children_when_asked(dv: httpx.Client) -> None:
+    account = create(dv, "accounts", {"name": "Deep representation"})
+    response = dv.post("salesorders", headers={"Prefer": "return=representation"}, json={
+        "name": "Represented", "customerid_account@odata.bind": f"/accounts({account})",
+        "order_details": [{"productdescription": "Desk", "isproductoverridden": True,
+                           "quantity": 2.0, "priceperunit": 100.0}]})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["totallineitemamount"] == 200.0
+    assert [d["extendedamount"] for d in body["order_details"]] == [200.0]
+    assert body["order_details"][0]["_salesorderid_value"] == body["salesorderid"]
+
+
+@pytest.mark.parametrize(("child", "column"), [
+    ({"nosuchcolumn": 1}, "nosuchcolumn"),
+    ({"productdescription": "x" * 501}, "productdescription"),
+    ({"quantity": "three"}, "Edm.Decimal"),
+    ({"productid@odata.bind": f"/products({uuid.uuid4()})"}, "product With Id"),
+])
+def test_an_invalid_child_fails_the_whole_deep_insert(dv: httpx.Client, child: dict[str, Any],
+                                                      column: str) -> None:
+    tag = uuid.uuid4().hex[:6]
+    account = create(dv, "accounts", {"name": f"Deep fail {tag}"})
+    good = str(uuid.uuid4())
+    response = dv.post("invoices", json={
+        "name": f"Failing {tag}", "customerid_account@odata.bind": f"/accounts({account})",
+        "invoice_details": [{"invoicedetailid": good, "productdescription": "fine"}, child]})
+    assert response.status_code in (400, 404), response.text
+    assert column in error_of(response)["message"]
+    assert dv.get("invoices", params={"$filter": f"name eq 'Failing {tag}'"}).json()[
+        "value"] == []
+    assert dv.get(f"invoicedetails({good})").status_code == 404
+
+
+def test_deep_insert_shapes_that_are_refused(dv: httpx.Client) -> None:
+    account = create(dv, "accounts", {"name": "Deep shapes"})
+    bind = {"customerid_account@odata.bind": f"/accounts({account})"}
+    not_array = dv.post("invoices", json={"name": "x", **bind, "invoice_details": {}})
+    assert not_array.status_code == 400 and "array" in error_of(not_array)["message"]
+    wrong_nav = dv.post("invoices", json={"name": "x", **bind, "order_details": []})
+    assert wrong_nav.status_code == 400 and "order_details" in error_of(wrong_nav)["message"]
+    order = create(dv, "salesorders", {"name": "Deep patch", **bind})
+    deep_patch = dv.patch(f"salesorders({order})", json={"order_details": []})
+    assert deep_patch.status_code == 400 and "Deep update" in error_of(deep_patch)["message"]
+    expand = dv.get(f"salesorders({order})", params={"$expand": "customerid_account"})
+    assert expand.status_code == 501
+
+
+def test_deep_insert_inside_a_batch_change_set(dv: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:6]
+    account = create(dv, "accounts", {"name": f"Deep batch {tag}"})
+    _, statuses = post_batch(dv, [[
+        ("POST", "salesorders", {
+            "name": f"Batch order {tag}", "customerid_account@odata.bind": f"/accounts({account})",
+            "order_details": [{"productdescription": "A", "isproductoverridden": True,
+                               "quantity": 1.0, "priceperunit": 4.0},
+                              {"productdescription": "B", "isproductoverridden": True,
+                               "quantity": 2.0, "priceperunit": 3.0}]}),
+        ("PATCH", "$1", {"description": "patched after"})]])
+    assert statuses == [(204, "No Content")] * 2
+    order = dv.get("salesorders", params={"$filter": f"name eq 'Batch order {tag}'",
+                                          "$expand": "order_details"}).json()["value"]
+    assert len(order) == 1 and order[0]["description"] == "patched after"
+    assert [d["productdescription"] for d in order[0]["order_details"]] == ["A", "B"]
+    assert order[0]["totallineitemamount"] == 10.0
+    _, statuses = post_batch(dv, [[("POST", "salesorders", {
+        "name": f"Batch broken {tag}", "customerid_account@odata.bind": f"/accounts({account})",
+        "order_details": [{"productdescription": "y" * 501}]})]])
+    assert statuses == [(400, "Bad Request")]
+    assert dv.get("salesorders", params={"$filter": f"name eq 'Batch broken {tag}'"}).json()[
+        "value"] == []
+
+
+def test_detail_writes_keep_line_and_header_amounts(dv: httpx.Client) -> None:
+    account = create(dv, "accounts", {"name": "Amounts"})
+    order = create(dv, "salesorders", {"name": "Amounts order", "totallineitemamount": 5.0,
+                                       "customerid_account@odata.bind": f"/accounts({account})"})
+    assert dv.get(f"salesorders({order})").json()["totallineitemamount"] in (None, 0.0)
+    line = create(dv, "salesorderdetails", {
+        "salesorderid@odata.bind": f"/salesorders({order})", "isproductoverridden": True,
+        "productdescription": "Chair", "quantity": 4.0, "priceperunit": 2.5,
+        "baseamount": 1.0, "extendedamount": 1.0})
+    row = dv.get(f"salesorderdetails({line})").json()
+    assert (row["baseamount"], row["extendedamount"]) == (10.0, 10.0)
+    other = create(dv, "salesorderdetails", {
+        "salesorderid@odata.bind": f"/salesorders({order})", "isproductoverridden": True,
+        "productdescription": "Lamp", "quantity": 1.0, "priceperunit": 3.0})
+    assert dv.get(f"salesorders({order})").json()["totallineitemamount"] == 13.0
+    dv.patch(f"salesorderdetails({line})", json={"quantity": 5.0, "manualdiscountamount": 0.5,
+                                                 "tax": 2.0})
+    row = dv.get(f"salesorderdetails({line})").json()
+    assert (row["baseamount"], row["extendedamount"]) == (12.5, 14.0)
+    assert dv.get(f"salesorders({order})").json()["totallineitemamount"] == 17.0
+    assert dv.delete(f"salesorderdetails({other})").status_code == 204
+    header = dv.get(f"salesorders({order})").json()
+    assert header["totallineitemamount"] == 14.0
+    dv.patch(f"salesorders({order})", json={"totalamount": 20.0, "totaltax": 2.0,
+                                            "discountamount": 0.0})
+    header = dv.get(f"salesorders({order})").json()
+    assert (header["totalamount"], header["totaltax"], header["totallineitemamount"]) == (
+        20.0, 2.0, 14.0)
+
+
+def test_a_unit_group_creates_its_base_unit(dv: httpx.Client) -> None:
+    tag = uuid.uuid4().hex[:6]
+    group = create(dv, "uomschedules", {"name": f"Group {tag}", "baseuomname": f"Base {tag}"})
+    units = dv.get("uoms", params={
+        "$filter": f"_uomscheduleid_value eq {group} and isschedulebaseuom eq true"}).json()
+    assert len(units["value"]) == 1
+    base = units["value"][0]
+    assert (base["name"], base["quantity"], base["_baseuom_value"]) == (
+        f"Base {tag}", 1.0, base["uomid"])
+    missing = dv.post("uomschedules", json={"name": f"No base {tag}"})
+    assert missing.status_code == 400 and "baseuomname" in error_of(missing)["message"]
+
+
+def test_every_seeded_unit_group_has_its_base_unit(dv: httpx.Client) -> None:
+    groups = dv.get("uomschedules").json()["value"]
+    assert groups
+    for group in groups:
+        bases = dv.get("uoms", params={"$filter": f"_uomscheduleid_value eq "
+                                                  f"{group['uomscheduleid']} and "
+                                                  "isschedulebaseuom eq true"}).json()["value"]
+        assert [b["name"] for b in bases] == [group["baseuomname"]]
+        assert bases[0]["_baseuom_value"] == bases[0]["uomid"]
+
+
+def test_sales_order_state_changes_an_update_may_make(dv: httpx.Client) -> None:
+    account = create(dv, "accounts", {"name": "Order states"})
+    order = create(dv, "salesorders", {"name": "Stateful order",
+                                       "customerid_account@odata.bind": f"/accounts({account})"})
+
+    def move(state: int, status: int) -> httpx.Response:
+        return dv.patch(f"salesorders({order})", json={"statecode": state, "statuscode": status})
+
+    assert move(1, 3).status_code == 204
+    assert move(0, 1).status_code == 204
+    assert move(1, 3).status_code == 204
+    assert move(4, 100003).status_code == 204
+    row = dv.get(f"salesorders({order})").json()
+    assert (row["statecode"], row["statuscode"]) == (4, 100003)
+    refused = move(3, 100001)
+    assert refused.status_code == 400
+    assert "Invoiced to Fulfilled" in error_of(refused)["message"]
+    other = create(dv, "salesorders", {"name": "Straight to invoiced",
+                                       "customerid_account@odata.bind": f"/accounts({account})"})
+    jump = dv.patch(f"salesorders({other})", json={"statecode": 4, "statuscode": 100003})
+    assert jump.status_code == 400 and "Active to Invoiced" in error_of(jump)["message"]
+
+
+def test_posts_on_an_account_wall(dv: httpx.Client) -> None:
+    account = create(dv, "accounts", {"name": "Wall"})
+    post = create(dv, "posts", {"text": "Order 101001 was posted.", "source": 1,
+                                "regardingobjectid_account@odata.bind": f"/accounts({account})"})
+    wall = dv.get("posts", params={"$filter": f"_regardingobjectid_value eq {account}"}).json()
+    assert [(p["postid"], p["text"]) for p in wall["value"]] == [
+        (post, "Order 101001 was posted.")]
+    plain = dv.post("posts", json={"text": "x",
+                                   "regardingobjectid@odata.bind": f"/accounts({account})"})
+    assert plain.status_code == 400 and "regardingobjectid" in error_of(plain)["message"]
+    assert dv.delete(f"accounts({account})").status_code == 204
+    assert dv.get(f"posts({post})").status_code == 404, "an account's posts go with it"

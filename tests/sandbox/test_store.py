@@ -203,3 +203,21 @@ def test_table_names_differing_only_in_case_are_qualified(tmp_path: Path) -> Non
     store.insert("thing", {"name": "lower"})
     assert store.count("Things") == 1 and store.count("things") == 1
     assert store.table_name("Thing") == "business_central__Thing"
+
+
+def test_reopening_adds_columns_a_newer_definition_has(tmp_path: Path) -> None:
+    path = tmp_path / "sandbox.db"
+    old = SandboxStore(path, [THING])
+    kept = old.insert("thing", {"name": "from before"})
+    old.close()
+    newer = EntityDef(service=THING.service, name=THING.name, entity_set=THING.entity_set,
+                      key=THING.key, columns=(*THING.columns, Column("added", "money")),
+                      modified_column=THING.modified_column,
+                      created_column=THING.created_column,
+                      version_column=THING.version_column)
+    reopened = SandboxStore(path, [newer])
+    row = reopened.get("thing", kept["thingid"])
+    assert row is not None and row["name"] == "from before" and row["added"] is None
+    written = reopened.update("thing", kept["thingid"], {"added": 2.5})
+    assert written["added"] == 2.5
+    reopened.close()

@@ -60,8 +60,22 @@ CURRENCIES: tuple[CrmCurrency, ...] = (
     CrmCurrency("EUR", "Euro", "€", 1.16),
 )
 
-UNIT_GROUP = "Default Unit"
-UNITS: tuple[str, ...] = ("Primary Unit", "PCS")
+
+class UnitGroup(NamedTuple):
+    name: str
+    base_unit: str
+    description: str
+
+
+# Every Dataverse organization has "Default Unit" (base unit "Primary Unit"). The CRONUS products
+# are sold by the piece in a "PCS" group named like the BC unit of measure, the way the
+# integration keeps one unit group per BC unit, so UNIT OF MEASURE couples it by name and the
+# seeded order lines' units resolve to BC's PCS.
+UNIT_GROUPS: tuple[UnitGroup, ...] = (
+    UnitGroup("Default Unit", "Primary Unit", "Default unit group"),
+    UnitGroup("PCS", "PCS", "Piece"),
+)
+PRODUCT_UNIT_GROUP = "PCS"
 
 
 class Account(NamedTuple):
