@@ -97,6 +97,9 @@ def render_markdown(document: dict[str, Any]) -> str:
             lines.append(f"- **{row['scenario']} / {row['variant']}**: {note}{target}"
                          + (f" Figures: {figures}." if figures else "")
                          + (f" Counts: {counts}." if counts else ""))
+    if document.get("remeasured"):
+        lines += ["", "## Re-measured after this run", ""]
+        lines += [f"- {item}" for item in document["remeasured"]]
     if document.get("not_measured"):
         lines += ["", "## Not measured", ""]
         lines += [f"- {item}" for item in document["not_measured"]]

@@ -110,6 +110,11 @@ class DataverseConfig(_Frozen):
     url: str = Field(description="Web API root ending in /api/data/v9.2/")
     web_url: str = Field("", description="Base of links that open records in Dynamics 365 Sales")
     auth: AuthConfig
+    ignore_own_changes: bool = Field(
+        True, description="incremental reads skip rows last changed by the integration's own "
+        "user (WhoAmI), as the reference integration does, so a run does not read back what "
+        "the previous run wrote; people and scripts editing CRM need their own identity (or "
+        "impersonation) for their changes to be synchronized")
 
     @field_validator("url")
     @classmethod

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from nav_crm_ops import Workspace
 from nav_crm_ops.config import write_config
+from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.demo import SANDBOX_SECRET_ENV, sandbox_workspace_config
 from nav_crm_ops.sandbox import Sandbox
 
@@ -38,3 +40,18 @@ def workspace_dir(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.Mo
     root = tmp_path / "workspace"
     write_config(sandbox_workspace_config(fresh_sandbox.info, root), root)
     return root
+
+
+@pytest.fixture
+def crm_person() -> Callable[[Workspace], Dataverse]:
+    """A Dataverse connection of the workspace acting as a CRONUS salesperson
+    (``MSCRMCallerID``): tests that play a person editing CRM use it, because the engine
+    ignores changes made under its own identity."""
+
+    def connect(ws: Workspace) -> Dataverse:
+        people = ws.connections.dataverse.read(
+            "systemusers", select=["systemuserid"],
+            filter="accessmode ne 4 and isdisabled eq false", top=1)
+        return ws.connections.dataverse.acting_as(str(people["systemuserid"][0]))
+
+    return connect

@@ -17,7 +17,7 @@ or what conflicts; its row is there for scale, and its count check is "pairs tha
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -242,6 +242,34 @@ def pandas_three_way(nav: Any, crm: Any, base: Any) -> dict[str, int]:
     return counts
 
 
+def _unavoidable_steps(nav: pl.DataFrame, crm: pl.DataFrame, base: pl.DataFrame, full: bool,
+                       repeats: int) -> dict[str, float]:
+    """Best-of-``repeats`` seconds of steps any exact diff with our outputs must take, timed
+    alone after the diff (what bounds its figure): ordering the records of every base pair by
+    key (polars' own sort of the base keys), and, for complete side frames, finding each side
+    row's base row by key and comparing every cell with it once (a polars string-key join,
+    then one ``eq_missing`` per field against the base column gathered into the side's order).
+    """
+    names = [f.name for f in FIELDS]
+
+    def align_and_compare() -> int:
+        differing = 0
+        for side in (nav, crm):
+            rows = side.select(KEY).join(base.select(KEY).with_row_index("__row"), on=KEY,
+                                         how="left", maintain_order="left").get_column("__row")
+            for name in names:
+                same = side.get_column(name).eq_missing(base.get_column(name).rechunk()
+                                                        .gather(rows))
+                differing += same.len() - int(same.sum())
+        return differing
+
+    steps: dict[str, Callable[[], object]] = {
+        "sort_base_keys_alone_s": lambda: base.get_column(KEY).sort()}
+    if full:
+        steps["align_and_compare_alone_s"] = align_and_compare
+    return {name: timed(step, repeats)[1].best_s for name, step in steps.items()}
+
+
 def _datacompy_counts(nav: Any, crm: Any) -> dict[str, int]:
     import datacompy
 
@@ -265,6 +293,8 @@ def measure(job: str, ctx: Context) -> list[Measurement]:
                           _read(ctx.workdir, "base"))
         inputs_mb = proc_status_mb("VmRSS")
         _, timing = timed(lambda: three_way_diff(nav, crm, base, FIELDS), ctx.repeats)
+        peak_of_the_diff_mb = proc_status_mb("VmHWM")
+        floors = _unavoidable_steps(nav, crm, base, full, ctx.repeats)
         counts = _our_counts(nav, crm, base)
         counts["pairs_differing"] = ctx.size - counts["unchanged"]
         expected = expected_counts(ctx.size)
@@ -272,7 +302,9 @@ def measure(job: str, ctx: Context) -> list[Measurement]:
         return [Measurement(job, f"ours: three_way_diff (polars), {shape}", "ours", baseline,
                             also_compare=("datacompy_full",) if full else (),
                             records=ctx.size, counts=counts, expected=expected,
-                            figures={"rss_after_loading_inputs_mb": inputs_mb},
+                            figures={"rss_after_loading_inputs_mb": inputs_mb,
+                                     "peak_rss_of_the_timed_runs_mb": peak_of_the_diff_mb,
+                                     **floors},
                             target="<= 3 s, <= 1.5 GB, >= 10x pandas (same inputs)",
                             limits={"wall_s_max": 3.0, "peak_rss_mb_max": 1536.0,
                                     "ratio_min": 10.0},

@@ -36,7 +36,10 @@ class Dataverse(PagedReader):
     def __init__(self, url: str, auth: Auth, *, page_size: int = MAX_PAGE,
                  batch_size: int = MAX_BATCH, max_workers: int = 4,
                  retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
-                 max_filter_chars: int = 6000) -> None:
+                 max_filter_chars: int = 6000, acting_as: str | None = None) -> None:
+        """``acting_as``: a systemuser id to impersonate (``MSCRMCallerID``; the application
+        user needs the *Act on behalf of another user* privilege): its changes are that
+        person's, so the engine, which ignores its own changes, reads them."""
         if not 1 <= page_size <= MAX_PAGE:
             raise ValueError(f"page_size must be 1..{MAX_PAGE} (Dataverse maximum)")
         if not 1 <= batch_size <= MAX_BATCH:
@@ -45,16 +48,27 @@ class Dataverse(PagedReader):
         self.batch_size = batch_size
         self.max_filter_chars = max_filter_chars
         self.pool = AdaptivePool(max_workers)
+        headers = {"Accept": "application/json", "OData-MaxVersion": "4.0",
+                   "OData-Version": "4.0"}
+        if acting_as:
+            headers["MSCRMCallerID"] = str(uuid.UUID(acting_as))
         self.http = ServiceClient(url, auth, service=SERVICE, retry=retry, transport=transport,
-                                  default_headers={"Accept": "application/json",
-                                                   "OData-MaxVersion": "4.0",
-                                                   "OData-Version": "4.0"})
+                                  default_headers=headers)
+        self._url, self._auth, self._retry, self._transport = url, auth, retry, transport
+        self._max_workers = max_workers
         self.http.on_throttle = self.pool.throttled
         self.modified_field = "modifiedon"
         self._api_path = urlparse(self.http.base_url).path
 
     def entity_path(self, entity_set: str) -> str:
         return field_name(entity_set)
+
+    def acting_as(self, systemuser_id: str) -> Dataverse:
+        """A second connection with the same settings that impersonates ``systemuser_id``."""
+        return Dataverse(self._url, self._auth, page_size=self.page_size,
+                         batch_size=self.batch_size, max_workers=self._max_workers,
+                         retry=self._retry, transport=self._transport,
+                         max_filter_chars=self.max_filter_chars, acting_as=systemuser_id)
 
     def track_changes(self, entity_set: str, select: Sequence[str],
                       delta_link: str | None = None, schema: dict[str, Any] | None = None,
@@ -94,16 +108,45 @@ class Dataverse(PagedReader):
         return {int(o["Value"]): str(((o.get("Label") or {}).get("UserLocalizedLabel") or {})
                                      .get("Label", "")) for o in options}
 
-    def insert_option_value(self, entity: str, attribute: str, label: str,
-                            value: int | None = None, language_code: int = 1033) -> int:
+    @staticmethod
+    def _option_body(entity: str, attribute: str, label: str, value: int | None,
+                     language_code: int) -> dict[str, Any]:
         body: dict[str, Any] = {
             "EntityLogicalName": entity, "AttributeLogicalName": attribute,
             "Label": {"LocalizedLabels": [{"Label": label, "LanguageCode": language_code}]}}
         if value is not None:
             body["Value"] = value
-        reply = self.http.request("POST", "InsertOptionValue", json=body,
-                                  entity="InsertOptionValue")
+        return body
+
+    def insert_option_value(self, entity: str, attribute: str, label: str,
+                            value: int | None = None, language_code: int = 1033) -> int:
+        reply = self.http.request(
+            "POST", "InsertOptionValue", entity="InsertOptionValue",
+            json=self._option_body(entity, attribute, label, value, language_code))
         return int(reply.json()["NewOptionValue"])
+
+    def insert_option_values(self, options: Sequence[tuple[str, str, str]],
+                             language_code: int = 1033) -> list[int | ConnectorError]:
+        """``InsertOptionValue`` for each (entity, attribute, label) in one ``$batch``: the new
+        value, or the error of an option the service refused, in order."""
+        parts = [BatchPart("POST", f"{self._api_path}InsertOptionValue", {},
+                           self._option_body(e, a, label, None, language_code))
+                 for e, a, label in options]
+        content_type, body = encode_batch(parts)
+        response = self.http.request(
+            "POST", "$batch", content=body, entity="InsertOptionValue",
+            headers={"Content-Type": content_type}, retry_unsafe=False)
+        answers = decode_batch_response(response.headers.get("content-type", ""),
+                                        response.content)
+        values: list[int | ConnectorError] = []
+        for (entity, attribute, label), part in zip(options, answers, strict=True):
+            if part.status >= 400 or not isinstance(part.body, dict):
+                values.append(error_from_response(
+                    part.status, part.body, part.headers, service=SERVICE,
+                    entity=f"{entity}.{attribute}", record_key=label))
+            else:
+                values.append(int(part.body["NewOptionValue"]))
+        return values
 
     # writes ----------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:

@@ -183,6 +183,8 @@ class Applier:
         for start in range(0, len(rows), chunk):
             check_cancelled(cancel, f"writing {mapping.name} to {target.upper()}")
             before = _requests(self._clients())
+            if target == "crm":
+                self._create_options(mapping, rows[start:start + chunk], by_record, resolver)
             prepared: list[_Prepared] = []
             failures: list[tuple[dict[str, Any], str, bool, Any, Any]] = []
             for record in rows[start:start + chunk]:
@@ -304,6 +306,34 @@ class Applier:
             op = WriteOp.update(mapping.nav.entity, record["nav_id"], payload,
                                 if_match=record.get("nav_version") or "*")
         return _Prepared(record, op, source_values)
+
+    def _create_options(self, mapping: TableMapping, rows: list[dict[str, Any]],
+                        by_record: dict[str, list[dict[str, Any]]], resolver: Resolver) -> None:
+        """Choice values a chunk needs and CRM lacks (``on_missing: create``), created in one
+        request before the chunk's writes; a refusal is left to the records (they fail naming
+        the value)."""
+        wanted: dict[tuple[str, str], FieldMapping] = {}
+        for record in rows:
+            for change in by_record.get(record["record_id"], []):
+                if split_line_field(change["field"]) is not None:
+                    continue
+                fld = mapping.field(change["field"])
+                code = change["new_value"]
+                if fld.options is None or fld.options.on_missing != "create" or not code:
+                    continue
+                if code not in resolver.option_maps(mapping.name, fld)[0]:
+                    wanted.setdefault((fld.name, code), fld)
+        if len(wanted) < 2:
+            return
+        keys = list(wanted)
+        try:
+            values = self.connections.dataverse.insert_option_values(
+                [(mapping.crm.logical_name, wanted[k].crm, k[1]) for k in keys])
+        except ConnectorError:
+            return
+        for key, value in zip(keys, values, strict=True):
+            if isinstance(value, int):
+                resolver.option_created(mapping.name, wanted[key], key[1], value)
 
     def _mark_sources(self, mapping: TableMapping, target: Target,
                       created: list[tuple[dict[str, Any], WriteOutcome]],

@@ -43,11 +43,16 @@ Rules per field and pair (``changed_nav`` = nav differs from base, ``changed_crm
 
 Everything is computed with per-field polars expressions over one joined frame (no Python loop
 over rows), and the long ``field_changes`` frame holds only the changed cells. Side rows equal
-to their base are dropped first (an exact multi-column anti join when dtypes match), so passing
-complete side frames costs little more than passing only the changed rows. Columns other than
-the key and the fields are ignored. Measured on the 2-core machine: 1,000,000 pairs x 12 fields
-with 1% changed per side and 0.1% conflicting take about 0.5 s (about 0.2 GB on top of the
-inputs); complete 1,000,000-row side frames take about 2 s.
+to their base are dropped first, so passing complete side frames costs little more than passing
+only the changed rows: each side row finds its base row through a join of 64-bit key hashes
+(every match confirmed on the key itself), then its values are compared with the base's
+exactly (:func:`_rows_differing_from_base`; no hash ever decides that values are equal).
+Columns other than the key and the fields are ignored. Measured on the shared 2-core machine
+(``benchmarks``, scenario 1): 1,000,000 pairs x 12 fields with 1% changed per side and 0.1%
+conflicting take about 0.7 s given the changed rows only and about 2 s given complete side
+frames (about 0.25 GB on top of the inputs); the floor of both is building and ordering the
+1,000,000-row ``records`` frame (about 0.25 s) and, for complete frames, aligning and comparing
+2 x 12,000,000 cells with base rows in another order (about 1 s, bound by memory latency).
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ RESOLUTION_DTYPE = pl.Enum(RESOLUTIONS)
 _TARGET_NONE, _TARGET_CRM, _TARGET_NAV = 0, 1, 2
 _RES_NONE, _RES_NAV_WINS, _RES_CRM_WINS, _RES_HELD, _RES_SAME, _RES_BLOCKED = range(6)
 
+_KEY_HASH_SEED = 20_261_123
+"""Any fixed seed: key hashes only ever speed up joins and uniqueness checks, never decide."""
+_ENGINE: Literal["in-memory"] = "in-memory"
+"""polars' in-memory engine: about twice as fast as the streaming default for the diff's
+wide per-pair query (hundreds of expressions over the pairs in play), and no slower elsewhere."""
+_RAW_COMPARE_ROWS = 50_000
+"""Side frames at least this long are compared raw first (see :func:`_rows_differing_from_base`);
+shorter ones, usually the changed rows only, are compared canonically at once."""
+_FAST_SORT_ROWS = 50_000
+"""Key columns at least this long are ordered by :func:`_key_order`'s integer prefixes."""
 _TRUE_WORDS = ("true", "1", "yes", "y", "t", "on")
 _FALSE_WORDS = ("false", "0", "no", "n", "f", "off")
 _DATETIME_WITH_OFFSET = ("%Y-%m-%dT%H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%z")
@@ -290,101 +305,194 @@ def _compare_key(expr: pl.Expr, field: DiffField) -> pl.Expr:
     return expr
 
 
-def _duplicate_keys(frame: pl.LazyFrame, key: str) -> list[str]:
+def _duplicate_keys(frame: pl.DataFrame, key: str) -> list[str]:
     """Up to five keys that occur more than once in ``frame`` (for the error message)."""
     found = frame.select(key).filter(pl.col(key).is_duplicated()).unique().sort(key).head(5)
-    return list(found.collect().get_column(key).to_list())
+    return list(found.get_column(key).to_list())
 
 
-def _drop_unchanged_rows(
-    side: pl.LazyFrame, base: pl.LazyFrame, key: str, fields: Sequence[DiffField]
-) -> pl.LazyFrame:
-    """Drop side rows equal to their base, so full frames cost about as much as changed ones.
+def _key_hashes_unique(frames: dict[str, pl.DataFrame], key: str) -> dict[str, bool]:
+    """Refuse frames holding a key twice; per frame, whether its key hashes are all distinct.
 
-    Equal raw values of the same dtype are equal canonically too, so most unchanged rows are
-    recognized without canonicalizing; other columns are compared in canonical form.
+    Distinct hashes prove distinct keys, and counting 64-bit hashes is several times faster
+    than counting strings; only when hashes repeat are the keys themselves counted (a repeat
+    is then a real duplicate or, very rarely, a hash collision).
     """
-    side_schema, base_schema = side.collect_schema(), base.collect_schema()
-    renamed = base.select(
-        pl.col(key), *[pl.col(f.name).alias(f"__b_{f.name}") for f in fields]
-    ).with_columns(pl.lit(True).alias("__in_base"))
-
-    def canonical_same(field: DiffField) -> pl.Expr:
-        mine = _canonical(pl.col(field.name), side_schema[field.name], field)
-        theirs = _canonical(pl.col(f"__b_{field.name}"), base_schema[field.name], field)
-        return _compare_key(mine, field).eq_missing(_compare_key(theirs, field))
-
-    raw_comparable = [
-        f
-        for f in fields
-        if side_schema[f.name] == base_schema[f.name] and side_schema[f.name] != pl.Null
+    distinct = {
+        label: frame.get_column(key).hash(_KEY_HASH_SEED).n_unique() == frame.height
+        for label, frame in frames.items()
+    }
+    duplicated = [
+        label
+        for label, frame in frames.items()
+        if not distinct[label] and frame.get_column(key).n_unique() != frame.height
     ]
-    others = [f for f in fields if f not in raw_comparable]
-    if not others:
-        # Exact multi-column anti join: keeps rows whose raw values differ or lack a base.
-        raw_differs = side.join(
-            base.select(key, *[f.name for f in raw_comparable]).join(
-                side.select(key), on=key, how="semi"
-            ),
-            on=[key, *[f.name for f in raw_comparable]],
-            how="anti",
-            nulls_equal=True,
-        )
-        joined = raw_differs.join(renamed, on=key, how="left").with_columns(
-            pl.col("__in_base").fill_null(False)
-        )
-        return joined.filter(
-            ~(pl.col("__in_base") & pl.all_horizontal([canonical_same(f) for f in fields]))
-        ).select(pl.col(key), *[pl.col(f.name) for f in fields])
-    joined = side.join(renamed, on=key, how="left").with_columns(
-        pl.col("__in_base").fill_null(False)
-    )
-    raw_equal = pl.col("__in_base") & pl.all_horizontal(
-        [pl.col(f.name).eq_missing(pl.col(f"__b_{f.name}")) for f in raw_comparable]
-        or [pl.lit(True)]
-    )
-    mostly_equal = joined.filter(raw_equal).filter(
-        ~pl.all_horizontal([canonical_same(f) for f in others])
-    )
-    rest = joined.filter(~raw_equal).filter(
-        ~(pl.col("__in_base") & pl.all_horizontal([canonical_same(f) for f in fields]))
-    )
-    return pl.concat([mostly_equal, rest]).select(pl.col(key), *[pl.col(f.name) for f in fields])
-
-
-def _changed_rows(
-    nav: pl.LazyFrame,
-    crm: pl.LazyFrame,
-    base: pl.LazyFrame,
-    key: str,
-    fields: Sequence[DiffField],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The NAV and CRM rows that differ from their base, after checking keys are unique."""
-    inputs = {"nav": nav, "crm": crm, "base": base}
-    nav_rows, crm_rows, unique = pl.collect_all(
-        [
-            _drop_unchanged_rows(nav, base, key, fields),
-            _drop_unchanged_rows(crm, base, key, fields),
-            pl.concat(
-                [
-                    frame.select((pl.col(key).n_unique() == pl.len()).alias(label))
-                    for label, frame in inputs.items()
-                ],
-                how="horizontal",
-            ),
-        ]
-    )
-    if not all(unique.row(0)):
+    if duplicated:
         details = "; ".join(
-            f"{label}: {_duplicate_keys(inputs[label], key)}"
-            for label, ok in unique.row(0, named=True).items()
-            if not ok
+            f"{label}: {_duplicate_keys(frames[label], key)}" for label in duplicated
         )
         raise SyncError(
             "each frame passed to the diff must hold one row per coupled pair; duplicated "
             f"{key} values in {details}"
         )
-    return nav_rows, crm_rows
+    return distinct
+
+
+def _base_positions(
+    sides: Sequence[pl.DataFrame], base: pl.DataFrame, key: str, by_hash: bool
+) -> list[pl.Series]:
+    """Per side, for each row the row number of the base row with the same key (null if none).
+
+    ``by_hash`` (the base's key hashes are distinct) joins 64-bit key hashes instead of the
+    strings; every match is then confirmed on the keys themselves, so a side key whose hash
+    collides with another base key's finds no base row, exactly as with a string join (the
+    base holds no other row with that hash). Null keys never match, as in a polars join.
+    """
+    base_keys = base.get_column(key)
+
+    def join_column(keys: pl.Series) -> pl.Series:
+        return keys.hash(_KEY_HASH_SEED) if by_hash else keys
+
+    base_rows = pl.DataFrame({"__on": join_column(base_keys)}).with_row_index("__base")
+    found: list[pl.Series] = []
+    for side in sides:  # one after the other: two hash tables of a million rows cost memory
+        matches = (
+            pl.DataFrame({"__on": join_column(side.get_column(key))})
+            .with_row_index("__side")
+            .join(base_rows, on="__on", how="inner")
+        )
+        nothing = pl.repeat(None, side.height, dtype=pl.get_index_type(), eager=True)
+        found.append(
+            nothing.scatter(matches.get_column("__side"), matches.get_column("__base"))
+            if matches.height
+            else nothing
+        )
+        del matches
+    if not by_hash:
+        return found
+    gatherable = _gatherable(base_keys, max((p.len() for p in found), default=0))
+    confirmed = pl.collect_all(
+        (
+            pl.LazyFrame([side.get_column(key).alias("key"), positions.alias("row")]).select(
+                (pl.col("key") == pl.lit(gatherable).gather(pl.col("row"))).fill_null(False)
+            )
+            for side, positions in zip(sides, found, strict=True)
+        ),
+        engine=_ENGINE,
+    )
+    return [
+        positions.set(~same.to_series(), None)
+        for positions, same in zip(found, confirmed, strict=True)
+    ]
+
+
+def _gatherable(column: pl.Series, rows: int) -> pl.Series:
+    """``column`` ready for gathering ``rows`` random rows.
+
+    Gathering from a column in many chunks (as parquet readers return them) costs about ten
+    times as much per row as from one chunk; joining the chunks costs about as much as
+    gathering a sixteenth of the column, so it pays only for large gathers.
+    """
+    return column.rechunk() if column.n_chunks() > 1 and rows * 16 > column.len() else column
+
+
+def _rows_differing_from_base(
+    sides: Sequence[tuple[pl.DataFrame, pl.Series]],
+    base: pl.DataFrame,
+    fields: Sequence[DiffField],
+) -> list[pl.Series]:
+    """Per side, the row numbers of the rows that differ canonically from their base row or
+    have none (``sides``: each frame with its :func:`_base_positions`).
+
+    Every field value is compared with its base value exactly; no hash ever decides that two
+    values are equal (a row-hash pre-filter would not save the work: the rows whose hashes
+    agree, nearly all of them, would still need this compare). Long frames (complete sides)
+    are compared raw first, one column at a time against the base column gathered into the
+    side's order (equal raw values of the same dtype are equal canonically too), then
+    canonically only for the few rows whose raw values differ and for fields whose dtypes
+    differ from the base's. Short frames (changed rows) are compared canonically at once.
+    """
+    base_schema = base.schema
+    comparable = [
+        [
+            f
+            for f in fields
+            if base_schema[f.name] != pl.Null and frame.schema[f.name] == base_schema[f.name]
+        ]
+        if frame.height >= _RAW_COMPARE_ROWS
+        else []
+        for frame, _ in sides
+    ]
+    raw_equal = [positions.is_not_null() for _, positions in sides]
+    for field in fields:
+        users = [index for index, fields_of in enumerate(comparable) if field in fields_of]
+        if not users:
+            continue
+        largest = max(sides[index][1].len() for index in users)
+        column = _gatherable(base.get_column(field.name), largest)
+        # One query per side, collected together: comparing a million strings with base rows
+        # in another order is bound by memory latency, so the sides run in parallel.
+        equal = pl.collect_all(
+            (
+                pl.LazyFrame(
+                    [
+                        sides[index][0].get_column(field.name).alias("side"),
+                        sides[index][1].alias("row"),
+                    ]
+                ).select(pl.col("side").eq_missing(pl.lit(column).gather(pl.col("row"))))
+                for index in users
+            ),
+            engine=_ENGINE,
+        )
+        for index, same in zip(users, equal, strict=True):
+            raw_equal[index] = raw_equal[index] & same.to_series()
+    return [
+        _canonically_differing(
+            frame, positions, equal, base, fields, [f for f in fields if f not in fields_of]
+        )
+        for (frame, positions), equal, fields_of in zip(sides, raw_equal, comparable, strict=True)
+    ]
+
+
+def _canonically_differing(
+    side: pl.DataFrame,
+    positions: pl.Series,
+    raw_equal: pl.Series,
+    base: pl.DataFrame,
+    fields: Sequence[DiffField],
+    others: Sequence[DiffField],
+) -> pl.Series:
+    """Row numbers of ``side`` rows without a base row or canonically unlike it.
+
+    Rows equal raw on the raw-comparable fields need only the ``others`` compared."""
+    side_schema, base_schema = side.schema, base.schema
+
+    def differs(rows: pl.Series, compared: Sequence[DiffField]) -> pl.Series:
+        if rows.len() == 0 or not compared:
+            return rows.clear()
+        names = [f.name for f in compared]
+        pair = pl.concat(
+            [
+                side.select(names)[rows],
+                base.select(pl.col(n).alias(f"__b_{n}") for n in names)[positions.gather(rows)],
+            ],
+            how="horizontal",
+        )
+        same = pair.select(
+            pl.all_horizontal(
+                _compare_key(_canonical(pl.col(f.name), side_schema[f.name], f), f).eq_missing(
+                    _compare_key(_canonical(pl.col(f"__b_{f.name}"), base_schema[f.name], f), f)
+                )
+                for f in compared
+            )
+        ).to_series()
+        return rows.filter(~same)
+
+    has_base = positions.is_not_null()
+    without_base = (~has_base).arg_true()
+    raw_differing = differs((has_base & ~raw_equal).arg_true(), fields)
+    others_differing = differs(raw_equal.arg_true(), others)
+    return pl.concat([without_base, raw_differing, others_differing]).sort()
 
 
 def _never_synced_winner(policy: ConflictPolicy, mapping_direction: Direction) -> tuple[int, int]:
@@ -529,11 +637,25 @@ def three_way_diff(
     if reserved:
         raise SyncError(f"diff field names must not start with '__': {reserved}")
 
-    nav_lazy = _lazy(nav, key, names, "nav")
-    crm_lazy = _lazy(crm, key, names, "crm")
-    base_lazy = _lazy(base, key, names, "base")
-
-    nav_rows, crm_rows = _changed_rows(nav_lazy, crm_lazy, base_lazy, key, fields)
+    nav_frame, crm_frame, base_frame = pl.collect_all(
+        [
+            _lazy(nav, key, names, "nav"),
+            _lazy(crm, key, names, "crm"),
+            _lazy(base, key, names, "base"),
+        ],
+        engine=_ENGINE,
+    )
+    distinct = _key_hashes_unique({"nav": nav_frame, "crm": crm_frame, "base": base_frame}, key)
+    positions = _base_positions([nav_frame, crm_frame], base_frame, key, by_hash=distinct["base"])
+    nav_changed, crm_changed = _rows_differing_from_base(
+        [(nav_frame, positions[0]), (crm_frame, positions[1])], base_frame, fields
+    )
+    nav_rows, crm_rows = nav_frame[nav_changed], crm_frame[crm_changed]
+    base_in_play = (
+        pl.concat([positions[0].gather(nav_changed), positions[1].gather(crm_changed)])
+        .drop_nulls()
+        .unique()
+    )
     nav_lazy, crm_lazy = nav_rows.lazy(), crm_rows.lazy()
     sides = [
         nav_rows.select(key).with_columns(pl.lit(True).alias("__in_nav")),
@@ -544,7 +666,7 @@ def three_way_diff(
     def prefixed(frame: pl.LazyFrame, prefix: str) -> pl.LazyFrame:
         return _canonical_lazy(frame, key, fields).rename({n: f"{prefix}{n}" for n in names})
 
-    base_rows = base_lazy.join(candidates.select(key), on=key, how="semi")
+    base_rows = base_frame[base_in_play].lazy()
     joined = (
         candidates.join(prefixed(nav_lazy, "__n_"), on=key, how="left")
         .join(prefixed(crm_lazy, "__c_"), on=key, how="left")
@@ -579,11 +701,16 @@ def three_way_diff(
             ),
             count(conflicts).alias("n_conflicts"),
         )
-        .collect()
+        .collect(engine=_ENGINE)
     )
 
     field_changes = _field_changes(wide, fields, key)
-    records = _records(wide, field_changes, base_lazy, key)
+    untouched = base_frame.get_column(key).filter(
+        pl.repeat(True, base_frame.height, eager=True).scatter(base_in_play, False)
+        if base_in_play.len()
+        else pl.repeat(True, base_frame.height, eager=True)
+    )
+    records = _records(wide, field_changes, untouched, key)
     new_base = wide.select(key, *[pl.col(f"__nb_{f.name}").alias(f.name) for f in fields]).sort(key)
     return DiffResult(records, field_changes, new_base, fields, key)
 
@@ -632,7 +759,7 @@ def _field_changes(wide: pl.DataFrame, fields: Sequence[DiffField], key: str) ->
     }
     if not parts:
         return pl.DataFrame(schema=schema)
-    long = pl.concat(parts).sort(key, "__order").collect()
+    long = pl.concat(parts).sort(key, "__order").collect(engine=_ENGINE)
     return long.with_columns(
         target_names.gather(long.get_column("__target")).cast(TARGET_DTYPE).alias("target"),
         resolution_names.gather(long.get_column("__resolution"))
@@ -660,8 +787,9 @@ def _conflict_messages(field_changes: pl.DataFrame, key: str) -> pl.DataFrame:
 
 
 def _records(
-    wide: pl.DataFrame, field_changes: pl.DataFrame, base: pl.LazyFrame, key: str
+    wide: pl.DataFrame, field_changes: pl.DataFrame, untouched_keys: pl.Series, key: str
 ) -> pl.DataFrame:
+    """One row per pair in play (``wide``) and per base pair not in play, sorted by key."""
     to_crm, to_nav = pl.col("n_changes_to_crm") > 0, pl.col("n_changes_to_nav") > 0
     action = (
         pl.when(pl.col("__held"))
@@ -706,20 +834,59 @@ def _records(
         .with_columns(message.alias("conflict_message"))
         .drop("__details", "__resolution")
     )
-    untouched = (
-        base.select(key)
-        .join(seen.lazy().select(key), on=key, how="anti")
-        .with_columns(
-            pl.lit("unchanged").cast(ACTION_DTYPE).alias("action"),
-            pl.lit(0, pl.UInt32).alias("n_changes_to_crm"),
-            pl.lit(0, pl.UInt32).alias("n_changes_to_nav"),
-            pl.lit(0, pl.UInt32).alias("n_conflicts"),
-            pl.lit(False).alias("never_synced"),
-            pl.lit(None, pl.Utf8).alias("conflict_message"),
-        )
-        .collect()
+    untouched = untouched_keys.alias(key).to_frame().with_columns(
+        pl.lit("unchanged").cast(ACTION_DTYPE).alias("action"),
+        pl.lit(0, pl.UInt32).alias("n_changes_to_crm"),
+        pl.lit(0, pl.UInt32).alias("n_changes_to_nav"),
+        pl.lit(0, pl.UInt32).alias("n_conflicts"),
+        pl.lit(False).alias("never_synced"),
+        pl.lit(None, pl.Utf8).alias("conflict_message"),
     )
-    return pl.concat([seen, untouched]).sort(key)
+    records = pl.concat([seen, untouched], rechunk=True)
+    return records[_key_order(records.get_column(key))]
+
+
+def _key_order(keys: pl.Series) -> pl.Series:
+    """``keys.arg_sort()`` of unique keys, computed in about half the time for many ASCII keys.
+
+    Comparing strings longer than 12 bytes makes the sort read each string's bytes from
+    memory. For ASCII keys without nulls the bytes after the prefix that every key shares are
+    sorted as big-endian integers instead, 8 bytes each, zero-padded: first the next 8 bytes,
+    then, if two keys tie on them, the next 16. That order agrees with the keys' byte order
+    wherever two keys' integers differ, so when no two keys tie it is the exact order; when
+    some still tie, the strings are sorted as they are.
+    """
+    if keys.len() < _FAST_SORT_ROWS or keys.null_count() or (
+        keys.str.len_bytes() != keys.str.len_chars()
+    ).any():
+        return keys.arg_sort()
+    lowest, highest = str(keys.min()), str(keys.max())
+    shared = 0
+    while shared < min(len(lowest), len(highest)) and lowest[shared] == highest[shared]:
+        shared += 1
+    frame = pl.DataFrame({"key": keys})
+
+    def word(offset: int) -> pl.Expr:
+        return (
+            pl.col("key")
+            .str.slice(shared + offset, 8)
+            .str.pad_end(8, "\x00")
+            .cast(pl.Binary)
+            .bin.reinterpret(dtype=pl.UInt64, endianness="big")
+        )
+
+    high = frame.select(word(0)).to_series()
+    order = high.arg_sort()
+    ordered = high.gather(order)
+    if not (ordered == ordered.shift()).any():
+        return order
+    words = pl.DataFrame({"high": high, "low": frame.select(word(8)).to_series()})
+    ordered_words = words.with_row_index("__row").sort("high", "low")
+    tied = ordered_words.select(
+        ((pl.col("high") == pl.col("high").shift()) & (pl.col("low") == pl.col("low").shift()))
+        .any()
+    ).item()
+    return keys.arg_sort() if tied else ordered_words.get_column("__row")
 
 
 def apply_changes_to_frames(

@@ -24,6 +24,7 @@ and are stored by apply.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,14 @@ from .matching import match_records
 from .plan import FIELD_CHANGE_SCHEMA, RECORD_SCHEMA, line_field, plan_rows_from_diff
 from .progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from .resolve import Resolver, is_unresolved
-from .sides import SideReader, empty_field_frame, field_frame
+from .sides import (
+    SideReader,
+    empty_field_frame,
+    field_frame,
+    integration_user_id,
+    known_integration_user,
+    remember_integration_user,
+)
 
 __all__ = ["MappingPlan", "Planner", "Selection", "format_moment", "parse_moment"]
 
@@ -85,6 +93,7 @@ def _unique(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.unique(subset="_id", keep="last", maintain_order=True)
 
 
+WHOAMI_TTL_S = 7 * 24 * 3600.0
 SCOPE = "__scope"
 BC_BLANK_DATE = "0001-01-01"
 """Business Central's empty date (dates are never null in its API)."""
@@ -133,16 +142,34 @@ class Planner:
     """Builds :class:`MappingPlan` values for the mappings of one workspace."""
 
     def __init__(self, mappings: MappingSet, store: StateStore, connections: Connections, *,
-                 overlap: timedelta = timedelta(seconds=30)) -> None:
+                 overlap: timedelta = timedelta(seconds=30),
+                 ignore_own_changes: bool = True) -> None:
         self.mappings = mappings
         self.store = store
         self.connections = connections
         self.overlap = overlap
+        self.ignore_own_changes = ignore_own_changes
+
+    def _identify(self) -> None:
+        """Learn the integration's CRM user id (for ignoring its own changes) from the state
+        store, or ask ``WhoAmI`` once and remember it there for a week."""
+        client = self.connections.dataverse
+        if not self.ignore_own_changes or known_integration_user(client):
+            return
+        scope = f"whoami:{client.http.base_url}"
+        cached = self.store.cached_map(scope)
+        if cached is not None and cached[1] < WHOAMI_TTL_S and cached[0].get("user"):
+            remember_integration_user(client, uuid.UUID(str(cached[0]["user"])))
+            return
+        user = integration_user_id(client)
+        if user is not None:
+            self.store.put_cached_map(scope, {"user": str(user)})
 
     def readers(self, mapping: TableMapping) -> tuple[SideReader, SideReader]:
         bc = self.connections.business_central_for(mapping.nav.api)
         return (SideReader(mapping, "nav", bc),
-                SideReader(mapping, "crm", self.connections.dataverse))
+                SideReader(mapping, "crm", self.connections.dataverse,
+                           ignore_own_changes=self.ignore_own_changes))
 
     def has_changes(self, mapping: TableMapping) -> bool:
         """Anything modified on either side since the watermarks (records waiting in the retry
@@ -161,6 +188,7 @@ class Planner:
         """The plan of one mapping (module docstring); ``retry=False`` leaves the retry pass
         out (a follow-up pass right after an apply must not count its failures twice)."""
         started = datetime.now(UTC) - timedelta(seconds=1)
+        self._identify()
         resolver = Resolver(self.mappings, self.store, self.connections)
         nav_reader, crm_reader = self.readers(mapping)
         marks = self.store.watermarks(mapping.name)

@@ -10,32 +10,106 @@ on the side(s) the field is written from.
 
 from __future__ import annotations
 
+import uuid
+import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
 import polars as pl
 
-from ..connectors.odata import F, RawFilter, all_of
+from ..connectors.odata import F, Filter, RawFilter, all_of
 from ..connectors.reader import ETAG, PagedReader
+from ..exceptions import ConnectorError, NavCrmOpsError
 from .diff import canonical_frame
 from .mapping import FieldMapping, TableMapping
 from .resolve import Resolver
 
-__all__ = ["META_COLUMNS", "Side", "SideReader", "empty_field_frame", "field_frame"]
+__all__ = [
+    "META_COLUMNS",
+    "Side",
+    "SideReader",
+    "empty_field_frame",
+    "field_frame",
+    "integration_user_id",
+    "known_integration_user",
+    "remember_integration_user",
+]
 
 Side = Literal["nav", "crm"]
 META_COLUMNS = ("_id", "_key", "_version", "_modified")
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
+MODIFIED_BY = "_modifiedby_value"
+"""Dataverse's lookup to the systemuser who made a row's last change."""
+
+_integration_users: weakref.WeakKeyDictionary[PagedReader, uuid.UUID | None] = (
+    weakref.WeakKeyDictionary())
+
+
+def integration_user_id(client: PagedReader) -> uuid.UUID | None:
+    """The systemuser the connection acts as (Dataverse ``WhoAmI``), asked once per connection.
+
+    None when the connection has no ``WhoAmI`` (Business Central) or it fails or answers
+    without a user id: reads then fall back to every change since the watermark, as before.
+    A lasting failure is remembered, so such a connection costs one request, not one per
+    read; a transient one (throttling, an outage after the retries) is asked again next time.
+    """
+    if client in _integration_users:
+        return _integration_users[client]
+    whoami = getattr(client, "whoami", None)
+    user: uuid.UUID | None = None
+    if whoami is not None:
+        try:
+            user = uuid.UUID(str(whoami()["UserId"]))
+        except ConnectorError as exc:
+            if exc.transient:
+                return None
+        except (NavCrmOpsError, KeyError, TypeError, ValueError):
+            user = None
+    _integration_users[client] = user
+    return user
+
+
+def remember_integration_user(client: PagedReader, user: uuid.UUID) -> None:
+    """Tell the connection's user id without asking (the state store remembers it across
+    processes, so each scheduled job does not ask ``WhoAmI`` again)."""
+    _integration_users[client] = user
+
+
+def known_integration_user(client: PagedReader) -> bool:
+    return _integration_users.get(client) is not None
 
 
 class SideReader:
-    """Reads one side of one mapping: changes since a watermark, records by id or by value."""
+    """Reads one side of one mapping: changes since a watermark, records by id or by value.
 
-    def __init__(self, mapping: TableMapping, side: Side, client: PagedReader) -> None:
+    ``ignore_own_changes``: changes the integration made itself are not changes to
+    synchronize. With it, an incremental CRM read (``changed`` / ``probe`` with a watermark)
+    leaves out rows whose last change was made by the integration user (``_modifiedby_value ne
+    <WhoAmI UserId>``, evaluated by Dataverse, as the reference integration does), so the first
+    run after a sync does not read back every record that sync wrote. Why nothing is lost:
+
+    * a row a person changes after us has ``modifiedby`` = that person, so it is read;
+    * a row a person changed and then we wrote in the same run was read by that run (the read
+      precedes the writes, and our update carries the version read as ``If-Match``: a person's
+      change between our read and our write makes the write fail, and the record stays in the
+      retry pass, which reads by id without this filter);
+    * reads by id or by value (retry pass, counterparts, matching) and the first sync (no
+      watermark) are never filtered.
+
+    What it costs: an edit made with the integration's own credentials (a script, a second
+    tool or a test using the same app registration) looks like the integration's and is not
+    picked up incrementally. That is why it is off unless the caller asks for it. Business
+    Central API v2.0 has no modified-by field, so the NAV side always reads every change since
+    its watermark (the engine's own writes come back once and the diff finds them unchanged).
+    """
+
+    def __init__(self, mapping: TableMapping, side: Side, client: PagedReader, *,
+                 ignore_own_changes: bool = False) -> None:
         self.mapping = mapping
         self.side = side
         self.client = client
+        self.ignore_own_changes = ignore_own_changes
         spec = mapping.nav if side == "nav" else mapping.crm
         self.entity = spec.entity
         self.key = spec.key
@@ -53,10 +127,12 @@ class SideReader:
         ``ge`` and the overlap matter: Dataverse keeps whole seconds, clocks differ, and a row
         read twice costs nothing (the diff sees it unchanged).
         """
-        moment = None if since is None or not self.incremental else F(self.modified).ge(
-            since - overlap)
+        if since is None or not self.incremental:
+            return self.client.read(self.entity, select=self.select, etag=True,
+                                    filter=self.table_filter)
+        moment = F(self.modified).ge(since - overlap)
         return self.client.read(self.entity, select=self.select, etag=True,
-                                filter=all_of([self.table_filter, moment]))
+                                filter=all_of([self.table_filter, moment, self._not_ours()]))
 
     def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
         """Rows with these ids, wherever the table filter puts them."""
@@ -80,9 +156,17 @@ class SideReader:
         if not self.incremental:
             return True
         moment = None if since is None else F(self.modified).gt(since)
+        not_ours = None if since is None else self._not_ours()
         frame = self.client.read(self.entity, select=[self.key], top=1,
-                                 filter=all_of([self.table_filter, moment]))
+                                 filter=all_of([self.table_filter, moment, not_ours]))
         return frame.height > 0
+
+    def _not_ours(self) -> Filter | None:
+        """The CRM filter leaving out rows the integration user changed last (class docstring)."""
+        if self.side != "crm" or not self.ignore_own_changes:
+            return None
+        user = integration_user_id(self.client)
+        return None if user is None else F(MODIFIED_BY).ne(user)
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema={name: pl.Utf8 for name in [*self.select, ETAG]})

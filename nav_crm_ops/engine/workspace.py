@@ -82,7 +82,8 @@ class Workspace:
         return f"{self.config.workspace.name}|{bc.company_id}|{self.config.dataverse.url}"
 
     def _planner(self) -> Planner:
-        return Planner(self.mappings, self.store, self.connections)
+        return Planner(self.mappings, self.store, self.connections,
+                       ignore_own_changes=self.config.dataverse.ignore_own_changes)
 
     def _applier(self) -> Applier:
         return Applier(self.mappings, self.store, self.connections)

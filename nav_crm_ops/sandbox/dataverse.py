@@ -78,6 +78,8 @@ CODE_ODATA = "0x80060888"
 CODE_PAYLOAD = "0x80048d19"
 CODE_DUPLICATE = "0x80040237"
 CODE_SEGMENT = "0x8006088a"
+IMPERSONATED = "impersonating:"
+"""Marks a caller that acts as another systemuser (``MSCRMCallerID``)."""
 OWNER_COLUMN = "ownerid"
 UNSUPPORTED_OPTIONS = ("$apply", "$search", "fetchXml")
 KEY_FORBIDDEN_CHARACTERS = set("/<>*%&:\\?+")
@@ -235,6 +237,7 @@ class DataverseService:
                content_ids: Mapping[str, str] | None = None) -> Reply:
         """Answer one request; ``headers`` have lower-case names."""
         try:
+            client_id = self._acting_caller(headers, client_id)
             return self._dispatch(method.upper(), path.strip("/"), query, headers, body,
                                   client_id, content_ids or {})
         except DataverseError as exc:
@@ -737,9 +740,26 @@ class DataverseService:
         return int(match.group(1))
 
     # ---------------------------------------------------------------- writes
+    def _acting_caller(self, headers: Mapping[str, str], client_id: str | None) -> str | None:
+        """Impersonation (``MSCRMCallerID: <systemuserid>``, as the real Web API): the request
+        acts as that user, so ``createdby`` / ``modifiedby`` name the person, not the app."""
+        wanted = headers.get("mscrmcallerid")
+        if not wanted or (client_id or "").startswith(IMPERSONATED):
+            return client_id
+        rows = self.store.query("dataverse:systemuser", '"systemuserid" = ?',
+                                [wanted.strip().lower()], limit=1)
+        if not rows or rows[0].get("isdisabled"):
+            raise DataverseError(400, CODE_NOT_FOUND, f"systemuser With Id = {wanted} Does Not "
+                                                      "Exist or is disabled; MSCRMCallerID must "
+                                                      "name an enabled user.")
+        return f"{IMPERSONATED}{rows[0]['systemuserid']}"
+
     def _caller(self, client_id: str | None) -> str | None:
-        """The systemuser that stands for the calling application (echo suppression)."""
+        """The systemuser that stands for the calling application (echo suppression), or the
+        user it impersonates."""
         users = "dataverse:systemuser"
+        if client_id and client_id.startswith(IMPERSONATED):
+            return client_id[len(IMPERSONATED):]
         if client_id:
             rows = self.store.query(users, '"applicationid" = ?', [client_id.lower()], limit=1)
             if rows:

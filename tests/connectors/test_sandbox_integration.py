@@ -15,7 +15,7 @@ from nav_crm_ops.connectors import (
     RetryPolicy,
     WriteOp,
 )
-from nav_crm_ops.exceptions import AuthError, ValidationError
+from nav_crm_ops.exceptions import AuthError, ConnectorError, ValidationError
 from nav_crm_ops.sandbox import Sandbox
 from nav_crm_ops.secrets import Secret
 
@@ -168,6 +168,16 @@ def test_dataverse_reads_by_ids_tracks_changes_and_choices(fresh_sandbox: Sandbo
     assert options[3] == "Customer"
     new_value = client.insert_option_value("account", "customertypecode", "Distributor")
     assert client.choice_options("account", "customertypecode")[new_value] == "Distributor"
+    before = client.stats.requests
+    made = client.insert_option_values([("account", "paymenttermscode", "7 DAYS"),
+                                        ("account", "paymenttermscode", "14 DAYS"),
+                                        ("account", "no_such_column", "X")])
+    assert client.stats.requests - before == 1
+    first, second, refused = made
+    assert isinstance(first, int) and isinstance(second, int) and first != second
+    assert isinstance(refused, ValidationError | ConnectorError)
+    labels = client.choice_options("account", "paymenttermscode")
+    assert (labels[first], labels[second]) == ("7 DAYS", "14 DAYS")
 
 
 def test_business_central_custom_api_and_bound_action(fresh_sandbox: Sandbox) -> None:

@@ -8,6 +8,7 @@ import time
 import polars as pl
 import pytest
 
+from nav_crm_ops.engine import diff as diff_module
 from nav_crm_ops.engine.diff import (
     DiffField,
     DiffResult,
@@ -477,3 +478,94 @@ def test_never_synced_one_way_field_takes_the_source_value_even_when_empty() -> 
     changed = {r["field"]: r for r in synced.field_changes.iter_rows(named=True)}
     assert changed["phone"]["resolution"] == "blocked_by_direction"
     assert (changed["owner"]["target"], changed["owner"]["new_value"]) == ("crm", None)
+
+
+
+def test_complete_frames_of_many_pairs_give_the_same_result_as_changed_rows_only() -> None:
+    """Above the raw-compare size complete sides are compared raw, column by column, against
+    the base gathered by key (the base here in two chunks, as parquet reads return it)."""
+    pairs = 60_000
+    fields = [
+        DiffField("name", "bidirectional", case_sensitive=False),
+        DiffField("phone", "bidirectional"),
+        DiffField("limit", "to_crm", "number", decimals=2),
+    ]
+    position = pl.int_range(pl.len())
+    base = pl.select(pl.int_range(pairs).alias("n")).select(
+        pl.format("{}-pair", pl.col("n").cast(pl.Utf8).str.zfill(6)).alias("pair_id"),
+        pl.format("Name {}", pl.col("n")).alias("name"),
+        pl.when(pl.col("n") % 3 == 0).then(None).otherwise(pl.col("n").cast(pl.Utf8))
+        .alias("phone"),
+        ((pl.col("n") % 50).cast(pl.Utf8) + ".0").alias("limit"),
+    )
+    nav = base.with_columns(
+        pl.when(position % 100 == 1).then(pl.col("name").str.to_uppercase())  # case only
+        .when(position % 100 == 2).then(pl.col("name") + " Ltd")
+        .otherwise(pl.col("name")).alias("name"),
+        pl.col("phone").fill_null(""),  # empty for null: equal
+        pl.when(position % 100 == 3).then(pl.col("limit").cast(pl.Float64) + 1)
+        .otherwise(pl.col("limit").cast(pl.Float64)).alias("limit"),  # another dtype
+    )
+    crm = base.with_columns(
+        pl.when(position % 100 == 2).then(pl.lit("crm phone"))
+        .when(position % 100 == 4).then(pl.lit("other phone"))
+        .otherwise(pl.col("phone")).alias("phone"),
+    )
+    new = pl.DataFrame({"pair_id": ["zz-new"], "name": ["New"], "phone": ["1"], "limit": ["5"]})
+    nav = pl.concat([nav, new.with_columns(pl.col("limit").cast(pl.Float64))])
+    crm = pl.concat([crm, new])
+    two_chunks = pl.concat([base.slice(0, 20_000), base.slice(20_000)], rechunk=False)
+    assert two_chunks.n_chunks() == 2 and nav.height >= diff_module._RAW_COMPARE_ROWS
+
+    full = three_way_diff(nav, crm, two_chunks, fields)
+
+    def changed(frame: pl.DataFrame, residues: list[int]) -> pl.DataFrame:
+        return frame.filter((position % 100).is_in(residues) | (pl.col("pair_id") == "zz-new"))
+
+    small = three_way_diff(changed(nav, [2, 3]), changed(crm, [2, 4]), base, fields)
+    assert full.records.equals(small.records)
+    assert full.field_changes.equals(small.field_changes)
+    assert full.new_base.equals(small.new_base)
+    assert full.counts() == {
+        "update_crm": 600,
+        "update_nav": 600,
+        "update_both": 600,
+        "unchanged": pairs - 1800 + 1,
+        "conflict": 0,
+    }
+    assert full.records.get_column("pair_id").to_list() == sorted(
+        [*base.get_column("pair_id").to_list(), "zz-new"]
+    )
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        pytest.param([f"00000000-0000-4000-8000-{n:012d}" for n in range(60_000)], id="prefix"),
+        pytest.param([f"{'ab'[n % 2]}AAAAAAA{n:08d}" for n in range(60_000)], id="tied-8-bytes"),
+        pytest.param(
+            [f"{'ab'[n % 2]}AAAAAAABBBBBBBB{n:05d}" for n in range(60_000)], id="tied-16-bytes"
+        ),
+        pytest.param([f"k{n}" for n in range(60_000)], id="prefixes-of-each-other"),
+        pytest.param([f"ü{n:06d}" for n in range(60_000)], id="not-ascii"),
+    ],
+)
+def test_records_are_ordered_by_key_whatever_the_keys_look_like(keys: list[str]) -> None:
+    base = pl.DataFrame({"pair_id": keys, "name": "x"}).sample(fraction=1.0, shuffle=True, seed=7)
+    result = three_way_diff(None, None, base, [DiffField("name", "bidirectional")])
+    assert result.records.get_column("pair_id").to_list() == sorted(keys)
+
+
+def test_key_hash_join_finds_the_same_base_rows_as_a_string_join() -> None:
+    base = pl.DataFrame({"pair_id": ["a", "b", None, "d", "e"]})
+    side = pl.DataFrame({"pair_id": ["e", None, "x", "a", "d", "b"]})
+    by_hash = diff_module._base_positions([side], base, "pair_id", by_hash=True)
+    by_string = diff_module._base_positions([side], base, "pair_id", by_hash=False)
+    assert by_hash[0].to_list() == by_string[0].to_list() == [4, None, None, 0, 3, 1]
+
+
+def test_duplicate_pairs_in_the_base_or_crm_are_refused_too() -> None:
+    with pytest.raises(SyncError, match=r"duplicated pair_id values in base: \['p1'\]"):
+        three_way_diff(None, None, frame([BASE_ROW, BASE_ROW]), FIELDS)
+    with pytest.raises(SyncError, match=r"crm: \['p1'\]"):
+        three_way_diff(None, frame([BASE_ROW, BASE_ROW]), frame([BASE_ROW]), FIELDS)

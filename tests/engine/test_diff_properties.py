@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nav_crm_ops.engine import diff
 from nav_crm_ops.engine.diff import (
     DiffField,
     DiffResult,
@@ -218,3 +220,27 @@ def test_different_fields_changed_on_each_side_never_conflict(s: Scenario) -> No
     assert not result.field_changes.get_column("conflict").any()
     assert "conflict" not in result.records.get_column("action").to_list()
     assert result.records.get_column("n_conflicts").sum() == 0
+
+
+@SETTINGS
+@given(scenarios(), st.booleans())
+def test_the_paths_for_large_frames_decide_exactly_as_the_paths_for_small_ones(
+    s: Scenario, typed_limit: bool
+) -> None:
+    """Frames from a size threshold on are compared raw first and their records ordered by
+    integer key prefixes; with the thresholds at zero, small frames take those paths too and
+    must give the same result to the last cell (a NAV column of another dtype than the base's
+    is compared canonically on both paths)."""
+    nav_input = s.nav_input
+    if typed_limit and any(f.kind == "number" for f in s.fields):
+        number = next(f.name for f in s.fields if f.kind == "number")
+        nav_input = nav_input.with_columns(pl.col(number).cast(pl.Float64, strict=False))
+    scenario = Scenario(**{**s.__dict__, "nav_input": nav_input})
+    small = run(scenario)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diff, "_RAW_COMPARE_ROWS", 0)
+        patch.setattr(diff, "_FAST_SORT_ROWS", 0)
+        large = run(scenario)
+    assert large.records.equals(small.records)
+    assert large.field_changes.equals(small.field_changes)
+    assert large.new_base.equals(small.new_base)

@@ -29,7 +29,8 @@ def test_posted_invoices_appear_in_crm_with_lines_and_totals(workspace_dir: Path
     with open_workspace(workspace_dir) as ws:
         report = ws.sync_all([*MASTER_DATA, "POSTEDSALESINV-INV"])
         result = report.result("POSTEDSALESINV-INV")
-        assert result.status == "finished", ws.errors("POSTEDSALESINV-INV")["message"].to_list()
+        assert result.status == "finished", \
+            ws.errors("POSTEDSALESINV-INV")["message"].to_list()
         bc = ws.connections.business_central
         dataverse = ws.connections.dataverse
         posted = bc.read("salesInvoices", filter="status ne 'Draft'")

@@ -5,13 +5,17 @@ customer fails with a message that names the customer to couple."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from nav_crm_ops import open_workspace
+from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.engine.workspace import Workspace
+
+Person = Callable[[Workspace], Dataverse]
 
 SUBMITTED = {"statecode": 1, "statuscode": 3}
 
@@ -28,10 +32,10 @@ def _base_unit(ws: Workspace, unit_code: str) -> str:
     return str(units["uomid"].item())
 
 
-def _submit_order(ws: Workspace, account: str, name: str,
+def _submit_order(ws: Workspace, person: Dataverse, account: str, name: str,
                   lines: list[tuple[str, str, float, float]]) -> dict[str, Any]:
-    """Create a CRM order with its lines (deep insert) and submit it, as a salesperson would."""
-    http = ws.connections.dataverse.http
+    """Create a CRM order with its lines (deep insert) and submit it, as a salesperson does."""
+    http = person.http
     details = [{"productid@odata.bind": f"/products({_crm_id(ws, 'ITEM-PRODUCT', item)})",
                 "uomid@odata.bind": f"/uoms({_base_unit(ws, unit)})",
                 "quantity": quantity, "priceperunit": price, "lineitemnumber": index + 1}
@@ -50,10 +54,12 @@ def _crm_order(ws: Workspace, order_id: str) -> dict[str, Any]:
         "salesorders", "salesorderid", [order_id]).row(0, named=True))
 
 
-def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(workspace_dir: Path) -> None:
+def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
+        workspace_dir: Path, crm_person: Person) -> None:
     with open_workspace(workspace_dir) as ws:
         assert ws.sync_all().result("SALES ORDERS").status == "finished"
-        order = _submit_order(ws, _crm_id(ws, "CUSTOMER", "10000"), "Web shop order 4711",
+        order = _submit_order(ws, crm_person(ws), _crm_id(ws, "CUSTOMER", "10000"),
+                              "Web shop order 4711",
                               [("1896-S", "PCS", 3, 120.5), ("1900-S", "PCS", 1, 99)])
         plan = ws.preview("SALES ORDERS")
         row = plan.records.filter(pl.col("crm_id") == order["salesorderid"])
@@ -79,7 +85,7 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(workspace_dir: 
         assert crm["nav_submittedtobackoffice"] is True
         assert crm["nav_bcordernumber"] == header["number"]
 
-        ws.connections.dataverse.http.request(
+        crm_person(ws).http.request(
             "PATCH", f"salesorders({order['salesorderid']})", headers={"If-Match": "*"},
             json={"name": "Web shop order 4711 (rush)"})
         edited = ws.preview("SALES ORDERS").records.filter(
@@ -90,7 +96,8 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(workspace_dir: 
 
         bc.post_action("salesOrders", header["id"], "Microsoft.NAV.shipAndInvoice")
         report = ws.sync_all(["POSTEDSALESINV-INV", "SALES ORDERS"])
-        assert report.result("SALES ORDERS").status == "finished", ws.errors("SALES ORDERS")["message"].to_list()
+        assert report.result("SALES ORDERS").status == "finished", \
+            ws.errors("SALES ORDERS")["message"].to_list()
         crm = _crm_order(ws, order["salesorderid"])
         assert (crm["statecode"], crm["statuscode"]) == (4, 100003)
         invoice = bc.read("salesInvoices", filter=f"orderNumber eq '{header['number']}'")
@@ -111,11 +118,12 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(workspace_dir: 
         assert posts_after.height == posts.height, "no second post for the same invoice"
 
 
-def test_deleted_bc_order_returns_the_crm_order_to_active(workspace_dir: Path) -> None:
+def test_deleted_bc_order_returns_the_crm_order_to_active(
+        workspace_dir: Path, crm_person: Person) -> None:
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
-        order = _submit_order(ws, _crm_id(ws, "CUSTOMER", "20000"), "Phone order",
-                              [("1896-S", "PCS", 2, 100)])
+        order = _submit_order(ws, crm_person(ws), _crm_id(ws, "CUSTOMER", "20000"),
+                              "Phone order", [("1896-S", "PCS", 2, 100)])
         assert ws.sync("SALES ORDERS").result("SALES ORDERS").count("inserted") == 1
         bc = ws.connections.business_central
         header = bc.read("salesOrders", filter=f"yourReference eq '{order['ordernumber']}'")
@@ -130,7 +138,8 @@ def test_deleted_bc_order_returns_the_crm_order_to_active(workspace_dir: Path) -
             pl.col("crm_id") == order["salesorderid"]).height == 0
 
 
-def test_order_for_an_uncoupled_customer_fails_naming_the_customer(workspace_dir: Path) -> None:
+def test_order_for_an_uncoupled_customer_fails_naming_the_customer(
+        workspace_dir: Path, crm_person: Person) -> None:
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
         dataverse = ws.connections.dataverse
@@ -138,7 +147,7 @@ def test_order_for_an_uncoupled_customer_fails_naming_the_customer(workspace_dir
             "POST", "accounts", headers={"Prefer": "return=representation"},
             json={"name": "Northwind Prospects", "accountnumber": "P-991",
                   "customertypecode": 8}).json()
-        order = _submit_order(ws, prospect["accountid"], "Trial order",
+        order = _submit_order(ws, crm_person(ws), prospect["accountid"], "Trial order",
                               [("1896-S", "PCS", 1, 100)])
         result = ws.sync("SALES ORDERS").result("SALES ORDERS")
         assert result.count("failed") == 1 and result.count("inserted") == 0
@@ -149,3 +158,32 @@ def test_order_for_an_uncoupled_customer_fails_naming_the_customer(workspace_dir
         assert _crm_order(ws, order["salesorderid"])["nav_submittedtobackoffice"] is False
         assert ws.connections.business_central.read(
             "salesOrders", filter=f"yourReference eq '{order['ordernumber']}'").height == 0
+
+
+def test_order_with_an_uncoupled_product_fails_naming_the_product(
+        workspace_dir: Path, crm_person: Person) -> None:
+    with open_workspace(workspace_dir) as ws:
+        ws.sync_all()
+        http = crm_person(ws).http
+        unit = _base_unit(ws, "PCS")
+        gift = http.request("POST", "products", headers={"Prefer": "return=representation"},
+                            json={"name": "Gift card", "productnumber": "GC-50",
+                                  "defaultuomscheduleid@odata.bind":
+                                  f"/uomschedules({_crm_id(ws, 'UNIT OF MEASURE', 'PCS')})",
+                                  "defaultuomid@odata.bind": f"/uoms({unit})"}).json()
+        account = _crm_id(ws, "CUSTOMER", "10000")
+        reply = http.request("POST", "salesorders", headers={"Prefer": "return=representation"},
+                             json={"name": "Gift order", "customerid_account@odata.bind":
+                                   f"/accounts({account})", "order_details": [
+                                       {"productid@odata.bind": f"/products({gift['productid']})",
+                                        "uomid@odata.bind": f"/uoms({unit})", "quantity": 1,
+                                        "priceperunit": 50, "lineitemnumber": 1}]})
+        order = reply.json()
+        http.request("PATCH", f"salesorders({order['salesorderid']})", json=SUBMITTED,
+                     headers={"If-Match": "*"})
+        result = ws.sync("SALES ORDERS").result("SALES ORDERS")
+        assert result.count("failed") == 1 and result.count("inserted") == 0
+        message = ws.errors("SALES ORDERS").filter(
+            pl.col("source_id") == order["salesorderid"])["message"].item(0)
+        assert message.startswith("line 1: ")
+        assert "'Gift card'" in message and "GC-50" in message and "ITEM-PRODUCT" in message

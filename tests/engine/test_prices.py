@@ -18,7 +18,8 @@ def test_price_lists_per_group_and_currency_hold_the_bc_prices(workspace_dir: Pa
         report = ws.sync_all()
         for name in ("CUSTPRCGRP-PRICE", "SALESPRC-PRODUCTPRICE"):
             result = report.result(name)
-            assert result.status == "finished", (name, result.message, ws.errors(name)["message"].to_list())
+            assert result.status == "finished", (name, result.message,
+                                                 ws.errors(name)["message"].to_list())
         custom = ws.connections.business_central_custom
         dataverse = ws.connections.dataverse
         lists = custom.read("customerPriceLists")

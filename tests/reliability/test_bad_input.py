@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nav_crm_ops import load_config, open_workspace, write_config
 from nav_crm_ops.cli import EXIT_BAD_INPUT, EXIT_SERVICE, main
+from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.demo import SANDBOX_SECRET_ENV
+from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.sandbox import Sandbox
+
+Person = Callable[[Workspace], Dataverse]
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
@@ -126,7 +131,8 @@ def test_search_values_with_quotes_and_operators_are_literals(workspace_dir: Pat
                    for row in both.iter_rows(named=True))
 
 
-def test_unicode_and_control_characters_travel_or_fail_clearly(workspace_dir: Path) -> None:
+def test_unicode_and_control_characters_travel_or_fail_clearly(
+        workspace_dir: Path, crm_person: Person) -> None:
     from nav_crm_ops import WriteOp
 
     with open_workspace(workspace_dir) as ws:
@@ -135,7 +141,7 @@ def test_unicode_and_control_characters_travel_or_fail_clearly(workspace_dir: Pa
             ws.store.couplings_frame("CUSTOMER")["nav_key"] == "10000")
         nav_id, crm_id = pair["nav_id"].item(), pair["crm_id"].item()
         name = "Ålborg Øst — 株式会社 \U0001f6b2"
-        [ok] = ws.connections.dataverse.write([WriteOp.update(
+        [ok] = crm_person(ws).write([WriteOp.update(
             "accounts", crm_id, {"name": name, "address1_line2": "line\u0007bell\ttab"})])
         assert ok.ok
         report = ws.sync("CUSTOMER")
@@ -147,7 +153,7 @@ def test_unicode_and_control_characters_travel_or_fail_clearly(workspace_dir: Pa
 
 
 def test_a_value_of_the_wrong_type_for_the_other_side_fails_that_record_clearly(
-        workspace_dir: Path) -> None:
+        workspace_dir: Path, crm_person: Person) -> None:
     from nav_crm_ops import WriteOp
 
     override(workspace_dir, "- name: CUSTOMER\n  fields:\n"
@@ -158,7 +164,7 @@ def test_a_value_of_the_wrong_type_for_the_other_side_fails_that_record_clearly(
         pair = ws.store.couplings_frame("CUSTOMER").filter(
             ws.store.couplings_frame("CUSTOMER")["nav_key"] == "10000")
         nav_id, crm_id = pair["nav_id"].item(), pair["crm_id"].item()
-        [ok] = ws.connections.dataverse.write([WriteOp.update(
+        [ok] = crm_person(ws).write([WriteOp.update(
             "accounts", crm_id, {"address1_line3": "not a number", "telephone1": "+1 555 0100"})])
         assert ok.ok
         limit = ws.connections.business_central.read_by_ids("customers", "id", [nav_id])

@@ -17,6 +17,7 @@ import polars as pl
 import pytest
 
 from nav_crm_ops import WriteOp, load_config, open_workspace, write_config
+from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.sandbox import Sandbox
 
@@ -32,6 +33,7 @@ class Driver:
     rng: random.Random
     expected: dict[tuple[str, str], str] = field(default_factory=dict)
     edits: int = 0
+    person: Dataverse | None = None
 
     def edit(self, ws: Workspace, round_no: int, count: int) -> None:
         couplings = ws.store.couplings_frame("CUSTOMER").select("nav_id", "crm_id").rows()
@@ -51,12 +53,21 @@ class Driver:
                 self._write(ws, "crm", crm_id, {"telephone1": phone})
                 self.expected[(nav_id, "telephone1")] = phone
 
+    def _person(self, ws: Workspace) -> Dataverse:
+        """CRM edits are a salesperson's (impersonated): the engine ignores its own changes."""
+        if self.person is None:
+            people = ws.connections.dataverse.read(
+                "systemusers", select=["systemuserid"],
+                filter="accessmode ne 4 and isdisabled eq false", top=1)
+            self.person = ws.connections.dataverse.acting_as(str(people["systemuserid"][0]))
+        return self.person
+
     def _write(self, ws: Workspace, side: str, key: str, payload: dict[str, object]) -> None:
         if side == "nav":
             outcome = ws.connections.business_central.write([
                 WriteOp.update("customers", key, payload)])[0]
         else:
-            outcome = ws.connections.dataverse.write([WriteOp.update("accounts", key, payload)])[0]
+            outcome = self._person(ws).write([WriteOp.update("accounts", key, payload)])[0]
         assert outcome.ok, outcome.error
         self.edits += 1
 

@@ -245,6 +245,23 @@ def test_writes_stamp_the_application_user(dv: httpx.Client) -> None:
     assert user["applicationid"] is not None and user["accessmode"] == 4
 
 
+def test_impersonation_stamps_the_person(dv: httpx.Client) -> None:
+    me = dv.get("WhoAmI").json()["UserId"]
+    person = dv.get("systemusers", params={
+        "$filter": "accessmode ne 4 and isdisabled eq false", "$top": "1"}).json()["value"][0]
+    acting = {"MSCRMCallerID": person["systemuserid"]}
+    key = create(dv, "accounts", {"name": "Made by a person"})
+    assert dv.patch(f"accounts({key})", json={"name": "Edited by a person"},
+                    headers={**acting, "If-Match": "*"}).status_code == 204
+    row = dv.get(f"accounts({key})").json()
+    assert row["_createdby_value"] == me
+    assert row["_modifiedby_value"] == person["systemuserid"]
+    assert dv.get("WhoAmI", headers=acting).json()["UserId"] == person["systemuserid"]
+    nobody = dv.patch(f"accounts({key})", json={"name": "x"},
+                      headers={"MSCRMCallerID": str(uuid.uuid4()), "If-Match": "*"})
+    assert nobody.status_code == 400 and "MSCRMCallerID" in error_of(nobody)["message"]
+
+
 def test_update_etag_and_delete(dv: httpx.Client) -> None:
     key = create(dv, "accounts", {"name": "Versioned"})
     etag = dv.get(f"accounts({key})").json()["@odata.etag"]
