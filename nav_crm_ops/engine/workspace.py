@@ -30,6 +30,7 @@ from .order_status import SalesOrderFollowUp
 from .plan import Plan
 from .planner import MappingPlan, Planner, Selection
 from .progress import CancelToken, Progress, ProgressEvent
+from .related import related_records
 from .report import MappingResult, SyncReport
 from .resolve import Resolver
 from .sides import field_frame
@@ -453,6 +454,10 @@ class Workspace:
                 if fld.lookup is None and fld.options is None:
                     names.append(fld.nav if side == "nav" else fld.crm)
         return list(dict.fromkeys(names))
+
+    def related_records(self, account_id: str, *, top: int = 50) -> dict[str, pl.DataFrame]:
+        """A CRM account's opportunities, cases and quotes (title -> at most ``top`` rows)."""
+        return related_records(self.connections.dataverse, account_id, top=top)
 
     def record_links(self, mapping: str, *, nav_id: str | None = None,
                      crm_id: str | None = None) -> dict[str, str]:

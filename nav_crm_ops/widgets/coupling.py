@@ -25,7 +25,7 @@ from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
 from .protocols import CouplingWorkspace, mapping_names
-from .related import related_crm_records, related_html
+from .related import related_html
 from .table import DataTable
 
 __all__ = ["CouplingPanel"]
@@ -258,7 +258,7 @@ class CouplingPanel(Panel):
         if not coupled or crm_id is None or spec.crm.logical_name != "account":
             self.related.value = ""
             return
-        self.related.value = related_html(related_crm_records(self.workspace, crm_id))
+        self.related.value = related_html(self.workspace.related_records(crm_id))
 
     def _show_links(self, nav_id: str | None, crm_id: str | None) -> None:
         if not nav_id and not crm_id:

@@ -94,6 +94,8 @@ class CouplingWorkspace(Protocol):
     def record_links(self, mapping: str, *, nav_id: str | None = None,
                      crm_id: str | None = None) -> dict[str, str]: ...
 
+    def related_records(self, account_id: str, *, top: int = 50) -> dict[str, pl.DataFrame]: ...
+
 
 def mapping_names(workspace: Any) -> list[str]:
     """The workspace's mapping names in dependency order (what people pick from)."""
