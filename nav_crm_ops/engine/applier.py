@@ -312,6 +312,9 @@ class Applier:
         """Choice values a chunk needs and CRM lacks (``on_missing: create``), created in one
         request before the chunk's writes; a refusal is left to the records (they fail naming
         the value)."""
+        if not any(f.options is not None and f.options.on_missing == "create"
+                   for f in mapping.enabled_fields()):
+            return
         wanted: dict[tuple[str, str], FieldMapping] = {}
         for record in rows:
             for change in by_record.get(record["record_id"], []):
@@ -511,11 +514,9 @@ class Applier:
         bases[nav_id] = base
         written.setdefault(nav_id, set()).add(target)
         crm_key = record.get("crm_key")
-        if crm_key is None and target == "crm" and mapping.crm.natural_key:
-            crm_key = next((c["new_value"] for c in values
-                            if mapping.fields_by_name.get(c["field"].lower()) is not None
-                            and mapping.fields_by_name[c["field"].lower()].crm
-                            == mapping.crm.natural_key), None)
+        natural = mapping.crm_natural_key_field
+        if crm_key is None and target == "crm" and natural is not None:
+            crm_key = next((c["new_value"] for c in values if c["field"] == natural), None)
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
                                "crm_key": crm_key, "base_values": base}
         if target == "crm":

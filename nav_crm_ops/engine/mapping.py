@@ -537,6 +537,12 @@ class TableMapping(_Frozen):
         return {fld.name.lower(): fld for fld in self.fields}
 
     @cached_property
+    def crm_natural_key_field(self) -> str | None:
+        """The field that writes the CRM natural key (a created record's ``crm_key``)."""
+        return next((f.name for f in self.enabled_fields()
+                     if self.crm.natural_key and f.crm == self.crm.natural_key), None)
+
+    @cached_property
     def diff_field_names(self) -> frozenset[str]:
         """Names of the fields the three-way diff (and so the stored base) covers."""
         return frozenset(f.name for f in self.enabled_fields() if not f.on_create_only)

@@ -31,6 +31,7 @@ from ..exceptions import ConnectorError
 from ..store import RecordFailure, StateStore
 from .ids import crm_id_for
 from .mapping import MappingSet, TableMapping
+from .planner import format_moment, parse_moment
 from .report import MappingResult
 
 __all__ = ["INVOICED", "REOPENED", "SalesOrderFollowUp"]
@@ -43,10 +44,6 @@ REOPENED = {"statecode": 0, "statuscode": 1, "nav_submittedtobackoffice": False}
 _INVOICE_COLUMNS = ["id", "number", "orderNumber", "customerId", "customerNumber",
                     "totalAmountIncludingTax", "currencyCode", "lastModifiedDateTime"]
 _POSTED_FILTER = "orderNumber ne '' and status ne 'Draft'"
-
-
-def _now_text() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class SalesOrderFollowUp:
@@ -100,7 +97,7 @@ class SalesOrderFollowUp:
         mark = self.store.watermarks(self._posts_scope(mapping)).get("nav")
         if mark is None:
             return pl.DataFrame(schema=dict.fromkeys(_INVOICE_COLUMNS, pl.Utf8)), None
-        since = datetime.fromisoformat(mark.replace("Z", "+00:00"))
+        since = parse_moment(mark)
         invoices = self.connections.business_central.read(
             "salesInvoices", select=_INVOICE_COLUMNS, filter=_POSTED_FILTER,
             changed_since=since)
@@ -180,7 +177,7 @@ class SalesOrderFollowUp:
     def _post_to_walls(self, mapping: TableMapping, invoices: pl.DataFrame, mark: str | None,
                        counts: dict[str, int], failures: list[tuple[str, str, str]]) -> None:
         scope = self._posts_scope(mapping)
-        now = _now_text()
+        now = format_moment(datetime.now(UTC))
         if mark is None:
             self.store.set_watermark(scope, "nav", now)
             return
@@ -220,6 +217,5 @@ class SalesOrderFollowUp:
             return mark
         latest: Any = column.max()
         if isinstance(latest, datetime):
-            moment = latest if latest.tzinfo else latest.replace(tzinfo=UTC)
-            return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            return format_moment(latest if latest.tzinfo else latest.replace(tzinfo=UTC))
         return max(mark, str(latest))
