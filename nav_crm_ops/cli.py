@@ -1,7 +1,8 @@
 """The ``nav-crm-ops`` command line.
 
 Every read command takes ``--json`` for scripts. Exit codes: 0 success, 1 the run finished with
-failed records, 2 bad input (config, mapping, filter, plan file), 3 a service or connection
+failed, conflicting or skipped records (skipped: all the mapping's, not only those the run
+read), 2 bad input (config, mapping, filter, plan file), 3 a service or connection
 problem, 4 another process holds the lease.
 """
 
@@ -122,7 +123,7 @@ def _report_exit(report: Any, as_json: bool) -> int:
         click.echo(json.dumps(report.to_frame().to_dicts(), default=str, indent=1))
     else:
         click.echo(str(report))
-    return EXIT_FAILED_RECORDS if report.failed or report.counts["conflicts"] else 0
+    return EXIT_FAILED_RECORDS if report.needs_attention else 0
 
 
 @cli.command()
@@ -256,8 +257,8 @@ def preview(names: tuple[str, ...], out: Path | None, workspace_path: Path, as_j
     """What a sync would do (all mappings when none named); writes nothing to either side."""
     with _workspace(workspace_path) as ws:
         plan = ws.preview(list(names) or None)
-    if out is not None:
-        plan.save(out)
+        if out is not None:
+            ws.save_plan(plan, out)
     if as_json:
         click.echo(json.dumps({"plan_id": plan.metadata.plan_id, "file": str(out or ""),
                                "summary": plan.summary().to_dicts()}, default=str, indent=1))
@@ -287,7 +288,6 @@ def preview(names: tuple[str, ...], out: Path | None, workspace_path: Path, as_j
 def sync(names: tuple[str, ...], all_mappings: bool, plan_file: Path | None, job_name: str,
          progress: bool, workspace_path: Path, as_json: bool) -> int:
     """Synchronize mappings now (preview + apply), or apply a saved plan."""
-    from .engine.plan import Plan
 
     if not names and not all_mappings and plan_file is None:
         raise click.UsageError("name one or more mappings, or use --all or --plan FILE")
@@ -295,10 +295,11 @@ def sync(names: tuple[str, ...], all_mappings: bool, plan_file: Path | None, job
     try:
         with _workspace(workspace_path) as ws:
             if plan_file is not None:
-                report = ws.apply(Plan.load(plan_file), progress=bars, job_name=job_name)
+                report = ws.apply(ws.load_plan(plan_file), progress=bars, job_name=job_name)
             else:
                 report = ws.sync_all(None if all_mappings else list(names), progress=bars,
                                      job_name=job_name)
+            report = report.with_skipped_totals(ws.store)
     finally:
         bars.close()
     return _report_exit(report, as_json)
@@ -336,14 +337,16 @@ def uncouple(mapping: str, nav_id: str | None, crm_id: str | None, workspace_pat
 @click.option("--dry-run", is_flag=True, help="Only show matched / unmatched / ambiguous.")
 @workspace_option
 @json_option
-def match(mapping: str, create: bool, dry_run: bool, workspace_path: Path, as_json: bool) -> None:
-    """Match-based coupling of uncoupled records on the mapping's match fields."""
+def match(mapping: str, create: bool, dry_run: bool, workspace_path: Path, as_json: bool) -> int:
+    """Match-based coupling of uncoupled records on the mapping's match fields (exit 1 when
+    a record could not be created: the message says why)."""
     with _workspace(workspace_path) as ws:
         result = ws.match_couple(mapping, create=create, apply=not dry_run)
     if not as_json:
         click.echo(", ".join(f"{n} {s}" for s, n in sorted(result.counts.items())) or
                    "nothing to match")
     _print_frame(result.frame, as_json)
+    return EXIT_FAILED_RECORDS if result.counts.get("failed") else 0
 
 
 @cli.command()
@@ -377,7 +380,7 @@ def errors(mapping: str | None, groups: bool, run_id: int | None, workspace_path
 def retry(mapping: str | None, ids: tuple[str, ...], workspace_path: Path, as_json: bool) -> int:
     """Synchronize failed records now (skipped ones need `unskip` first)."""
     with _workspace(workspace_path) as ws:
-        report = ws.retry(mapping, list(ids) or None)
+        report = ws.retry(mapping, list(ids) or None).with_skipped_totals(ws.store)
     if not report.results:
         click.echo("no failed records to retry")
         return 0
@@ -416,19 +419,30 @@ def runs(mapping: str | None, limit: int, workspace_path: Path, as_json: bool) -
               default=Path("notebooks"), show_default=True,
               help="Folder holding the front-end notebooks.")
 @click.option("--port", default=8866, show_default=True)
+@click.option("--ip", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0: every interface; needs a login).")
+@click.option("--token", envvar="NAV_CRM_OPS_UI_TOKEN", show_envvar=True,
+              help="Access token (default: a random one, printed once in the start line). "
+                   "Prefer the environment variable: other users can see command lines.")
+@click.option("--password-hash", envvar="NAV_CRM_OPS_UI_PASSWORD_HASH", show_envvar=True,
+              help="Log in with a password: its hash from jupyter_server.auth.passwd().")
+@click.option("--no-auth", is_flag=True,
+              help="Serve without a login; accepted only with a loopback --ip.")
 @click.option("--workspace", "-w", "workspace_path", type=click.Path(path_type=Path),
               envvar=WORKSPACE_ENV,
               help="Workspace the dashboards open (default: an embedded CRONUS sandbox).")
-def ui(notebooks: Path, port: int, workspace_path: Path | None) -> int:
-    """Serve the notebooks as Voila dashboards (preview, run, logs, coupling)."""
+def ui(notebooks: Path, port: int, ip: str, token: str | None, password_hash: str | None,
+       no_auth: bool, workspace_path: Path | None) -> int:
+    """Serve the notebooks as Voila dashboards (preview, run, logs, coupling) behind a login."""
     from .exceptions import ConfigError
-    from .widgets.dashboards import serve_dashboards
+    from .widgets.dashboards import dashboard_auth, serve_dashboards, start_message
 
+    auth = dashboard_auth(ip=ip, token=token, hashed_password=password_hash, no_auth=no_auth)
     if not (notebooks / "preview_changes.ipynb").exists():
         raise ConfigError(f"{notebooks} does not hold the nav-crm-ops notebooks; run from the "
                           "repository root or pass --notebooks")
-    click.echo(f"dashboards on http://127.0.0.1:{port}/ (Ctrl+C to stop)")
-    return serve_dashboards(notebooks, workspace=workspace_path, port=port)
+    click.echo(start_message(ip, port, auth))
+    return serve_dashboards(notebooks, workspace=workspace_path, port=port, ip=ip, auth=auth)
 
 
 def _register_groups() -> None:

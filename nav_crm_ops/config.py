@@ -32,16 +32,33 @@ entry, never by value), the state database URL and mapping override files::
     client_id = "<guid>"
     client_secret_env = "NAV_CRM_OPS_CRM_SECRET"
     scope = "https://<org>.crm4.dynamics.com/.default"
+
+    [http]
+    timeout_s = 60                             # seconds to wait for a service's answer
+
+Values are checked as the file loads (URLs must be http(s), ``company_id`` a GUID, booleans
+``true``/``false`` without quotes); every error names the key and what to write there.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
+import uuid
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .exceptions import ConfigError
 from .secrets import Secret, resolve_secret
@@ -51,17 +68,31 @@ __all__ = [
     "AuthConfig",
     "BusinessCentralConfig",
     "DataverseConfig",
+    "HttpSettings",
     "WorkspaceConfig",
     "WorkspaceSettings",
+    "configured_secrets",
     "load_config",
     "write_config",
 ]
 
 CONFIG_FILE = "nav_crm_ops.toml"
+DEFAULT_TIMEOUT_S = 60.0
+"""Seconds a request waits for the service's answer unless ``[http] timeout_s`` says otherwise."""
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _http_url(value: str, example: str) -> str:
+    """``value`` when it is an http(s) URL with a host (empty passes: optional settings)."""
+    if not value:
+        return value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{value!r} is not an http(s) URL; write it as {example}")
+    return value
 
 
 class AuthConfig(_Frozen):
@@ -74,6 +105,11 @@ class AuthConfig(_Frozen):
     keyring_service: str | None = Field(None, description="Keyring service holding the secret")
     keyring_user: str | None = Field(None, description="Keyring user name of that entry")
     scope: str = Field("", description="OAuth scope, e.g. https://api.businesscentral.dynamics.com/.default")
+
+    @field_validator("authority")
+    @classmethod
+    def _authority(cls, value: str) -> str:
+        return _http_url(value, "https://login.microsoftonline.com/<tenant id>")
 
     def secret(self, what: str) -> Secret:
         """Resolve the secret from the environment or keyring (raises ConfigError if missing)."""
@@ -101,7 +137,27 @@ class BusinessCentralConfig(_Frozen):
     @field_validator("api_url", "custom_api_url")
     @classmethod
     def _slash(cls, value: str) -> str:
+        _http_url(value, "https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>"
+                  "/api/v2.0/")
         return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("web_client_url")
+    @classmethod
+    def _web_client(cls, value: str) -> str:
+        return _http_url(value, "https://businesscentral.dynamics.com/<tenant>/<environment>")
+
+    @field_validator("company_id")
+    @classmethod
+    def _guid(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            api = info.data.get("api_url") or "<api_url>"
+            raise ValueError(
+                f"{value!r} is not a GUID; write the company's id as the service lists it "
+                f"(GET {api}companies, field id), e.g. 6a3b2c1d-0000-4000-8000-00000000c0de"
+            ) from None
+        return value
 
 
 class DataverseConfig(_Frozen):
@@ -110,7 +166,7 @@ class DataverseConfig(_Frozen):
     url: str = Field(description="Web API root ending in /api/data/v9.2/")
     web_url: str = Field("", description="Base of links that open records in Dynamics 365 Sales")
     auth: AuthConfig
-    ignore_own_changes: bool = Field(
+    ignore_own_changes: StrictBool = Field(
         True, description="incremental reads skip rows last changed by the integration's own "
         "user (WhoAmI), as the reference integration does, so a run does not read back what "
         "the previous run wrote; people and scripts editing CRM need their own identity (or "
@@ -119,7 +175,23 @@ class DataverseConfig(_Frozen):
     @field_validator("url")
     @classmethod
     def _slash(cls, value: str) -> str:
+        _http_url(value, "https://<org>.crm4.dynamics.com/api/data/v9.2/")
         return value if value.endswith("/") else value + "/"
+
+    @field_validator("web_url")
+    @classmethod
+    def _web(cls, value: str) -> str:
+        return _http_url(value, "https://<org>.crm4.dynamics.com")
+
+
+class HttpSettings(_Frozen):
+    """How long requests to the services may take (``[http]``)."""
+
+    timeout_s: float = Field(
+        DEFAULT_TIMEOUT_S, gt=0, le=3600, strict=True,
+        description="seconds to wait for a service's answer (read timeout); a service that "
+        "accepts the connection and never answers fails the request after this long (it is "
+        "retried like other transient failures)")
 
 
 class WorkspaceSettings(_Frozen):
@@ -135,6 +207,7 @@ class WorkspaceConfig(_Frozen):
     workspace: WorkspaceSettings = WorkspaceSettings()
     business_central: BusinessCentralConfig
     dataverse: DataverseConfig
+    http: HttpSettings = HttpSettings()
     root: Path = Field(default=Path("."), exclude=True)
 
     def resolve_path(self, relative: str) -> Path:
@@ -167,10 +240,36 @@ def load_config(root: str | Path) -> WorkspaceConfig:
     try:
         return WorkspaceConfig.model_validate({**data, "root": path.parent.resolve()})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
+        raise ConfigError(f"{path}: {_problems(exc)}") from None
+
+
+_HINTS = {"bool_type": " (write true or false, without quotes)",
+          "float_type": " (write a number, without quotes)",
+          "int_type": " (write a whole number, without quotes)"}
+
+
+def _problems(exc: ValidationError) -> str:
+    """Pydantic's errors as ``key: what is wrong`` (with what to write where it helps)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc'])}: "
+        f"{str(err['msg']).removeprefix('Value error, ')}{_HINTS.get(err['type'], '')}"
+        for err in exc.errors())
+
+
+def configured_secrets(config: WorkspaceConfig) -> list[tuple[str, str]]:
+    """``(setting, value)`` of every client secret the config names by environment variable
+    that is set right now, e.g. ``("dataverse.auth (NAV_CRM_OPS_CRM_SECRET)", "...")``.
+
+    For refusing values that must never be written anywhere (job parameters); the setting is
+    what a message may show, the value never. Keyring entries are not read here.
+    """
+    found: list[tuple[str, str]] = []
+    for side, auth in (("dataverse", config.dataverse.auth),
+                       ("business_central", config.business_central.auth)):
+        value = os.environ.get(auth.client_secret_env or "") if auth.client_secret_env else None
+        if value:
+            found.append((f"{side}.auth ({auth.client_secret_env})", value))
+    return found
 
 
 def write_config(config: WorkspaceConfig, root: str | Path) -> Path:

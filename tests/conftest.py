@@ -42,6 +42,27 @@ def workspace_dir(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.Mo
     return root
 
 
+CliRunner = Callable[..., tuple[int, str, str]]
+"""``cli(*argv)``: run ``nav-crm-ops`` in-process; exit code, standard output, standard error."""
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> CliRunner:
+    """The command line as a person runs it, exit code included (see :data:`CliRunner`)."""
+    from nav_crm_ops.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            main(list(argv))
+            code = 0
+        except SystemExit as stop:
+            code = int(stop.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
 @pytest.fixture
 def crm_person() -> Callable[[Workspace], Dataverse]:
     """A Dataverse connection of the workspace acting as a CRONUS salesperson

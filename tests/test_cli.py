@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from nav_crm_ops.cli import main
 from nav_crm_ops.demo import SANDBOX_SECRET_ENV
 from nav_crm_ops.sandbox import Sandbox
 
+CliRunner = Callable[..., tuple[int, str, str]]  # the `cli` fixture of tests/conftest.py
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        main(list(argv))
-        code = 0
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+
 
 
 @pytest.fixture
 def workspace(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-              capsys: pytest.CaptureFixture[str]) -> Path:
+              cli: CliRunner) -> Path:
     monkeypatch.setenv(SANDBOX_SECRET_ENV, fresh_sandbox.info.client_secret.reveal())
     root = tmp_path / "ws"
-    code, out, _ = run(capsys, "init", "--dir", str(root), "--sandbox",
+    code, out, _ = cli("init", "--dir", str(root), "--sandbox",
                        fresh_sandbox.info.base_url)
     assert code == 0 and "nav_crm_ops.toml" in out
     assert fresh_sandbox.info.client_secret.reveal() not in (root / "nav_crm_ops.toml").read_text()
@@ -35,100 +29,100 @@ def workspace(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_init_refuses_to_overwrite_and_template_names_the_secret_variable(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, _ = run(capsys, "init", "--dir", str(tmp_path))
+        tmp_path: Path, cli: CliRunner) -> None:
+    code, _, _ = cli("init", "--dir", str(tmp_path))
     assert code == 0
     text = (tmp_path / "nav_crm_ops.toml").read_text()
     assert "NAV_CRM_OPS_CLIENT_SECRET" in text
-    code, _, err = run(capsys, "init", "--dir", str(tmp_path))
+    code, _, err = cli("init", "--dir", str(tmp_path))
     assert code == 2 and "--force" in err
-    code, _, err = run(capsys, "init", "--dir", str(tmp_path / "x"), "--sandbox",
+    code, _, err = cli("init", "--dir", str(tmp_path / "x"), "--sandbox",
                        "http://127.0.0.1:9")
     assert code == 2 and "no sandbox answers" in err
 
 
-def test_mappings_list_show_validate(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "mappings", "list", "-w", str(workspace), "--json")
+def test_mappings_list_show_validate(workspace: Path, cli: CliRunner) -> None:
+    code, out, _ = cli("mappings", "list", "-w", str(workspace), "--json")
     assert code == 0
     names = [row["mapping"] for row in json.loads(out)]
     assert names[:3] == ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE"] and "CUSTOMER" in names
-    code, out, _ = run(capsys, "mappings", "show", "customer", "-w", str(workspace))
+    code, out, _ = cli("mappings", "show", "customer", "-w", str(workspace))
     assert code == 0 and "accounts" in out and "salespersonCode" in out
-    code, out, _ = run(capsys, "mappings", "validate", "-w", str(workspace))
+    code, out, _ = cli("mappings", "validate", "-w", str(workspace))
     assert code == 0 and "12 mappings are valid" in out
     (workspace / "bad.yaml").write_text("- {name: CUSTOMER, direction: sideways}\n")
     toml = (workspace / "nav_crm_ops.toml").read_text()
     (workspace / "nav_crm_ops.toml").write_text(
         toml.replace("mapping_files = []", 'mapping_files = ["bad.yaml"]'))
-    code, _, err = run(capsys, "mappings", "validate", "-w", str(workspace))
+    code, _, err = cli("mappings", "validate", "-w", str(workspace))
     assert code == 2 and "mapping CUSTOMER: direction 'sideways' is not one of" in err
-    code, _, err = run(capsys, "mappings", "show", "NOPE", "-w", str(workspace))
+    code, _, err = cli("mappings", "show", "NOPE", "-w", str(workspace))
     assert code == 2
 
 
 def test_preview_saved_plan_sync_logs_and_exit_codes(workspace: Path, tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                                     cli: CliRunner) -> None:
     plan = tmp_path / "currency.parquet"
-    code, out, _ = run(capsys, "preview", "CURRENCY", "--out", str(plan), "-w", str(workspace))
+    code, out, _ = cli("preview", "CURRENCY", "--out", str(plan), "-w", str(workspace))
     assert code == 0 and "insert_crm" in out and plan.exists()
-    code, out, _ = run(capsys, "sync", "--plan", str(plan), "-w", str(workspace), "--json")
+    code, out, _ = cli("sync", "--plan", str(plan), "-w", str(workspace), "--json")
     assert code == 0 and json.loads(out)[0]["inserted"] == 7
 
-    code, out, _ = run(capsys, "sync", "SALESPEOPLE", "CUSTOMER", "--no-progress",
+    code, out, _ = cli("sync", "SALESPEOPLE", "CUSTOMER", "--no-progress",
                        "-w", str(workspace), "--json")
     rows = {row["mapping"]: row for row in json.loads(out)}
     assert code == 1, "failed records give exit code 1"
     assert rows["CUSTOMER"]["failed"] > 0 and rows["CUSTOMER"]["inserted"] > 0
 
-    code, out, _ = run(capsys, "runs", "-w", str(workspace), "--json")
+    code, out, _ = cli("runs", "-w", str(workspace), "--json")
     assert code == 0 and {r["mapping"] for r in json.loads(out)} >= {"CURRENCY", "CUSTOMER"}
-    code, out, _ = run(capsys, "errors", "CUSTOMER", "--groups", "-w", str(workspace), "--json")
+    code, out, _ = cli("errors", "CUSTOMER", "--groups", "-w", str(workspace), "--json")
     groups = json.loads(out)
     assert code == 0 and any("is not coupled to a CRM systemuser" in g["example"] for g in groups)
-    code, out, _ = run(capsys, "errors", "CUSTOMER", "-w", str(workspace))
+    code, out, _ = cli("errors", "CUSTOMER", "-w", str(workspace))
     assert code == 0 and "Atlantis" in out
 
-    code, out, _ = run(capsys, "retry", "CUSTOMER", "-w", str(workspace), "--json")
+    code, out, _ = cli("retry", "CUSTOMER", "-w", str(workspace), "--json")
     assert code == 1 and json.loads(out)[0]["failed"] > 0
-    code, out, _ = run(capsys, "unskip", "CUSTOMER", "-w", str(workspace))
+    code, out, _ = cli("unskip", "CUSTOMER", "-w", str(workspace))
     assert code == 0 and "restored" in out
 
-    code, out, _ = run(capsys, "match", "CUSTOMER", "--dry-run", "-w", str(workspace), "--json")
+    code, out, _ = cli("match", "CUSTOMER", "--dry-run", "-w", str(workspace), "--json")
     assert code == 0 and all(r["status"] in ("unmatched", "ambiguous") for r in json.loads(out))
 
     plan.write_bytes(plan.read_bytes()[:-40] + b"x" * 40)
-    code, _, err = run(capsys, "sync", "--plan", str(plan), "-w", str(workspace))
+    code, _, err = cli("sync", "--plan", str(plan), "-w", str(workspace))
     assert code == 2 and "plan file" in err
-    code, _, err = run(capsys, "sync", "NOPE", "-w", str(workspace))
+    code, _, err = cli("sync", "NOPE", "-w", str(workspace))
     assert code == 2 and "no mapping named 'NOPE'" in err
-    code, _, err = run(capsys, "sync", "-w", str(workspace))
+    code, _, err = cli("sync", "-w", str(workspace))
     assert code == 2 and "--all" in err
 
 
 def test_couple_and_uncouple_by_id(workspace: Path, fresh_sandbox: Sandbox,
-                                   capsys: pytest.CaptureFixture[str]) -> None:
+                                   cli: CliRunner) -> None:
     from nav_crm_ops import open_workspace
 
     with open_workspace(workspace) as ws:
         nav_id = ws.records("CURRENCY", "nav", search="EUR")["id"].item(0)
         crm_id = ws.records("CURRENCY", "crm", search="EUR")["id"].item(0)
-    code, out, _ = run(capsys, "couple", "CURRENCY", nav_id, crm_id, "-w", str(workspace))
+    code, out, _ = cli("couple", "CURRENCY", nav_id, crm_id, "-w", str(workspace))
     assert code == 0 and "coupled" in out
-    code, out, _ = run(capsys, "uncouple", "CURRENCY", "--crm-id", crm_id, "-w", str(workspace))
+    code, out, _ = cli("uncouple", "CURRENCY", "--crm-id", crm_id, "-w", str(workspace))
     assert code == 0 and "1 coupling(s) removed" in out
-    code, _, err = run(capsys, "couple", "CURRENCY", nav_id, nav_id, "-w", str(workspace))
+    code, _, err = cli("couple", "CURRENCY", nav_id, nav_id, "-w", str(workspace))
     assert code == 2 and "does not exist" in err
 
 
 def test_the_client_secret_is_in_no_file_or_output_a_sync_writes(
         workspace: Path, fresh_sandbox: Sandbox, tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        cli: CliRunner) -> None:
     secret = fresh_sandbox.info.client_secret.reveal()
     outputs = []
     for argv in (("preview", "CURRENCY", "--out", str(workspace / "plan.parquet")),
                  ("sync", "--all", "--no-progress"), ("errors",), ("runs", "--json"),
                  ("errors", "--groups", "--json")):
-        _, out, err = run(capsys, *argv, "-w", str(workspace))
+        _, out, err = cli(*argv, "-w", str(workspace))
         outputs += [out, err]
     assert all(secret not in text for text in outputs)
     for path in workspace.rglob("*"):

@@ -54,3 +54,30 @@ def test_connections_read_both_services(sandbox: Sandbox, tmp_path: Path,
     accounts = connections.dataverse.read("accounts", select=["accountid", "name"])
     assert "10000" in customers["number"].to_list()
     assert resources.height > 0 and accounts.height > 0
+
+
+def test_values_are_checked_as_they_load_and_secrets_are_found_by_variable(
+        sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from nav_crm_ops.config import WorkspaceConfig, configured_secrets
+
+    config = sandbox_workspace_config(sandbox.info, tmp_path)
+    data = config.model_dump(mode="json")
+    data["business_central"]["company_id"] = sandbox.info.company_id.upper()
+    data["business_central"]["custom_api_url"] = ""
+    data["dataverse"]["web_url"] = ""
+    data["dataverse"]["ignore_own_changes"] = False
+    loaded = WorkspaceConfig.model_validate(data)  # upper-case GUID, empty optional URLs
+    assert loaded.business_central.company_id == sandbox.info.company_id.upper()
+    assert loaded.http.timeout_s == 60.0 and loaded.dataverse.ignore_own_changes is False
+    for section, key, value in (("business_central", "web_client_url", "businesscentral.com"),
+                                ("dataverse", "web_url", "file:///tmp/x"),
+                                ("dataverse", "ignore_own_changes", 1)):
+        bad = {**data, section: {**data[section], key: value}}
+        with pytest.raises(ValueError, match=key):
+            WorkspaceConfig.model_validate(bad)
+    monkeypatch.setenv(SANDBOX_SECRET_ENV, "the-value")
+    found = configured_secrets(config)
+    assert [setting for setting, _ in found] == [
+        f"dataverse.auth ({SANDBOX_SECRET_ENV})", f"business_central.auth ({SANDBOX_SECRET_ENV})"]
+    monkeypatch.delenv(SANDBOX_SECRET_ENV)
+    assert configured_secrets(config) == []

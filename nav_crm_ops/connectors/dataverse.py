@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
@@ -19,13 +20,16 @@ from .http import AdaptivePool, RetryPolicy, RetryRound, ServiceClient
 from .models import WriteOp, WriteOutcome, unknown_outcomes
 from .multipart import BatchPart, PartResponse, decode_batch_response, encode_batch
 from .odata import ODataQuery, encode_query, field_name, literal
-from .reader import PagedReader
+from .reader import ETAG, PagedReader
 
 __all__ = ["Dataverse"]
 
 SERVICE = "dataverse"
 MAX_PAGE = 5000
 MAX_BATCH = 1000
+RETURN_REPRESENTATION = "return=representation"
+CODE_DUPLICATE = "0x80040237"
+"""DuplicateRecord, "Cannot insert duplicate key": the id *or* another key value is taken."""
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
@@ -133,9 +137,12 @@ class Dataverse(PagedReader):
                            self._option_body(e, a, label, None, language_code))
                  for e, a, label in options]
         content_type, body = encode_batch(parts)
+        # Without odata.continue-on-error the service stops at the first refused option and
+        # answers the whole batch with its error (*Execute batch operations*, Handling errors).
         response = self.http.request(
             "POST", "$batch", content=body, entity="InsertOptionValue",
-            headers={"Content-Type": content_type}, retry_unsafe=False)
+            headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"},
+            retry_unsafe=False)
         answers = decode_batch_response(response.headers.get("content-type", ""),
                                         response.content)
         values: list[int | ConnectorError] = []
@@ -158,18 +165,27 @@ class Dataverse(PagedReader):
         return [outcome for chunk in results for outcome in chunk]
 
     def _part(self, op: WriteOp) -> BatchPart:
+        """The batch part of one op. Creates and updates ask for ``return=representation``
+        with a one-column ``$select``: a ``204`` carries no ``ETag`` on the real service, the
+        new ``@odata.etag`` comes only in the returned body (*Update and delete table rows*,
+        *Create table rows using the Web API*)."""
         target = f"{self._api_path}{field_name(op.entity_set)}({uuid.UUID(op.key)})"
         body = dict(op.payload)
         for nav, path in op.binds.items():
             body[f"{nav}@odata.bind"] = path
+        returning = _select_query(op)
         if op.kind == "create" and op.key_column and any(
                 isinstance(v, list) for v in body.values()):
             body[op.key_column] = str(uuid.UUID(op.key))
-            return BatchPart("POST", f"{self._api_path}{field_name(op.entity_set)}", {}, body)
+            return BatchPart("POST", f"{self._api_path}{field_name(op.entity_set)}{returning}",
+                             {"Prefer": RETURN_REPRESENTATION}, body)
         if op.kind == "create":
-            return BatchPart("PATCH", target, {"If-None-Match": "*"}, body)
+            return BatchPart("PATCH", target + returning,
+                             {"If-None-Match": "*", "Prefer": RETURN_REPRESENTATION}, body)
         if op.kind == "update":
-            return BatchPart("PATCH", target, {"If-Match": op.if_match or "*"}, body)
+            return BatchPart("PATCH", target + returning,
+                             {"If-Match": op.if_match or "*", "Prefer": RETURN_REPRESENTATION},
+                             body)
         headers = {"If-Match": op.if_match} if op.if_match and op.if_match != "*" else {}
         return BatchPart("DELETE", target, headers)
 
@@ -202,32 +218,110 @@ class Dataverse(PagedReader):
                 attempt += 1
                 round_.wait()
             pending = retry
+        self._settle(ops, outcomes)
         return [outcomes[i] for i in range(len(ops))]
+
+    def _settle(self, ops: list[WriteOp], outcomes: dict[int, WriteOutcome]) -> None:
+        """Confirm each create refused with 412 and fetch the version a write did not return.
+
+        A 412 on a create (``If-None-Match: *``) means "a row with this id exists" only when it
+        does: an alternate-key or duplicate-detection clash answers 412 too. One GET per
+        record, all in one ``$batch``, tells them apart and reads the missing versions."""
+        clashes = [i for i, o in outcomes.items() if _is_clash(ops[i], o)]
+        unversioned = [i for i, o in outcomes.items()
+                       if o.ok and not o.etag and ops[i].kind in ("create", "update")]
+        lookups = clashes + unversioned
+        if not lookups:
+            return
+        answers = self._read_back([ops[i] for i in lookups])
+        for index, answer in zip(lookups, answers, strict=True):
+            outcomes[index] = _settled(ops[index], outcomes[index], answer,
+                                       unversioned=index in unversioned)
+
+    def _read_back(self, ops: list[WriteOp]) -> list[PartResponse | ConnectorError]:
+        """``GET <set>(<id>)?$select=<one column>`` for each op, in ``$batch`` requests; a
+        request that fails gives its error for each of its records."""
+        parts = [BatchPart("GET", f"{self._api_path}{field_name(op.entity_set)}("
+                                  f"{uuid.UUID(op.key)}){_select_query(op)}") for op in ops]
+        answers: list[PartResponse | ConnectorError] = []
+        for start in range(0, len(parts), self.batch_size):
+            chunk = parts[start:start + self.batch_size]
+            content_type, body = encode_batch(chunk)
+            try:
+                response = self.http.request(
+                    "POST", "$batch", content=body, entity="$batch",
+                    headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
+                decoded = decode_batch_response(response.headers.get("content-type", ""),
+                                                response.content)
+            except (ConnectorError, ValueError) as error:
+                failure = error if isinstance(error, ConnectorError) else TransientError(
+                    f"dataverse $batch: unreadable answer ({error})", service=SERVICE,
+                    entity="$batch")
+                answers.extend([failure] * len(chunk))
+                continue
+            if len(decoded) != len(chunk):
+                answers.extend([TransientError(
+                    f"dataverse $batch answered {len(decoded)} parts for {len(chunk)} reads",
+                    service=SERVICE, entity="$batch")] * len(chunk))
+                continue
+            answers.extend(decoded)
+        return answers
+
+
+def _is_clash(op: WriteOp, outcome: WriteOutcome) -> bool:
+    """A create refused as "matching key values exist" (our id, or another key: see _settle)."""
+    if op.kind != "create" or outcome.ok:
+        return False
+    code = outcome.error.code.lower() if outcome.error is not None else ""
+    return outcome.status == 412 or code == CODE_DUPLICATE
+
+
+def _settled(op: WriteOp, outcome: WriteOutcome, answer: PartResponse | ConnectorError, *,
+             unversioned: bool) -> WriteOutcome:
+    """``outcome`` once the row was read back: its version filled in, or a 412 create told
+    apart (our row exists: already created; it does not: the clash is another record's)."""
+    found = answer if isinstance(answer, PartResponse) and answer.status == 200 else None
+    etag = _body_etag(found.body) if found else ""
+    if unversioned:
+        return replace(outcome, etag=etag) if etag else outcome
+    if found is not None:
+        return WriteOutcome(op.op_id, True, outcome.status, op.key, etag,
+                            already_existed=True, body=found.body)
+    return _clash_outcome(op, outcome, answer)
 
 
 def _with_key(op: WriteOp) -> WriteOp:
     if op.kind == "create" and not op.key:
         key = str(uuid.uuid4())
-        return WriteOp(op.kind, op.entity_set, key, op.payload, op.natural_key, op.if_match,
-                       op.binds, op.op_id or key, op.key_column)
+        return replace(op, key=key, op_id=op.op_id or key)
     if not op.key:
         raise ValidationError(f"dataverse {op.entity_set}: {op.kind} needs the record id",
                               service=SERVICE, entity=op.entity_set)
     return op
 
 
+def _select_query(op: WriteOp) -> str:
+    """``?$select=<column>``: the key column when known, else a plain column being written
+    (the primary key and ``@odata.etag`` always come back); empty when there is none."""
+    column = op.key_column or next(
+        (name for name, value in op.payload.items()
+         if "@" not in name and not isinstance(value, (list, dict))), "")
+    return f"?$select={field_name(column)}" if column else ""
+
+
+def _body_etag(body: Any) -> str:
+    return str(body.get(ETAG) or "") if isinstance(body, dict) else ""
+
+
 def _outcome(op: WriteOp, part: PartResponse) -> WriteOutcome:
+    """The outcome of one part; the version comes from the returned body (a ``204`` has no
+    ``ETag``); a create refused with 412 stays unsettled until :meth:`Dataverse._settle`."""
     entity_id = part.headers.get("odata-entityid", "")
     match = _ENTITY_ID.search(entity_id)
     new_id = match.group(1) if match else op.key
-    etag = part.headers.get("etag", "")
-    if isinstance(part.body, dict):
-        etag = etag or str(part.body.get("@odata.etag", ""))
+    etag = _body_etag(part.body) or part.headers.get("etag", "")
     if part.status < 400:
         return WriteOutcome(op.op_id, True, part.status, new_id, etag, body=part.body)
-    if op.kind == "create" and part.status == 412:
-        return WriteOutcome(op.op_id, True, part.status, op.key, already_existed=True,
-                            body=part.body)
     if op.kind == "delete" and part.status == 404:
         return WriteOutcome(op.op_id, True, part.status, op.key, body=part.body)
     error: ConnectorError = error_from_response(part.status, part.body, part.headers,
@@ -235,3 +329,30 @@ def _outcome(op: WriteOp, part: PartResponse) -> WriteOutcome:
                                                 record_key=op.key)
     return WriteOutcome(op.op_id, False, part.status, op.key, error=error, body=part.body)
 
+
+def _clash_outcome(op: WriteOp, refused: WriteOutcome,
+                   answer: PartResponse | ConnectorError) -> WriteOutcome:
+    """A create refused as a duplicate whose id does not exist (or could not be checked)."""
+    original = refused.error
+    service_message = original.service_message if original else ""
+    code = original.code if original else ""
+    status = refused.status or 412
+    what = f"dataverse {op.entity_set}({op.key})"
+    if isinstance(answer, PartResponse) and answer.status == 404:
+        message = (f"{what}: HTTP {status}{f' {code}' if code else ''}: "
+                   f"{service_message or '(no message)'} — no record with this id exists, so "
+                   "the new record clashes with another record's key values (an alternate key "
+                   "or a duplicate detection rule): change the clashing value or couple the "
+                   "existing record")
+        error: ConnectorError = ValidationError(
+            message, service=SERVICE, entity=op.entity_set, record_key=op.key, status=status,
+            code=code, service_message=service_message, response_body=refused.body)
+    else:
+        reason = str(answer) if isinstance(answer, ConnectorError) else \
+            f"HTTP {answer.status}"
+        error = TransientError(
+            f"{what}: HTTP {status} on create and the record could not be read back to tell "
+            f"an existing id from a key clash ({reason}); the create is retried later",
+            service=SERVICE, entity=op.entity_set, record_key=op.key, status=status, code=code,
+            service_message=service_message, response_body=refused.body)
+    return WriteOutcome(op.op_id, False, status, op.key, error=error, body=refused.body)

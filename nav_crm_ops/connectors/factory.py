@@ -34,14 +34,19 @@ def _auth(config: AuthConfig, what: str) -> Auth:
 
 
 def connect(config: WorkspaceConfig) -> Connections:
-    """Create the clients; raises ConfigError naming the setting when a secret is missing."""
+    """Create the clients (waiting at most ``[http] timeout_s`` for an answer); raises
+    ConfigError naming the setting when a secret is missing."""
     crm_auth = _auth(config.dataverse.auth, "dataverse.auth")
     bc_auth = _auth(config.business_central.auth, "business_central.auth")
     bc = config.business_central
     custom = (BusinessCentral(bc.custom_api_url, bc.company_id, bc_auth) if bc.custom_api_url
               else BusinessCentral.custom_api(bc.api_url, bc.company_id, bc_auth))
-    return Connections(
+    connections = Connections(
         dataverse=Dataverse(config.dataverse.url, crm_auth),
         business_central=BusinessCentral(bc.api_url, bc.company_id, bc_auth),
         business_central_custom=custom,
     )
+    for client in (connections.dataverse, connections.business_central,
+                   connections.business_central_custom):
+        client.http.set_timeout(config.http.timeout_s)
+    return connections

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ..config import DEFAULT_TIMEOUT_S
 from ..exceptions import ConnectorError, TransientError
 from .auth import Auth
 from .errors import error_from_response, parse_retry_after
@@ -21,6 +22,7 @@ __all__ = ["AdaptivePool", "RequestStats", "RetryPolicy", "ServiceClient"]
 T = TypeVar("T")
 R = TypeVar("R")
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+CONNECT_TIMEOUT_S = 15.0
 
 
 @dataclass
@@ -75,7 +77,7 @@ class ServiceClient:
 
     def __init__(self, base_url: str, auth: Auth, *, service: str,
                  default_headers: dict[str, str] | None = None,
-                 retry: RetryPolicy | None = None, timeout: float = 120.0,
+                 retry: RetryPolicy | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                  transport: httpx.BaseTransport | None = None,
                  max_connections: int = 16, sleep: Callable[[float], None] = time.sleep) -> None:
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
@@ -87,9 +89,27 @@ class ServiceClient:
         self.on_throttle: Callable[[], None] | None = None
         self._client = httpx.Client(
             base_url=self.base_url, headers=default_headers or {}, transport=transport,
-            timeout=httpx.Timeout(timeout, connect=15.0),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections))
+        self.timeout_s = timeout
+        """Seconds a request waits for the service's answer (``[http] timeout_s``)."""
+
+    def set_timeout(self, seconds: float) -> None:
+        """Wait at most ``seconds`` for an answer (connecting: at most 15 s)."""
+        self.timeout_s = seconds
+        self._client.timeout = httpx.Timeout(seconds, connect=min(seconds, CONNECT_TIMEOUT_S))
+
+    def _network_message(self, exc: Exception, path: str, entity: str, attempts: int) -> str:
+        """What a network failure says: for a timeout the URL, the limit and what to do."""
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            url = self.url(path).split("?", 1)[0]
+            return (f"{self.service} {entity}: no answer from {url} within {self.timeout_s:g} s "
+                    f"({attempts} attempt(s); the limit is [http] timeout_s in nav_crm_ops.toml):"
+                    " the service may be overloaded or hanging; try again later, or raise "
+                    "timeout_s if it is legitimately slow")
+        return (f"{self.service} {entity}: {type(exc).__name__} talking to {self.base_url}; "
+                "the service may be overloaded or unreachable")
 
     def close(self) -> None:
         self._client.close()
@@ -105,7 +125,10 @@ class ServiceClient:
         """Send with retries; raise the mapped :class:`ConnectorError` on failure.
 
         ``ok`` lists extra statuses returned to the caller instead of raised. Requests whose
-        outcome is unknown after a network error are only re-sent when ``retry_unsafe``.
+        outcome is unknown — a network error after sending, or a 502/504 from the gateway (the
+        request may have run, e.g. a Business Central ``$batch`` commits part by part and 504s
+        after 10 minutes) — are only re-sent when ``retry_unsafe``; otherwise the error is
+        raised at once and the caller settles what happened.
         """
         import json as jsonlib
 
@@ -130,8 +153,7 @@ class ServiceClient:
                 self.stats.add(bytes_received=len(response.content))
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 error = TransientError(
-                    f"{self.service} {entity}: {type(exc).__name__} talking to {self.base_url}; "
-                    "the service may be overloaded or unreachable",
+                    self._network_message(exc, path, entity, attempt + 1),
                     service=self.service, entity=entity, record_key=record_key)
                 if not retry_unsafe and not isinstance(exc, httpx.ConnectError):
                     raise error from None
@@ -154,7 +176,7 @@ class ServiceClient:
                 error = error_from_response(status, response.content, response.headers,
                                             service=self.service, entity=entity,
                                             record_key=record_key)
-                if status not in RETRY_STATUS:
+                if status not in RETRY_STATUS or (status in (502, 504) and not retry_unsafe):
                     raise error
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 delay = retry_after if retry_after is not None else self.retry.backoff(attempt)

@@ -18,8 +18,10 @@ class WriteOp:
 
     ``key`` is the record id: for Dataverse creates a client-chosen deterministic GUID (so a
     retried create never duplicates); for Business Central creates it is empty and
-    ``natural_key`` (e.g. ``{"number": "10000"}``) is used to find a record whose create outcome
-    was lost. ``if_match`` is an etag or ``"*"``; ``binds`` maps navigation property to the
+    ``natural_key`` (e.g. ``{"number": "10000"}``) — a key the payload itself sends — is used
+    to find a record whose create outcome was lost, only among the records matching
+    ``settle_filter`` (the mapping's table filter, e.g. ``blocked eq ' '``); without a
+    ``natural_key`` such a create's outcome stays unknown. ``if_match`` is an etag or ``"*"``; ``binds`` maps navigation property to the
     ``/entityset(id)`` path it points at (Dataverse ``@odata.bind``).
     """
 
@@ -32,15 +34,16 @@ class WriteOp:
     binds: dict[str, str] = field(default_factory=dict)
     op_id: str = ""
     key_column: str = ""
+    settle_filter: str = ""
 
     @classmethod
     def create(cls, entity_set: str, payload: dict[str, Any], *, key: str = "",
                natural_key: dict[str, Any] | None = None, binds: dict[str, str] | None = None,
-               op_id: str = "", key_column: str = "") -> WriteOp:
+               op_id: str = "", key_column: str = "", settle_filter: str = "") -> WriteOp:
         """``key_column`` names the key's column, for a create that must be a POST with the
         key in the body (a Dataverse deep insert of a document with its lines)."""
         return cls("create", entity_set, key, dict(payload), natural_key, "*",
-                   dict(binds or {}), op_id or key, key_column)
+                   dict(binds or {}), op_id or key, key_column, settle_filter)
 
     @classmethod
     def update(cls, entity_set: str, key: str, payload: dict[str, Any], *, if_match: str = "*",

@@ -48,7 +48,7 @@ class PagedReader:
     def pages(self, path: str, *, entity: str, prefer: str) -> Iterator[dict[str, Any]]:
         """Follow ``@odata.nextLink`` verbatim until absent."""
         url: str | None = path
-        headers = {"Prefer": prefer, **self.extra_read_headers}
+        headers = {**({"Prefer": prefer} if prefer else {}), **self.extra_read_headers}
         while url:
             payload = self.http.request("GET", url, headers=headers, entity=entity).json()
             yield payload
@@ -60,17 +60,29 @@ class PagedReader:
                    schema: dict[str, Any] | None = None, etag: bool = False,
                    top: int | None = None) -> Iterator[pl.DataFrame]:
         """One frame per service page (bounded memory for large tables); ``etag`` adds the
-        :data:`ETAG` column (needs a ``select``)."""
+        :data:`ETAG` column (needs a ``select``).
+
+        ``top`` is never sent together with ``Prefer: odata.maxpagesize``: Dataverse ignores
+        ``$top`` when both are given (*Page results using OData*). A limit that fits one page
+        is sent as ``$top`` alone; a larger one pages normally and stops after ``top`` rows."""
         watermark = (F(modified_field or self.modified_field).gt(changed_since)
                      if changed_since else None)
+        limited = top is not None and top <= self.page_size
         query = ODataQuery(select=tuple(select), filter=all_of([as_filter(filter), watermark]),
-                           orderby=tuple(orderby), top=top)
+                           orderby=tuple(orderby), top=top if limited else None)
         params = encode_query(query.params())
         path = self.entity_path(entity_set) + (f"?{params}" if params else "")
-        prefer = f"odata.maxpagesize={self.page_size}"
+        prefer = "" if limited else f"odata.maxpagesize={self.page_size}"
         columns = [*select, ETAG] if etag and select else select
+        remaining = top
         for payload in self.pages(path, entity=entity_set, prefer=prefer):
-            yield records_to_frame(payload.get("value", []), columns, schema)
+            rows = payload.get("value", [])
+            if remaining is not None:
+                rows = rows[:max(remaining, 0)]
+                remaining -= len(rows)
+            yield records_to_frame(rows, columns, schema)
+            if remaining is not None and remaining <= 0:
+                return
 
     def read(self, entity_set: str, *, select: Sequence[str] = (),
              filter: Filter | str | None = None, orderby: Sequence[str] = (),

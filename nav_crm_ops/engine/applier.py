@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import polars as pl
@@ -28,10 +28,18 @@ import polars as pl
 from ..connectors.factory import Connections
 from ..connectors.models import WriteOp, WriteOutcome
 from ..connectors.reader import PagedReader
-from ..exceptions import ConcurrencyError, ConnectorError, StateStoreError, SyncCancelled
+from ..exceptions import (
+    ConcurrencyError,
+    ConnectorError,
+    PermanentError,
+    StateStoreError,
+    SyncCancelled,
+)
 from ..store import RecordFailure, StateStore
+from .freshness import changed_couplings, changed_versions
 from .mapping import FieldMapping, MappingSet, TableMapping
 from .plan import Plan, split_line_field
+from .planner import parse_moment
 from .progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from .report import MappingResult
 from .resolve import Resolver, is_unresolved
@@ -74,6 +82,30 @@ def _typed(value: str | None, fld: FieldMapping) -> Any:
     return value
 
 
+def _result(mapping: TableMapping, tallies: dict[str, _DirectionTally], status: str,
+            message: str, refused: int, duration_s: float) -> MappingResult:
+    """The mapping's result: counts of both directions and what a person should know."""
+    counts: dict[str, int] = {}
+    for tally in tallies.values():
+        for name, amount in tally.counts.items():
+            counts[name] = counts.get(name, 0) + amount
+    failures = counts.get("failed", 0) + counts.get("conflicts", 0)
+    if refused and not message:
+        message = (f"{refused} record(s) changed since the preview and were not written; the "
+                   "next run previews them again as they are now")
+    if status == "failed" and not message:
+        message = (f"{failures} record(s) failed or conflict: see `nav-crm-ops errors "
+                   f"{mapping.name}`")
+    return MappingResult(mapping.name, status, counts, tuple(t.run_id for t in tallies.values()),
+                         message, duration_s)
+
+
+def _failure_direction(mapping: TableMapping, record: dict[str, Any]) -> str:
+    """The direction a refused record's failure is kept under (its writes' direction)."""
+    direction = str(record.get("direction") or "")
+    return direction if direction in mapping.directions else mapping.directions[0]
+
+
 def _requests(clients: Iterable[PagedReader]) -> tuple[int, int]:
     stats = [client.stats for client in clients]
     return sum(s.requests for s in stats), sum(s.retries for s in stats)
@@ -93,8 +125,12 @@ class Applier:
 
     def apply_mapping(self, mapping: TableMapping, plan: Plan, *, job_name: str = "",
                       preview_requests: int = 0, progress: Progress | None = None,
-                      cancel: CancelToken | None = None) -> MappingResult:
-        """Apply the part of ``plan`` that belongs to ``mapping`` (see the module docstring)."""
+                      cancel: CancelToken | None = None,
+                      recheck_versions: bool = False) -> MappingResult:
+        """Apply the part of ``plan`` that belongs to ``mapping`` (see the module docstring).
+
+        Records whose coupling changed since the preview — and, with ``recheck_versions`` (a
+        saved plan), records edited or deleted since — are refused (``engine.freshness``)."""
         started = time.monotonic()
         part = plan.for_mapping(mapping.name)
         records = part.records.filter(pl.col("included"))
@@ -107,6 +143,10 @@ class Applier:
                    for d in mapping.directions}
         first = tallies[mapping.directions[0]]
         first.add("requests", preview_requests)
+        refused = self._refuse_changed(mapping, records, changes, tallies, recheck_versions)
+        if refused:
+            records = records.filter(~pl.col("record_id").is_in(refused))
+            changes = changes.filter(~pl.col("record_id").is_in(refused))
         in_plan = [i for i in records["nav_id"].to_list() if i]
         stored = self.store.couplings_frame(mapping.name,
                                             columns=["nav_id", "crm_id", "base_values"],
@@ -141,24 +181,72 @@ class Applier:
             self._finish(mapping, tallies, written, status, message)
             raise
         if status == "finished" and excluded == 0:
-            for side, value in part.metadata.watermarks.get(mapping.name, {}).items():
-                self.store.set_watermark(mapping.name, side, value)
+            self._advance_watermarks(mapping, part.metadata.watermarks.get(mapping.name, {}))
             self.store.purge_ops(states=("done",))
         elif excluded:
             message = (f"{excluded} record(s) excluded from the plan: the watermark stays, so "
                        "they are previewed again next time")
         result_status = self._finish(mapping, tallies, written, status, message)
-        counts: dict[str, int] = {}
-        for tally in tallies.values():
-            for name, amount in tally.counts.items():
-                counts[name] = counts.get(name, 0) + amount
-        failures = counts.get("failed", 0) + counts.get("conflicts", 0)
-        if result_status == "failed" and not message:
-            message = (f"{failures} record(s) failed or conflict: see `nav-crm-ops errors "
-                       f"{mapping.name}`")
-        return MappingResult(mapping.name, result_status, counts,
-                             tuple(t.run_id for t in tallies.values()), message,
-                             time.monotonic() - started)
+        return _result(mapping, tallies, result_status, message, len(refused),
+                       time.monotonic() - started)
+
+    def _refuse_changed(self, mapping: TableMapping, records: pl.DataFrame,
+                        changes: pl.DataFrame, tallies: dict[str, _DirectionTally],
+                        recheck_versions: bool) -> list[str]:
+        """Record ids refused because they changed since the preview, stored as transient
+        failures (they never count toward skipping) so the next run previews them again."""
+        refused = changed_couplings(mapping.name, records, self.store)
+        if recheck_versions:
+            fresh = records.filter(~pl.col("record_id").is_in(refused["record_id"].to_list()))
+            refused = pl.concat([refused, changed_versions(mapping, fresh, self.connections)])
+        if refused.height == 0:
+            return []
+        messages = dict(refused.iter_rows())
+        rows = records.filter(pl.col("record_id").is_in(list(messages))).to_dicts()
+        by_record: dict[str, list[dict[str, Any]]] = {}
+        for row in changes.filter(pl.col("record_id").is_in(list(messages))).iter_rows(
+                named=True):
+            by_record.setdefault(row["record_id"], []).append(row)
+        for direction in mapping.directions:
+            target: Target = "crm" if direction == "to_crm" else "nav"
+            mine = [r for r in rows if _failure_direction(mapping, r) == direction]
+            self._store_failures(mapping, direction, tallies[direction],
+                                 [(r, messages[r["record_id"]], True, None, None) for r in mine],
+                                 by_record, target)
+        return list(messages)
+
+    def _not_coupled_elsewhere(self, mapping: TableMapping, prepared: list[_Prepared],
+                               outcomes: list[WriteOutcome], target: Target,
+                               ) -> list[WriteOutcome]:
+        """A create the service reports as already made (a lost reply settled by its key) is
+        ours only if that record is not coupled to another one: otherwise it fails, and the
+        existing coupling stays as it is."""
+        checked: list[WriteOutcome] = []
+        for item, outcome in zip(prepared, outcomes, strict=True):
+            source = self._source_id(item.record, target)
+            found = (self.store.get_coupling_by_nav(mapping.name, outcome.id) if target == "nav"
+                     else self.store.get_coupling_by_crm(mapping.name, outcome.id)) \
+                if outcome.ok and outcome.already_existed and outcome.id else None
+            partner = None if found is None else (found.crm_id if target == "nav"
+                                                  else found.nav_id)
+            if partner is None or partner == source:
+                checked.append(outcome)
+                continue
+            where = "BC" if target == "nav" else "CRM"
+            checked.append(replace(outcome, ok=False, error=PermanentError(
+                f"the {where} record {outcome.id} found for this create is already coupled to "
+                f"{partner}; it was not coupled again. Check both records and couple by hand",
+                service="business_central" if target == "nav" else "dataverse",
+                entity=item.op.entity_set, record_key=outcome.id)))
+        return checked
+
+    def _advance_watermarks(self, mapping: TableMapping, marks: Mapping[str, str]) -> None:
+        """Move the watermarks to the plan's, never back: a plan applied after a later sync
+        must not make the next run read everything since its own, older preview again."""
+        current = self.store.watermarks(mapping.name)
+        for side, value in marks.items():
+            if not current.get(side) or parse_moment(value) > parse_moment(current[side]):
+                self.store.set_watermark(mapping.name, side, value)
 
     # -- writes ----------------------------------------------------------------------------------
     def _write_direction(self, mapping: TableMapping, plan_id: str, records: pl.DataFrame,
@@ -203,7 +291,8 @@ class Applier:
                 self.store.journal_ops(tally.run_id, mapping.name, journal)
                 op_ids = [j["op_id"] for j in journal]
                 self.store.mark_ops(op_ids, "sent")
-                outcomes = client.write(ops)
+                outcomes = self._not_coupled_elsewhere(mapping, prepared,
+                                                       client.write(ops), target)
                 self.store.mark_ops([i for i, o in zip(op_ids, outcomes, strict=True) if o.ok],
                                     "done")
                 self.store.mark_ops([i for i, o in zip(op_ids, outcomes, strict=True)
@@ -298,7 +387,8 @@ class Applier:
                     self.store.uncouple(mapping.name, crm_id=record["crm_id"])
                     coupled_crm.pop(record["crm_id"], None)
                 op = WriteOp.create(mapping.nav.entity, payload,
-                                    natural_key=self._natural_key(mapping, payload))
+                                    natural_key=self._natural_key(mapping, payload),
+                                    settle_filter=mapping.nav.filter)
         elif target == "crm":
             op = WriteOp.update(mapping.crm.entity, record["crm_id"], payload,
                                 if_match=record.get("crm_version") or "*", binds=binds)
@@ -464,14 +554,20 @@ class Applier:
 
     @staticmethod
     def _natural_key(mapping: TableMapping, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """How to find a BC record whose create reply was lost."""
+        """The key a BC create sends that finds it again when its reply is lost: the
+        mapping's NAV natural key (``number``, ``code``) when the payload sets it, else a field
+        carrying the CRM record's own natural key (a deterministic id, e.g. a sales order's
+        ``yourReference`` = CRM ``ordernumber``). Never a match field such as a display name:
+        another record may share it (e.g. a blocked customer outside the mapping's filter).
+        None when the create sends no key (BC numbers it): a lost reply then leaves its
+        outcome unknown, and the next run matches before it creates."""
         natural = mapping.nav.natural_key
-        if natural and payload.get(natural):
+        if natural and payload.get(natural) not in (None, ""):
             return {natural: payload[natural]}
-        for _, fields in mapping.match_groups():
-            found = {f.nav: payload.get(f.nav) for f in fields}
-            if all(found.values()):
-                return found
+        crm_key = mapping.crm.natural_key
+        for fld in mapping.enabled_fields():
+            if crm_key and fld.crm == crm_key and payload.get(fld.nav) not in (None, ""):
+                return {fld.nav: payload[fld.nav]}
         return None
 
     @staticmethod
@@ -520,10 +616,10 @@ class Applier:
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
                                "crm_key": crm_key, "base_values": base}
         if target == "crm":
-            row["crm_etag"] = outcome.etag or ""
+            row["crm_etag"] = outcome.etag or None  # never an empty version: it would become *
             row["nav_etag"] = record.get("nav_version")
         else:
-            row["nav_etag"] = outcome.etag or ""
+            row["nav_etag"] = outcome.etag or None
             row["crm_etag"] = record.get("crm_version")
             modified = body.get(mapping.nav.modified)
             if modified:

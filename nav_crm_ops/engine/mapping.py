@@ -31,7 +31,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from ..config import WorkspaceConfig
@@ -42,6 +49,7 @@ from .transform import TransformChain, parse_chain
 
 __all__ = [
     "DIRECTIONS",
+    "MAX_FILTER_CHARS",
     "RECOMMENDED_ORDER",
     "CompareSpec",
     "CrmSide",
@@ -93,9 +101,20 @@ def _not_blank(value: str, what: str) -> str:
     return value
 
 
+MAX_FILTER_CHARS = 2_000
+"""Longest table filter a mapping may hold: the engine adds modified-on and id conditions to
+it and the services refuse URLs much longer than a few thousand characters."""
+
+
 def _checked_filter(value: str) -> str:
-    """A table filter must at least be well-formed OData (quotes, parentheses, no ``&``/``#``);
-    the service checks field names when the mapping first reads."""
+    """A table filter must at least be well-formed OData (quotes, parentheses, no ``&``/``#``)
+    and at most :data:`MAX_FILTER_CHARS` long; the service checks field names when the mapping
+    first reads."""
+    if len(value) > MAX_FILTER_CHARS:
+        raise ValueError(
+            f"the filter is {len(value):,} characters long; the limit is {MAX_FILTER_CHARS:,} "
+            "(the services refuse longer URLs): shorten it, e.g. a range instead of a list of "
+            "values, or split the records over two mappings")
     if value and value.strip():
         try:
             check_raw_filter(value)
@@ -113,7 +132,7 @@ class NavSide(_Frozen):
     natural_key: str | None = Field(None, description="human key, e.g. number or code")
     modified: str = "lastModifiedDateTime"
     filter: str = Field("", description="OData $filter limiting which records take part")
-    incremental: bool = Field(
+    incremental: StrictBool = Field(
         True, description="false for computed sets without a usable modified-on (statistics): "
         "every run reads the set in full and the three-way diff finds what changed")
     coupled_in: str | None = Field(
@@ -191,6 +210,11 @@ class LookupVia(_Frozen):
     target_id: str = Field(description="column holding the referenced record's id, e.g. relatedId")
     filter: str = ""
 
+    @field_validator("filter")
+    @classmethod
+    def _filter(cls, value: str) -> str:
+        return _checked_filter(value)
+
 
 class LookupChild(_Frozen):
     """The CRM record a lookup points to is a child of the coupled record: a price list
@@ -227,7 +251,7 @@ class LookupSpec(_Frozen):
         (), description="further mappings whose couplings resolve the value when the first "
         "does not (a document line's product is an item or a resource)")
     crm_child: LookupChild | None = None
-    crm_natural_key_fallback: bool = Field(
+    crm_natural_key_fallback: StrictBool = Field(
         False, description="resolve values that are not coupled through the referenced "
         "mapping's CRM natural key (the local currency exists only on the CRM side)")
 
@@ -281,14 +305,14 @@ class MatchSpec(_Frozen):
     """Use the field for match-based coupling; lower priority numbers are tried first."""
 
     priority: int = 0
-    case_sensitive: bool = False
+    case_sensitive: StrictBool = False
 
 
 class CompareSpec(_Frozen):
     """How the diff compares the field (mirrors ``engine.diff.DiffField``)."""
 
     kind: Literal["text", "number", "bool", "datetime", "id"] = "text"
-    case_sensitive: bool = True
+    case_sensitive: StrictBool = True
     decimals: int | None = None
 
 
@@ -307,15 +331,15 @@ class FieldMapping(_Frozen):
     nav: str
     crm: str
     direction: Direction
-    enabled: bool = True
-    on_create_only: bool = Field(False, description="written only when the sync creates the record")
+    enabled: StrictBool = True
+    on_create_only: StrictBool = Field(False, description="written only when the sync creates the record")
     constant: Any = Field(None, description="written when the source value is empty")
     transformations: tuple[Any, ...] = ()
     lookup: LookupSpec | None = None
     nav_reference: NavReference | None = None
     options: OptionMap | None = None
-    clear_on_failed_lookup: bool = False
-    not_null: bool = Field(False, description="never write an empty value (e.g. a CRM owner, "
+    clear_on_failed_lookup: StrictBool = False
+    not_null: StrictBool = Field(False, description="never write an empty value (e.g. a CRM owner, "
                            "which Dataverse requires): an empty source leaves the other side")
     match: MatchSpec | None = None
     compare: CompareSpec = CompareSpec()
@@ -401,15 +425,15 @@ class TableMapping(_Frozen):
     nav: NavSide
     crm: CrmSide
     direction: Direction
-    only_coupled: bool = True
-    create_when_no_match: bool = False
-    sync_after_match: bool = True
+    only_coupled: StrictBool = True
+    create_when_no_match: StrictBool = False
+    sync_after_match: StrictBool = True
     templates: Templates = Templates()
     depends_on: tuple[str, ...] = ()
     update_conflict: Literal["none", "nav_wins", "crm_wins"] = "none"
     deletion_conflict: Literal["none", "remove_coupling", "restore"] = "none"
     skip_after: int = Field(2, ge=0, description="consecutive identical permanent failures before a coupling is skipped (0: never)")
-    create_only: bool = Field(
+    create_only: StrictBool = Field(
         False, description="records are written once, when the sync creates them; later "
         "changes are reported in the preview, not synchronized (orders sent to the back office)")
     mark_source_on_create: dict[str, Any] = Field(
@@ -630,6 +654,8 @@ def _pydantic_message(exc: PydanticValidationError, entry: Mapping[str, Any], or
     for err in exc.errors():
         loc = list(err["loc"])
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "bool_type":
+            msg += " (write true or false, without quotes)"
         if msg.startswith("mapping "):
             parts.append(msg)
             continue
@@ -698,7 +724,19 @@ def _read_entries(text: str, origin: str) -> list[dict[str, Any]]:
     for entry in data:
         if not str(entry.get("name") or "").strip():
             raise MappingError(f"{origin}: a mapping has no 'name' (every mapping needs one)")
+        fields = entry.get("fields", [])
+        if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
+            raise MappingError(
+                f"{origin}: mapping {entry['name']}: fields must be a list of field entries, "
+                "e.g. fields: [{name: telephone1, enabled: false}] or "
+                "[{nav: phoneNumber, crm: telephone1, direction: to_crm}]; "
+                f"got {_shown(fields)}")
     return data
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 class MappingSet:

@@ -13,7 +13,9 @@ File layout (one Parquet file): one table whose ``row_type`` column says whether
 null (``mapping`` and ``record_id`` are shared and link field changes to their record). The
 plan metadata is JSON under the Parquet key-value metadata key ``nav_crm_ops.plan``, with a
 SHA-256 digest of the metadata and every row, so :meth:`Plan.load` refuses a file that was
-edited after it was saved.
+damaged after it was saved, and the workspace's signature of that digest (HMAC-SHA256 with a
+key only its state database holds), so :meth:`Workspace.load_plan` refuses a file edited by
+someone who recomputed the digest, or made by another workspace.
 
 Action vocabulary (:data:`PLAN_ACTIONS` documents each): the diff's ``update_crm``,
 ``update_nav``, ``update_both``, ``unchanged``, ``conflict``, plus the engine's ``insert_crm``,
@@ -28,7 +30,7 @@ import html
 import json
 import os
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -56,10 +58,11 @@ __all__ = [
     "line_field",
     "plan_rows_from_diff",
     "read_plan_metadata",
+    "signed_text",
     "split_line_field",
 ]
 
-PLAN_FORMAT_VERSION = 2
+PLAN_FORMAT_VERSION = 3
 METADATA_KEY = b"nav_crm_ops.plan"
 
 PlanAction = Literal[
@@ -118,11 +121,15 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "skip_reason": SKIP_REASON_DTYPE,
     "nav_version": pl.Utf8(),
     "crm_version": pl.Utf8(),
+    "nav_coupled_to": pl.Utf8(),
+    "crm_coupled_to": pl.Utf8(),
     "message": pl.Utf8(),
     "included": pl.Boolean(),
 }
 """Columns of :attr:`Plan.records`; ``record_id`` is unique within a mapping; ``nav_key`` /
-``crm_key`` are the natural keys (customer number, currency code ...) people recognise."""
+``crm_key`` are the natural keys (customer number, currency code ...) people recognise;
+``nav_coupled_to`` / ``crm_coupled_to`` the coupling each side's record had when the preview
+read it (apply refuses a record whose coupling changed since: ``engine.freshness``)."""
 
 FIELD_CHANGE_SCHEMA: dict[str, pl.DataType] = {
     "mapping": pl.Utf8(),
@@ -173,6 +180,12 @@ class PlanMetadata:
 
     ``watermarks`` maps a mapping name to the per-side watermarks read by the preview
     (``{"CUSTOMER": {"nav": "...", "crm": "..."}}``); apply advances them only on success.
+
+    ``content_sha256`` and ``signature`` are filled by :meth:`Plan.load`: the digest of the
+    file and the workspace's signature of it (HMAC-SHA256 with a key only its state database
+    holds). ``verified`` is false for a plan read from a file whose signature nobody checked
+    yet: :meth:`Workspace.load_plan` checks it, and :meth:`Workspace.apply` refuses unverified
+    plans. None of the three is part of the plan's identity (``==``).
     """
 
     plan_id: str
@@ -181,6 +194,9 @@ class PlanMetadata:
     mappings: tuple[str, ...]
     watermarks: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     format_version: int = PLAN_FORMAT_VERSION
+    content_sha256: str = field(default="", compare=False)
+    signature: str = field(default="", compare=False, repr=False)
+    verified: bool = field(default=True, compare=False)
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -285,6 +301,18 @@ def _digest(metadata: Mapping[str, Any], content: pl.DataFrame) -> str:
         hasher.update(lengths.tobytes())
         hasher.update(str(text.fill_null("").str.join("").item()).encode())
     return hasher.hexdigest()
+
+
+def _signed_text(metadata: Mapping[str, Any]) -> str:
+    """What a workspace signs: the plan's id, its workspace and the digest of everything."""
+    return f"{metadata['plan_id']}|{metadata['workspace_fingerprint']}|{metadata['content_sha256']}"
+
+
+def signed_text(metadata: PlanMetadata) -> str:
+    """The text a loaded plan's ``signature`` must sign (see :meth:`Plan.save`)."""
+    return _signed_text({"plan_id": metadata.plan_id,
+                         "workspace_fingerprint": metadata.workspace_fingerprint,
+                         "content_sha256": metadata.content_sha256})
 
 
 def _content_columns() -> dict[str, pl.DataType]:
@@ -548,12 +576,18 @@ class Plan:
     def _stored_metadata(self) -> dict[str, Any]:
         return self.metadata.to_json_dict() | {"counts": self.counts()}
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the plan to one Parquet file (atomically) and return its path."""
+    def save(self, path: str | os.PathLike[str], *,
+             sign: Callable[[str], str] | None = None) -> Path:
+        """Write the plan to one Parquet file (atomically) and return its path.
+
+        ``sign`` (the workspace's :meth:`WorkspaceIdentity.sign`) signs the content digest; an
+        unsigned plan can be read but not applied (use :meth:`Workspace.save_plan`)."""
         target = Path(path)
         content = self._content()
         metadata = self._stored_metadata()
         metadata["content_sha256"] = _digest(metadata, content)
+        if sign is not None:
+            metadata["signature"] = sign(_signed_text(metadata))
         table = content.to_arrow()
         table = table.replace_schema_metadata(
             (table.schema.metadata or {}) | {METADATA_KEY: json.dumps(metadata).encode()}
@@ -591,6 +625,7 @@ class Plan:
                 "re-run preview"
             )
         claimed = stored.pop("content_sha256", None)
+        signature = stored.pop("signature", "")
         try:
             content = content.cast(expected)  # type: ignore[arg-type]
         except pl.exceptions.PolarsError as error:
@@ -605,6 +640,9 @@ class Plan:
                 mappings=tuple(stored["mappings"]),
                 watermarks=stored.get("watermarks") or {},
                 format_version=int(version),
+                content_sha256=str(claimed),
+                signature=str(signature or ""),
+                verified=False,
             )
         except (KeyError, TypeError) as error:
             raise PlanError(f"plan file {source} lacks plan metadata {error}") from error

@@ -35,6 +35,7 @@ import polars as pl
 from ..connectors.factory import Connections
 from ..store import StateStore
 from .diff import three_way_diff
+from .freshness import with_couplings_seen
 from .ids import crm_id_for
 from .mapping import MappingSet, TableMapping
 from .matching import match_records
@@ -68,6 +69,12 @@ class MappingPlan:
     records: pl.DataFrame
     field_changes: pl.DataFrame
     watermarks: dict[str, str] = field(default_factory=dict)
+
+
+def _version(column: str) -> pl.Expr:
+    """A version column with empty text as null: an empty version must never be sent, because
+    ``If-Match`` falls back to ``*`` (overwrite whatever is there) without one."""
+    return pl.when(pl.col(column) == "").then(None).otherwise(pl.col(column))
 
 
 def format_moment(moment: datetime) -> str:
@@ -317,7 +324,7 @@ class Planner:
             records = self._created_once(mapping, records)
         if mapping.lines is not None:
             records, field_changes = self._lines(mapping, records, field_changes, resolver)
-        records = self._notes(records, nav, crm)
+        records = with_couplings_seen(self._notes(records, nav, crm), couplings)
         watermarks = {} if selection is not None else {
             "nav": self._watermark(marks.get("nav"), changed_nav, mapping, "nav", started),
             "crm": self._watermark(marks.get("crm"), changed_crm, mapping, "crm", started),
@@ -483,6 +490,10 @@ class Planner:
         matched_crm = candidates_crm.join(
             pairs.select(pl.col("__crm_id").alias("_id"), pl.col("_id").alias("pair_id")),
             on="_id", how="inner")
+        # A record waiting uncoupled that matches one in the retry pass is no skip: it is the
+        # partner found (e.g. created by a write whose reply was lost), coupled now.
+        paired = {*pairs["_id"].to_list(), *pairs["__crm_id"].to_list()}
+        rows = [row for row in rows if row["record_id"] not in paired]
         create = selection is not None or first or mapping.create_when_no_match or (
             mapping.only_coupled and bool(retrying))
         unmatched: dict[str, list[str]] = {"nav": [], "crm": []}
@@ -576,8 +587,9 @@ class Planner:
             crm_side.select("pair_id", pl.col("_version").alias("__crm_read")), on="pair_id",
             how="left").select(
             "pair_id", "nav_id", "crm_id",
-            pl.coalesce("__nav_read", "__nav_etag").alias("nav_version"),
-            pl.coalesce("__crm_read", "__crm_etag").alias("crm_version"), "__note")
+            pl.coalesce(*(_version(c) for c in ("__nav_read", "__nav_etag"))).alias("nav_version"),
+            pl.coalesce(*(_version(c) for c in ("__crm_read", "__crm_etag"))).alias("crm_version"),
+            "__note")
         records, changes = plan_rows_from_diff(mapping.name, diff, versions.drop("__note"))
         keys = pl.concat([
             pair_couplings.select("pair_id" if "pair_id" in pair_couplings.columns

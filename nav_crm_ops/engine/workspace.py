@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -27,7 +27,7 @@ from .applier import Applier
 from .mapping import MappingSet, TableMapping
 from .matching import MATCH_SCHEMA, match_records
 from .order_status import SalesOrderFollowUp
-from .plan import Plan
+from .plan import Plan, signed_text
 from .planner import MappingPlan, Planner, Selection
 from .progress import CancelToken, Progress, ProgressEvent
 from .related import related_records
@@ -78,9 +78,42 @@ class Workspace:
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the workspace a plan was made for (name + company + CRM URL)."""
+        """Identifies the workspace a plan was made for: name + company + CRM URL + the id of
+        its state database (two workspaces alike in everything else hold different couplings,
+        so a plan of one would create the other's records again)."""
         bc = self.config.business_central
-        return f"{self.config.workspace.name}|{bc.company_id}|{self.config.dataverse.url}"
+        return (f"{self.config.workspace.name}|{bc.company_id}|{self.config.dataverse.url}"
+                f"|{self.store.identity().state_id}")
+
+    def save_plan(self, plan: Plan, path: str | Path) -> Path:
+        """Save ``plan`` signed with this workspace's key (only :meth:`load_plan` of this
+        workspace accepts it, and only unedited)."""
+        return plan.save(path, sign=self.store.identity().sign)
+
+    def load_plan(self, path: str | Path) -> Plan:
+        """A saved plan, checked: unedited (digest), made for this workspace (fingerprint) and
+        signed by it (its key never leaves the state database). Raises PlanError otherwise."""
+        plan = Plan.load(path)
+        self._check_workspace(plan)
+        if not self.store.identity().verify(signed_text(plan.metadata), plan.metadata.signature):
+            raise PlanError(
+                f"plan file {path} is not signed by this workspace: it was edited after it was "
+                "saved, or saved without the workspace (Plan.save instead of "
+                "Workspace.save_plan / `nav-crm-ops preview --out`); preview again")
+        return replace(plan, metadata=replace(plan.metadata, verified=True))
+
+    def _check_workspace(self, plan: Plan) -> None:
+        made_for = plan.metadata.workspace_fingerprint
+        if made_for == self.fingerprint:
+            return
+        name, _, rest = made_for.partition("|")
+        same_looking = made_for.rpartition("|")[0] == self.fingerprint.rpartition("|")[0]
+        raise PlanError(
+            f"this plan was made for another workspace ({name or 'unnamed'}"
+            + (", same name, company and CRM but another state database" if same_looking
+               else f", {rest.rpartition('|')[0] or 'unknown company'}")
+            + f"), not {self.config.workspace.name}: its couplings differ, so applying it here "
+            "could create records twice; preview again in this workspace")
 
     def _planner(self) -> Planner:
         return Planner(self.mappings, self.store, self.connections,
@@ -138,17 +171,24 @@ class Workspace:
 
     def apply(self, plan: Plan, *, progress: Progress | None = None,
               cancel: CancelToken | None = None, job_name: str = "") -> SyncReport:
-        """Carry out the included records of ``plan`` (mappings in dependency order)."""
-        if plan.metadata.workspace_fingerprint != self.fingerprint:
-            raise PlanError(
-                f"this plan was made for workspace {plan.metadata.workspace_fingerprint!r}, not "
-                f"{self.fingerprint!r}: preview again in this workspace")
+        """Carry out the included records of ``plan`` (mappings in dependency order).
+
+        The plan must be this workspace's (its fingerprint) and, when read from a file, loaded
+        with :meth:`load_plan` (signature checked). Every record is compared with what the
+        preview saw — its coupling, and its version on both sides read again — and refused
+        when it changed since (``engine.freshness``): a plan is as safe later as it is now."""
+        self._check_workspace(plan)
+        if not plan.metadata.verified:
+            raise PlanError("this plan was read from a file without checking its signature: "
+                            "load it with Workspace.load_plan(path) (or `nav-crm-ops sync "
+                            "--plan FILE`), which refuses edited and foreign plans")
         return self._apply(plan, plan.metadata.mappings, progress=progress, cancel=cancel,
-                           job_name=job_name)
+                           job_name=job_name, recheck=True)
 
     def _apply(self, plan: Plan, names: Iterable[str], *, progress: Progress | None,
                cancel: CancelToken | None, job_name: str,
-               preview_requests: dict[str, int] | None = None) -> SyncReport:
+               preview_requests: dict[str, int] | None = None,
+               recheck: bool = False) -> SyncReport:
         applier = self._applier()
         results: list[MappingResult] = []
         for name in self.mappings.dependency_order(names):
@@ -156,7 +196,8 @@ class Workspace:
                 result = applier.apply_mapping(
                     self.mappings.get(name), plan, job_name=job_name,
                     progress=lease.keep(progress),
-                    cancel=cancel, preview_requests=(preview_requests or {}).get(name, 0))
+                    cancel=cancel, preview_requests=(preview_requests or {}).get(name, 0),
+                    recheck_versions=recheck)
             results.append(result)
             if result.status == "cancelled":
                 break
@@ -301,19 +342,35 @@ class Workspace:
                                    .alias("status"))
         report = SyncReport()
         if create:
-            unmatched = frame.filter(pl.col("status") == "unmatched")
-            nav_ids = tuple(unmatched.filter(pl.col("source_side") == "nav")["source_id"]) \
-                if "to_crm" in spec.directions else ()
-            crm_ids = tuple(unmatched.filter(pl.col("source_side") == "crm")["source_id"]) \
-                if "from_crm" in spec.directions else ()
-            if nav_ids or crm_ids:
-                report = self._sync_selection(spec, Selection(nav_ids, crm_ids))
-                created = set(nav_ids) | set(crm_ids)
-                failed = set(self.store.record_status_frame(spec.name)["source_id"].to_list())
-                frame = frame.with_columns(
-                    pl.when(pl.col("source_id").is_in(list(created - failed)))
-                    .then(pl.lit("created")).otherwise(pl.col("status")).alias("status"))
+            frame, report = self._create_unmatched(spec, frame)
         return MatchResult(spec.name, frame, report)
+
+    def _create_unmatched(self, spec: TableMapping, frame: pl.DataFrame
+                          ) -> tuple[pl.DataFrame, SyncReport]:
+        """Create the unmatched records of ``frame`` on the other side (where the direction
+        allows) and couple them. A record that could not be created becomes ``failed`` with
+        the reason (``not created: <the error>``), not "no record matches"."""
+        unmatched = frame.filter(pl.col("status") == "unmatched")
+        nav_ids = tuple(unmatched.filter(pl.col("source_side") == "nav")["source_id"]) \
+            if "to_crm" in spec.directions else ()
+        crm_ids = tuple(unmatched.filter(pl.col("source_side") == "crm")["source_id"]) \
+            if "from_crm" in spec.directions else ()
+        if not nav_ids and not crm_ids:
+            return frame, SyncReport()
+        report = self._sync_selection(spec, Selection(nav_ids, crm_ids)).with_skipped_totals(
+            self.store)
+        tried = [*nav_ids, *crm_ids]
+        reasons = self.store.record_status_frame(spec.name).filter(
+            pl.col("source_id").is_in(tried)).unique("source_id", keep="last").select(
+            "source_id", pl.concat_str(pl.lit("not created: "), pl.col("message").fill_null(
+                "see `nav-crm-ops errors`")).alias("__reason"))
+        frame = frame.join(reasons, on="source_id", how="left")
+        is_tried = pl.col("source_id").is_in(tried)
+        return frame.with_columns(
+            pl.when(is_tried & pl.col("__reason").is_not_null()).then(pl.lit("failed"))
+            .when(is_tried).then(pl.lit("created")).otherwise(pl.col("status")).alias("status"),
+            pl.coalesce("__reason", "message").alias("message"),
+        ).drop("__reason"), report
 
     def _sync_selection(self, mapping: TableMapping, selection: Selection,
                         progress: Progress | None = None,
@@ -336,7 +393,28 @@ class Workspace:
             raise SyncError("select at least one record (nav_ids or crm_ids)")
         selection = Selection(tuple(i.lower() for i in nav_ids),
                               tuple(i.lower() for i in crm_ids), direction)
-        return self._sync_selection(spec, selection, progress)
+        self._refuse_unknown_ids(spec, selection)
+        return self._sync_selection(spec, selection, progress).with_skipped_totals(self.store)
+
+    def _refuse_unknown_ids(self, spec: TableMapping, selection: Selection) -> None:
+        """Refuse (naming them) selected ids that are neither coupled in ``spec`` nor exist
+        on their side; a coupled record that is gone is a deletion the sync handles."""
+        couplings = self.store.couplings_frame(spec.name)
+        nav_reader, crm_reader = self._planner().readers(spec)
+        missing: list[str] = []
+        for ids, reader, coupled, what in (
+                (selection.nav_ids, nav_reader, "nav_id", f"BC {spec.nav.entity}"),
+                (selection.crm_ids, crm_reader, "crm_id", f"CRM {spec.crm.logical_name}")):
+            known = set(couplings[coupled].to_list())
+            unknown = [i for i in dict.fromkeys(ids) if i not in known]
+            if not unknown:
+                continue
+            found = reader.by_ids(unknown)
+            present = {str(v).lower() for v in found[reader.key]} if found.height else set()
+            missing += [f"{what} {i}" for i in unknown if i not in present]
+        if missing:
+            raise SyncError(f"mapping {spec.name}: no such record(s): {', '.join(missing)}; "
+                            "check the ids (nothing was synchronized)")
 
     # -- logs and failed records ---------------------------------------------------------------------
     def runs(self, mapping: str | None = None, limit: int = 200) -> pl.DataFrame:

@@ -18,11 +18,21 @@ from typing import Any, TypeVar
 
 import click
 
-from ..config import load_config
+from ..config import configured_secrets, load_config
 from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
 from .defaults import DEFAULT_EVERY_MINUTES, init_queue
-from .queue import JOB_KINDS, JobEntry, JobQueue, parse_status, reschedule, resume, utc_clock
+from .queue import (
+    JOB_KINDS,
+    JobEntry,
+    JobQueue,
+    check_parameter_values,
+    check_parameters,
+    parse_status,
+    reschedule,
+    resume,
+    utc_clock,
+)
 from .recurrence import Recurrence, parse_time_of_day, parse_utc, parse_weekdays
 from .runner import JobRun, JobRunner
 from .summary import runs_table
@@ -100,15 +110,26 @@ def _open_queue(workspace_path: Path) -> Iterator[JobQueue]:
 
 def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for pair in pairs:
+    for number, pair in enumerate(pairs, start=1):
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+            raise click.BadParameter(f"--param #{number} is not KEY=VALUE (not shown: it may "
+                                     "hold a secret)", param_hint="--param")
         try:
             values[key.strip()] = json.loads(text)
         except ValueError:
             values[key.strip()] = text
     return values
+
+
+def _checked_params(name: str, options: dict[str, Any], workspace_path: Path) -> None:
+    """Parse ``--param`` values into ``options["params"]`` and refuse secrets (by name, or a
+    value holding a configured client secret) before anything is opened or written."""
+    values = _parse_params(options["params"])
+    if values:
+        check_parameters(name, values)
+        check_parameter_values(name, values, configured_secrets(load_config(workspace_path)))
+    options["params"] = values
 
 
 def _recurrence(base: Recurrence, options: dict[str, Any]) -> Recurrence:
@@ -139,7 +160,7 @@ def _settings(job: JobEntry, options: dict[str, Any]) -> JobEntry:
         if options[option] is not None:
             changes[attribute] = options[option]
     if options["params"]:
-        changes["parameters"] = {**job.parameters, **_parse_params(options["params"])}
+        changes["parameters"] = {**job.parameters, **options["params"]}
     return replace(job, **changes) if changes else job
 
 
@@ -216,6 +237,8 @@ def show_command(name: str, workspace_path: Path, as_json: bool) -> None:
 def add_command(name: str, notebook: str, kind: str, mapping: str, workspace_path: Path,
                 **options: Any) -> None:
     """Add a job that runs any parameterized notebook (or a sync of MAPPING)."""
+    with _reported_errors():
+        _checked_params(name, options, workspace_path)
     with _reported_errors(), _open_queue(workspace_path) as queue:
         entry = JobEntry(name=name, kind=kind, notebook=notebook, mapping=mapping.upper())
         entry = _settings(replace(entry, recurrence=_recurrence(entry.recurrence, options)),
@@ -234,6 +257,8 @@ def add_command(name: str, notebook: str, kind: str, mapping: str, workspace_pat
 def set_command(name: str, status: str | None, notebook: str | None, workspace_path: Path,
                 **options: Any) -> None:
     """Change a job's schedule, attempts, timeouts, parameters or status."""
+    with _reported_errors():
+        _checked_params(name, options, workspace_path)
     with _reported_errors(), _open_queue(workspace_path) as queue:
         now = utc_clock()
         job = queue.get(name)

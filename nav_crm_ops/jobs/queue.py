@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,9 +57,12 @@ __all__ = [
     "READY",
     "JobEntry",
     "JobQueue",
+    "check_parameter_values",
+    "check_parameters",
     "hold_expired",
     "is_due",
     "job_lease_name",
+    "looks_like_secret",
     "needs_probe",
     "parse_status",
     "reschedule",
@@ -81,7 +84,13 @@ JOB_KINDS: tuple[str, ...] = ("sync", "statistics", "sales_orders", "notebook")
 notebooks; ``notebook``: any parameterized notebook."""
 
 MAX_ATTEMPTS_LIMIT = 10
-_SECRET_WORDS = re.compile(r"secret|password|passwd|token|credential|api_?key|private", re.I)
+_SECRET_WORDS = re.compile(
+    r"secret|passw|pwd|token|credential|api_?key|private|passphrase|bearer|signature", re.I)
+_SECRET_PARTS = frozenset({"key", "keys", "pw", "pass", "pin", "cred", "creds", "auth", "sas",
+                           "cert", "jwt", "otp", "apikey", "accesskey"})
+"""Whole words of a parameter name (split at ``_``, digits and camelCase) that mean a secret."""
+MIN_CONTAINED_SECRET = 8
+"""A configured secret at least this long is also refused inside a longer value."""
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -94,17 +103,62 @@ def parse_status(text: str) -> str:
     raise ConfigError(f"job status {text!r} is not one of {list(JOB_STATUSES)}")
 
 
-def _check_parameters(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+def looks_like_secret(name: str) -> bool:
+    """True for parameter names such as ``pwd``, ``db_password``, ``apiKey``, ``key``,
+    ``access_token``, ``client_secret``, ``credentials``."""
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()
+    parts = {part for part in re.split(r"[^a-z]+", words) if part}
+    return bool(_SECRET_WORDS.search(name)) or bool(parts & _SECRET_PARTS)
+
+
+def _texts(value: Any) -> Iterator[str]:
+    """Every string (and number, as text) inside a JSON value, keys included."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield str(key)
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
+    elif value is not None and not isinstance(value, bool):
+        yield str(value)
+
+
+def check_parameter_values(name: str, parameters: Mapping[str, Any],
+                           secrets: Iterable[tuple[str, str]]) -> None:
+    """Refuse parameters whose value is (or, for secrets of at least
+    :data:`MIN_CONTAINED_SECRET` characters, contains) a configured secret: papermill writes
+    parameters into the output notebook and its HTML, and the queue stores them.
+
+    ``secrets`` are ``(setting, value)`` pairs (:func:`nav_crm_ops.config.configured_secrets`);
+    the message names the setting, never the value.
+    """
+    known = [(setting, value) for setting, value in secrets if value]
+    for key, value in parameters.items():
+        for text in _texts(value):
+            for setting, secret in known:
+                if text == secret or (len(secret) >= MIN_CONTAINED_SECRET and secret in text):
+                    raise ConfigError(
+                        f"job {name!r}: parameter {key!r} holds the client secret of {setting}; "
+                        "papermill writes parameters into the output notebook, so secrets must "
+                        "never be parameters. Remove it: the notebook's workspace reads the "
+                        "secret from that environment variable itself")
+
+
+def check_parameters(name: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Parameters are written into the output notebook by papermill, so secrets are refused
-    by name; values must be JSON (they are stored as JSON and injected as Python literals)."""
+    by name (:func:`looks_like_secret`); values must be JSON (they are stored as JSON and
+    injected as Python literals). Values are checked against the configured secrets where the
+    config is known (:func:`check_parameter_values`: the CLI and the runner)."""
     for key in parameters:
         if not str(key).isidentifier():
             raise ConfigError(f"job {name!r}: parameter {key!r} is not a Python identifier")
-        if _SECRET_WORDS.search(str(key)):
+        if looks_like_secret(str(key)):
             raise ConfigError(
                 f"job {name!r}: parameter {key!r} looks like a secret; papermill writes "
                 "parameters into the output notebook, so secrets must never be parameters. "
-                "Name an environment variable in nav_crm_ops.toml and read it in the notebook")
+                "Name an environment variable in nav_crm_ops.toml and read it in the notebook "
+                "(or rename the parameter if it holds no secret)")
     try:
         return dict(json.loads(json.dumps(dict(parameters))))
     except (TypeError, ValueError) as exc:
@@ -164,7 +218,7 @@ class JobEntry:
             if value < low:
                 raise ConfigError(f"job {self.name!r}: {what} must be at least {low}, "
                                   f"got {value}")
-        object.__setattr__(self, "parameters", _check_parameters(self.name, self.parameters))
+        object.__setattr__(self, "parameters", check_parameters(self.name, self.parameters))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (``jobs show --json``)."""

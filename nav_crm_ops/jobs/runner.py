@@ -11,7 +11,8 @@ One run of a job:
 2. mark the job In Process and execute its notebook with papermill, kernel ``python3``, an
    execution timeout per cell (a hung or dead kernel fails the run instead of hanging the
    runner), parameters ``workspace``, ``job_name``, ``result_path`` (+ ``mapping``, + the job's
-   own) — never secrets: the notebook reads them from the environment through the workspace
+   own) — never secrets (a parameter holding a configured client secret fails the run before
+   papermill starts): the notebook reads them from the environment through the workspace
    config;
 3. save ``<workspace>/runs/<YYYY-MM-DD>/<job>-<run number>.ipynb`` (also when a cell failed),
    its ``.html`` rendering and the notebook's ``.result.json`` summary (see
@@ -31,7 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..config import WorkspaceConfig, load_config
+from ..config import WorkspaceConfig, configured_secrets, load_config
 from ..exceptions import ConfigError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore, default_holder
 from .queue import (
@@ -41,6 +42,7 @@ from .queue import (
     READY,
     JobEntry,
     JobQueue,
+    check_parameter_values,
     is_due,
     job_lease_name,
     needs_probe,
@@ -314,6 +316,7 @@ class JobRunner:
         previous_status = job.status
         try:
             notebook = resolve_notebook(job.notebook, self.root)
+            check_parameter_values(job.name, job.parameters, configured_secrets(self.config))
         except ConfigError as exc:
             return self._fail_unstarted(job, started, str(exc))
         job = self.queue.begin_run(job.name, started)
@@ -382,8 +385,9 @@ class JobRunner:
         return replace(settled, status=ON_HOLD) if previous_status == ON_HOLD else settled
 
     def _fail_unstarted(self, job: JobEntry, now: datetime, error: str) -> JobRun:
-        """A run that could not start (its notebook is missing) is a failed attempt, so the
-        job ends in Error with the reason instead of stopping the other jobs."""
+        """A run that could not start (its notebook is missing, a parameter holds a configured
+        secret) is a failed attempt, so the job ends in Error with the reason instead of
+        stopping the other jobs; no output notebook is written."""
         settled = settle(job, started=now, finished=now, succeeded=False, changed=True,
                          error=error)
         self.queue.save(replace(settled, last_run_at=now, last_finished_at=now,

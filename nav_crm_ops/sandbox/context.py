@@ -21,8 +21,8 @@ from ..secrets import Secret
 from .auth import TokenRegistry
 from .bc_schema import BC_ENTITIES
 from .dataverse_schema import DATAVERSE_ENTITIES
+from .info import SandboxInfo
 from .limits import FaultInjector, ServiceProtection
-from .server import SandboxInfo
 from .store import SandboxStore
 
 __all__ = ["COMPANY_NAME", "SandboxContext", "SandboxOptions"]

@@ -36,6 +36,7 @@ from .dataverse_schema import (
     line_amounts,
     type_column,
 )
+from .info import SandboxInfo
 from .multipart import (
     BatchFormatError,
     BatchRequest,
@@ -53,7 +54,6 @@ from .odata_filter import (
     parse_orderby,
 )
 from .schema import Column, EntityDef
-from .server import SandboxInfo
 from .store import KeyExistsError, SandboxStore, normalize_datetime
 
 __all__ = ["DATAVERSE_ENTITIES", "DataverseError", "DataverseService", "Reply",
@@ -77,7 +77,14 @@ CODE_INVALID_ARGUMENT = "0x80040203"
 CODE_ODATA = "0x80060888"
 CODE_PAYLOAD = "0x80048d19"
 CODE_DUPLICATE = "0x80040237"
+CODE_DUPLICATE_FOUND = "0x80040333"
 CODE_SEGMENT = "0x8006088a"
+DUPLICATE_RULES: Mapping[str, tuple[str, ...]] = {"account": ("name",),
+                                                  "contact": ("emailaddress1",)}
+"""Stand-ins for Dataverse's default duplicate detection rules (the docs name the tables —
+accounts, contacts, leads — not the columns; same name / same e-mail, case-insensitive).
+They apply only to a request sending ``MSCRM.SuppressDuplicateDetection: false`` (*Detect
+duplicate data using the Web API*)."""
 IMPERSONATED = "impersonating:"
 """Marks a caller that acts as another systemuser (``MSCRMCallerID``)."""
 OWNER_COLUMN = "ownerid"
@@ -118,6 +125,9 @@ class Reply:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    entity_url: str = ""
+    """The written record's URL, for ``$n`` references inside a change set (not sent: a
+    create answered with ``return=representation`` has no ``OData-EntityId`` header)."""
 
 
 class _Rollback(Exception):
@@ -187,6 +197,8 @@ class _Query:
     prefer: dict[str, str]
     # Expanded collection-valued navigation property → its own query options.
     expand: dict[str, _Query] = field(default_factory=dict)
+    # ``MSCRM.SuppressDuplicateDetection: false`` was sent (off by default for the Web API).
+    detect_duplicates: bool = False
 
 
 class DataverseService:
@@ -250,24 +262,9 @@ class DataverseService:
     def _dispatch(self, method: str, path: str, query: str, headers: Mapping[str, str],
                   body: bytes, client_id: str | None, content_ids: Mapping[str, str]) -> Reply:
         params = dict(parse_qsl(query, keep_blank_values=True))
-        if path == "":
-            return self._service_document()
-        if path == "$metadata":
-            self._require(method, "GET")
-            return Reply(200, {"Content-Type": "application/xml", "OData-Version": "4.0"},
-                         self._metadata_document())
-        if path == "$batch":
-            self._require(method, "POST")
-            return self._batch(headers, body, client_id)
-        if path in ("WhoAmI", "WhoAmI()"):
-            self._require(method, "GET")
-            return self._who_am_i(client_id)
-        if path == "InsertOptionValue":
-            self._require(method, "POST")
-            return self._insert_option_value(body)
-        if path.startswith("EntityDefinitions"):
-            self._require(method, "GET")
-            return self._entity_definitions(path, params)
+        special = self._service_path(method, path, params, headers, body, client_id)
+        if special is not None:
+            return special
         match = re.fullmatch(r"([A-Za-z_]\w*)(?:\((.*)\))?(/.*)?", path)
         if match is None:
             raise DataverseError(404, CODE_SEGMENT, f"Resource not found for the segment "
@@ -305,6 +302,31 @@ class DataverseService:
             return self._delete(entity, key, headers)
         raise DataverseError(405, CODE_ODATA, f"The HTTP method '{method}' is not allowed on "
                                               f"a single {entity.name} record.")
+
+    def _service_path(self, method: str, path: str, params: Mapping[str, str],
+                      headers: Mapping[str, str], body: bytes, client_id: str | None,
+                      ) -> Reply | None:
+        """The answer for the service document, ``$metadata``, ``$batch``, functions and
+        metadata; None for an entity set path."""
+        if path == "":
+            return self._service_document()
+        if path == "$metadata":
+            self._require(method, "GET")
+            return Reply(200, {"Content-Type": "application/xml", "OData-Version": "4.0"},
+                         self._metadata_document())
+        if path == "$batch":
+            self._require(method, "POST")
+            return self._batch(headers, body, client_id)
+        if path in ("WhoAmI", "WhoAmI()"):
+            self._require(method, "GET")
+            return self._who_am_i(client_id)
+        if path == "InsertOptionValue":
+            self._require(method, "POST")
+            return self._insert_option_value(body)
+        if path.startswith("EntityDefinitions"):
+            self._require(method, "GET")
+            return self._entity_definitions(path, params)
+        return None
 
     @staticmethod
     def _require(method: str, allowed: str) -> None:
@@ -368,7 +390,8 @@ class DataverseService:
         expand: dict[str, _Query] = {}
         if params.get("$expand"):
             expand = self._expand_options(entity, params["$expand"], annotations, prefer)
-        return _Query(select, annotations, prefer, expand)
+        detect = headers.get("mscrm.suppressduplicatedetection", "").strip().lower() == "false"
+        return _Query(select, annotations, prefer, expand, detect)
 
     def _expand_options(self, entity: EntityDef, text: str, annotations: _Annotations,
                         prefer: dict[str, str]) -> dict[str, _Query]:
@@ -497,7 +520,9 @@ class DataverseService:
     def _output_columns(self, entity: EntityDef, select: list[Column] | None) -> list[Column]:
         if select is None:
             return [c for c in entity.columns if not self._hidden(entity, c)]
-        chosen = {c.name for c in select} | {"versionnumber"}
+        # Only what was selected (the key and @odata.etag are added by the caller), as the
+        # documented answers show: the real service adds no versionnumber.
+        chosen = {c.name for c in select}
         if any(c.type == "money" for c in select) and entity.column("transactioncurrencyid"):
             chosen.add("transactioncurrencyid")
         return [c for c in entity.columns if c.name in chosen and c.name != entity.key]
@@ -817,20 +842,24 @@ class DataverseService:
                 raise self._type_error(entity, value, column)
             return value
         if kind in ("datetime", "date", "guid"):
-            if not isinstance(value, str):
-                raise self._type_error(entity, value, column)
-            try:
-                if kind == "datetime":
-                    return normalize_datetime(value)
-                if kind == "date":
-                    return date.fromisoformat(value[:10]).isoformat()
-                guid = _GUID.match(value)
-                if guid is None:
-                    raise ValueError(value)
-                return guid.group(1).lower()
-            except ValueError:
-                raise self._type_error(entity, value, column) from None
+            return self._coerce_text(entity, column, value)
         return value
+
+    def _coerce_text(self, entity: EntityDef, column: Column, value: Any) -> str | None:
+        """A datetime, date or GUID column's value, sent as a string."""
+        if not isinstance(value, str):
+            raise self._type_error(entity, value, column)
+        try:
+            if column.type == "datetime":
+                return normalize_datetime(value)
+            if column.type == "date":
+                return date.fromisoformat(value[:10]).isoformat()
+            guid = _GUID.match(value)
+            if guid is None:
+                raise ValueError(value)
+            return guid.group(1).lower()
+        except ValueError:
+            raise self._type_error(entity, value, column) from None
 
     def _valid_options(self, entity: EntityDef, column: Column) -> list[int]:
         values = list(column.choices or {})
@@ -1020,28 +1049,50 @@ class DataverseService:
     def _check_alternate_keys(self, entity: EntityDef, merged: Mapping[str, Any]) -> None:
         for column in entity.extra.get("alternate_keys", ()):
             value = merged.get(column)
-            if value in (None, ""):
-                continue
-            clash = self.store.query(self.qualified(entity),
-                                     f'"{column}" = ? COLLATE NOCASE AND "{entity.key}" <> ?',
-                                     [value, merged.get(entity.key) or ""], limit=1)
-            if clash:
+            if self._taken(entity, column, merged):
                 raise DataverseError(
                     412, CODE_DUPLICATE,
                     f"A record that has the attribute values {value} already exists. The "
                     f"entity key {column} requires that this set of attributes contains "
                     f"unique values. Select unique values and try again.")
 
+    def _taken(self, entity: EntityDef, column: str, merged: Mapping[str, Any]) -> bool:
+        """Whether another row of ``entity`` holds ``merged``'s value of ``column`` (no case)."""
+        value = merged.get(column)
+        if value in (None, ""):
+            return False
+        return bool(self.store.query(self.qualified(entity),
+                                     f'"{column}" = ? COLLATE NOCASE AND "{entity.key}" <> ?',
+                                     [value, merged.get(entity.key) or ""], limit=1))
+
+    def _check_duplicate_rules(self, entity: EntityDef, q: _Query,
+                               merged: Mapping[str, Any]) -> None:
+        """Duplicate detection, only when asked for: the documented ``500`` / ``0x80040333``
+        (*Detect duplicate data using the Web API*)."""
+        if not q.detect_duplicates:
+            return
+        for column in DUPLICATE_RULES.get(entity.name, ()):
+            if self._taken(entity, column, merged):
+                raise DataverseError(500, CODE_DUPLICATE_FOUND,
+                                     "A record was not created or updated because a duplicate "
+                                     "of the current record already exists.")
+
     def _write_reply(self, entity: EntityDef, row: dict[str, Any], q: _Query,
                      created: bool) -> Reply:
+        """As the real service: ``204`` with ``OData-EntityId`` and no ``ETag`` (the version
+        is not returned); with ``Prefer: return=representation`` ``201``/``200`` with the
+        record (its ``@odata.etag``) and no ``OData-EntityId`` (*Create table rows using the
+        Web API*, *Update and delete table rows using the Web API*)."""
         url = self.entity_url(entity, row[entity.key])
-        headers = {"OData-EntityId": url, "Location": url, "ETag": _etag(row)}
         if q.prefer.get("return") == "representation":
             payload = {"@odata.context": self._context(entity, q, "/$entity")}
             payload.update(self._wire_rows(entity, [row], q)[0])
-            return _json_reply(201 if created else 200, payload,
-                               {**headers, **self._applied(q, "return=representation")})
-        return Reply(204, {"OData-Version": "4.0", **headers})
+            reply = _json_reply(201 if created else 200, payload,
+                                self._applied(q, "return=representation"))
+            reply.entity_url = url
+            return reply
+        return Reply(204, {"OData-Version": "4.0", "OData-EntityId": url, "Location": url},
+                     entity_url=url)
 
     def _autonumber(self, entity: EntityDef, merged: dict[str, Any]) -> None:
         spec = entity.extra.get("autonumber")
@@ -1146,6 +1197,7 @@ class DataverseService:
         nested = {name: data.pop(name) for name in list(data) if name in collections}
         with self.store.transaction():
             changes = self._changes(entity, data, None, content_ids)
+            self._check_duplicate_rules(entity, q, changes)
             row = self._insert(entity, changes, client_id)
             if nested:
                 self._deep_insert(entity, row, nested, client_id, content_ids)
@@ -1205,13 +1257,17 @@ class DataverseService:
                     changes[entity.key] = value
                 else:
                     changes[column] = value
+                self._check_duplicate_rules(entity, q, changes)
                 row = self._insert(entity, changes, client_id)
                 return self._write_reply(entity, row, q, created=True)
             if if_none_match == "*":
-                raise DataverseError(412, CODE_DUPLICATE,
-                                     "A record with matching key values already exists.")
+                # Documented with an empty code (*Perform conditional operations*); an
+                # alternate-key clash answers the same status with CODE_DUPLICATE.
+                raise DataverseError(412, "", "A record with matching key values already "
+                                              "exists.")
             self._check_if_match(existing, if_match)
             changes = self._changes(entity, data, existing, content_ids)
+            self._check_duplicate_rules(entity, q, {**existing, **changes})
             row = self._update(entity, existing, changes, client_id)
         return self._write_reply(entity, row, q, created=False)
 
@@ -1271,6 +1327,7 @@ class DataverseService:
                                                                                    ""))
         results: list[BatchResponse | ChangeSetResponse] = []
         content_ids: dict[str, str] = {}
+        status = 200
         with self.store.transaction():
             # One commit per batch (each part still succeeds or fails on its own savepoint):
             # per-part commits made large batches crawl.
@@ -1282,12 +1339,16 @@ class DataverseService:
                     results.append(BatchResponse(reply.status, reply.headers, reply.body))
                     failure = reply.status >= 400
                 if failure and not continue_on_error:
+                    # "The batch fails on the first request ... The batch error represents
+                    # the error of the first failing request" (Execute batch operations).
+                    last = results[-1]
+                    status = last.status if isinstance(last, BatchResponse) else 400
                     break
         payload, content_type = format_batch_response(results)
         reply_headers = {"Content-Type": content_type, "OData-Version": "4.0"}
         if continue_on_error:
             reply_headers["Preference-Applied"] = "odata.continue-on-error"
-        return Reply(200, reply_headers, payload)
+        return Reply(status, reply_headers, payload)
 
     def _run_change_set(self, change_set: ChangeSet, content_ids: dict[str, str],
                         client_id: str | None,
@@ -1311,9 +1372,8 @@ class DataverseService:
                         failed = response
                         raise _Rollback
                     responses.append(response)
-                    entity_id = reply.headers.get("OData-EntityId")
-                    if request.content_id and entity_id:
-                        local_ids[request.content_id] = entity_id
+                    if request.content_id and reply.entity_url:
+                        local_ids[request.content_id] = reply.entity_url
         except _Rollback:
             assert failed is not None
             results.append(failed)

@@ -8,7 +8,10 @@ window like the online service's.
 
 Faults (off by default) follow a spec such as ``"rate=0.05,kinds=503+reset+slow+429,seed=7"``:
 each API request draws from a seeded RNG, so a given spec and request sequence always fail the
-same way. ``reset`` closes the connection without a complete response.
+same way. ``reset`` closes the connection without a complete response. ``commit504`` and
+``commitreset`` are as strict as the real Business Central: a write (a ``$batch`` without
+``Isolation: snapshot``, or a single POST/PATCH/DELETE) runs and commits, and then its answer is
+a 504 Gateway Timeout or a dropped connection; drawn for any other request they do nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
     from .context import SandboxContext
 
 __all__ = [
+    "COMMIT_FAULT_KINDS",
+    "DEFAULT_FAULT_KINDS",
     "FAULT_KINDS",
     "FaultInjector",
     "FaultMiddleware",
@@ -45,7 +50,9 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-FAULT_KINDS = ("503", "reset", "slow", "429")
+DEFAULT_FAULT_KINDS = ("503", "reset", "slow", "429")
+COMMIT_FAULT_KINDS = ("commit504", "commitreset")
+FAULT_KINDS = DEFAULT_FAULT_KINDS + COMMIT_FAULT_KINDS
 INCOMPLETE_RESPONSE_MESSAGE = "ASGI callable returned without completing response."
 
 
@@ -268,7 +275,7 @@ class FaultSpec:
 def parse_fault_spec(spec: str) -> FaultSpec:
     """``rate=R,kinds=K1+K2,seed=S[,slow=MIN-MAX]`` → :class:`FaultSpec`."""
     rate: float | None = None
-    kinds: tuple[str, ...] = FAULT_KINDS
+    kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
     seed = 0
     slow = (1.0, 2.0)
     for part in (p.strip() for p in spec.split(",")):
@@ -331,14 +338,16 @@ class FaultInjector:
             return None
         return cls(parse_fault_spec(spec), spec.strip())
 
-    def draw(self) -> tuple[str | None, float]:
-        """The fault for the next request (None for none) and, for ``slow``, the delay."""
+    def draw(self, commits: bool = False) -> tuple[str | None, float]:
+        """The fault for the next request (None for none) and, for ``slow``, the delay.
+        ``commits``: whether the request is a write a commit fault applies to (the draw
+        consumes the same random numbers either way, so the sequence stays reproducible)."""
         with self._lock:
             self.requests += 1
             hit = self._rng.random() < self.spec.rate
             kind = self._rng.choice(self.spec.kinds)
             delay = self._rng.uniform(*self.spec.slow_s)
-            if not hit:
+            if not hit or (kind in COMMIT_FAULT_KINDS and not commits):
                 return None, 0.0
             self.injected[kind] += 1
             return kind, delay
@@ -357,8 +366,21 @@ class _QuietIncompleteResponses(logging.Filter):
 _QUIET_FILTER = _QuietIncompleteResponses()
 
 
+def _commits_one_by_one(scope: Scope) -> bool:
+    """A Business Central write whose operations commit as they run: a ``$batch`` without
+    ``Isolation: snapshot`` or a single POST/PATCH/DELETE."""
+    if _service_of(scope.get("path", "")) != "business_central":
+        return False
+    if str(scope.get("method", "GET")).upper() not in ("POST", "PATCH", "DELETE"):
+        return False
+    headers = {bytes(k).lower(): bytes(v) for k, v in scope.get("headers") or []}
+    snapshot = headers.get(b"isolation", b"").strip().lower() == b"snapshot"
+    return not (str(scope.get("path", "")).endswith("/$batch") and snapshot)
+
+
 class FaultMiddleware:
-    """Injects 503 / connection reset / slow answer / 429 into API requests."""
+    """Injects 503 / connection reset / slow answer / 429 into API requests, and commit-then-
+    lose-the-answer (504 or reset after the write ran) into Business Central writes."""
 
     def __init__(self, app: ASGIApp, ctx: SandboxContext) -> None:
         self.app = app
@@ -373,8 +395,10 @@ class FaultMiddleware:
         if injector is None or service is None:
             await self.app(scope, receive, send)
             return
-        kind, delay = injector.draw()
-        if kind == "503":
+        kind, delay = injector.draw(commits=_commits_one_by_one(scope))
+        if kind in COMMIT_FAULT_KINDS:
+            await self._commit_then_lose(kind, service, scope, receive, send)
+        elif kind == "503":
             code = "" if service == "dataverse" else "Unknown"
             await _respond(send, 503, _error_body(
                 service, code, "The service is temporarily unavailable (sandbox fault "
@@ -393,3 +417,21 @@ class FaultMiddleware:
             if kind == "slow":
                 await asyncio.sleep(delay)
             await self.app(scope, receive, send)
+
+    async def _commit_then_lose(self, kind: str, service: str, scope: Scope, receive: Receive,
+                                send: Send) -> None:
+        """Run the write to the end (it commits), drop its answer, then answer 504 like the
+        gateway after the 10-minute request timeout, or close the connection (``commitreset``)."""
+
+        async def swallow(message: MutableMapping[str, Any]) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        if kind == "commit504":
+            await _respond(send, 504, _error_body(
+                service, "Unknown", "Gateway Timeout: the request exceeded the execution time "
+                "limit (sandbox fault injection: it ran and committed)."))
+        else:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", b"4096")]})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -17,59 +16,11 @@ from typing import Any
 import uvicorn
 
 from ..exceptions import SandboxError
-from ..secrets import Secret
+from .info import SandboxInfo
 
 __all__ = ["Sandbox", "SandboxInfo"]
 
 DEFAULT_DATA_DIR = Path(".nav_crm_ops/sandbox")
-BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
-
-
-@dataclass(frozen=True)
-class SandboxInfo:
-    """Where the running sandbox answers, and the credentials to use with it."""
-
-    base_url: str
-    tenant: str
-    environment: str
-    company_id: str
-    company_name: str
-    client_id: str
-    client_secret: Secret
-
-    @property
-    def authority(self) -> str:
-        return f"{self.base_url}/{self.tenant}"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.base_url}/{self.tenant}/oauth2/v2.0/token"
-
-    @property
-    def dataverse_resource(self) -> str:
-        return f"{self.base_url}/crm"
-
-    @property
-    def dataverse_url(self) -> str:
-        return f"{self.base_url}/crm/api/data/v9.2/"
-
-    @property
-    def dataverse_scope(self) -> str:
-        return f"{self.dataverse_resource}/.default"
-
-    @property
-    def bc_api_url(self) -> str:
-        return f"{self.base_url}/bc/v2.0/{self.tenant}/{self.environment}/api/v2.0/"
-
-    @property
-    def bc_custom_api_url(self) -> str:
-        return f"{self.base_url}/bc/v2.0/{self.tenant}/{self.environment}/api/navcrm/sync/v1.0/"
-
-    @property
-    def bc_scope(self) -> str:
-        return BC_SCOPE
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """Ask the OS for a free TCP port on ``host``."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -10,6 +10,8 @@ sort and compare correctly as text in every database (leases rely on that).
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -258,6 +260,27 @@ def _error_group_index(conn: Connection) -> None:
                              "ON record_errors (mapping, normalized_message)")
 
 
+workspace_identity = Table(
+    "workspace_identity", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("state_id", String(36), nullable=False),
+    Column("plan_key", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+"""One row (id 1) made with the database: the id plans name as the workspace they were made
+for, and the key that signs them (HMAC-SHA256). Neither is ever written anywhere else."""
+
+
+def _workspace_identity(conn: Connection) -> None:
+    """Plans must identify the state database they were made with and be signed with a key
+    only it holds: a plan from another workspace, or an edited one, is refused."""
+    workspace_identity.create(conn, checkfirst=True)
+    if conn.execute(select(workspace_identity.c.id)).first() is None:
+        conn.execute(insert(workspace_identity).values(
+            id=1, state_id=str(uuid.uuid4()), plan_key=secrets.token_hex(32),
+            created_at=utc_now()))
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -266,6 +289,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (3, "job queue entries", _job_queue),
     (4, "index record errors by normalized message (error groups, drill-down)",
      _error_group_index),
+    (5, "workspace identity: state database id and plan signing key", _workspace_identity),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

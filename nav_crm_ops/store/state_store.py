@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -52,6 +53,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..exceptions import LeaseHeldError, StateStoreError
 from . import schema
+from .identity import WorkspaceIdentity, read_identity
 from .normalize import normalize_error_message
 from .schema import (
     couplings,
@@ -87,8 +89,12 @@ _COUPLING_FRAME_SCHEMA: dict[str, pl.DataType] = {
 
 
 def default_holder(description: str = "") -> str:
-    """``host:pid description``: who holds a lease, readable in error messages."""
-    base = f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid #token description``: who holds a lease, readable in error messages.
+
+    The token is new on every call, so each caller — process, thread, notebook kernel, or two
+    syncs of one process — holds a lease under its own identity: a lease is never granted to a
+    second caller because it runs in the same process as the holder."""
+    base = f"{socket.gethostname()}:{os.getpid()} #{secrets.token_hex(4)}"
     return f"{base} {description}".strip()
 
 
@@ -286,6 +292,11 @@ class StateStore:
     def __repr__(self) -> str:
         return f"StateStore({self.where!r})"
 
+    def identity(self) -> WorkspaceIdentity:
+        """This database's id and plan signing key (see :mod:`nav_crm_ops.store.identity`)."""
+        with self._tx(write=False) as conn:
+            return read_identity(conn, self.where)
+
     @property
     def schema_version(self) -> int:
         with self._tx(write=False) as conn:
@@ -436,9 +447,11 @@ class StateStore:
         )
 
     def couplings_frame(self, mapping: str, *, columns: Sequence[str] | None = None,
-                        nav_ids: Iterable[str] | None = None) -> pl.DataFrame:
+                        nav_ids: Iterable[str] | None = None,
+                        crm_ids: Iterable[str] | None = None) -> pl.DataFrame:
         """Couplings of ``mapping`` as a polars frame (``base_values`` as JSON text): every
-        column or only ``columns``, every coupling or only those of ``nav_ids``."""
+        column or only ``columns``, every coupling or only those of ``nav_ids`` (or of
+        ``crm_ids``)."""
         key = _mapping_key(mapping)
         names = list(columns or _COUPLING_FRAME_SCHEMA)
         unknown = [n for n in names if n not in _COUPLING_FRAME_SCHEMA]
@@ -449,13 +462,15 @@ class StateStore:
         query = select(*(couplings.c[c] for c in names)).where(couplings.c.mapping == key)
         rows: list[Any] = []
         with self._tx(write=False) as conn:
-            if nav_ids is None:
+            if nav_ids is None and crm_ids is None:
                 rows = list(conn.execute(query.order_by(couplings.c.id)).all())
             else:
-                wanted = list(dict.fromkeys(nav_ids))
+                by, ids = ((couplings.c.nav_id, nav_ids) if nav_ids is not None
+                           else (couplings.c.crm_id, crm_ids))
+                wanted = list(dict.fromkeys(ids or ()))
                 for start in range(0, len(wanted), 500):
                     rows += conn.execute(query.where(
-                        couplings.c.nav_id.in_(wanted[start:start + 500]))).all()
+                        by.in_(wanted[start:start + 500]))).all()
         return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
     def count_couplings(self, mapping: str) -> int:

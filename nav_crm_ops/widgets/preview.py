@@ -333,14 +333,15 @@ class PreviewPanel(Panel):
             return None
         path = Path(self.plan_path.value.strip() or self.plans_dir / "plan.parquet")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.saved_path = self.plan.save(path)
+        self.saved_path = self.workspace.save_plan(self.plan, path)
         self.errors.show_info(f"Plan saved to {self.saved_path}.")
         return self.saved_path
 
     def load_plan(self) -> None:
-        """Load the plan file named in ``plan_path`` (refused if edited since it was saved)."""
+        """Load the plan file named in ``plan_path`` (refused if edited since it was saved, or
+        made by another workspace)."""
         path = Path(self.plan_path.value.strip())
-        self.show_plan(Plan.load(path))
+        self.show_plan(self.workspace.load_plan(path))
         self.plan_path.value = str(path)
         self.errors.show_info(f"Plan loaded from {path}.")
 

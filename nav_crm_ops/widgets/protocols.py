@@ -9,6 +9,7 @@ exactly which engine calls each panel makes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import polars as pl
@@ -44,6 +45,10 @@ class PreviewWorkspace(Protocol):
 
     def apply(self, plan: Plan, *, progress: Progress | None = None,
               cancel: CancelToken | None = None, job_name: str = "") -> SyncReport: ...
+
+    def save_plan(self, plan: Plan, path: str | Path) -> Path: ...
+
+    def load_plan(self, path: str | Path) -> Plan: ...
 
 
 class RunWorkspace(Protocol):

@@ -109,7 +109,7 @@ def test_429_beyond_the_budget_raises_throttled_error() -> None:
 def _batch_reply(statuses: list[tuple[int, str]]) -> httpx.Response:
     chunks = []
     for status, body in statuses:
-        reason = {204: "No Content", 412: "Precondition Failed", 400: "Bad Request",
+        reason = {200: "OK", 204: "No Content", 412: "Precondition Failed", 400: "Bad Request",
                   404: "Not Found", 503: "Service Unavailable"}[status]
         chunks.append("--batchresponse_x\r\nContent-Type: application/http\r\n"
                       "Content-Transfer-Encoding: binary\r\n\r\n"
@@ -131,6 +131,8 @@ def test_dataverse_batch_outcomes_in_order_with_412_and_409_semantics() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         sent.append(request)
+        if "GET " in request.content.decode():  # the read-back: GUIDS[1] does exist
+            return _batch_reply([(200, json.dumps({"@odata.etag": 'W/"7"'}))] * 2)
         return _batch_reply([(204, ""), (412, exists), (412, stale), (400, too_long),
                              (404, "{}")])
 
@@ -144,6 +146,7 @@ def test_dataverse_batch_outcomes_in_order_with_412_and_409_semantics() -> None:
     assert [o.op_id for o in outcomes] == [op.op_id for op in ops]
     assert [(o.ok, o.already_existed) for o in outcomes] == [
         (True, False), (True, True), (False, False), (False, False), (True, False)]
+    assert [o.etag for o in outcomes[:2]] == ['W/"7"', 'W/"7"']
     assert isinstance(outcomes[2].error, ConcurrencyError)
     assert isinstance(outcomes[3].error, ValidationError)
     assert outcomes[3].error.code == "0x80044331"
@@ -158,9 +161,10 @@ def test_dataverse_retries_only_parts_that_failed_transiently() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         bodies.append(request.content.decode())
+        done = (200, json.dumps({"@odata.etag": 'W/"1"'}))  # return=representation
         if len(bodies) == 1:
-            return _batch_reply([(204, ""), (503, "{}"), (204, "")])
-        return _batch_reply([(204, "")])
+            return _batch_reply([done, (503, "{}"), done])
+        return _batch_reply([done])
 
     client = dataverse(handler)
     outcomes = client.write([WriteOp.create("accounts", {"name": n}, key=g)

@@ -200,7 +200,8 @@ def test_for_workspace_reads_mapping_files_relative_to_the_workspace(tmp_path: P
     auth = {"client_id": "x"}
     config = WorkspaceConfig.model_validate({
         "workspace": {"mapping_files": ["mine.yaml"]},
-        "business_central": {"api_url": "http://bc/api/v2.0/", "company_id": "c", "auth": auth},
+        "business_central": {"api_url": "http://bc/api/v2.0/",
+                             "company_id": "00000000-0000-4000-8000-00000000000c", "auth": auth},
         "dataverse": {"url": "http://crm/api/data/v9.2/", "auth": auth},
         "root": tmp_path,
     })

@@ -149,6 +149,24 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert stored["watermarks"]["CUSTOMER"]["crm"] == "2024-05-03T00:00:00Z"
 
 
+def test_a_signed_plan_carries_its_signature_and_loads_unverified(tmp_path: Path) -> None:
+    from nav_crm_ops.engine.plan import signed_text
+    from nav_crm_ops.secrets import Secret
+    from nav_crm_ops.store.identity import WorkspaceIdentity
+
+    identity = WorkspaceIdentity("state-1", Secret("k" * 64))
+    other = WorkspaceIdentity("state-2", Secret("j" * 64))
+    plan = customer_diff_plan()
+    loaded = Plan.load(plan.save(tmp_path / "plan.parquet", sign=identity.sign))
+    assert not loaded.metadata.verified and loaded.equals(plan)
+    assert identity.verify(signed_text(loaded.metadata), loaded.metadata.signature)
+    assert not other.verify(signed_text(loaded.metadata), loaded.metadata.signature)
+    assert "k" * 8 not in repr(identity) and "k" * 8 not in repr(loaded.metadata)
+    unsigned = Plan.load(plan.save(tmp_path / "unsigned.parquet"))
+    assert unsigned.metadata.signature == ""
+    assert not identity.verify(signed_text(unsigned.metadata), unsigned.metadata.signature)
+
+
 def test_empty_plan_round_trips(tmp_path: Path) -> None:
     plan = Plan.create(
         pl.DataFrame(schema={"mapping": pl.Utf8, "record_id": pl.Utf8, "action": pl.Utf8}),

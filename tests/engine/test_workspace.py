@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from nav_crm_ops import Plan, WriteOp, load_config, open_workspace, write_config
+from nav_crm_ops import WriteOp, load_config, open_workspace, write_config
 from nav_crm_ops.engine.workspace import Workspace
 from nav_crm_ops.exceptions import SyncError
 
@@ -192,10 +192,10 @@ def test_a_saved_plan_refuses_a_record_changed_since_and_says_why(ws: Workspace,
     other_nav, other_crm = _customer_pair(ws, "40000")
     _nav_update(ws, "customers", nav_id, {"phoneNumber": "+44 1 0000 0001"})
     _nav_update(ws, "customers", other_nav, {"phoneNumber": "+44 1 0000 0002"})
-    path = ws.preview("CUSTOMER").save(tmp_path / "plan.parquet")
+    path = ws.save_plan(ws.preview("CUSTOMER"), tmp_path / "plan.parquet")
 
     _crm_update(ws, "accounts", crm_id, {"websiteurl": "https://changed.example"})
-    report = ws.apply(Plan.load(path))
+    report = ws.apply(ws.load_plan(path))
     assert report.result("CUSTOMER").count("modified") == 1
     assert _crm(ws, "accounts", accountid=other_crm)["telephone1"].item() == "+44 1 0000 0002"
     assert _crm(ws, "accounts", accountid=crm_id)["telephone1"].item() != "+44 1 0000 0001"

@@ -27,7 +27,8 @@ def offline_workspace(tmp_path: Path) -> Path:
                       scope="http://127.0.0.1:9/crm/.default")
     config = WorkspaceConfig(
         business_central=BusinessCentralConfig(
-            api_url="http://127.0.0.1:9/bc/api/v2.0/", company_id="c0", auth=auth),
+            api_url="http://127.0.0.1:9/bc/api/v2.0/",
+            company_id="00000000-0000-4000-8000-0000000000c0", auth=auth),
         dataverse=DataverseConfig(url="http://127.0.0.1:9/crm/api/data/v9.2/", auth=auth))
     root = tmp_path / "workspace"
     write_config(config, root)

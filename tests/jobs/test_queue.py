@@ -18,7 +18,9 @@ from nav_crm_ops.jobs.queue import (
     READY,
     JobEntry,
     JobQueue,
+    check_parameter_values,
     is_due,
+    looks_like_secret,
     needs_probe,
     parse_status,
     reschedule,
@@ -148,3 +150,26 @@ def test_queue_round_trips_every_field(tmp_path: Path) -> None:
         assert (running.status, running.run_count, running.last_run_at) == (IN_PROCESS, 1, NOW)
         assert queue.remove("other")
         assert [e.name for e in queue.list()] == [stored.name]
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("pwd", True), ("db_password", True), ("apiKey", True), ("key", True), ("accessToken", True),
+    ("my_credentials", True), ("sas_url", True), ("dry_run", False), ("changed", False),
+    ("monkey", False), ("keyboard", False), ("author", False), ("marker_path", False),
+])
+def test_parameter_names_that_look_like_secrets(name: str, secret: bool) -> None:
+    assert looks_like_secret(name) is secret
+
+
+def test_parameter_values_holding_a_configured_secret_are_refused_without_showing_it() -> None:
+    secrets = [("dataverse.auth (CRM_SECRET)", "0123456789abcdef"), ("bc", "")]
+    for value in ("0123456789abcdef", "x 0123456789abcdef y", ["0123456789abcdef"],
+                  {"nested": {"0123456789abcdef": 1}}):
+        with pytest.raises(ConfigError, match=r"parameter 'note' holds the client secret of "
+                           r"dataverse.auth \(CRM_SECRET\)") as refused:
+            check_parameter_values("J", {"note": value}, secrets)
+        assert "0123456789abcdef" not in str(refused.value)
+    check_parameter_values("J", {"note": "harmless", "flag": True, "n": 5}, secrets)
+    check_parameter_values("J", {"n": "1234"}, [("short", "123")])  # short: equality only
+    with pytest.raises(ConfigError):
+        check_parameter_values("J", {"n": 123}, [("short", "123")])

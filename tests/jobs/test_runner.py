@@ -210,7 +210,8 @@ def test_two_runners_on_a_named_job_one_skips_saying_who_runs_it(
     _, err = first.communicate(timeout=120)
     assert first.returncode == 0, err[-2000:]
     assert second.exit_code == 4, second.output
-    assert "is being run by" in second.output and f":{first.pid} jobs run" in second.output
+    assert "is being run by" in second.output and "jobs run" in second.output
+    assert f":{first.pid} #" in second.output
     assert len([x for x in marker.read_text().splitlines() if x.startswith("start")]) == 1
 
 
@@ -244,3 +245,25 @@ def test_a_missing_notebook_fails_that_job_and_the_others_still_run(
     assert gone.status == ERROR and "missing.ipynb" in gone.last_error
     assert "jobs set NAME --notebook" in gone.last_error
     assert "injected failure" in runs[1].error
+
+
+def test_a_parameter_holding_a_configured_secret_fails_the_run_before_papermill(
+        offline_workspace: Path, test_notebooks: Path, monkeypatch: object) -> None:
+    """A job stored before its value became the client secret (or by a script that skipped
+    the CLI): the runner refuses to start it, so no output notebook or HTML holds the secret."""
+    import pytest
+
+    secret = "s3cr3t-value-of-the-app"
+    add_job(offline_workspace, "Leaky", test_notebooks / "passing.ipynb",
+            parameters={"note": f"pw {secret}", "changed": True})
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setenv("NAV_CRM_OPS_TEST_UNUSED_SECRET", secret)
+    with JobRunner(offline_workspace) as runner:
+        run = runner.run("Leaky")
+        entry = runner.queue.get("Leaky")
+    assert run.outcome == "failed" and run.output_notebook is None
+    assert "parameter 'note' holds the client secret of dataverse.auth " \
+           "(NAV_CRM_OPS_TEST_UNUSED_SECRET)" in run.error and secret not in run.error
+    assert entry.last_outcome == "failed" and secret not in entry.last_error
+    assert not (offline_workspace / "runs").exists() or not any(
+        p.is_file() for p in (offline_workspace / "runs").rglob("*"))

@@ -1,8 +1,10 @@
 """The notebooks as Voilà dashboards, driven by Playwright in headless Debian Chromium.
 
-Walks preview → select → apply and analyse-logs → drill into a failed record → retry, asserts
-what the page shows and what the state store holds, and saves screenshots under
-``tests/artifacts/`` for review. ``make test`` installs Debian's chromium first and sets
+Serves them as ``nav-crm-ops ui`` does (behind jupyter_server's login, with a random token),
+logs in through the login form (a fresh browser is sent there first; a wrong token is refused),
+then walks preview → select → apply and analyse-logs → drill into a failed record → retry,
+asserts what the page shows and what the state store holds, and saves screenshots under
+``tests/artifacts/`` for review (``login-*.png`` shows the login page). ``make test`` installs Debian's chromium first and sets
 ``NAV_CRM_OPS_REQUIRE_BROWSER=1``, so there a missing browser fails; a plain ``pytest`` run
 skips it with the reason.
 """
@@ -16,6 +18,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +26,7 @@ import httpx
 import pytest
 
 from nav_crm_ops.engine.workspace import open_workspace
-from nav_crm_ops.widgets.dashboards import dashboard_environment, voila_command
+from nav_crm_ops.widgets.dashboards import DashboardAuth, dashboard_environment, voila_command
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -52,27 +55,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Dashboards:
+    url: str
+    token: str
+
+
 @pytest.fixture
-def voila_url(workspace_dir: Path, tmp_path: Path) -> Iterator[str]:
-    """Voilà serving notebooks/ with the test workspace as the notebooks' default."""
+def dashboards(workspace_dir: Path, tmp_path: Path) -> Iterator[Dashboards]:
+    """Voilà serving notebooks/ behind the login (as ``nav-crm-ops ui``), with the test
+    workspace as the notebooks' default."""
     port = free_port()
+    auth = DashboardAuth.generate()
     log = (tmp_path / "voila.log").open("w")
     process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port),
-                               env=dashboard_environment(workspace_dir), stdout=log,
+                               env=dashboard_environment(workspace_dir, auth=auth), stdout=log,
                                stderr=subprocess.STDOUT, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                if httpx.get(url, timeout=2).status_code < 500:
+                if httpx.get(f"{url}/login", timeout=2).status_code < 500:
                     break
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"voila did not start: {(tmp_path / 'voila.log').read_text()}")
             time.sleep(0.3)
-        yield url
+        yield Dashboards(url, auth.token)
     finally:
         process.terminate()
         try:
@@ -83,13 +94,42 @@ def voila_url(workspace_dir: Path, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(voila_url: str) -> Iterator[Page]:
+def voila_url(dashboards: Dashboards) -> str:
+    return dashboards.url
+
+
+def log_in(page: Page, dashboards: Dashboards) -> None:
+    """Open a dashboard unauthenticated: the login page shows instead; a wrong token is
+    refused; the right one leads on to the dashboard asked for."""
+    page.goto(f"{dashboards.url}/voila/render/preview_changes.ipynb")
+    page.wait_for_url(re.compile(r"/login\?next="))
+    password = page.locator("input[type=password]").first
+    password.wait_for()
+    assert "Preview changes" not in page.content()
+    shot(page, "login-1-page")
+    password.fill("not-the-token")
+    page.locator("button[type=submit], input[type=submit]").first.click()
+    page.wait_for_load_state()
+    assert "/login" in page.url
+    shot(page, "login-2-refused")
+    page.locator("input[type=password]").first.fill(dashboards.token)
+    page.locator("button[type=submit], input[type=submit]").first.click()
+    page.wait_for_url(re.compile(r"/voila/render/preview_changes\.ipynb$"))
+    page.get_by_text("Preview changes", exact=True).wait_for()
+    shot(page, "login-3-dashboard")
+
+
+@pytest.fixture
+def page(dashboards: Dashboards) -> Iterator[Page]:
+    """A browser page that has logged in through the dashboards' login form."""
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 1800})
             context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
+            logged_in = context.new_page()
+            log_in(logged_in, dashboards)
+            yield logged_in
         finally:
             browser.close()
 
@@ -107,6 +147,26 @@ def select_in(page: Page, label: str) -> Locator:
 
 def button(page: Page, text: str) -> Locator:
     return page.locator("button.widget-button", has_text=text).first
+
+
+def test_the_printed_token_address_opens_the_dashboards(dashboards: Dashboards) -> None:
+    """The address ``nav-crm-ops ui`` prints (``/?token=...``) logs a fresh browser straight in;
+    without it the same browser only gets the login page."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 900})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(f"{dashboards.url}/voila/tree")
+            page.locator("input[type=password]").first.wait_for()
+            page.goto(f"{dashboards.url}/?token={dashboards.token}")
+            page.get_by_text("preview_changes.ipynb").first.wait_for()
+            shot(page, "login-4-token-address-tree")
+            page.goto(f"{dashboards.url}/voila/render/analyse_logs.ipynb")
+            page.get_by_text("Analyse logs and failed records", exact=True).wait_for()
+        finally:
+            browser.close()
 
 
 def test_preview_select_apply_in_the_browser(page: Page, voila_url: str,

@@ -39,6 +39,6 @@ def test_a_second_sync_process_of_the_same_mapping_is_refused(
         fresh_sandbox.set_faults(None)
         first.wait(timeout=120)
     assert second.returncode == EXIT_LEASE
-    assert f":{first.pid} sync CURRENCY" in second.stderr
+    assert f":{first.pid} #" in second.stderr and "sync CURRENCY" in second.stderr
     assert "wait for it to finish" in second.stderr
     assert first.returncode == 0

@@ -97,7 +97,7 @@ def soak(sandbox: Sandbox, workspace: Path, *, rounds: int, edits: int, seed: in
             for round_no in range(rounds):
                 sandbox.set_faults(None)
                 driver.edit(ws, round_no, edits)
-                sandbox.set_faults(f"rate={rate},kinds=503+reset+slow+429,"
+                sandbox.set_faults(f"rate={rate},kinds=503+reset+slow+429+commit504+commitreset,"
                                    f"seed={seed + round_no},slow=0.05-0.2")
                 report = ws.sync_all(SYNCED)
                 faults += sum(((sandbox.context.status().get("faults") or {})

@@ -334,3 +334,23 @@ def test_a_lease_of_a_dead_process_on_this_host_can_be_taken_over(store: StateSt
     assert not holder_is_dead(f"other-host:{child.pid} sync")
     taken = store.take_over_lease("mapping:CUSTOMER", dead, "me", 60)
     assert taken.holder == "me" and store.lease("mapping:CUSTOMER").holder == "me"  # type: ignore[union-attr]
+
+
+def test_every_caller_of_one_process_has_its_own_lease_identity(store: StateStore) -> None:
+    """Two threads (or two syncs) of one process used to get the same ``host:pid`` holder, and
+    a lease is granted again to its holder: both held the mapping at once."""
+    import threading
+
+    holders: list[str] = []
+    threads = [threading.Thread(target=lambda: holders.append(default_holder("sync CUSTOMER")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(holders)) == 2 and default_holder("x") != default_holder("x")
+    store.acquire_lease("mapping:CUSTOMER", holders[0], 600)
+    with pytest.raises(LeaseHeldError, match="sync CUSTOMER"):
+        store.acquire_lease("mapping:CUSTOMER", holders[1], 600)
+    store.release_lease("mapping:CUSTOMER", holders[1])  # not its lease: nothing happens
+    assert store.lease("mapping:CUSTOMER").holder == holders[0]  # type: ignore[union-attr]
