@@ -44,12 +44,13 @@ if TYPE_CHECKING:
         WriteOutcome,
     )
     from .connectors.factory import Connections, connect
+    from .engine.coupling import MatchResult
     from .engine.diff import DiffField, DiffResult, three_way_diff
     from .engine.mapping import FieldMapping, MappingSet, TableMapping
     from .engine.plan import Plan, PlanMetadata
     from .engine.progress import CancelToken, ProgressEvent
     from .engine.report import MappingResult, SyncReport
-    from .engine.workspace import MatchResult, Workspace, open_workspace
+    from .engine.workspace import Workspace, open_workspace
     from .jobs import JobEntry, JobQueue, JobRunner
     from .jobs.result import write_result
     from .sandbox import Sandbox, SandboxInfo
@@ -72,7 +73,7 @@ _LAZY: dict[str, str] = {
     "JobRunner": ".jobs",
     "MappingResult": ".engine.report",
     "MappingSet": ".engine.mapping",
-    "MatchResult": ".engine.workspace",
+    "MatchResult": ".engine.coupling",
     "NavODataV4": ".connectors",
     "Plan": ".engine.plan",
     "PlanMetadata": ".engine.plan",

@@ -62,33 +62,57 @@ def _error_body(body: Any) -> tuple[str, str]:
     return "", ""
 
 
+_ERROR_CLASS: dict[int, type[ConnectorError]] = {
+    401: AuthError, 403: AuthError,
+    404: NotFoundError,
+    409: ConcurrencyError, 412: ConcurrencyError,
+    429: ThrottledError,
+    408: TransientError, 500: TransientError, 502: TransientError, 503: TransientError,
+    504: TransientError,
+}
+"""Statuses with their own exception; other 4xx are :class:`ValidationError`, the rest
+:class:`PermanentError` (a table, so the mapping reads at a glance)."""
+
+
+def _error_class(status: int) -> type[ConnectorError]:
+    """The exception class a status maps to (callers catch by class, so this is the contract)."""
+    if status in _ERROR_CLASS:
+        return _ERROR_CLASS[status]
+    return ValidationError if 400 <= status < 500 else PermanentError
+
+
+def _correlation_id(service_message: str, headers: httpx.Headers) -> tuple[str, str]:
+    """The message without BC's trailing correlation id, and the id (from the text or headers).
+
+    Support asks for this id first, so it is taken from wherever the service put it."""
+    service_message, correlation = split_correlation_id(service_message)
+    if not correlation:
+        correlation = str(headers.get("ms-correlation-x") or headers.get("x-ms-correlation-id")
+                          or headers.get("request-id") or "")
+    return service_message, correlation
+
+
+def _error_message(status: int, code: str, service_message: str, *, service: str,
+                   entity: str, record_key: str) -> str:
+    """One line naming what failed, the service's words, and a hint of what to do."""
+    what = f"{service} {entity}{f'({record_key})' if record_key else ''}".strip()
+    text = f"{what}: HTTP {status}{f' {code}' if code else ''}: {service_message or '(no message)'}"
+    hint = _HINT.get(status)
+    return f"{text} — {hint}" if hint else text
+
+
 def error_from_response(status: int, body: Any, headers: Any, *, service: str,
                         entity: str = "", record_key: str = "") -> ConnectorError:
     """Build the exception for a failed response (whole request or one batch part)."""
     code, service_message = _error_body(body)
     headers = httpx.Headers(dict(headers or {}))
-    service_message, correlation = split_correlation_id(service_message)
-    if not correlation:
-        correlation = str(headers.get("ms-correlation-x") or headers.get("x-ms-correlation-id")
-                          or headers.get("request-id") or "")
-    what = f"{service} {entity}{f'({record_key})' if record_key else ''}".strip()
-    text = f"{what}: HTTP {status}{f' {code}' if code else ''}: {service_message or '(no message)'}"
-    hint = _HINT.get(status)
-    message = f"{text} — {hint}" if hint else text
+    service_message, correlation = _correlation_id(service_message, headers)
+    message = _error_message(status, code, service_message, service=service, entity=entity,
+                             record_key=record_key)
     kwargs: dict[str, Any] = dict(service=service, entity=entity, record_key=record_key,
                                   status=status, code=code, service_message=service_message,
                                   correlation_id=correlation, response_body=body)
-    if status in (401, 403):
-        return AuthError(message, **kwargs)
-    if status == 404:
-        return NotFoundError(message, **kwargs)
-    if status in (409, 412):
-        return ConcurrencyError(message, **kwargs)
-    if status == 429:
-        retry = parse_retry_after(headers.get("Retry-After"))
-        return ThrottledError(message, retry_after=retry, **kwargs)
-    if status in (408, 500, 502, 503, 504):
-        return TransientError(message, **kwargs)
-    if status in (400, 413, 422) or 400 <= status < 500:
-        return ValidationError(message, **kwargs)
-    return PermanentError(message, **kwargs)
+    error_class = _error_class(status)
+    if error_class is ThrottledError:
+        kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"))
+    return error_class(message, **kwargs)

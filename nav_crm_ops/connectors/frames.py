@@ -25,23 +25,32 @@ def records_to_frame(records: Sequence[Mapping[str, Any]], columns: Sequence[str
     """
     declared = dict(schema or {})
     names = list(columns) if columns else _all_keys(records)
-    data: dict[str, list[Any]] = {name: [r.get(name) for r in records] for name in names}
-    series: list[pl.Series] = []
-    for name in names:
-        dtype = declared.get(name)
-        if dtype is None and name in KNOWN_DATETIMES:
-            dtype = DATETIME
-        values = data[name]
-        if (dtype is not None and dtype == DATETIME) or isinstance(dtype, pl.Datetime):
-            text = pl.Series(name, [None if v is None else str(v) for v in values], pl.Utf8)
-            series.append(text.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False))
-        elif dtype is not None:
-            series.append(pl.Series(name, values, dtype=dtype, strict=False))
-        elif all(v is None for v in values):
-            series.append(pl.Series(name, values, dtype=pl.Utf8))
-        else:
-            series.append(_infer(name, values))
+    series = [_column(name, [r.get(name) for r in records], _dtype_for(name, declared))
+              for name in names]
     return pl.DataFrame(series) if series else pl.DataFrame()
+
+
+def _dtype_for(name: str, declared: Mapping[str, Any]) -> Any:
+    """The declared dtype, else ``DATETIME`` for well-known timestamp fields, else None.
+
+    The services send timestamps as text; without this they would stay strings and never
+    compare with the watermark."""
+    dtype = declared.get(name)
+    if dtype is None and name in KNOWN_DATETIMES:
+        return DATETIME
+    return dtype
+
+
+def _column(name: str, values: list[Any], dtype: Any) -> pl.Series:
+    """One column: datetimes parsed, declared dtypes cast, all-null as text, the rest inferred."""
+    if (dtype is not None and dtype == DATETIME) or isinstance(dtype, pl.Datetime):
+        text = pl.Series(name, [None if v is None else str(v) for v in values], pl.Utf8)
+        return text.str.to_datetime(time_unit="ms", time_zone="UTC", strict=False)
+    if dtype is not None:
+        return pl.Series(name, values, dtype=dtype, strict=False)
+    if all(v is None for v in values):
+        return pl.Series(name, values, dtype=pl.Utf8)
+    return _infer(name, values)
 
 
 def _infer(name: str, values: list[Any]) -> pl.Series:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as jsonlib
 import random
 import threading
 import time
@@ -22,6 +23,9 @@ __all__ = ["AdaptivePool", "RequestStats", "RetryPolicy", "ServiceClient"]
 T = TypeVar("T")
 R = TypeVar("R")
 RETRY_STATUS = frozenset({429, 502, 503, 504})
+OUTCOME_UNKNOWN_STATUS = frozenset({502, 504})
+"""Gateway errors after which the request may still have run (re-sent only when safe)."""
+NETWORK_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 CONNECT_TIMEOUT_S = 15.0
 
 
@@ -70,6 +74,46 @@ class RetryPolicy:
     def backoff(self, attempt: int) -> float:
         cap = min(self.max_delay_s, self.base_delay_s * (2 ** attempt))
         return random.uniform(cap / 2, cap)
+
+    def allows(self, attempt: int, waited: float, delay: float) -> bool:
+        """True while another try fits both budgets: retries used and total time waited."""
+        return attempt < self.max_retries and waited + delay <= self.max_wait_s
+
+
+@dataclass
+class _Call:
+    """One logical request across its attempts: what is sent, and how much of the retry
+    budget it has used so far (kept together so each decision reads one object)."""
+
+    method: str
+    path: str
+    body: bytes | None
+    headers: dict[str, str]
+    entity: str
+    record_key: str
+    accepted: frozenset[int]
+    retry_unsafe: bool
+    attempt: int = 0
+    waited: float = 0.0
+    auth_retried: bool = False
+    connect_failures: int = 0
+
+    @classmethod
+    def build(cls, method: str, path: str, *, headers: dict[str, str] | None,
+              content: bytes | None, json: Any, entity: str, record_key: str,
+              ok: Iterable[int], retry_unsafe: bool) -> _Call:
+        """Encode a JSON body once (with its content type) so every attempt sends the same bytes."""
+        body = content if json is None else jsonlib.dumps(json).encode()
+        send_headers = dict(headers or {})
+        if json is not None:
+            send_headers.setdefault("Content-Type", "application/json")
+        return cls(method, path, body, send_headers, entity, record_key, frozenset(ok),
+                   retry_unsafe)
+
+    def spend(self, delay: float) -> None:
+        """Record one more attempt and its wait against the budget."""
+        self.attempt += 1
+        self.waited += delay
 
 
 class ServiceClient:
@@ -130,68 +174,97 @@ class ServiceClient:
         after 10 minutes) — are only re-sent when ``retry_unsafe``; otherwise the error is
         raised at once and the caller settles what happened.
         """
-        import json as jsonlib
-
-        body = content if json is None else jsonlib.dumps(json).encode()
-        send_headers = dict(headers or {})
-        if json is not None:
-            send_headers.setdefault("Content-Type", "application/json")
-        accepted = set(ok)
-        attempt = 0
-        waited = 0.0
-        auth_retried = False
-        connect_failures = 0
+        call = _Call.build(method, path, headers=headers, content=content, json=json,
+                           entity=entity, record_key=record_key, ok=ok,
+                           retry_unsafe=retry_unsafe)
         while True:
-            send_headers.update(self.auth.headers())
             error: ConnectorError
             try:
-                self.stats.add(requests=1, bytes_sent=len(body or b""),
-                               reads=1 if method == "GET" else 0,
-                               writes=0 if method == "GET" else 1)
-                response = self._client.request(method, self.url(path), headers=send_headers,
-                                                content=body)
-                self.stats.add(bytes_received=len(response.content))
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                error = TransientError(
-                    self._network_message(exc, path, entity, attempt + 1),
-                    service=self.service, entity=entity, record_key=record_key)
-                if not retry_unsafe and not isinstance(exc, httpx.ConnectError):
-                    raise error from None
-                if isinstance(exc, httpx.ConnectError):
-                    connect_failures += 1
-                    if connect_failures > self.retry.max_connect_retries:
-                        raise TransientError(
-                            f"{self.service} {entity}: cannot connect to {self.base_url} "
-                            f"({exc}); check the URL in nav_crm_ops.toml and that the service "
-                            "is reachable from here", service=self.service, entity=entity,
-                            record_key=record_key) from None
-                delay = self.retry.backoff(attempt)
+                response = self._send(call)
+            except NETWORK_ERRORS as exc:
+                error, delay = self._network_failure(exc, call)
             else:
-                status = response.status_code
-                if status < 400 or status in accepted:
+                if response.status_code < 400 or response.status_code in call.accepted:
                     return response
-                if status == 401 and not auth_retried and self.auth.invalidate():
-                    auth_retried = True
+                if self._renewed_auth(response, call):
                     continue
-                error = error_from_response(status, response.content, response.headers,
-                                            service=self.service, entity=entity,
-                                            record_key=record_key)
-                if status not in RETRY_STATUS or (status in (502, 504) and not retry_unsafe):
-                    raise error
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-                delay = retry_after if retry_after is not None else self.retry.backoff(attempt)
-                if status == 429:
-                    self.stats.add(throttled=1, throttled_wait_s=delay)
-                    if self.on_throttle:
-                        self.on_throttle()
-                else:
-                    self.stats.add(backoff_wait_s=delay)
-            if attempt >= self.retry.max_retries or waited + delay > self.retry.max_wait_s:
-                raise error
-            attempt += 1
-            waited += delay
-            self.stats.add(retries=1)
-            self._sleep(delay)
+                error, delay = self._failed_reply(response, call)
+            self._wait_or_raise(call, error, delay)
+
+    def _send(self, call: _Call) -> httpx.Response:
+        """One attempt with fresh auth headers, counted in the stats (reads vs writes)."""
+        call.headers.update(self.auth.headers())
+        reading = call.method == "GET"
+        self.stats.add(requests=1, bytes_sent=len(call.body or b""),
+                       reads=1 if reading else 0, writes=0 if reading else 1)
+        response = self._client.request(call.method, self.url(call.path), headers=call.headers,
+                                        content=call.body)
+        self.stats.add(bytes_received=len(response.content))
+        return response
+
+    def _network_failure(self, exc: Exception, call: _Call) -> tuple[ConnectorError, float]:
+        """The error and backoff for a failed attempt that got no reply, or raise at once.
+
+        A refused connection never reached the service, so it is always safe to retry (but
+        only a few times); any other failure may have run the request, so it is re-sent only
+        when ``retry_unsafe``."""
+        error = TransientError(
+            self._network_message(exc, call.path, call.entity, call.attempt + 1),
+            service=self.service, entity=call.entity, record_key=call.record_key)
+        if isinstance(exc, httpx.ConnectError):
+            call.connect_failures += 1
+            if call.connect_failures > self.retry.max_connect_retries:
+                raise self._unreachable(exc, call) from None
+        elif not call.retry_unsafe:
+            raise error from None
+        return error, self.retry.backoff(call.attempt)
+
+    def _unreachable(self, exc: Exception, call: _Call) -> TransientError:
+        """The error once connecting failed too often: most likely a wrong URL or a service down."""
+        return TransientError(
+            f"{self.service} {call.entity}: cannot connect to {self.base_url} "
+            f"({exc}); check the URL in nav_crm_ops.toml and that the service "
+            "is reachable from here", service=self.service, entity=call.entity,
+            record_key=call.record_key)
+
+    def _renewed_auth(self, response: httpx.Response, call: _Call) -> bool:
+        """True when a 401 got a fresh token to try once more (a cached one may have expired)."""
+        if response.status_code != 401 or call.auth_retried or not self.auth.invalidate():
+            return False
+        call.auth_retried = True
+        return True
+
+    def _failed_reply(self, response: httpx.Response,
+                      call: _Call) -> tuple[ConnectorError, float]:
+        """The error and wait for a failed reply worth retrying, or raise the error at once."""
+        status = response.status_code
+        error = error_from_response(status, response.content, response.headers,
+                                    service=self.service, entity=call.entity,
+                                    record_key=call.record_key)
+        if status not in RETRY_STATUS or (status in OUTCOME_UNKNOWN_STATUS
+                                          and not call.retry_unsafe):
+            raise error
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        delay = retry_after if retry_after is not None else self.retry.backoff(call.attempt)
+        self._count_wait(status, delay)
+        return error, delay
+
+    def _count_wait(self, status: int, delay: float) -> None:
+        """Book a wait as throttling (and tell the pool to narrow) or as plain backoff."""
+        if status == 429:
+            self.stats.add(throttled=1, throttled_wait_s=delay)
+            if self.on_throttle:
+                self.on_throttle()
+        else:
+            self.stats.add(backoff_wait_s=delay)
+
+    def _wait_or_raise(self, call: _Call, error: ConnectorError, delay: float) -> None:
+        """Sleep ``delay`` before the next attempt, or raise ``error`` when the budget is spent."""
+        if not self.retry.allows(call.attempt, call.waited, delay):
+            raise error
+        call.spend(delay)
+        self.stats.add(retries=1)
+        self._sleep(delay)
 
 
 class RetryRound:

@@ -26,13 +26,14 @@ from ..connectors.factory import Connections
 from ..connectors.reader import ETAG
 from ..store import StateStore
 from .mapping import TableMapping
+from .vocabulary import Side
+from .vocabulary import writes as writing
 
 __all__ = ["COUPLING_COLUMNS", "changed_couplings", "changed_versions", "with_couplings_seen"]
 
 COUPLING_COLUMNS = ("nav_coupled_to", "crm_coupled_to")
 """Plan record columns: the coupling each side's record had when the preview read it."""
 
-_WRITES = ("insert_crm", "insert_nav", "update_crm", "update_nav", "update_both")
 _REFUSED_SCHEMA = {"record_id": pl.Utf8, "message": pl.Utf8}
 _SIDE_NAME = {"nav": "BC", "crm": "CRM"}
 
@@ -84,7 +85,7 @@ def _present(column: pl.Series) -> list[str]:
 def _coupling_message(row: dict[str, object]) -> str:
     side = "nav" if row["nav_coupled_to"] != row["__nav_now"] else "crm"
     was, now = row[f"{side}_coupled_to"], row[f"__{side}_now"]
-    other = "CRM" if side == "nav" else "BC"
+    other = Side(side).other.label
     what = f"the {_SIDE_NAME[side]} record {_name(row, side)}"
     if was is None:
         change = f"was coupled to {other} record {now} after the preview"
@@ -108,7 +109,7 @@ def changed_versions(mapping: TableMapping, records: pl.DataFrame,
                      connections: Connections) -> pl.DataFrame:
     """``record_id`` and ``message`` of the written records edited or deleted on either side
     since the preview (read again by id, versions only: a few requests per thousand records)."""
-    writes = records.filter(pl.col("action").cast(pl.Utf8).is_in(_WRITES))
+    writes = records.filter(writing())
     refused: dict[str, str] = {}
     for side in ("nav", "crm"):
         wanted = writes.filter(pl.col(f"{side}_version").is_not_null()
@@ -130,7 +131,7 @@ def changed_versions(mapping: TableMapping, records: pl.DataFrame,
 
 def _read_versions(mapping: TableMapping, side: str, ids: Iterable[str],
                    connections: Connections) -> dict[str, str]:
-    spec = mapping.nav if side == "nav" else mapping.crm
+    spec = Side(side).pick(mapping.nav, mapping.crm)
     client = (connections.business_central_for(mapping.nav.api) if side == "nav"
               else connections.dataverse)
     frame = client.read_by_ids(spec.entity, spec.key, list(ids), select=[spec.key], etag=True)

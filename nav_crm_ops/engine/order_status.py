@@ -20,19 +20,21 @@ log like any mapping.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
 
+from ..connectors.business_central import BusinessCentral
 from ..connectors.factory import Connections
 from ..connectors.models import WriteOp, WriteOutcome
 from ..exceptions import ConnectorError
 from ..store import RecordFailure, StateStore
 from .ids import crm_id_for
 from .mapping import MappingSet, TableMapping
-from .planner import format_moment, parse_moment
 from .report import MappingResult
+from .sync.snapshot import format_moment, parse_moment
 
 __all__ = ["INVOICED", "REOPENED", "SalesOrderFollowUp"]
 
@@ -44,6 +46,46 @@ REOPENED = {"statecode": 0, "statuscode": 1, "nav_submittedtobackoffice": False}
 _INVOICE_COLUMNS = ["id", "number", "orderNumber", "customerId", "customerNumber",
                     "totalAmountIncludingTax", "currencyCode", "lastModifiedDateTime"]
 _POSTED_FILTER = "orderNumber ne '' and status ne 'Draft'"
+
+
+@dataclass
+class _Tally:
+    """What one follow-up run did: the counts for the job log and the failed writes
+    ``(source id, destination id, message)`` for the record error log."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, key: str, number: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + number
+
+    def fail(self, source: str, destination: str, message: str) -> None:
+        self.failures.append((source, destination, message))
+
+
+@dataclass(frozen=True)
+class _Settlement:
+    """What became of one coupled order that BC no longer has: posted (``invoice_id`` names
+    the posted sales invoice) or deleted (``invoice_id`` is None)."""
+
+    nav_id: str
+    crm_id: str
+    invoice_id: str | None
+
+    @property
+    def invoiced(self) -> bool:
+        return self.invoice_id is not None
+
+    def write(self, entity_set: str) -> WriteOp:
+        """The CRM order update: Invoiced, or back to Active without its BC order number."""
+        if self.invoiced:
+            return WriteOp.update(entity_set, self.crm_id, dict(INVOICED))
+        return WriteOp.update(entity_set, self.crm_id, {**REOPENED, "nav_bcordernumber": None})
+
+    def failure(self, outcome: WriteOutcome) -> str:
+        what = ("set the CRM order to Invoiced (BC posted it)" if self.invoiced else
+                "return the CRM order to Active (the BC order was deleted)")
+        return f"could not {what}: {outcome.error or f'HTTP {outcome.status}'}"
 
 
 class SalesOrderFollowUp:
@@ -59,34 +101,40 @@ class SalesOrderFollowUp:
         self.invoice_mapping = invoice_mapping
 
     def run(self, mapping: TableMapping, *, job_name: str = "") -> MappingResult:
+        """One logged run: settle the orders, post to the walls; a BC/CRM error stops it."""
         started = time.monotonic()
         run_id = self.store.start_run(mapping.name, "to_crm", "sync", job_name=job_name)
-        counts: dict[str, int] = {}
-        failures: list[tuple[str, str, str]] = []
+        tally = _Tally()
         before = self._requests()
         status, message = "finished", ""
         try:
             invoices, mark = self._posted_invoices(mapping)
-            self._settle_orders(mapping, invoices, counts, failures)
-            self._post_to_walls(mapping, invoices, mark, counts, failures)
+            self._settle_orders(mapping, invoices, tally)
+            self._post_to_walls(mapping, invoices, mark, tally)
         except ConnectorError as error:
             status, message = "failed", f"stopped: {error}"
-        counts["requests"] = self._requests() - before
-        if failures:
-            self.store.add_record_errors([
-                {"mapping": mapping.name, "direction": "to_crm", "message": text,
-                 "run_id": run_id, "source_id": source, "destination_id": destination,
-                 "transient": False} for source, destination, text in failures])
-            self.store.record_outcomes(mapping.name, "to_crm", run_id=run_id, failed=[
-                RecordFailure(source, text, False, destination)
-                for source, destination, text in failures])
-            counts["failed"] = counts.get("failed", 0) + len(failures)
+        tally.counts["requests"] = self._requests() - before
+        if tally.failures:
+            self._log_failures(mapping, run_id, tally)
             status = "failed"
-            message = message or (f"{len(failures)} follow-up write(s) failed: see "
+            message = message or (f"{len(tally.failures)} follow-up write(s) failed: see "
                                   f"`nav-crm-ops errors {mapping.name}`")
-        self.store.finish_run(run_id, status, counts, message=message)
-        return MappingResult(mapping.name, status, counts, (run_id,), message,
+        self.store.finish_run(run_id, status, tally.counts, message=message)
+        return MappingResult(mapping.name, status, tally.counts, (run_id,), message,
                              time.monotonic() - started)
+
+    def _log_failures(self, mapping: TableMapping, run_id: int, tally: _Tally) -> None:
+        """Failed follow-up writes go to the record error log and the record outcomes like
+        any mapping's, so ``errors`` and skip-after-failures treat them alike."""
+        failures = tally.failures
+        self.store.add_record_errors([
+            {"mapping": mapping.name, "direction": "to_crm", "message": text,
+             "run_id": run_id, "source_id": source, "destination_id": destination,
+             "transient": False} for source, destination, text in failures])
+        self.store.record_outcomes(mapping.name, "to_crm", run_id=run_id, failed=[
+            RecordFailure(source, text, False, destination)
+            for source, destination, text in failures])
+        tally.add("failed", len(failures))
 
     def _requests(self) -> int:
         c = self.connections
@@ -109,51 +157,70 @@ class SalesOrderFollowUp:
 
     # -- orders handed to BC -------------------------------------------------------------------
     def _settle_orders(self, mapping: TableMapping, invoices: pl.DataFrame,
-                       counts: dict[str, int], failures: list[tuple[str, str, str]]) -> None:
+                       tally: _Tally) -> None:
+        """Report back what became of the coupled orders BC no longer has (module docstring):
+        find them, tell posted from deleted, update the CRM orders, then link the invoices."""
+        bc = self.connections.business_central_for(mapping.nav.api)
+        gone = self._gone_orders(mapping, bc)
+        if gone.height == 0:
+            return
+        posted = self._posted_orders(bc, invoices, gone["nav_key"].to_list())
+        settlements = [_Settlement(nav_id, crm_id, posted.get(number))
+                       for nav_id, crm_id, number in gone.select("nav_id", "crm_id", "nav_key")
+                       .iter_rows()]
+        outcomes = self.connections.dataverse.write(
+            [s.write(mapping.crm.entity) for s in settlements])
+        links: list[WriteOp] = []
+        for settlement, outcome in zip(settlements, outcomes, strict=True):
+            links += self._settled(mapping, settlement, outcome, tally)
+        self._link_invoices(links, tally)
+
+    def _gone_orders(self, mapping: TableMapping, bc: BusinessCentral) -> pl.DataFrame:
+        """Couplings (``nav_id``, ``crm_id``, ``nav_key``) whose BC order no longer exists."""
         couplings = self.store.couplings_frame(mapping.name,
                                                columns=["nav_id", "crm_id", "nav_key"])
         if couplings.height == 0:
-            return
-        bc = self.connections.business_central_for(mapping.nav.api)
+            return couplings
         present = bc.read_by_ids(mapping.nav.entity, mapping.nav.key,
                                  couplings["nav_id"].to_list(), select=[mapping.nav.key])
         alive = {str(i).lower() for i in present[mapping.nav.key].to_list()}
-        gone = couplings.filter(~pl.col("nav_id").str.to_lowercase().is_in(list(alive)))
-        if gone.height == 0:
-            return
+        return couplings.filter(~pl.col("nav_id").str.to_lowercase().is_in(list(alive)))
+
+    @staticmethod
+    def _posted_orders(bc: BusinessCentral, invoices: pl.DataFrame,
+                       numbers: list[str | None]) -> dict[str, str]:
+        """Order number -> posted invoice id for the gone orders that were posted: from this
+        run's invoices, and one read for orders posted before (deleted orders stay out)."""
         posted = {str(o): str(i).lower() for i, o in
                   invoices.select("id", "orderNumber").iter_rows() if o}
-        unknown = [n for n in gone["nav_key"].to_list() if n and n not in posted]
+        unknown = [n for n in numbers if n and n not in posted]
         if unknown:
             older = bc.read_by_ids("salesInvoices", "orderNumber", unknown,
                                    select=["id", "orderNumber"], filter="status ne 'Draft'")
             posted.update({str(o): str(i).lower() for i, o in older.iter_rows() if o})
-        ops: list[WriteOp] = []
-        meaning: list[tuple[str, str, str, str | None]] = []
-        for nav_id, crm_id, number in gone.select("nav_id", "crm_id", "nav_key").iter_rows():
-            if number in posted:
-                ops.append(WriteOp.update(mapping.crm.entity, crm_id, dict(INVOICED)))
-                meaning.append((nav_id, crm_id, "invoiced", posted[number]))
-            else:
-                ops.append(WriteOp.update(mapping.crm.entity, crm_id,
-                                          {**REOPENED, "nav_bcordernumber": None}))
-                meaning.append((nav_id, crm_id, "reopened", None))
-        outcomes = self.connections.dataverse.write(ops)
-        links: list[WriteOp] = []
-        for (nav_id, crm_id, kind, invoice_id), outcome in zip(meaning, outcomes, strict=True):
+        return posted
+
+    def _settled(self, mapping: TableMapping, settlement: _Settlement, outcome: WriteOutcome,
+                 tally: _Tally) -> list[WriteOp]:
+        """Count one CRM order update and drop its coupling (BC's order is gone); the write
+        linking the CRM invoice to the order, when the order was posted."""
+        if not outcome.ok:
+            tally.fail(settlement.nav_id, settlement.crm_id, settlement.failure(outcome))
+            return []
+        tally.add("modified")
+        tally.add("uncoupled", self.store.uncouple(mapping.name, nav_id=settlement.nav_id))
+        if settlement.invoice_id:
+            return self._invoice_link(settlement.invoice_id, settlement.crm_id, mapping)
+        return []
+
+    def _link_invoices(self, links: list[WriteOp], tally: _Tally) -> None:
+        """Link the CRM invoices to their orders; a failed link is a record failure."""
+        if not links:
+            return
+        for op, outcome in zip(links, self.connections.dataverse.write(links), strict=True):
             if not outcome.ok:
-                failures.append((nav_id, crm_id, self._failure(outcome, kind)))
-                continue
-            counts["modified"] = counts.get("modified", 0) + 1
-            counts["uncoupled"] = counts.get("uncoupled", 0) + self.store.uncouple(
-                mapping.name, nav_id=nav_id)
-            if kind == "invoiced" and invoice_id:
-                links += self._invoice_link(invoice_id, crm_id, mapping)
-        if links:
-            for op, outcome in zip(links, self.connections.dataverse.write(links), strict=True):
-                if not outcome.ok:
-                    failures.append((op.key, op.key, f"linking the CRM invoice to its order "
-                                                     f"failed: {outcome.error}"))
+                tally.fail(op.key, op.key,
+                           f"linking the CRM invoice to its order failed: {outcome.error}")
 
     def _invoice_link(self, invoice_id: str, order_crm_id: str,
                       mapping: TableMapping) -> list[WriteOp]:
@@ -167,15 +234,9 @@ class SalesOrderFollowUp:
         return [WriteOp.update(invoices.crm.entity, coupled["crm_id"][0], {}, binds={
             "salesorderid": f"/{mapping.crm.entity}({order_crm_id})"})]
 
-    @staticmethod
-    def _failure(outcome: WriteOutcome, kind: str) -> str:
-        what = ("set the CRM order to Invoiced (BC posted it)" if kind == "invoiced" else
-                "return the CRM order to Active (the BC order was deleted)")
-        return f"could not {what}: {outcome.error or f'HTTP {outcome.status}'}"
-
     # -- posts on the account wall ---------------------------------------------------------------
     def _post_to_walls(self, mapping: TableMapping, invoices: pl.DataFrame, mark: str | None,
-                       counts: dict[str, int], failures: list[tuple[str, str, str]]) -> None:
+                       tally: _Tally) -> None:
         scope = self._posts_scope(mapping)
         now = format_moment(datetime.now(UTC))
         if mark is None:
@@ -204,10 +265,10 @@ class SalesOrderFollowUp:
                                                   strict=True):
                 if outcome.ok:
                     if not outcome.already_existed:
-                        counts["inserted"] = counts.get("inserted", 0) + 1
+                        tally.add("inserted")
                 else:
-                    failures.append((source, post_id, f"could not add the post to the CRM "
-                                                      f"account's wall: {outcome.error}"))
+                    tally.fail(source, post_id, f"could not add the post to the CRM "
+                                                f"account's wall: {outcome.error}")
         self.store.set_watermark(scope, "nav", min(self._newest(invoices, mark), now))
 
     @staticmethod

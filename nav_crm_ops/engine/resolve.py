@@ -30,7 +30,8 @@ import polars as pl
 from ..connectors.factory import Connections
 from ..exceptions import ConnectorError, SyncError
 from ..store import StateStore
-from .mapping import FieldMapping, MappingSet
+from .mapping import FieldMapping, MappingSet, TableMapping
+from .vocabulary import Side
 
 __all__ = ["REFERENCE_TTL_S", "UNRESOLVED_PREFIXES", "Resolver", "is_unresolved"]
 
@@ -44,6 +45,26 @@ def is_unresolved(value: Any) -> bool:
 
 def _not_coupled(crm_id: str) -> str:
     return f"<not coupled: {crm_id}>"
+
+
+def _holds(table: dict[str, str] | None, keys: list[str], values: list[str]) -> bool:
+    """Whether ``table`` is known and has every wanted key and value (else it is read again)."""
+    if table is None:
+        return False
+    return all(k in table for k in keys) and (not values or set(values) <= set(table.values()))
+
+
+def _has_child(fld: FieldMapping) -> bool:
+    """Whether the lookup points at a child record (a unit) standing for its parent."""
+    return fld.lookup is not None and fld.lookup.crm_child is not None
+
+
+def _falls_back_to_natural_keys(fld: FieldMapping) -> bool:
+    return fld.lookup is not None and fld.lookup.crm_natural_key_fallback
+
+
+_NAME_COLUMNS = ("name", "fullname", "title")
+"""CRM columns that name a record for people (first found wins)."""
 
 
 @dataclass
@@ -65,20 +86,24 @@ class Resolver:
                keys: Iterable[str] = (), values: Iterable[str] = ()) -> dict[str, str]:
         """``scope``'s table from this run, the store's cache or the service (read again
         when stale or when a wanted key/value is missing, at most once per run)."""
-        keys, values = [k for k in keys if k], [v for v in values if v]
-        table = self._tables.get(scope)
-        if table is None:
-            cached = self.store.cached_map(scope)
-            if cached is not None and cached[1] < REFERENCE_TTL_S:
-                table = {k: v for k, v in cached[0].items() if k and v is not None}
-        complete = table is not None and all(k in table for k in keys) and (
-            not values or set(values) <= set(table.values()))
-        if (table is None or not complete) and scope not in self._refreshed:
+        wanted_keys, wanted_values = [k for k in keys if k], [v for v in values if v]
+        table = self._known_table(scope)
+        if not _holds(table, wanted_keys, wanted_values) and scope not in self._refreshed:
             table = load()
             self.store.put_cached_map(scope, dict(table))
             self._refreshed.add(scope)
         self._tables[scope] = table or {}
         return self._tables[scope]
+
+    def _known_table(self, scope: str) -> dict[str, str] | None:
+        """``scope``'s table as this run or, while fresh, the store's cache holds it."""
+        table = self._tables.get(scope)
+        if table is not None:
+            return table
+        cached = self.store.cached_map(scope)
+        if cached is not None and cached[1] < REFERENCE_TTL_S:
+            return {k: v for k, v in cached[0].items() if k and v is not None}
+        return None
 
     # -- lookups ---------------------------------------------------------------------------
     def _lookup_maps(self, fld: FieldMapping) -> tuple[dict[str, str], dict[str, str],
@@ -145,15 +170,28 @@ class Resolver:
                 to_crm[key] = crm_id
                 to_nav[crm_id] = key
 
+    def _parent_guids(self, fld: FieldMapping, guids: list[str | None]) -> list[str | None]:
+        """``crm_child`` lookups: each child GUID replaced by its parent's (kept if unknown)."""
+        if not _has_child(fld):
+            return guids
+        parents = self._children(fld, child_ids=[g for g in guids if g])
+        return [None if g is None else parents.get(g, g) for g in guids]
+
+    def _child_guids(self, fld: FieldMapping, found: dict[str, str]) -> dict[str, str]:
+        """``crm_child`` lookups: each parent GUID replaced by a child's (dropped if none)."""
+        if not _has_child(fld) or not found:
+            return found
+        table = self._children(fld, parent_ids=found.values())
+        child_of = {parent: child for child, parent in table.items()}
+        return {k: child_of[p] for k, p in found.items() if p in child_of}
+
     def lookup_crm_to_nav(self, fld: FieldMapping, values: pl.Series) -> pl.Series:
         """CRM GUIDs of a lookup column as NAV keys (``<not coupled: guid>`` when unknown)."""
-        guids = [None if v is None else str(v).lower() for v in values.to_list()]
-        if fld.lookup is not None and fld.lookup.crm_child is not None:
-            parents = self._children(fld, child_ids=[g for g in guids if g])
-            guids = [None if g is None else parents.get(g, g) for g in guids]
+        guids = self._parent_guids(
+            fld, [None if v is None else str(v).lower() for v in values.to_list()])
         _, to_nav, _ = self._lookup_maps(fld)
         missing = [g for g in guids if g and g not in to_nav]
-        if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
+        if missing and _falls_back_to_natural_keys(fld):
             self._crm_natural_keys(fld, crm_ids=missing)
         return pl.Series(values.name, [None if g is None else to_nav.get(g, _not_coupled(g))
                                        for g in guids], dtype=pl.Utf8)
@@ -163,14 +201,9 @@ class Resolver:
         keys = [k for k in dict.fromkeys(nav_keys) if k]
         to_crm, _, _ = self._lookup_maps(fld)
         missing = [k for k in keys if k not in to_crm]
-        if missing and fld.lookup is not None and fld.lookup.crm_natural_key_fallback:
+        if missing and _falls_back_to_natural_keys(fld):
             self._crm_natural_keys(fld, nav_keys=missing)
-        found = {k: to_crm[k] for k in keys if k in to_crm}
-        if fld.lookup is not None and fld.lookup.crm_child is not None and found:
-            table = self._children(fld, parent_ids=found.values())
-            child_of = {parent: child for child, parent in table.items()}
-            found = {k: child_of[p] for k, p in found.items() if p in child_of}
-        return found
+        return self._child_guids(fld, {k: to_crm[k] for k in keys if k in to_crm})
 
     def _via_table(self, fld: FieldMapping, *, keys: Iterable[str] = (),
                    values: Iterable[str] = ()) -> dict[str, str]:
@@ -213,7 +246,7 @@ class Resolver:
         table = self._via_table(fld, values=nav_ids)
         return next((value for value, target in table.items() if target in nav_ids), None)
 
-    def lookup_failure(self, fld: FieldMapping, value: str, *, to: str) -> str:
+    def lookup_failure(self, fld: FieldMapping, value: str, *, to: Side | str) -> str:
         """The message for a lookup value that cannot be written (says what to do)."""
         assert fld.lookup is not None
         target = self.mappings.get(fld.lookup.mapping)
@@ -231,11 +264,11 @@ class Resolver:
                     f"{target.name}): run {target.name} first (see its errors), or couple it "
                     "by hand")
         names = " or ".join(self.mappings.get(n).name for n in fld.lookup.mappings)
-        if to == "crm":
+        if to == Side.CRM:
             return (f"{fld.nav} {value!r} is not coupled to a CRM {target.crm.logical_name} "
                     f"(mapping {names}): run {target.name} first, or couple "
                     f"{target.nav.entity} {value!r} by hand")
-        if to == "nav" and not value.startswith("<"):
+        if to == Side.NAV and not value.startswith("<"):
             return (f"{fld.nav}: {target.nav.entity} {value!r} has no "
                     f"{fld.lookup.via.entity if fld.lookup.via else 'record'} in BC that this "
                     "field can point to: create it in BC, or choose another value in CRM")
@@ -249,28 +282,35 @@ class Resolver:
         """A CRM record as a person knows it (``'Adatum Corporation' (accountnumber 10000,
         id …)``), read once per run; the bare id when it cannot be read."""
         target = self.mappings.get(mapping)
-        cache_key = f"describe:{target.crm.entity}:{crm_id}"
-        known = self._tables.get(cache_key)
-        if known is None:
-            columns = [c for c in dict.fromkeys(
-                [*(f.crm for f in target.enabled_fields()
-                   if f.crm in ("name", "fullname", "title") and f.lookup is None),
-                 *([target.crm.natural_key] if target.crm.natural_key else [])])]
-            known = {}
-            if columns:
-                try:
-                    frame = self.connections.dataverse.read_by_ids(
-                        target.crm.entity, target.crm.key, [crm_id], select=columns)
-                except ConnectorError:
-                    frame = pl.DataFrame()
-                if frame.height:
-                    known = {c: str(frame[c][0]) for c in columns if frame[c][0] is not None}
-            self._tables[cache_key] = known
-        name = next((known[c] for c in ("name", "fullname", "title") if c in known), None)
+        known = self._crm_record_names(target, crm_id)
+        name = next((known[c] for c in _NAME_COLUMNS if c in known), None)
         natural = target.crm.natural_key
         details = ", ".join([*([f"{natural} {known[natural]}"] if natural and natural in known
                                else []), f"id {crm_id}"])
         return f"{name!r} ({details})" if name else details
+
+    def _crm_record_names(self, target: TableMapping, crm_id: str) -> dict[str, str]:
+        """The naming columns (:data:`_NAME_COLUMNS`, natural key) of one CRM record that hold
+        a value, read once per run; empty when there are none or the read fails."""
+        cache_key = f"describe:{target.crm.entity}:{crm_id}"
+        known = self._tables.get(cache_key)
+        if known is not None:
+            return known
+        columns = list(dict.fromkeys(
+            [*(f.crm for f in target.enabled_fields()
+               if f.crm in _NAME_COLUMNS and f.lookup is None),
+             *([target.crm.natural_key] if target.crm.natural_key else [])]))
+        known = {}
+        if columns:
+            try:
+                frame = self.connections.dataverse.read_by_ids(
+                    target.crm.entity, target.crm.key, [crm_id], select=columns)
+            except ConnectorError:
+                frame = pl.DataFrame()
+            if frame.height:
+                known = {c: str(frame[c][0]) for c in columns if frame[c][0] is not None}
+        self._tables[cache_key] = known
+        return known
 
     # -- NAV reference tables ----------------------------------------------------------------
     def reference_codes(self, fld: FieldMapping, *, ids: Iterable[str] = (),

@@ -14,7 +14,7 @@ import uuid
 import weakref
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Protocol
 
 import polars as pl
 
@@ -24,19 +24,21 @@ from ..exceptions import ConnectorError, NavCrmOpsError
 from .diff import canonical_frame
 from .mapping import FieldMapping, TableMapping
 from .resolve import Resolver
+from .vocabulary import Side
 
 __all__ = [
     "META_COLUMNS",
     "Side",
     "SideReader",
+    "SideSource",
     "empty_field_frame",
     "field_frame",
     "integration_user_id",
     "known_integration_user",
+    "reads_incrementally",
     "remember_integration_user",
 ]
 
-Side = Literal["nav", "crm"]
 META_COLUMNS = ("_id", "_key", "_version", "_modified")
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 MODIFIED_BY = "_modifiedby_value"
@@ -80,6 +82,41 @@ def known_integration_user(client: PagedReader) -> bool:
     return _integration_users.get(client) is not None
 
 
+def reads_incrementally(mapping: TableMapping, side: Side | str) -> bool:
+    """Whether ``side`` is read by changes since a watermark: CRM always, NAV unless the set
+    has no usable modified-on (``incremental: false``, computed statistics)."""
+    return Side(side) is Side.CRM or mapping.nav.incremental
+
+
+class SideSource(Protocol):
+    """What the preview reads from one side of one mapping: raw rows as the service returns
+    them (the side's key, modified-on, ``$select`` columns and :data:`ETAG`).
+
+    :class:`SideReader` reads them from a connector; ``engine.memory.MemorySide`` from a
+    polars frame, so planning can be tested without HTTP. ``Planner(sources=...)`` takes
+    any implementation."""
+
+    def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
+        """Rows modified at or after ``since - overlap`` (every row when None)."""
+        ...
+
+    def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
+        """Rows with these record ids, wherever the table filter puts them."""
+        ...
+
+    def by_values(self, column: str, values: Sequence[str]) -> pl.DataFrame:
+        """Rows in the table filter whose ``column`` equals one of ``values``."""
+        ...
+
+    def probe(self, since: datetime | None) -> bool:
+        """Whether anything was modified strictly after ``since``."""
+        ...
+
+    def empty(self) -> pl.DataFrame:
+        """No rows, with the columns a read returns."""
+        ...
+
+
 class SideReader:
     """Reads one side of one mapping: changes since a watermark, records by id or by value.
 
@@ -104,22 +141,22 @@ class SideReader:
     its watermark (the engine's own writes come back once and the diff finds them unchanged).
     """
 
-    def __init__(self, mapping: TableMapping, side: Side, client: PagedReader, *,
+    def __init__(self, mapping: TableMapping, side: Side | str, client: PagedReader, *,
                  ignore_own_changes: bool = False) -> None:
         self.mapping = mapping
-        self.side = side
+        self.side = Side(side)
         self.client = client
         self.ignore_own_changes = ignore_own_changes
-        spec = mapping.nav if side == "nav" else mapping.crm
+        spec = self.side.pick(mapping.nav, mapping.crm)
         self.entity = spec.entity
         self.key = spec.key
         self.modified = spec.modified
         self.table_filter = RawFilter(spec.filter) if spec.filter.strip() else None
-        self.select = mapping.nav_select() if side == "nav" else mapping.crm_select()
+        self.select = self.side.pick(mapping.nav_select, mapping.crm_select)()
 
     @property
     def incremental(self) -> bool:
-        return self.side == "crm" or self.mapping.nav.incremental
+        return reads_incrementally(self.mapping, self.side)
 
     def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
         """Rows in the table filter modified at or after ``since - overlap`` (all when None).
@@ -163,7 +200,7 @@ class SideReader:
 
     def _not_ours(self) -> Filter | None:
         """The CRM filter leaving out rows the integration user changed last (class docstring)."""
-        if self.side != "crm" or not self.ignore_own_changes:
+        if self.side is not Side.CRM or not self.ignore_own_changes:
             return None
         user = integration_user_id(self.client)
         return None if user is None else F(MODIFIED_BY).ne(user)
@@ -180,20 +217,25 @@ def _with_constant(expr: pl.Expr, fld: FieldMapping) -> pl.Expr:
             .then(pl.lit(str(fld.constant))).otherwise(text))
 
 
-def _source_value(frame: pl.DataFrame, fld: FieldMapping, side: Side, mapping: TableMapping,
-                  resolver: Resolver) -> pl.Series:
-    """One field's values from one side, in the shared namespace (before transformations)."""
-    if side == "nav":
-        raw = frame.get_column(fld.nav) if fld.nav in frame.columns else pl.Series(
-            fld.name, [None] * frame.height, dtype=pl.Utf8)
-        if fld.nav_reference is not None:
-            ids = [str(v).lower() for v in raw.to_list() if v and str(v) != EMPTY_GUID]
-            codes = resolver.reference_codes(fld, ids=ids) if ids else {}
-            return pl.Series(fld.name, [None if v is None else codes.get(str(v).lower())
-                                        for v in raw.to_list()], dtype=pl.Utf8)
-        if fld.lookup is not None and fld.lookup.via is not None:
-            return resolver.via_to_key(fld, raw).alias(fld.name)
-        return raw.alias(fld.name)
+def _nav_value(frame: pl.DataFrame, fld: FieldMapping, resolver: Resolver) -> pl.Series:
+    """One field's NAV values in the shared namespace: reference GUIDs as codes, ``via``
+    lookups as the referenced record's key."""
+    raw = frame.get_column(fld.nav) if fld.nav in frame.columns else pl.Series(
+        fld.name, [None] * frame.height, dtype=pl.Utf8)
+    if fld.nav_reference is not None:
+        ids = [str(v).lower() for v in raw.to_list() if v and str(v) != EMPTY_GUID]
+        codes = resolver.reference_codes(fld, ids=ids) if ids else {}
+        return pl.Series(fld.name, [None if v is None else codes.get(str(v).lower())
+                                    for v in raw.to_list()], dtype=pl.Utf8)
+    if fld.lookup is not None and fld.lookup.via is not None:
+        return resolver.via_to_key(fld, raw).alias(fld.name)
+    return raw.alias(fld.name)
+
+
+def _crm_value(frame: pl.DataFrame, fld: FieldMapping, mapping: TableMapping,
+               resolver: Resolver) -> pl.Series:
+    """One field's CRM values in the shared namespace: lookups as NAV keys, choices as NAV
+    codes."""
     raw = frame.get_column(fld.crm_read_column)
     if fld.lookup is not None:
         return resolver.lookup_crm_to_nav(fld, raw).alias(fld.name)
@@ -202,10 +244,19 @@ def _source_value(frame: pl.DataFrame, fld: FieldMapping, side: Side, mapping: T
     return raw.alias(fld.name)
 
 
-def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side,
+def _source_value(frame: pl.DataFrame, fld: FieldMapping, side: Side, mapping: TableMapping,
+                  resolver: Resolver) -> pl.Series:
+    """One field's values from one side, in the shared namespace (before transformations)."""
+    if side is Side.NAV:
+        return _nav_value(frame, fld, resolver)
+    return _crm_value(frame, fld, mapping, resolver)
+
+
+def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side | str,
                 resolver: Resolver) -> pl.DataFrame:
     """The field frame of rows read from ``side`` (module docstring)."""
-    spec = mapping.nav if side == "nav" else mapping.crm
+    side = Side(side)
+    spec = side.pick(mapping.nav, mapping.crm)
     if raw.height == 0:
         return empty_field_frame(mapping)
     natural = spec.natural_key
@@ -224,7 +275,7 @@ def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side,
         series = _source_value(raw, fld, side, mapping, resolver)
         values = values.with_columns(series.alias(f"__raw_{fld.name}"))
         expr = pl.col(f"__raw_{fld.name}")
-        writes_from_here = fld.writes_to_crm if side == "nav" else fld.writes_to_nav
+        writes_from_here = side.pick(fld.writes_to_crm, fld.writes_to_nav)
         if writes_from_here:
             expr = _with_constant(fld.chain.expr(expr), fld)
         exprs.append(expr.alias(fld.name))

@@ -8,55 +8,32 @@ at errors, retry — is a method here; the engine modules do the work.
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
-from urllib.parse import quote
 
 import polars as pl
 
 from ..config import WorkspaceConfig, load_config
 from ..connectors.factory import Connections, connect
-from ..connectors.odata import F, any_of
-from ..exceptions import LeaseHeldError, PlanError, StateStoreError, SyncError
-from ..store import Coupling, StateStore, default_holder
-from .applier import Applier
+from ..exceptions import PlanError, SyncError
+from ..store import Coupling, StateStore
+from .browse import compare_pairs, pick_records, refuse_unknown_ids
+from .context import EngineContext
+from .coupling import MatchResult, couple_records, match_and_couple
+from .lease import MappingLease, mapping_lease
+from .links import record_links
 from .mapping import MappingSet, TableMapping
-from .matching import MATCH_SCHEMA, match_records
-from .order_status import SalesOrderFollowUp
 from .plan import Plan, signed_text
-from .planner import MappingPlan, Planner, Selection
-from .progress import CancelToken, Progress, ProgressEvent
+from .progress import CancelToken, Progress
 from .related import related_records
 from .report import MappingResult, SyncReport
-from .resolve import Resolver
-from .sides import field_frame
+from .sync.applier import Applier
+from .sync.followups import follow_up, sync_with_followups, without
+from .sync.planner import MappingPlan, Planner, Selection
 
 __all__ = ["MatchResult", "Workspace", "open_workspace"]
-
-LEASE_TTL_S = 15 * 60.0
-
-
-@dataclass(frozen=True)
-class MatchResult:
-    """Match-based coupling of one mapping: one row per uncoupled record of either side.
-
-    ``frame`` columns: ``source_side``, ``source_id``, ``source_key``, ``status`` (matched,
-    unmatched, ambiguous; after apply also ``coupled``, and ``created`` with create=True),
-    ``other_id``, ``message``.
-    """
-
-    mapping: str
-    frame: pl.DataFrame
-    report: SyncReport = field(default_factory=SyncReport)
-
-    @property
-    def counts(self) -> dict[str, int]:
-        found = self.frame.group_by("status").len()
-        return {str(s): int(n) for s, n in found.iter_rows()}
 
 
 class Workspace:
@@ -115,17 +92,19 @@ class Workspace:
             + f"), not {self.config.workspace.name}: its couplings differ, so applying it here "
             "could create records twice; preview again in this workspace")
 
+    def _context(self) -> EngineContext:
+        """The mappings, state store and connected services the operations work with."""
+        return EngineContext(self.mappings, self.store, self.connections,
+                             self.config.dataverse.ignore_own_changes)
+
     def _planner(self) -> Planner:
-        return Planner(self.mappings, self.store, self.connections,
-                       ignore_own_changes=self.config.dataverse.ignore_own_changes)
+        return self._context().planner()
 
     def _applier(self) -> Applier:
-        return Applier(self.mappings, self.store, self.connections)
+        return self._context().applier()
 
     def _requests(self) -> int:
-        c = self.connections
-        return sum(x.stats.requests for x in (c.dataverse, c.business_central,
-                                              c.business_central_custom))
+        return self._context().requests()
 
     def _names(self, mappings: str | Sequence[str] | None) -> list[str]:
         if mappings is None:
@@ -203,8 +182,8 @@ class Workspace:
                 break
         return SyncReport(tuple(results))
 
-    def _lease(self, mapping: str) -> _Lease:
-        return _Lease(self.store, f"mapping:{mapping.upper()}", default_holder(f"sync {mapping}"))
+    def _lease(self, mapping: str) -> MappingLease:
+        return mapping_lease(self.store, mapping)
 
     def sync(self, mapping: str, *, progress: Progress | None = None,
              cancel: CancelToken | None = None, job_name: str = "") -> SyncReport:
@@ -221,28 +200,22 @@ class Workspace:
         for name in self._names(mappings):
             mapping = self.mappings.get(name)
             with self._lease(name) as lease:
-                result = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name)
-                if result.status != "cancelled" and self._created_in_bc(result) and \
-                        "to_crm" in mapping.directions:
-                    tried = self.store.record_status_frame(mapping.name).filter(
-                        pl.col("run_id").is_in(list(result.run_ids)))["source_id"].to_list()
-                    follow = self._sync_one(mapping, None, lease.keep(progress), cancel, job_name,
-                                            retry=False, leave_out=set(tried))
-                    result = _merged(result, follow)
-                if result.status != "cancelled" and mapping.follow_up == "sales_order_status":
-                    result = _merged(result, SalesOrderFollowUp(
-                        self.mappings, self.store, self.connections).run(
-                        mapping, job_name=job_name))
+                keep = lease.keep(progress)
+
+                def once(retry: bool, leave_out: set[str] | None, mapping: TableMapping = mapping,
+                         keep: Progress = keep) -> MappingResult:
+                    return self._sync_one(mapping, None, keep, cancel, job_name, retry=retry,
+                                          leave_out=leave_out)
+
+                def step(mapping: TableMapping = mapping) -> MappingResult | None:
+                    return follow_up(self.mappings, self.store, self.connections, mapping,
+                                     job_name)
+
+                result = sync_with_followups(mapping, self.store, once, step)
             report = report + SyncReport((result,))
             if result.status == "cancelled":
                 break
         return report
-
-    def _created_in_bc(self, result: MappingResult) -> bool:
-        runs = self.store.runs_frame(result.mapping, limit=10)
-        created = runs.filter(pl.col("id").is_in(list(result.run_ids))
-                              & (pl.col("direction") == "from_crm") & (pl.col("inserted") > 0))
-        return created.height > 0
 
     def _sync_one(self, mapping: TableMapping, selection: Selection | None,
                   progress: Progress | None, cancel: CancelToken | None,
@@ -253,13 +226,7 @@ class Workspace:
         before = self._requests()
         part = self._planner().plan(mapping, selection, retry=retry, progress=progress,
                                     cancel=cancel)
-        if leave_out:
-            ids = list(leave_out)
-            dropped = pl.col("nav_id").is_in(ids) | pl.col("crm_id").is_in(ids)
-            kept = part.records.filter(~dropped.fill_null(False))
-            part = MappingPlan(kept, part.field_changes.join(
-                kept.select("record_id"), on="record_id", how="semi"), part.watermarks)
-        plan = self._plan([mapping.name], [part])
+        plan = self._plan([mapping.name], [without(part, leave_out or ())])
         return self._applier().apply_mapping(
             mapping, plan, job_name=job_name, progress=progress, cancel=cancel,
             preview_requests=self._requests() - before)
@@ -273,29 +240,7 @@ class Workspace:
     def couple(self, mapping: str, nav_id: str, crm_id: str) -> Coupling:
         """Couple two existing records (both are read first; a CRM record coupled to another
         record is refused). The next sync compares them field by field."""
-        spec = self.mappings.get(mapping)
-        planner = self._planner()
-        nav_reader, crm_reader = planner.readers(spec)
-        nav = nav_reader.by_ids([nav_id])
-        crm = crm_reader.by_ids([crm_id])
-        if nav.height == 0:
-            raise SyncError(f"mapping {spec.name}: BC {spec.nav.entity} record {nav_id} does "
-                            "not exist; check the id")
-        if crm.height == 0:
-            raise SyncError(f"mapping {spec.name}: CRM {spec.crm.logical_name} record {crm_id} "
-                            "does not exist; check the id")
-        nav_key = nav.get_column(spec.nav.natural_key).item(0) if spec.nav.natural_key else None
-        crm_key = crm.get_column(spec.crm.natural_key).item(0) if spec.crm.natural_key else None
-        try:
-            coupling = self.store.couple(spec.name, nav_id.lower(), crm_id.lower(),
-                                         nav_key=None if nav_key is None else str(nav_key),
-                                         crm_key=None if crm_key is None else str(crm_key))
-        except StateStoreError as error:
-            raise SyncError(str(error)) from None
-        run = self.store.start_run(spec.name, spec.directions[0], "couple")
-        self.store.finish_run(run, "finished", {"coupled": 1},
-                              message=f"coupled BC {nav_id} with CRM {crm_id}")
-        return coupling
+        return couple_records(self._context(), self.mappings.get(mapping), nav_id, crm_id)
 
     def uncouple(self, mapping: str, *, nav_id: str | None = None,
                  crm_id: str | None = None) -> int:
@@ -313,64 +258,8 @@ class Workspace:
         ``apply=False`` only reports (matched / unmatched / ambiguous); ``apply=True`` couples
         the matches; ``create=True`` also creates the unmatched records on the other side
         (where the mapping's direction allows) and couples them."""
-        spec = self.mappings.get(mapping)
-        planner = self._planner()
-        resolver = Resolver(self.mappings, self.store, self.connections)
-        nav_reader, crm_reader = planner.readers(spec)
-        couplings = self.store.couplings_frame(spec.name)
-        nav = field_frame(nav_reader.changed(None, planner.overlap), spec, "nav", resolver)
-        crm = field_frame(crm_reader.changed(None, planner.overlap), spec, "crm", resolver)
-        nav = nav.filter(~pl.col("_id").is_in(couplings["nav_id"].to_list()))
-        crm = crm.filter(~pl.col("_id").is_in(couplings["crm_id"].to_list()))
-        frame = match_records(spec, nav, crm) if nav.height or crm.height else pl.DataFrame(
-            schema=MATCH_SCHEMA)
-        if not apply:
-            return MatchResult(spec.name, frame)
-        matched = frame.filter((pl.col("status") == "matched") & (pl.col("source_side") == "nav"))
-        keys_nav = dict(nav.select("_id", "_key").iter_rows())
-        keys_crm = dict(crm.select("_id", "_key").iter_rows())
-        rows = [{"nav_id": n, "crm_id": c, "nav_key": keys_nav.get(n), "crm_key": keys_crm.get(c)}
-                for n, c in matched.select("source_id", "other_id").iter_rows()]
-        self.store.upsert_couplings(spec.name, rows)
-        run = self.store.start_run(spec.name, spec.directions[0], "match")
-        counts = {"coupled": len(rows),
-                  "failed": frame.filter(pl.col("status") == "ambiguous").height}
-        self.store.finish_run(run, "finished", counts,
-                              message=f"{len(rows)} coupled by matching")
-        frame = frame.with_columns(pl.when(pl.col("status") == "matched")
-                                   .then(pl.lit("coupled")).otherwise(pl.col("status"))
-                                   .alias("status"))
-        report = SyncReport()
-        if create:
-            frame, report = self._create_unmatched(spec, frame)
-        return MatchResult(spec.name, frame, report)
-
-    def _create_unmatched(self, spec: TableMapping, frame: pl.DataFrame
-                          ) -> tuple[pl.DataFrame, SyncReport]:
-        """Create the unmatched records of ``frame`` on the other side (where the direction
-        allows) and couple them. A record that could not be created becomes ``failed`` with
-        the reason (``not created: <the error>``), not "no record matches"."""
-        unmatched = frame.filter(pl.col("status") == "unmatched")
-        nav_ids = tuple(unmatched.filter(pl.col("source_side") == "nav")["source_id"]) \
-            if "to_crm" in spec.directions else ()
-        crm_ids = tuple(unmatched.filter(pl.col("source_side") == "crm")["source_id"]) \
-            if "from_crm" in spec.directions else ()
-        if not nav_ids and not crm_ids:
-            return frame, SyncReport()
-        report = self._sync_selection(spec, Selection(nav_ids, crm_ids)).with_skipped_totals(
-            self.store)
-        tried = [*nav_ids, *crm_ids]
-        reasons = self.store.record_status_frame(spec.name).filter(
-            pl.col("source_id").is_in(tried)).unique("source_id", keep="last").select(
-            "source_id", pl.concat_str(pl.lit("not created: "), pl.col("message").fill_null(
-                "see `nav-crm-ops errors`")).alias("__reason"))
-        frame = frame.join(reasons, on="source_id", how="left")
-        is_tried = pl.col("source_id").is_in(tried)
-        return frame.with_columns(
-            pl.when(is_tried & pl.col("__reason").is_not_null()).then(pl.lit("failed"))
-            .when(is_tried).then(pl.lit("created")).otherwise(pl.col("status")).alias("status"),
-            pl.coalesce("__reason", "message").alias("message"),
-        ).drop("__reason"), report
+        return match_and_couple(self._context(), self.mappings.get(mapping), create=create,
+                                apply=apply, sync_selection=self._sync_selection)
 
     def _sync_selection(self, mapping: TableMapping, selection: Selection,
                         progress: Progress | None = None,
@@ -393,28 +282,8 @@ class Workspace:
             raise SyncError("select at least one record (nav_ids or crm_ids)")
         selection = Selection(tuple(i.lower() for i in nav_ids),
                               tuple(i.lower() for i in crm_ids), direction)
-        self._refuse_unknown_ids(spec, selection)
+        refuse_unknown_ids(self._context(), spec, selection)
         return self._sync_selection(spec, selection, progress).with_skipped_totals(self.store)
-
-    def _refuse_unknown_ids(self, spec: TableMapping, selection: Selection) -> None:
-        """Refuse (naming them) selected ids that are neither coupled in ``spec`` nor exist
-        on their side; a coupled record that is gone is a deletion the sync handles."""
-        couplings = self.store.couplings_frame(spec.name)
-        nav_reader, crm_reader = self._planner().readers(spec)
-        missing: list[str] = []
-        for ids, reader, coupled, what in (
-                (selection.nav_ids, nav_reader, "nav_id", f"BC {spec.nav.entity}"),
-                (selection.crm_ids, crm_reader, "crm_id", f"CRM {spec.crm.logical_name}")):
-            known = set(couplings[coupled].to_list())
-            unknown = [i for i in dict.fromkeys(ids) if i not in known]
-            if not unknown:
-                continue
-            found = reader.by_ids(unknown)
-            present = {str(v).lower() for v in found[reader.key]} if found.height else set()
-            missing += [f"{what} {i}" for i in unknown if i not in present]
-        if missing:
-            raise SyncError(f"mapping {spec.name}: no such record(s): {', '.join(missing)}; "
-                            "check the ids (nothing was synchronized)")
 
     # -- logs and failed records ---------------------------------------------------------------------
     def runs(self, mapping: str | None = None, limit: int = 200) -> pl.DataFrame:
@@ -462,76 +331,14 @@ class Workspace:
         ``nav_id``, ``crm_id``, ``nav_key``, ``field``, ``nav_value``, ``crm_value``. Empty when
         the two sides agree on every enabled field (create-only fields excepted, and
         ``not_null`` fields whose source is empty: the engine leaves those on purpose)."""
-        spec = self.mappings.get(mapping)
-        planner = self._planner()
-        resolver = Resolver(self.mappings, self.store, self.connections)
-        nav_reader, crm_reader = planner.readers(spec)
-        couplings = self.store.couplings_frame(spec.name).select("nav_id", "crm_id")
-        nav = field_frame(nav_reader.by_ids(couplings["nav_id"].to_list()), spec, "nav", resolver)
-        crm = field_frame(crm_reader.by_ids(couplings["crm_id"].to_list()), spec, "crm", resolver)
-        fields = spec.diff_fields()
-        joined = couplings.join(nav.rename({f.name: f"nav:{f.name}" for f in fields}),
-                                left_on="nav_id", right_on="_id", how="inner").join(
-            crm.select("_id", *[pl.col(f.name).alias(f"crm:{f.name}") for f in fields]),
-            left_on="crm_id", right_on="_id", how="inner")
-        parts = []
-        for fld in fields:
-            left, right = pl.col(f"nav:{fld.name}"), pl.col(f"crm:{fld.name}")
-            if fld.kind == "text" and not fld.case_sensitive:
-                left, right = left.str.to_lowercase(), right.str.to_lowercase()
-            differs = ~left.eq_missing(right)
-            spec_field = spec.field(fld.name)
-            if spec_field.not_null and fld.direction != "bidirectional":
-                source = pl.col(f"nav:{fld.name}" if fld.direction == "to_crm"
-                                else f"crm:{fld.name}")
-                differs = differs & source.is_not_null()
-            parts.append(joined.filter(differs).select(
-                "nav_id", "crm_id", pl.col("_key").alias("nav_key"),
-                pl.lit(fld.name).alias("field"),
-                pl.col(f"nav:{fld.name}").alias("nav_value"),
-                pl.col(f"crm:{fld.name}").alias("crm_value")))
-        return pl.concat(parts) if parts else pl.DataFrame()
+        return compare_pairs(self._context(), self.mappings.get(mapping))
 
     # -- records and links -------------------------------------------------------------------------
     def records(self, mapping: str, side: Literal["nav", "crm"], search: str | None = None,
                 top: int = 50) -> pl.DataFrame:
         """Records of one side for people to pick from: id, key, the mapped fields, and the
         coupled partner's id (``coupled_to``). ``search`` looks in the key and name fields."""
-        spec = self.mappings.get(mapping)
-        nav_reader, crm_reader = self._planner().readers(spec)
-        reader = nav_reader if side == "nav" else crm_reader
-        if search:
-            columns = self._search_columns(spec, side)
-            if side == "crm":
-                raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True,
-                                         filter=any_of([F(c).contains(search) for c in columns]))
-            else:
-                # Business Central refuses `or` across different fields: one read per field.
-                found = [reader.client.read(reader.entity, select=reader.select, top=top,
-                                            etag=True, filter=F(c).contains(search))
-                         for c in columns]
-                raw = pl.concat([f for f in found if f.height] or found[:1],
-                                how="diagonal_relaxed").unique(
-                    subset=[reader.key], keep="first", maintain_order=True).head(top)
-        else:
-            raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True)
-        frame = field_frame(raw, spec, side, Resolver(self.mappings, self.store,
-                                                      self.connections))
-        couplings = self.store.couplings_frame(spec.name)
-        own, other = ("nav_id", "crm_id") if side == "nav" else ("crm_id", "nav_id")
-        partners = couplings.select(pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"))
-        return frame.join(partners, on="_id", how="left").rename(
-            {"_id": "id", "_key": "key", "_version": "version", "_modified": "modified"})
-
-    @staticmethod
-    def _search_columns(spec: TableMapping, side: Literal["nav", "crm"]) -> list[str]:
-        natural = spec.nav.natural_key if side == "nav" else spec.crm.natural_key
-        names = [natural] if natural else []
-        for _, fields in spec.match_groups():
-            for fld in fields:
-                if fld.lookup is None and fld.options is None:
-                    names.append(fld.nav if side == "nav" else fld.crm)
-        return list(dict.fromkeys(names))
+        return pick_records(self._context(), self.mappings.get(mapping), side, search, top)
 
     def related_records(self, account_id: str, *, top: int = 50) -> dict[str, pl.DataFrame]:
         """A CRM account's opportunities, cases and quotes (title -> at most ``top`` rows)."""
@@ -539,92 +346,10 @@ class Workspace:
 
     def record_links(self, mapping: str, *, nav_id: str | None = None,
                      crm_id: str | None = None) -> dict[str, str]:
-        """Links that open the records in Business Central and in Dynamics 365 Sales.
-
-        Business Central: ``<web client>/?company=<name>&page=<card page>&filter='SystemId'
-        IS '<id>'`` (the web client is ``business_central.web_client_url`` or derived from an
-        online API URL); Dynamics 365: ``<org>/main.aspx?etn=<logical name>
-        &pagetype=entityrecord&id=<guid>``."""
-        spec = self.mappings.get(mapping)
-        links: dict[str, str] = {}
-        bc = self.config.business_central
-        web_client = bc.web_client_url or _bc_web_client(bc.api_url)
-        if nav_id and web_client:
-            query = f"company={quote(bc.company_name)}"
-            page = _BC_PAGES.get(spec.nav.entity)
-            if page:
-                system_id = f"'SystemId' IS '{nav_id}'"
-                query += f"&page={page}&filter={quote(system_id)}"
-            links["business_central"] = f"{web_client.rstrip('/')}/?{query}"
-        if crm_id:
-            base = self.config.dataverse.web_url or self.config.dataverse.url.split("/api/")[0]
-            links["dynamics_365"] = (f"{base.rstrip('/')}/main.aspx?etn={spec.crm.logical_name}"
-                                     f"&pagetype=entityrecord&id={crm_id}")
-        return links
-
-
-def _bc_web_client(api_url: str) -> str | None:
-    """``https://businesscentral.dynamics.com/<tenant>/<environment>`` for an online API URL
-    ``https://api.businesscentral.dynamics.com/v2.0/<tenant>/<environment>/api/v2.0/``."""
-    match = re.match(r"https://api\.businesscentral\.dynamics\.com/v2\.0/([^/]+)/([^/]+)/",
-                     api_url)
-    if match is None:
-        return None
-    return f"https://businesscentral.dynamics.com/{match.group(1)}/{match.group(2)}"
-
-
-_BC_PAGES = {"customers": 21, "contacts": 5050, "items": 30, "currencies": 5,
-             "unitsOfMeasure": 209, "salespeoplePurchasers": 5116, "resources": 76}
-"""Business Central card page ids of the default mappings' tables."""
-
-
-def _merged(first: MappingResult, second: MappingResult) -> MappingResult:
-    counts = dict(first.counts)
-    for name, value in second.counts.items():
-        if name == "unchanged":
-            counts[name] = value
-        elif name != "skipped":
-            counts[name] = counts.get(name, 0) + value
-    status = "failed" if "failed" in (first.status, second.status) else second.status
-    message = "; ".join(m for m in (first.message, second.message) if m)
-    return MappingResult(first.mapping, status, counts, first.run_ids + second.run_ids, message,
-                         first.duration_s + second.duration_s)
-
-
-class _Lease:
-    """Holds a mapping's lease in the state store while it is previewed and applied, renewed
-    as progress is reported so a long apply keeps it and a dead process loses it."""
-
-    def __init__(self, store: StateStore, name: str, holder: str) -> None:
-        self.store = store
-        self.name = name
-        self.holder = holder
-        self.renewed = time.monotonic()
-
-    def keep(self, progress: Progress | None) -> Progress:
-        """``progress`` wrapped so that every event renews the lease when a third of its
-        lifetime has passed."""
-        def report(event: ProgressEvent) -> None:
-            if time.monotonic() - self.renewed > LEASE_TTL_S / 3:
-                self.store.renew_lease(self.name, self.holder, LEASE_TTL_S)
-                self.renewed = time.monotonic()
-            if progress is not None:
-                progress(event)
-        return report
-
-    def __enter__(self) -> _Lease:
-        try:
-            self.store.acquire_lease(self.name, self.holder, LEASE_TTL_S)
-            self.renewed = time.monotonic()
-        except LeaseHeldError as error:
-            raise LeaseHeldError(
-                f"{self.name.removeprefix('mapping:')} is being synchronized by "
-                f"{error.holder} (lease until {error.expires_at}); wait for it to finish",
-                holder=error.holder, expires_at=error.expires_at) from None
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.store.release_lease(self.name, self.holder)
+        """Links that open the records in Business Central and in Dynamics 365 Sales (see
+        ``engine.links``)."""
+        return record_links(self.config, self.mappings.get(mapping), nav_id=nav_id,
+                            crm_id=crm_id)
 
 
 def open_workspace(path: str | Path = ".") -> Workspace:

@@ -30,11 +30,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-
 from ..exceptions import ConfigError, LeaseHeldError
 from ..store import StateStore
-from ..store.schema import jobs as jobs_table
 from ..store.schema import utc_now
 from .recurrence import (
     Recurrence,
@@ -364,8 +361,7 @@ def _row_values(job: JobEntry) -> dict[str, Any]:
     }
 
 
-def _entry(row: Any) -> JobEntry:
-    data = dict(row._mapping)
+def _entry(data: Mapping[str, Any]) -> JobEntry:
     recurrence = Recurrence(
         every_minutes=data["every_minutes"], weekdays=parse_weekdays(data["weekdays"] or ""),
         starting_time=parse_time_of_day(data["starting_time"] or ""),
@@ -404,7 +400,8 @@ def utc_clock() -> datetime:
 
 
 class JobQueue:
-    """The job queue entries of one state store, in their run order (``position``)."""
+    """The job queue entries of one state store, in their run order (``position``); the SQL
+    is the store's (:class:`nav_crm_ops.store.jobs.JobRepository`)."""
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
@@ -413,27 +410,16 @@ class JobQueue:
         """Store a new entry (ConfigError if the name exists). It goes last in the order
         unless it has a position, and is scheduled from its recurrence."""
         now = now or utc_clock()
-        with self.store.transaction() as conn:
-            exists = conn.execute(select(jobs_table.c.name).where(
-                func.lower(jobs_table.c.name) == entry.name.lower())).first()
-            if exists is not None:
-                raise ConfigError(f"a job named {exists[0]!r} already exists; change it with "
-                                  "`nav-crm-ops jobs set` or remove it first")
-            position = entry.position or int(conn.execute(
-                select(func.coalesce(func.max(jobs_table.c.position), 0))).scalar() or 0) + 1
-            stored = replace(
-                entry, position=position, created_at=now, updated_at=now,
-                next_run_at=(entry.next_run_at if entry.next_run_at is not None
-                             or entry.status != READY
-                             else first_run_time(entry.recurrence, now)))
-            conn.execute(insert(jobs_table).values(**_row_values(stored)))
-        return stored
+        prepared = replace(
+            entry, created_at=now, updated_at=now,
+            next_run_at=(entry.next_run_at if entry.next_run_at is not None
+                         or entry.status != READY
+                         else first_run_time(entry.recurrence, now)))
+        position = self.store.jobs.add(_row_values(prepared))
+        return replace(prepared, position=position)
 
     def list(self) -> list[JobEntry]:
-        with self.store.transaction(write=False) as conn:
-            rows = conn.execute(select(jobs_table).order_by(
-                jobs_table.c.position, jobs_table.c.name)).all()
-        return [_entry(row) for row in rows]
+        return [_entry(row) for row in self.store.jobs.rows()]
 
     def get(self, name: str) -> JobEntry:
         """The job named ``name`` (case-insensitive), or the one job running mapping ``name``."""
@@ -454,10 +440,7 @@ class JobQueue:
         stored = replace(entry, updated_at=now or utc_clock())
         values = _row_values(stored)
         values.pop("created_at")
-        with self.store.transaction() as conn:
-            count = conn.execute(update(jobs_table).where(
-                jobs_table.c.name == entry.name).values(**values)).rowcount
-        if not count:
+        if not self.store.jobs.update(entry.name, values):
             raise ConfigError(f"job {entry.name!r} no longer exists")
         return stored
 
@@ -474,27 +457,18 @@ class JobQueue:
     def remove(self, name: str) -> bool:
         entry = self.get(name)
         self.refuse_while_running(entry)
-        with self.store.transaction() as conn:
-            return bool(conn.execute(delete(jobs_table).where(
-                jobs_table.c.name == entry.name)).rowcount)
+        return self.store.jobs.delete(entry.name)
 
     def postpone(self, name: str, next_run_at: datetime | None, *, if_status: str) -> bool:
         """Move the next run time only while the job still has status ``if_status`` (another
         runner may have started it since it was read)."""
-        with self.store.transaction() as conn:
-            return bool(conn.execute(update(jobs_table).where(
-                jobs_table.c.name == name, jobs_table.c.status == if_status,
-            ).values(next_run_at=_to_text(next_run_at),
-                     updated_at=_to_text(utc_clock()))).rowcount)
+        return self.store.jobs.update_if_status(name, if_status, {
+            "next_run_at": _to_text(next_run_at), "updated_at": _to_text(utc_clock())})
 
     def begin_run(self, name: str, now: datetime) -> JobEntry:
         """Mark the job In Process and count the run (the caller holds its lease); the run
         number names the output notebook."""
-        with self.store.transaction() as conn:
-            conn.execute(update(jobs_table).where(jobs_table.c.name == name).values(
-                status=IN_PROCESS, run_count=jobs_table.c.run_count + 1,
-                last_run_at=_to_text(now), updated_at=_to_text(now)))
-            row = conn.execute(select(jobs_table).where(jobs_table.c.name == name)).first()
+        row = self.store.jobs.begin_run(name, IN_PROCESS, _to_text(now))
         if row is None:
             raise ConfigError(f"job {name!r} no longer exists")
         return _entry(row)

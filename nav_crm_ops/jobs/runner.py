@@ -177,6 +177,30 @@ class _LeaseKeeper:
         self._thread.join()
 
 
+@dataclass
+class _Execution:
+    """One started run of a job, filled in step by step: run the notebook, collect what it
+    left, settle the job."""
+
+    job: JobEntry
+    previous_status: str
+    started: datetime
+    notebook: Path
+    output: Path
+    outcome: str = ""
+    error: str = ""
+    duration_s: float = 0.0
+    saved: Path | None = None
+    html: Path | None = None
+    html_error: str = ""
+    result: JobResult | None = None
+
+    @property
+    def result_path(self) -> Path:
+        """The notebook writes its summary next to the output notebook."""
+        return self.output.with_suffix(".result.json")
+
+
 class JobRunner:
     """Runs the job queue of the workspace in ``workspace`` (a folder with
     ``nav_crm_ops.toml``). ``clock`` is the scheduling clock (tests pass fixed ones); leases
@@ -312,6 +336,7 @@ class JobRunner:
             self.store.release_lease(lease_name, self.holder)
 
     def _execute(self, job: JobEntry) -> JobRun:
+        """Check, run, collect and settle one run; a run that cannot start fails the job."""
         started = self.clock()
         previous_status = job.status
         try:
@@ -320,45 +345,68 @@ class JobRunner:
         except ConfigError as exc:
             return self._fail_unstarted(job, started, str(exc))
         job = self.queue.begin_run(job.name, started)
-        output = self._output_path(job, started)
-        result_path = output.with_suffix(".result.json")
+        run = _Execution(job, previous_status, started, notebook,
+                         self._output_path(job, started))
+        self._run_notebook(run)
+        self._collect(run)
+        return self._finish(run)
+
+    def _parameters(self, run: _Execution) -> dict[str, Any]:
+        """The notebook's parameters: the job's own plus where to find the workspace and
+        where to write its result (never secrets: those were checked before)."""
+        job = run.job
         parameters = {**job.parameters, "workspace": str(self.root), "job_name": job.name,
-                      "result_path": str(result_path)}
+                      "result_path": str(run.result_path)}
         if job.mapping:
             parameters["mapping"] = job.mapping
-        self.echo(f"running {job.name!r} ({notebook.name}) -> {output}")
+        return parameters
+
+    def _run_notebook(self, run: _Execution) -> None:
+        """Execute the notebook while a background thread keeps the lease; a lease lost
+        meanwhile is added to the error (another runner may have started the job too)."""
+        parameters = self._parameters(run)
+        self.echo(f"running {run.job.name!r} ({run.notebook.name}) -> {run.output}")
         clock_start = time.monotonic()
-        with _LeaseKeeper(self.store, job_lease_name(job.name), self.holder,
+        with _LeaseKeeper(self.store, job_lease_name(run.job.name), self.holder,
                           self.lease_ttl_s) as keeper:
-            outcome, error = self._papermill(notebook, output, parameters,
-                                             job.execution_timeout_s)
-        duration = time.monotonic() - clock_start
+            run.outcome, run.error = self._papermill(run.notebook, run.output, parameters,
+                                                     run.job.execution_timeout_s)
+        run.duration_s = time.monotonic() - clock_start
         if keeper.lost:
-            error = f"{error}; {keeper.lost}" if error else keeper.lost
-        saved = output if output.exists() else None
-        html, html_error = _render_html(saved) if saved else (None, "")
-        result: JobResult | None = None
+            run.error = f"{run.error}; {keeper.lost}" if run.error else keeper.lost
+
+    def _collect(self, run: _Execution) -> None:
+        """Keep what the run left: the output notebook, its HTML, and the result summary (an
+        unreadable summary fails the run); link the run's job-log entries to the notebook."""
+        run.saved = run.output if run.output.exists() else None
+        run.html, run.html_error = _render_html(run.saved) if run.saved else (None, "")
         try:
-            result = read_result(result_path)
+            run.result = read_result(run.result_path)
         except NavCrmOpsError as exc:
-            outcome, error = "failed", str(exc)
-        if result is not None and result.run_ids and saved:
-            self.store.set_run_output(result.run_ids, str(saved))
+            run.outcome, run.error = "failed", str(exc)
+        if run.result is not None and run.result.run_ids and run.saved:
+            self.store.set_run_output(run.result.run_ids, str(run.saved))
+
+    def _finish(self, run: _Execution) -> JobRun:
+        """Settle the job in the queue and say what happened."""
         finished = self.clock()
-        settled = self._settled(job, previous_status, outcome, error,
-                                True if result is None else result.changed, started, finished)
+        job, result, saved = run.job, run.result, run.saved
+        settled = self._settled(job, run.previous_status, run.outcome, run.error,
+                                True if result is None else result.changed, run.started,
+                                finished)
         counts = dict(result.counts) if result else {}
         run_ids = result.run_ids if result else ()
         self.queue.save(replace(
-            settled, last_finished_at=finished, last_outcome=outcome, last_duration_s=duration,
-            last_counts=counts, last_run_ids=run_ids, last_output=str(saved) if saved else None))
-        self.echo(f"{job.name!r}: {outcome}, status {settled.status}"
-                  + (f" - {error}" if error else ""))
-        return JobRun(job=job.name, outcome=outcome, status=settled.status,
+            settled, last_finished_at=finished, last_outcome=run.outcome,
+            last_duration_s=run.duration_s, last_counts=counts, last_run_ids=run_ids,
+            last_output=str(saved) if saved else None))
+        self.echo(f"{job.name!r}: {run.outcome}, status {settled.status}"
+                  + (f" - {run.error}" if run.error else ""))
+        return JobRun(job=job.name, outcome=run.outcome, status=settled.status,
                       run_number=job.run_count, counts=counts, run_ids=run_ids,
-                      changed=None if result is None else result.changed, error=error,
-                      output_notebook=saved, output_html=html, duration_s=duration,
-                      message=html_error or (result.message if result else ""))
+                      changed=None if result is None else result.changed, error=run.error,
+                      output_notebook=saved, output_html=run.html, duration_s=run.duration_s,
+                      message=run.html_error or (result.message if result else ""))
 
     def _output_path(self, job: JobEntry, started: datetime) -> Path:
         """``runs/<date>/<job>-<run number>.ipynb`` (unique even if names slug alike)."""

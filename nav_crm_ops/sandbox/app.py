@@ -17,7 +17,7 @@ from starlette.routing import Mount, Route
 
 from ..exceptions import SandboxError
 from .auth import AuthMiddleware, auth_routes
-from .businesscentral import build_bc_app
+from .business_central import build_bc_app
 from .dataverse import build_dataverse_app
 from .limits import FaultMiddleware, LimitsMiddleware
 

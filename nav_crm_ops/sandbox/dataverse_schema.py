@@ -113,28 +113,17 @@ def _entity(
 ) -> EntityDef:
     """Add the system columns every Dataverse table has (id, audit, version, state, owner)."""
     key = f"{name}id"
-    cols: list[Column] = [Column(key, "guid")]
-    cols.extend(columns)
-    for col in columns:
-        if is_polymorphic(col):
-            cols.append(Column(type_column(col), "string", max_length=64, read_only=True))
+    cols: list[Column] = [Column(key, "guid"), *columns]
+    cols.extend(Column(type_column(col), "string", max_length=64, read_only=True)
+                for col in columns if is_polymorphic(col))
     if states is not None:
-        cols.append(_choice("statecode", state_labels or ACTIVE_INACTIVE, default=0))
-        cols.append(_choice("statuscode", status_labels or ACTIVE_INACTIVE_STATUS,
-                            default=states[0][0]))
+        cols.extend(_state_columns(states, state_labels, status_labels))
     if owned:
         cols.append(_lookup("ownerid", "systemuser", "team"))
         cols.append(Column(f"ownerid{TYPE_COLUMN_SUFFIX}", "string", max_length=64,
                            read_only=True))
-    cols.extend([
-        Column("createdon", "datetime", read_only=True),
-        Column("modifiedon", "datetime", read_only=True),
-        _lookup("createdby", "systemuser", read_only=True),
-        _lookup("modifiedby", "systemuser", read_only=True),
-        Column("versionnumber", "bigint", read_only=True),
-    ])
-    if any(c.type == "money" for c in columns) and not any(
-            c.name == "transactioncurrencyid" for c in columns):
+    cols.extend(_audit_columns())
+    if _needs_currency(columns):
         cols.append(_lookup("transactioncurrencyid", "transactioncurrency"))
     indexed = tuple(c.name for c in columns if c.type == "lookup" and c.name in INDEXED_LOOKUPS)
     extra: dict[str, Any] = {"primary_name": primary_name, "alternate_keys": alternate_keys,
@@ -148,6 +137,27 @@ def _entity(
         modified_column="modifiedon", created_column="createdon",
         version_column="versionnumber", change_tracking=tracked, parent=parent, extra=extra,
     )
+
+
+def _state_columns(states: Mapping[int, tuple[int, ...]], state_labels: Mapping[int, str] | None,
+                   status_labels: Mapping[int, str] | None) -> tuple[Column, Column]:
+    return (_choice("statecode", state_labels or ACTIVE_INACTIVE, default=0),
+            _choice("statuscode", status_labels or ACTIVE_INACTIVE_STATUS,
+                    default=states[0][0]))
+
+
+def _audit_columns() -> tuple[Column, ...]:
+    return (Column("createdon", "datetime", read_only=True),
+            Column("modifiedon", "datetime", read_only=True),
+            _lookup("createdby", "systemuser", read_only=True),
+            _lookup("modifiedby", "systemuser", read_only=True),
+            Column("versionnumber", "bigint", read_only=True))
+
+
+def _needs_currency(columns: tuple[Column, ...]) -> bool:
+    """Money columns need a currency lookup (added unless the table declares one)."""
+    return any(c.type == "money" for c in columns) and not any(
+        c.name == "transactioncurrencyid" for c in columns)
 
 
 def _header_totals() -> tuple[Column, ...]:

@@ -272,53 +272,64 @@ class FaultSpec:
     slow_s: tuple[float, float] = (1.0, 2.0)
 
 
+def _fault_rate(value: str) -> float:
+    try:
+        rate = float(value)
+    except ValueError:
+        raise FaultSpecError(f"fault spec 'rate={value}': not a number") from None
+    if not 0.0 <= rate <= 1.0:
+        raise FaultSpecError(f"fault spec 'rate={value}': must be between 0 and 1")
+    return rate
+
+
+def _fault_kinds(value: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip().lower() for k in value.split("+") if k.strip())
+    bad = [k for k in kinds if k not in FAULT_KINDS]
+    if bad or not kinds:
+        raise FaultSpecError(f"fault spec 'kinds={value}': unknown kind(s) "
+                             f"{', '.join(bad) or '(none)'}; use "
+                             f"{'+'.join(FAULT_KINDS)}")
+    return kinds
+
+
+def _fault_seed(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise FaultSpecError(f"fault spec 'seed={value}': not an integer") from None
+
+
+def _fault_slow(value: str) -> tuple[float, float]:
+    low, _, high = value.partition("-")
+    try:
+        return (float(low), float(high or low))
+    except ValueError:
+        raise FaultSpecError(f"fault spec 'slow={value}': use seconds like 1-2") from None
+
+
+_FAULT_SETTINGS: dict[str, Callable[[str], Any]] = {
+    "rate": _fault_rate, "kinds": _fault_kinds, "seed": _fault_seed, "slow": _fault_slow}
+
+
 def parse_fault_spec(spec: str) -> FaultSpec:
     """``rate=R,kinds=K1+K2,seed=S[,slow=MIN-MAX]`` → :class:`FaultSpec`."""
-    rate: float | None = None
-    kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
-    seed = 0
-    slow = (1.0, 2.0)
+    settings: dict[str, Any] = {"kinds": DEFAULT_FAULT_KINDS, "seed": 0, "slow": (1.0, 2.0)}
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
         name, sep, value = part.partition("=")
         name = name.strip().lower()
-        value = value.strip()
         if not sep:
             raise FaultSpecError(f"fault spec part '{part}' is not name=value; expected e.g. "
                                  "'rate=0.05,kinds=503+reset+slow+429,seed=7'")
-        if name == "rate":
-            try:
-                rate = float(value)
-            except ValueError:
-                raise FaultSpecError(f"fault spec 'rate={value}': not a number") from None
-            if not 0.0 <= rate <= 1.0:
-                raise FaultSpecError(f"fault spec 'rate={value}': must be between 0 and 1")
-        elif name == "kinds":
-            kinds = tuple(k.strip().lower() for k in value.split("+") if k.strip())
-            bad = [k for k in kinds if k not in FAULT_KINDS]
-            if bad or not kinds:
-                raise FaultSpecError(f"fault spec 'kinds={value}': unknown kind(s) "
-                                     f"{', '.join(bad) or '(none)'}; use "
-                                     f"{'+'.join(FAULT_KINDS)}")
-        elif name == "seed":
-            try:
-                seed = int(value)
-            except ValueError:
-                raise FaultSpecError(f"fault spec 'seed={value}': not an integer") from None
-        elif name == "slow":
-            low, _, high = value.partition("-")
-            try:
-                slow = (float(low), float(high or low))
-            except ValueError:
-                raise FaultSpecError(f"fault spec 'slow={value}': use seconds like 1-2") \
-                    from None
-        else:
+        parse = _FAULT_SETTINGS.get(name)
+        if parse is None:
             raise FaultSpecError(f"fault spec part '{part}': unknown setting '{name}'; use "
                                  "rate, kinds, seed, slow")
-    if rate is None:
+        settings[name] = parse(value.strip())
+    if "rate" not in settings:
         raise FaultSpecError(f"fault spec '{spec}' has no rate=; e.g. 'rate=0.05'")
-    return FaultSpec(rate, kinds, seed, slow)
+    return FaultSpec(settings["rate"], settings["kinds"], settings["seed"], settings["slow"])
 
 
 class FaultInjector:

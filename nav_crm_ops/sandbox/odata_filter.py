@@ -339,6 +339,34 @@ def _properties(node: Node) -> set[str]:
     return set()
 
 
+def _datetime_value(value: Any, kind: str) -> Any:
+    """A literal compared with a datetime property, as the store keeps datetimes."""
+    if kind == "date":
+        return format_timestamp(datetime.fromisoformat(f"{value}T00:00:00+00:00"))
+    if kind == "string":
+        try:
+            return _parse_datetime(str(value))
+        except FilterError:
+            raise FilterError(f"'{value}' is not a valid datetime.") from None
+    if kind != "datetime":
+        raise FilterError(f"A datetime is required to compare with this property, "
+                          f"got '{value}'.")
+    return value
+
+
+def _date_value(value: Any, kind: str) -> str:
+    """A literal compared with a date property (``YYYY-MM-DD``)."""
+    if kind == "datetime":
+        return str(value)[:10]
+    if kind in ("date", "string"):
+        try:
+            return date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise FilterError(f"'{value}' is not a valid date.") from None
+    raise FilterError(f"A date is required to compare with this property, got "
+                      f"'{value}'.")
+
+
 def _chain(node: Node, kind: type) -> list[Node]:
     """The operands of a run of one boolean operator, flattened: SQLite's parser overflows on
     the deep nesting a long ``a or b or c ...`` (id lists) would otherwise produce."""
@@ -379,6 +407,10 @@ class _Translator:
             return self.in_list(node)
         if isinstance(node, Call):
             return self.call(node)
+        return self.bare(node)
+
+    def bare(self, node: Node) -> str:
+        """A value standing alone as a condition: ``true``/``false`` or a boolean property."""
         if isinstance(node, Literal) and node.kind == "bool":
             return "1" if node.value else "0"
         if isinstance(node, Property):
@@ -405,27 +437,9 @@ class _Translator:
                 raise FilterError(f"A boolean (true/false) is required, got '{value}'.")
             return 1 if value else 0
         if column.type == "datetime":
-            if kind == "date":
-                return format_timestamp(datetime.fromisoformat(f"{value}T00:00:00+00:00"))
-            if kind == "string":
-                try:
-                    return _parse_datetime(str(value))
-                except FilterError:
-                    raise FilterError(f"'{value}' is not a valid datetime.") from None
-            if kind != "datetime":
-                raise FilterError(f"A datetime is required to compare with this property, "
-                                  f"got '{value}'.")
-            return value
+            return _datetime_value(value, kind)
         if column.type == "date":
-            if kind == "datetime":
-                return str(value)[:10]
-            if kind in ("date", "string"):
-                try:
-                    return date.fromisoformat(str(value)).isoformat()
-                except ValueError:
-                    raise FilterError(f"'{value}' is not a valid date.") from None
-            raise FilterError(f"A date is required to compare with this property, got "
-                              f"'{value}'.")
+            return _date_value(value, kind)
         if column.type in ("int", "bigint", "choice", "decimal", "money"):
             if kind not in ("int", "float"):
                 raise FilterError(f"A number is required to compare with this property, got "

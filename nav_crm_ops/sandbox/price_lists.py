@@ -65,16 +65,23 @@ def price_lists(groups: Iterable[Mapping[str, Any]], prices: Iterable[Mapping[st
         currencies = sorted(currency for code, currency in by_list if code == group_code)
         for currency in currencies or [""]:
             members = by_list.get((group_code, currency), [])
-            code = price_list_code(CUSTOMER_PRICE_GROUP, group_code, currency)
-            stamps = [str(group["lastModifiedDateTime"] or "")]
-            stamps += [str(p["lastModifiedDateTime"] or "") for p in members]
-            versions = [int(group["_version"]), *(int(p["_version"]) for p in members)]
-            label = group.get("description") or group_code
-            rows.append({
-                "id": price_list_id(code), "code": code, "priceGroupCode": group_code,
-                "currencyCode": currency or local_currency,
-                "displayName": f"{label} ({currency or local_currency})",
-                "priceCount": len(members), "lastModifiedDateTime": max(stamps),
-                "_version": max(versions) * 1000 + len(members),
-            })
+            rows.append(_price_list_row(group, currency, members, local_currency))
     return rows
+
+
+def _price_list_row(group: Mapping[str, Any], currency: str,
+                    members: list[Mapping[str, Any]], local_currency: str) -> dict[str, Any]:
+    """The list of ``group``'s prices in ``currency`` ("" for LCY)."""
+    group_code = str(group["code"])
+    code = price_list_code(CUSTOMER_PRICE_GROUP, group_code, currency)
+    stamps = [str(group["lastModifiedDateTime"] or "")]
+    stamps += [str(p["lastModifiedDateTime"] or "") for p in members]
+    versions = [int(group["_version"]), *(int(p["_version"]) for p in members)]
+    label = group.get("description") or group_code
+    return {
+        "id": price_list_id(code), "code": code, "priceGroupCode": group_code,
+        "currencyCode": currency or local_currency,
+        "displayName": f"{label} ({currency or local_currency})",
+        "priceCount": len(members), "lastModifiedDateTime": max(stamps),
+        "_version": max(versions) * 1000 + len(members),
+    }

@@ -21,6 +21,7 @@ import polars as pl
 
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
+from ..engine.vocabulary import Side
 from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
@@ -30,7 +31,6 @@ from .table import DataTable
 
 __all__ = ["CouplingPanel"]
 
-Side = Literal["nav", "crm"]
 MERGE = "merge"
 _DIRECTIONS = [("NAV/BC → CRM", "to_crm"), ("CRM → NAV/BC", "from_crm"),
                ("three-way merge", MERGE)]
@@ -50,7 +50,14 @@ class CouplingPanel(Panel):
         self.report: SyncReport | None = None
         self.errors = ErrorArea()
         self.progress = ProgressPanel(self.errors)
-        names = mapping_names(workspace)
+        self._build_search(top, page_size)
+        self._build_actions(page_size)
+        self._connect()
+        self.widget = self._layout()
+
+    def _build_search(self, top: int, page_size: int) -> None:
+        """The mapping picker, both sides' search boxes and their record tables."""
+        names = mapping_names(self.workspace)
         self.mapping = widgets.Dropdown(options=names, value=names[0] if names else None,
                                         description="Mapping")
         self.top = widgets.BoundedIntText(value=top, min=1, max=5000, description="Show")
@@ -62,6 +69,9 @@ class CouplingPanel(Panel):
                                    page_size=page_size, errors=self.errors)
         self.crm_table = DataTable(key_column="id", label_columns=("key", "id"),
                                    page_size=page_size, errors=self.errors)
+
+    def _build_actions(self, page_size: int) -> None:
+        """Couple/uncouple, the match suggestions, and sync-now with its newer-data warning."""
         self.suggest_button = ActionButton(description="Suggest matches", icon="magic")
         self.suggestions = DataTable(
             key_column="suggestion_key",
@@ -87,6 +97,8 @@ class CouplingPanel(Panel):
         self.related = widgets.HTML(value="")
         self.result = widgets.HTML(value="")
 
+    def _connect(self) -> None:
+        """Wire every control to its action; failures show in the error area (``guarded``)."""
         self.mapping.observe(guarded(self.errors, "switch the mapping")(
             lambda _: self._mapping_changed()), names="value")
         self.search_button.on_click(guarded(self.errors, "search the records")(
@@ -111,7 +123,9 @@ class CouplingPanel(Panel):
         self.direction.observe(guarded(self.errors, "check the direction")(
             lambda _: self._check_newer()), names="value")
 
-        self.widget = widgets.VBox([
+    def _layout(self) -> widgets.VBox:
+        """Search on top, the two sides next to each other, then actions and suggestions."""
+        return widgets.VBox([
             widgets.HTML("<h3>Couple records</h3>"),
             widgets.HBox([self.mapping, self.top]),
             widgets.HBox([self.nav_search, self.crm_search, self.search_button]),
@@ -144,10 +158,11 @@ class CouplingPanel(Panel):
     def search(self) -> None:
         """Load both sides' records matching the search texts (empty: the first ``top``)."""
         sides: tuple[tuple[Side, widgets.Text, DataTable], ...] = (
-            ("nav", self.nav_search, self.nav_table), ("crm", self.crm_search, self.crm_table))
+            (Side.NAV, self.nav_search, self.nav_table),
+            (Side.CRM, self.crm_search, self.crm_table))
         for side, text, table in sides:
-            frame = self.workspace.records(self.mapping_name, side, text.value.strip() or None,
-                                           top=self.top.value)
+            frame = self.workspace.records(self.mapping_name, side.literal,
+                                           text.value.strip() or None, top=self.top.value)
             table.label_columns = _label_columns(frame)
             table.set_frame(frame)
         self.errors.show_info(f"{self.nav_table.frame.height} NAV/BC and "
@@ -189,7 +204,8 @@ class CouplingPanel(Panel):
             return 0
         done: set[tuple[str, str]] = set()
         for row in rows.iter_rows(named=True):
-            nav_id, crm_id = ((row["source_id"], row["other_id"]) if row["source_side"] == "nav"
+            nav_id, crm_id = ((row["source_id"], row["other_id"])
+                              if row["source_side"] == Side.NAV
                               else (row["other_id"], row["source_id"]))
             if (nav_id, crm_id) not in done:
                 self.workspace.couple(self.mapping_name, nav_id, crm_id)

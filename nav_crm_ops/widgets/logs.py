@@ -98,7 +98,15 @@ class LogsPanel(Panel):
         root = getattr(getattr(workspace, "config", None), "root", None)
         self.export_dir = Path(export_dir) if export_dir is not None else (
             Path(root) / "exports" if root is not None else Path.cwd() / "exports")
-        self.mapping_filter = widgets.Dropdown(options=[ALL, *mapping_names(workspace)],
+        self._build_tables(page_size)
+        self._build_actions()
+        self._connect()
+        self.widget = self._layout()
+        self.refresh()
+
+    def _build_tables(self, page_size: int) -> None:
+        """The mapping filter, the job log with its charts, and the three failure tables."""
+        self.mapping_filter = widgets.Dropdown(options=[ALL, *mapping_names(self.workspace)],
                                                value=ALL, description="Mapping")
         self.refresh_button = ActionButton(description="Refresh", icon="refresh")
         self.runs_chart = widgets.HTML(value="")
@@ -128,6 +136,9 @@ class LogsPanel(Panel):
             columns=("mapping", "direction", "source_id", "state", "consecutive_failures",
                      "transient", "message", "skipped_since", "updated_at"),
             page_size=page_size, errors=self.errors)
+
+    def _build_actions(self) -> None:
+        """The record detail, retry/unskip of the selection, and exporting a table."""
         self.detail = widgets.HTML(value="<i>select a failed record to see its details</i>")
         self.retry_button = ActionButton(description="Retry selected", button_style="primary",
                                          icon="redo")
@@ -143,6 +154,8 @@ class LogsPanel(Panel):
                                         description="File")
         self.export_button = ActionButton(description="Export", icon="download")
 
+    def _connect(self) -> None:
+        """Wire every control to its action; failures show in the error area (``guarded``)."""
         self.mapping_filter.observe(guarded(self.errors, "load the logs")(
             lambda _: self.refresh()), names="value")
         self.refresh_button.on_click(guarded(self.errors, "load the logs")(
@@ -160,6 +173,8 @@ class LogsPanel(Panel):
         self.export_button.on_click(guarded(self.errors, "export the table")(
             lambda _: self.export()))
 
+    def _layout(self) -> widgets.VBox:
+        """One tab per view (job log, errors by cause, failed records), actions underneath."""
         tabs = widgets.Tab(children=[
             widgets.VBox([self.runs_chart, self.runs_table.widget]),
             widgets.VBox([widgets.HTML("<b>Failures grouped by cause</b>"),
@@ -172,7 +187,7 @@ class LogsPanel(Panel):
         for index, title in enumerate(["Job log", "Errors by cause", "Failed records"]):
             tabs.set_title(index, title)
         self.tabs = tabs
-        self.widget = widgets.VBox([
+        return widgets.VBox([
             widgets.HTML("<h3>Analyse logs and failed records</h3>"),
             widgets.HBox([self.mapping_filter, self.refresh_button]),
             self.errors.widget, tabs, self.detail,
@@ -181,7 +196,6 @@ class LogsPanel(Panel):
             widgets.HBox([self.export_choice, self.export_format, self.export_path,
                           self.export_button]),
         ])
-        self.refresh()
 
     @property
     def mapping(self) -> str | None:

@@ -29,6 +29,7 @@ import polars as pl
 from ..engine.plan import PLAN_ACTIONS, Plan
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
+from ..engine.vocabulary import FLAGGED, Resolution, Side, shown_change
 from .charts import bar_chart_html
 from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
@@ -48,6 +49,8 @@ _RESOLUTION_WORDS = {
     "same_value": "both sides changed to the same value",
     "blocked_by_direction": "not written: the mapping's direction does not allow it",
 }
+_WRITES: dict[str, str] = {Side.CRM: "write CRM", Side.NAV: "write NAV/BC"}
+"""How the diff names the side a change is written to."""
 
 
 def row_key(mapping: str, record_id: str) -> str:
@@ -60,21 +63,20 @@ def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True) -> str:
     and the resolution the conflict policy chose."""
     rows = changes
     if only_changes:
-        rows = rows.filter((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict")
-                           | (pl.col("resolution").cast(pl.Utf8) == "blocked_by_direction"))
+        rows = rows.filter(shown_change() | (pl.col("resolution").cast(pl.Utf8)
+                                             == Resolution.BLOCKED_BY_DIRECTION))
     if rows.height == 0:
         return "<i>no field changes to write for this record</i>"
     body = []
     for change in rows.iter_rows(named=True):
         conflict = bool(change["conflict"])
         side = change["changed_side"] or ""
-        old = change["crm_value"] if change["target"] == "crm" else (
-            change["nav_value"] if change["target"] == "nav" else change["base_value"])
+        old = _old_value(change)
         resolution = str(change["resolution"] or "none")
         style = "background:#fdecea;font-weight:bold" if conflict else ""
         values = (f"NAV/BC: {_cell(change['nav_value'])}<br>CRM: {_cell(change['crm_value'])}"
                   if conflict else f"{_cell(old)} → {_cell(change['new_value'])}")
-        target = {"crm": "write CRM", "nav": "write NAV/BC"}.get(str(change["target"]), "—")
+        target = _WRITES.get(str(change["target"]), "—")
         label = "CONFLICT · " if conflict else ""
         body.append(
             f"<tr style='{style}'><td>{html.escape(change['field'])}</td>"
@@ -88,6 +90,15 @@ def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True) -> str:
             f"</thead><tbody>{''.join(body)}</tbody></table>")
 
 
+def _old_value(change: dict[str, Any]) -> Any:
+    """The value a write replaces: the target side's current value; the last synced value
+    when the change is written nowhere (``target`` ``none``)."""
+    target = str(change["target"])
+    if target in (Side.NAV, Side.CRM):
+        return change[Side(target).column("value")]
+    return change["base_value"]
+
+
 def _cell(value: Any) -> str:
     return "<i>empty</i>" if value is None or value == "" else html.escape(str(value))
 
@@ -95,7 +106,7 @@ def _cell(value: Any) -> str:
 def _row_style(row: dict[str, Any]) -> str:
     if row.get("included") == "false":
         return "color:#9e9e9e;text-decoration:line-through"
-    if row.get("action") in ("conflict", "deletion_conflict", "fail"):
+    if row.get("action") in FLAGGED:
         return "background:#fdecea"
     return ""
 
@@ -117,8 +128,14 @@ class PreviewPanel(Panel):
         root = getattr(getattr(workspace, "config", None), "root", None)
         self.plans_dir = Path(plans_dir) if plans_dir is not None else (
             Path(root) / "plans" if root is not None else Path.cwd() / "plans")
+        self._build_review(page_size)
+        self._build_actions()
+        self._connect()
+        self.widget = self._layout()
 
-        names = mapping_names(workspace)
+    def _build_review(self, page_size: int) -> None:
+        """The mapping picker, the summary, the record table with its filters, the diff."""
+        names = mapping_names(self.workspace)
         self.mapping_picker = widgets.SelectMultiple(options=names, value=(),
                                                      description="Mappings", rows=len(names))
         self.preview_button = ActionButton(description="Preview", button_style="primary",
@@ -136,6 +153,9 @@ class PreviewPanel(Panel):
         self.show_all_fields = widgets.Checkbox(value=False,
                                                 description="show unchanged fields too")
         self.diff = widgets.HTML(value="<i>select a record to see its field diff</i>")
+
+    def _build_actions(self) -> None:
+        """Include/exclude, save/load the plan file, apply the included records."""
         self.include_button = ActionButton(description="Include selected", icon="check")
         self.exclude_button = ActionButton(description="Exclude selected", icon="times")
         self.include_shown_button = ActionButton(description="Include all shown")
@@ -149,6 +169,8 @@ class PreviewPanel(Panel):
                                          layout=widgets.Layout(width="auto"))
         self.result = widgets.HTML(value="")
 
+    def _connect(self) -> None:
+        """Wire every control to its action; failures show in the error area (``guarded``)."""
         self.preview_button.on_click(guarded(self.errors, "start the preview")(
             lambda _: self.run_preview()))
         self.field_filter.observe(guarded(self.errors, "filter by field")(
@@ -172,7 +194,9 @@ class PreviewPanel(Panel):
         self.apply_button.on_click(guarded(self.errors, "start applying the plan")(
             lambda _: self.run_apply()))
 
-        self.widget = widgets.VBox([
+    def _layout(self) -> widgets.VBox:
+        """Top to bottom in the order people work: preview, review, choose, save, apply."""
+        return widgets.VBox([
             widgets.HTML("<h3>Preview changes</h3>"),
             widgets.HBox([self.mapping_picker, self.preview_button]),
             self.progress.widget,
@@ -212,9 +236,7 @@ class PreviewPanel(Panel):
         self.plan = plan
         self.report = None
         self.saved_path = None
-        fields = sorted(plan.field_changes.filter(
-            (pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict"))
-            .get_column("field").unique().to_list())
+        fields = sorted(plan.shown_changes().get_column("field").unique().to_list())
         self.field_filter.options = [ALL, *fields]
         self.field_filter.value = ALL
         self.table.set_frame(self._records_frame(plan))
@@ -226,8 +248,7 @@ class PreviewPanel(Panel):
             self.plan_path.value = str(self.plans_dir / f"plan-{stamp}.parquet")
 
     def _records_frame(self, plan: Plan) -> pl.DataFrame:
-        changed = (plan.field_changes
-                   .filter((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict"))
+        changed = (plan.shown_changes()
                    .group_by("mapping", "record_id", maintain_order=True)
                    .agg(pl.col("field").str.join(", ").alias("fields")))
         return (plan.records
@@ -266,9 +287,8 @@ class PreviewPanel(Panel):
         if plan is None or field == ALL:
             self.table.set_filter("field", None)
             return
-        keys = (plan.field_changes
-                .filter((pl.col("field") == field)
-                        & ((pl.col("target").cast(pl.Utf8) != "none") | pl.col("conflict")))
+        keys = (plan.shown_changes()
+                .filter(pl.col("field") == field)
                 .select(pl.concat_str("mapping", pl.lit(_SEPARATOR), "record_id"))
                 .to_series().to_list())
         self.table.set_filter("field", pl.col(ROW_KEY).is_in(keys))

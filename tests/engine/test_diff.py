@@ -8,10 +8,10 @@ import time
 import polars as pl
 import pytest
 
-from nav_crm_ops.engine import diff as diff_module
 from nav_crm_ops.engine.diff import (
     DiffField,
     DiffResult,
+    align,
     apply_changes_to_frames,
     canonical_frame,
     three_way_diff,
@@ -515,7 +515,7 @@ def test_complete_frames_of_many_pairs_give_the_same_result_as_changed_rows_only
     nav = pl.concat([nav, new.with_columns(pl.col("limit").cast(pl.Float64))])
     crm = pl.concat([crm, new])
     two_chunks = pl.concat([base.slice(0, 20_000), base.slice(20_000)], rechunk=False)
-    assert two_chunks.n_chunks() == 2 and nav.height >= diff_module._RAW_COMPARE_ROWS
+    assert two_chunks.n_chunks() == 2 and nav.height >= align._RAW_COMPARE_ROWS
 
     full = three_way_diff(nav, crm, two_chunks, fields)
 
@@ -559,8 +559,8 @@ def test_records_are_ordered_by_key_whatever_the_keys_look_like(keys: list[str])
 def test_key_hash_join_finds_the_same_base_rows_as_a_string_join() -> None:
     base = pl.DataFrame({"pair_id": ["a", "b", None, "d", "e"]})
     side = pl.DataFrame({"pair_id": ["e", None, "x", "a", "d", "b"]})
-    by_hash = diff_module._base_positions([side], base, "pair_id", by_hash=True)
-    by_string = diff_module._base_positions([side], base, "pair_id", by_hash=False)
+    by_hash = align.base_positions([side], base, "pair_id", by_hash=True)
+    by_string = align.base_positions([side], base, "pair_id", by_hash=False)
     assert by_hash[0].to_list() == by_string[0].to_list() == [4, None, None, 0, 3, 1]
 
 

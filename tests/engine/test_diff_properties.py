@@ -9,12 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nav_crm_ops.engine import diff
 from nav_crm_ops.engine.diff import (
     DiffField,
     DiffResult,
+    align,
     apply_changes_to_frames,
     canonical_frame,
+    output,
     three_way_diff,
 )
 
@@ -238,8 +239,8 @@ def test_the_paths_for_large_frames_decide_exactly_as_the_paths_for_small_ones(
     scenario = Scenario(**{**s.__dict__, "nav_input": nav_input})
     small = run(scenario)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(diff, "_RAW_COMPARE_ROWS", 0)
-        patch.setattr(diff, "_FAST_SORT_ROWS", 0)
+        patch.setattr(align, "_RAW_COMPARE_ROWS", 0)
+        patch.setattr(output, "_FAST_SORT_ROWS", 0)
         large = run(scenario)
     assert large.records.equals(small.records)
     assert large.field_changes.equals(small.field_changes)

@@ -1,0 +1,114 @@
+"""Reading records for people: pick lists, what differs in coupled pairs, ids that exist.
+
+These read the services through the mappings' side readers (``engine.sides``) and express
+rows in the mapping's field namespace, like a preview does, but decide nothing and write
+nothing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..connectors.odata import F, any_of
+from ..exceptions import SyncError
+from .context import EngineContext
+from .mapping import TableMapping
+from .sides import SideReader, field_frame
+from .sync.snapshot import Selection
+from .vocabulary import Side
+
+__all__ = ["compare_pairs", "pick_records", "refuse_unknown_ids", "search_columns"]
+
+
+def compare_pairs(ctx: EngineContext, spec: TableMapping) -> pl.DataFrame:
+    """Coupled pairs whose mapped values differ right now (``Workspace.compare``)."""
+    resolver = ctx.resolver()
+    nav_reader, crm_reader = ctx.readers(spec)
+    couplings = ctx.store.couplings_frame(spec.name).select("nav_id", "crm_id")
+    nav = field_frame(nav_reader.by_ids(couplings["nav_id"].to_list()), spec, "nav", resolver)
+    crm = field_frame(crm_reader.by_ids(couplings["crm_id"].to_list()), spec, "crm", resolver)
+    fields = spec.diff_fields()
+    joined = couplings.join(nav.rename({f.name: f"nav:{f.name}" for f in fields}),
+                            left_on="nav_id", right_on="_id", how="inner").join(
+        crm.select("_id", *[pl.col(f.name).alias(f"crm:{f.name}") for f in fields]),
+        left_on="crm_id", right_on="_id", how="inner")
+    parts = []
+    for fld in fields:
+        left, right = pl.col(f"nav:{fld.name}"), pl.col(f"crm:{fld.name}")
+        if fld.kind == "text" and not fld.case_sensitive:
+            left, right = left.str.to_lowercase(), right.str.to_lowercase()
+        differs = ~left.eq_missing(right)
+        if spec.field(fld.name).not_null and fld.direction != "bidirectional":
+            source = pl.col(f"nav:{fld.name}" if fld.direction == "to_crm"
+                            else f"crm:{fld.name}")
+            differs = differs & source.is_not_null()
+        parts.append(joined.filter(differs).select(
+            "nav_id", "crm_id", pl.col("_key").alias("nav_key"),
+            pl.lit(fld.name).alias("field"),
+            pl.col(f"nav:{fld.name}").alias("nav_value"),
+            pl.col(f"crm:{fld.name}").alias("crm_value")))
+    return pl.concat(parts) if parts else pl.DataFrame()
+
+
+def search_columns(spec: TableMapping, side: Side | str) -> list[str]:
+    """The columns a search looks in: the natural key and the plain match fields."""
+    side = Side(side)
+    natural = side.pick(spec.nav, spec.crm).natural_key
+    names = [natural] if natural else []
+    for _, fields in spec.match_groups():
+        for fld in fields:
+            if fld.lookup is None and fld.options is None:
+                names.append(side.pick(fld.nav, fld.crm))
+    return list(dict.fromkeys(names))
+
+
+def _searched(reader: SideReader, side: Side, columns: list[str], search: str,
+              top: int) -> pl.DataFrame:
+    """Rows whose search columns contain ``search``."""
+    if side is Side.CRM:
+        return reader.client.read(reader.entity, select=reader.select, top=top, etag=True,
+                                  filter=any_of([F(c).contains(search) for c in columns]))
+    # Business Central refuses `or` across different fields: one read per field.
+    found = [reader.client.read(reader.entity, select=reader.select, top=top, etag=True,
+                                filter=F(c).contains(search)) for c in columns]
+    return pl.concat([f for f in found if f.height] or found[:1],
+                     how="diagonal_relaxed").unique(
+        subset=[reader.key], keep="first", maintain_order=True).head(top)
+
+
+def pick_records(ctx: EngineContext, spec: TableMapping, side: Side | str,
+                 search: str | None, top: int) -> pl.DataFrame:
+    """Records of one side for people to pick from (``Workspace.records``)."""
+    side = Side(side)
+    reader = side.pick(*ctx.readers(spec))
+    if search:
+        raw = _searched(reader, side, search_columns(spec, side), search, top)
+    else:
+        raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True)
+    frame = field_frame(raw, spec, side.literal, ctx.resolver())
+    couplings = ctx.store.couplings_frame(spec.name)
+    own, other = side.column("id"), side.other.column("id")
+    partners = couplings.select(pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"))
+    return frame.join(partners, on="_id", how="left").rename(
+        {"_id": "id", "_key": "key", "_version": "version", "_modified": "modified"})
+
+
+def refuse_unknown_ids(ctx: EngineContext, spec: TableMapping, selection: Selection) -> None:
+    """Refuse (naming them) selected ids that are neither coupled in ``spec`` nor exist
+    on their side; a coupled record that is gone is a deletion the sync handles."""
+    couplings = ctx.store.couplings_frame(spec.name)
+    nav_reader, crm_reader = ctx.readers(spec)
+    missing: list[str] = []
+    for ids, reader, coupled, what in (
+            (selection.nav_ids, nav_reader, "nav_id", f"BC {spec.nav.entity}"),
+            (selection.crm_ids, crm_reader, "crm_id", f"CRM {spec.crm.logical_name}")):
+        known = set(couplings[coupled].to_list())
+        unknown = [i for i in dict.fromkeys(ids) if i not in known]
+        if not unknown:
+            continue
+        found = reader.by_ids(unknown)
+        present = {str(v).lower() for v in found[reader.key]} if found.height else set()
+        missing += [f"{what} {i}" for i in unknown if i not in present]
+    if missing:
+        raise SyncError(f"mapping {spec.name}: no such record(s): {', '.join(missing)}; "
+                        "check the ids (nothing was synchronized)")

@@ -1,0 +1,120 @@
+"""Mappings as raw YAML entries: reading a mapping file and merging override files over the
+defaults, before anything is validated.
+
+Why merge raw entries and not validated mappings: an override names only what it changes
+(``{name: websiteurl, enabled: false}``), which is no valid mapping on its own. The merge
+rule, entry by entry (see also the package docstring):
+
+* a name that is not a default, or an entry with ``replace: true``, is a whole mapping;
+* otherwise the entry is merged over the default of that name: mappings (``nav``, ``crm``,
+  ``templates`` ...) merge key by key, scalars and lists replace; ``fields`` entries are matched
+  to default fields by ``name`` (which defaults to the CRM field name) and merged key by key;
+  an entry with ``remove: true`` deletes the field; entries with new names are appended.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import yaml
+
+from ...exceptions import MappingError
+from .messages import shown
+
+__all__ = ["merge_mapping", "overlay", "read_entries"]
+
+
+def read_entries(text: str, origin: str) -> list[dict[str, Any]]:
+    """The mapping entries of one YAML text (a mapping, a list of them or ``{mappings: [...]}``),
+    each checked to have a name and a list of field entries; errors name ``origin``."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{origin} is not valid YAML: {exc}") from None
+    entries = _entry_list(data, origin)
+    for entry in entries:
+        _check_entry(entry, origin)
+    return entries
+
+
+def _entry_list(data: Any, origin: str) -> list[dict[str, Any]]:
+    """The accepted file shapes, normalized to a list of entries (an empty file has none)."""
+    if data is None:
+        return []
+    if isinstance(data, dict) and "mappings" in data:
+        data = data["mappings"]
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(d, dict) for d in data):
+        raise MappingError(f"{origin}: expected a mapping, a list of mappings or {{mappings: [...]}}")
+    return data
+
+
+def _check_entry(entry: Mapping[str, Any], origin: str) -> None:
+    """What the merge itself relies on: a name to match by and ``fields`` as field entries."""
+    if not str(entry.get("name") or "").strip():
+        raise MappingError(f"{origin}: a mapping has no 'name' (every mapping needs one)")
+    fields = entry.get("fields", [])
+    if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
+        raise MappingError(
+            f"{origin}: mapping {entry['name']}: fields must be a list of field entries, "
+            "e.g. fields: [{name: telephone1, enabled: false}] or "
+            "[{nav: phoneNumber, crm: telephone1, direction: to_crm}]; "
+            f"got {shown(fields)}")
+
+
+def overlay(entries: Mapping[str, dict[str, Any]],
+            overrides: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``entries`` (keyed by upper-case name) with one file's ``overrides`` applied by the
+    merge rule; a later file's overlay wins over an earlier one's."""
+    merged = dict(entries)
+    for entry in overrides:
+        key = str(entry["name"]).upper()
+        if key in merged and not entry.get("replace"):
+            merged[key] = merge_mapping(merged[key], entry)
+        else:
+            merged[key] = {k: v for k, v in entry.items() if k != "replace"}
+    return merged
+
+
+def merge_mapping(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """One override entry merged over the entry ``base`` of the same name."""
+    override = {k: v for k, v in override.items() if k != "replace"}
+    fields_override = override.pop("fields", None)
+    merged: dict[str, Any] = _merge(base, override)
+    if fields_override is None:
+        return merged
+    fields = [dict(f) for f in base.get("fields", [])]
+    for entry in fields_override:
+        key = _field_key(entry)
+        index = next((i for i, f in enumerate(fields) if _field_key(f) == key), None)
+        if entry.get("remove"):
+            if index is None:
+                raise MappingError(
+                    f"mapping {base.get('name')}: cannot remove field {key!r}: no such field; "
+                    f"fields: {[_field_key(f) for f in fields]}"
+                )
+            del fields[index]
+        elif index is None:
+            fields.append(dict(entry))
+        else:
+            fields[index] = _merge(fields[index], entry)
+    merged["fields"] = fields
+    return merged
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """Dictionaries merge key by key (recursively); anything else is replaced by a copy."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = _merge(base[key], value) if key in base else value
+        return merged
+    return copy.deepcopy(override)
+
+
+def _field_key(raw: Mapping[str, Any]) -> str:
+    """What matches an override field to a default field: its name, else its CRM field."""
+    return str(raw.get("name") or raw.get("crm") or "").lower()

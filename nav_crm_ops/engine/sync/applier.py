@@ -1,0 +1,385 @@
+"""Apply: carry out the included records of a plan through the connectors, and record it all.
+
+Per mapping, directions run NAV → CRM first, then CRM → NAV (as the reference). Writes go in
+chunks (each a few parallel ``$batch`` requests); after every chunk the outcome is stored at
+once — couplings with their new base values and etags, the retry pass and skip rule
+(``record_status``), record errors with the payload sent and the response — so a crash loses
+at most the chunk in flight, and that chunk is safe to send again:
+
+* Dataverse creates use the plan's deterministic GUID with ``If-None-Match: *`` (a second send
+  finds the record and couples it);
+* Business Central creates are found again by their natural key (the connector looks after a
+  lost reply; a crash before the coupling was stored is caught by the next run matching before
+  it creates, because watermarks move only when a mapping's apply completes);
+* updates carry the version the preview read as ``If-Match``: a record changed since the plan
+  is refused (412/409) and said so; it stays in the retry pass for the next preview.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Any
+
+import polars as pl
+
+from ...connectors.factory import Connections
+from ...connectors.models import WriteOp, WriteOutcome
+from ...connectors.reader import PagedReader
+from ...exceptions import (
+    ConcurrencyError,
+    ConnectorError,
+    PermanentError,
+    SyncCancelled,
+)
+from ...store import StateStore
+from ..freshness import changed_couplings, changed_versions
+from ..mapping import MappingSet, TableMapping
+from ..plan import Plan, split_line_field
+from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
+from ..report import MappingResult
+from ..resolve import Resolver
+from ..vocabulary import PlanAction, Side, changes_to, inserts_to, writes_to
+from .ledger import Ledger, source_id
+from .payloads import Payloads, natural_key, source_marks
+from .run import (
+    ApplyRun,
+    Chunk,
+    DirectionTally,
+    Prepared,
+    by_record,
+    mapping_result,
+)
+
+__all__ = ["Applier"]
+
+
+def _requests(clients: Iterable[PagedReader]) -> tuple[int, int]:
+    stats = [client.stats for client in clients]
+    return sum(s.requests for s in stats), sum(s.retries for s in stats)
+
+
+class Applier:
+    """Applies plans for the mappings of one workspace."""
+
+    def __init__(self, mappings: MappingSet, store: StateStore, connections: Connections) -> None:
+        self.mappings = mappings
+        self.store = store
+        self.connections = connections
+        self.ledger = Ledger(store)
+
+    def _clients(self) -> tuple[PagedReader, ...]:
+        c = self.connections
+        return (c.dataverse, c.business_central, c.business_central_custom)
+
+    def apply_mapping(self, mapping: TableMapping, plan: Plan, *, job_name: str = "",
+                      preview_requests: int = 0, progress: Progress | None = None,
+                      cancel: CancelToken | None = None,
+                      recheck_versions: bool = False) -> MappingResult:
+        """Apply the part of ``plan`` that belongs to ``mapping`` (see the module docstring).
+
+        Records whose coupling changed since the preview — and, with ``recheck_versions`` (a
+        saved plan), records edited or deleted since — are refused (``engine.freshness``)."""
+        started = time.monotonic()
+        part = plan.for_mapping(mapping.name)
+        tallies = {d: DirectionTally(self.store.start_run(mapping.name, d, "sync",
+                                                          job_name=job_name))
+                   for d in mapping.directions}
+        tallies[mapping.directions[0]].add("requests", preview_requests)
+        run, refused = self._start(mapping, part, tallies, recheck_versions)
+        run.progress, run.cancel = progress, cancel
+        excluded = part.records.height - part.included().height
+        payloads = Payloads(self.connections,
+                            Resolver(self.mappings, self.store, self.connections))
+        status, message = "finished", ""
+        try:
+            for target in run.targets():
+                self._write_direction(run, target, payloads)
+            self.ledger.settle_other_records(run)
+        except SyncCancelled as stop:
+            status, message = "cancelled", str(stop)
+        except ConnectorError as error:
+            status, message = "failed", f"stopped: {error}"
+            self.ledger.finish(run, status, message)
+            raise
+        if status == "finished" and excluded == 0:
+            self.ledger.advance_watermarks(mapping, part.metadata.watermarks.get(mapping.name, {}))
+            self.store.purge_ops(states=("done",))
+        elif excluded:
+            message = (f"{excluded} record(s) excluded from the plan: the watermark stays, so "
+                       "they are previewed again next time")
+        result_status = self.ledger.finish(run, status, message)
+        return mapping_result(mapping, tallies, result_status, message, len(refused),
+                              time.monotonic() - started)
+
+    def _start(self, mapping: TableMapping, part: Plan, tallies: dict[str, DirectionTally],
+               recheck_versions: bool) -> tuple[ApplyRun, list[str]]:
+        """The run of the included records still as the preview saw them (the others are
+        refused and stored as such), with the stored bases and restored CRM couplings."""
+        records = part.included()
+        changes = part.field_changes.join(records.select("mapping", "record_id"),
+                                          on=["mapping", "record_id"], how="semi")
+        refused = self._refuse_changed(mapping, records, changes, tallies, recheck_versions)
+        if refused:
+            records = records.filter(~pl.col("record_id").is_in(refused))
+            changes = changes.filter(~pl.col("record_id").is_in(refused))
+        in_plan = [i for i in records["nav_id"].to_list() if i]
+        stored = self.store.couplings_frame(mapping.name,
+                                            columns=["nav_id", "crm_id", "base_values"],
+                                            nav_ids=in_plan)
+        bases = {n: json.loads(b) if b else None for n, b in
+                 stored.select("nav_id", "base_values").iter_rows()}
+        inserts_nav = [i for i in records.filter(inserts_to(Side.NAV))["crm_id"].to_list() if i]
+        restored = self.store.couplings_frame(mapping.name, columns=["nav_id", "crm_id"]).filter(
+            pl.col("crm_id").is_in(inserts_nav)) if inserts_nav else stored.clear()
+        coupled_crm = dict(zip(restored["crm_id"].to_list(), restored["nav_id"].to_list(),
+                               strict=True))
+        run = ApplyRun(mapping, part.metadata.plan_id, records, changes, tallies, bases=bases,
+                       coupled_crm=coupled_crm)
+        return run, refused
+
+    def _refuse_changed(self, mapping: TableMapping, records: pl.DataFrame,
+                        changes: pl.DataFrame, tallies: dict[str, DirectionTally],
+                        recheck_versions: bool) -> list[str]:
+        """Record ids refused because they changed since the preview, stored as transient
+        failures (they never count toward skipping) so the next run previews them again."""
+        refused = changed_couplings(mapping.name, records, self.store)
+        if recheck_versions:
+            fresh = records.filter(~pl.col("record_id").is_in(refused["record_id"].to_list()))
+            refused = pl.concat([refused, changed_versions(mapping, fresh, self.connections)])
+        if refused.height == 0:
+            return []
+        messages = dict(refused.iter_rows())
+        self.ledger.store_refused(mapping, records, changes, tallies, messages)
+        return list(messages)
+
+    def _not_coupled_elsewhere(self, mapping: TableMapping, prepared: list[Prepared],
+                               outcomes: list[WriteOutcome], target: Side,
+                               ) -> list[WriteOutcome]:
+        """A create the service reports as already made (a lost reply settled by its key) is
+        ours only if that record is not coupled to another one: otherwise it fails, and the
+        existing coupling stays as it is."""
+        checked: list[WriteOutcome] = []
+        for item, outcome in zip(prepared, outcomes, strict=True):
+            partner = self._partner_of_found(mapping, outcome, target)
+            if partner is None or partner == source_id(item.record, target):
+                checked.append(outcome)
+                continue
+            checked.append(replace(outcome, ok=False, error=PermanentError(
+                f"the {target.label} record {outcome.id} found for this create is already "
+                f"coupled to {partner}; it was not coupled again. Check both records and couple "
+                "by hand", service=target.service, entity=item.op.entity_set,
+                record_key=outcome.id)))
+        return checked
+
+    def _partner_of_found(self, mapping: TableMapping, outcome: WriteOutcome,
+                          target: Side) -> str | None:
+        """The record a create settled as already made is coupled to, if any."""
+        if not (outcome.ok and outcome.already_existed and outcome.id):
+            return None
+        if target is Side.NAV:
+            found = self.store.get_coupling_by_nav(mapping.name, outcome.id)
+            return None if found is None else found.crm_id
+        found = self.store.get_coupling_by_crm(mapping.name, outcome.id)
+        return None if found is None else found.nav_id
+
+    # -- writes ----------------------------------------------------------------------------------
+    def _write_direction(self, run: ApplyRun, target: Side, payloads: Payloads) -> None:
+        """Write every record of the run that writes to ``target``, chunk by chunk, storing
+        each chunk's outcome before the next one is sent."""
+        mapping = run.mapping
+        rows = run.records.filter(writes_to(target)).to_dicts()
+        if not rows:
+            return
+        values = by_record(run.changes.filter(changes_to(target)))
+        client = self._client(mapping, target)
+        size = getattr(client, "batch_size", 100) * 4
+        tally = run.tally(target)
+        for start in range(0, len(rows), size):
+            check_cancelled(run.cancel, f"writing {mapping.name} to {target.upper()}")
+            before = _requests(self._clients())
+            chunk = Chunk(target, rows[start:start + size], values)
+            self._prepare_chunk(run, chunk, payloads)
+            chunk.outcomes = self._send(run, chunk, client)
+            self._book_outcomes(run, chunk)
+            after = _requests(self._clients())
+            tally.add("requests", after[0] - before[0])
+            tally.add("retries", after[1] - before[1])
+            self._store_chunk(run, chunk)
+            failed, requests = tally.counts.get("failed", 0), tally.counts.get("requests", 0)
+            emit(run.progress, ProgressEvent(mapping.name, f"write {target}",
+                                             min(start + size, len(rows)), len(rows),
+                                             f"{failed} failed, {requests} requests",
+                                             failed=failed, requests=requests))
+
+    def _client(self, mapping: TableMapping, target: Side) -> Any:
+        return (self.connections.dataverse if target is Side.CRM
+                else self.connections.business_central_for(mapping.nav.api))
+
+    def _prepare_chunk(self, run: ApplyRun, chunk: Chunk, payloads: Payloads) -> None:
+        """Each record's write, or its failure (a value that cannot be written)."""
+        if chunk.target is Side.CRM:
+            payloads.create_options(run.mapping, chunk.rows, chunk.values)
+        for record in chunk.rows:
+            built = self._prepare(run, record, chunk.values.get(record["record_id"], []),
+                                  chunk.target, payloads)
+            if isinstance(built, str):
+                chunk.failures.append((record, built, False, None, None))
+            else:
+                chunk.prepared.append(built)
+
+    def _send(self, run: ApplyRun, chunk: Chunk, client: Any) -> list[WriteOutcome]:
+        """Journal the chunk's writes, send them, and mark each op done or failed."""
+        if not chunk.prepared:
+            return []
+        target = chunk.target
+        journal = [{"op_id": f"{run.plan_id}:{p.record['record_id']}:{target}",
+                    "kind": p.op.kind, "target": str(target),
+                    "record_key": p.record["record_id"], "payload": p.op.payload}
+                   for p in chunk.prepared]
+        self.store.journal_ops(run.tally(target).run_id, run.mapping.name, journal)
+        op_ids = [j["op_id"] for j in journal]
+        self.store.mark_ops(op_ids, "sent")
+        outcomes = self._not_coupled_elsewhere(run.mapping, chunk.prepared,
+                                               client.write([p.op for p in chunk.prepared]),
+                                               target)
+        self.store.mark_ops([i for i, o in zip(op_ids, outcomes, strict=True) if o.ok], "done")
+        self.store.mark_ops([i for i, o in zip(op_ids, outcomes, strict=True) if not o.ok],
+                            "failed")
+        return outcomes
+
+    def _book_outcomes(self, run: ApplyRun, chunk: Chunk) -> None:
+        """Couplings (new base, etags) for the writes that succeeded, failures for the others,
+        and the source marks of what was created."""
+        target, tally = chunk.target, run.tally(chunk.target)
+        for item, outcome in chunk.sent():
+            record = item.record
+            if not outcome.ok:
+                run.failed_writes.add(record["record_id"])
+                chunk.failures.append((record, self._failure_message(outcome, target),
+                                       self._transient(outcome), item.op.payload,
+                                       {**(outcome.error.to_dict() if outcome.error else
+                                           {"status": outcome.status}), "body": outcome.body}))
+                continue
+            newly_coupled = run.is_new_coupling(record)
+            chunk.succeeded.append(source_id(record, target))
+            written = (chunk.values.get(record["record_id"], [])
+                       + run.same.get(record["record_id"], []))
+            chunk.coupling_rows.append(self.ledger.coupling_row(run, record, target, outcome, written))
+            tally.add("inserted" if PlanAction(record["action"]).is_insert else "modified")
+            if newly_coupled:
+                tally.add("coupled")
+        if run.mapping.mark_source_on_create:
+            chunk.failures += self._mark_sources(run.mapping, target, chunk.created())
+
+    def _store_chunk(self, run: ApplyRun, chunk: Chunk) -> None:
+        """The chunk's outcome, stored at once: couplings, failures, the retry pass."""
+        mapping, direction = run.mapping, chunk.direction
+        tally = run.tally(chunk.target)
+        self.ledger.store_couplings(mapping, chunk.coupling_rows)
+        self.ledger.store_failures(mapping, tally, chunk.failures, chunk.values, chunk.target)
+        self.store.record_outcomes(mapping.name, direction, succeeded=chunk.succeeded,
+                                   run_id=tally.run_id, skip_after=mapping.skip_after)
+        self.store.record_outcomes(mapping.name, direction.other,
+                                   succeeded=chunk.partners(run.failed_writes))
+
+    def _prepare(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
+                 target: Side, payloads: Payloads) -> Prepared | str:
+        """The write for one record, or the reason it cannot be written."""
+        mapping = run.mapping
+        payload: dict[str, Any] = {}
+        binds: dict[str, str] = {}
+        problems: list[str] = []
+        source_values: dict[str, Any] = {}
+        line_rows: dict[int, list[dict[str, Any]]] = {}
+        for row in values:
+            line = split_line_field(row["field"])
+            if line is not None:
+                line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
+                continue
+            fld = mapping.field(row["field"])
+            source_values[fld.nav if target is Side.CRM else fld.crm] = row["new_value"]
+            problem = payloads.field_value(mapping, fld, row["new_value"], payload, binds,
+                                           target)
+            if problem:
+                problems.append(problem)
+        inserting = PlanAction(record["action"]).is_insert
+        if mapping.lines is not None and inserting:
+            lines = payloads.line_payloads(mapping, line_rows, target, problems)
+            side = mapping.lines.crm if target is Side.CRM else mapping.lines.nav
+            payload[side.navigation] = lines
+        if problems:
+            return "; ".join(problems)
+        if inserting:
+            op = self._create_op(run, record, values, payload, binds, target)
+        elif target is Side.CRM:
+            op = WriteOp.update(mapping.crm.entity, record["crm_id"], payload,
+                                if_match=record.get("crm_version") or "*", binds=binds)
+        else:
+            op = WriteOp.update(mapping.nav.entity, record["nav_id"], payload,
+                                if_match=record.get("nav_version") or "*")
+        return Prepared(record, op, source_values)
+
+    def _create_op(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
+                   payload: dict[str, Any], binds: dict[str, str], target: Side) -> WriteOp:
+        """The create of one record (template values first); a CRM record still coupled (a
+        restore) is uncoupled before BC creates its new partner."""
+        mapping = run.mapping
+        source = {r["field"]: r["new_value"] for r in values}
+        template = mapping.template_for(target.literal, source)
+        payload = {**(template.values if template else {}), **payload}
+        if target is Side.CRM:
+            return WriteOp.create(mapping.crm.entity, payload, key=record["crm_id"],
+                                  binds=binds, key_column=mapping.crm.key)
+        if record["crm_id"] in run.coupled_crm:
+            self.store.uncouple(mapping.name, crm_id=record["crm_id"])
+            run.coupled_crm.pop(record["crm_id"], None)
+        return WriteOp.create(mapping.nav.entity, payload,
+                              natural_key=self._natural_key(mapping, payload),
+                              settle_filter=mapping.nav.filter)
+
+    def _mark_sources(self, mapping: TableMapping, target: Side,
+                      created: list[tuple[dict[str, Any], WriteOutcome]],
+                      ) -> list[tuple[dict[str, Any], str, bool, Any, Any]]:
+        """Write ``mark_source_on_create`` to the source records whose copies now exist (a
+        CRM order is marked as submitted to the back office with the BC order number)."""
+        if not created:
+            return []
+        today = time.strftime("%Y-%m-%d", time.gmtime())
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ops: list[WriteOp] = []
+        for record, outcome in created:
+            body = outcome.body if isinstance(outcome.body, dict) else {}
+            payload = source_marks(mapping.mark_source_on_create, body, today, now)
+            source = target.other
+            ops.append(WriteOp.update(source.pick(mapping.nav, mapping.crm).entity,
+                                      record[source.column("id")], payload))
+        client = self._client(mapping, target.other)
+        failed = []
+        for (record, outcome), op, marked in zip(created, ops, client.write(ops), strict=True):
+            if not marked.ok:
+                side = target.other.label
+                failed.append((record, f"created as {outcome.id}, but marking the {side} source "
+                                       f"record failed: {marked.error}; set "
+                                       f"{', '.join(op.payload)} on it by hand", False,
+                               op.payload, None))
+        return failed
+
+    _natural_key = staticmethod(natural_key)
+
+    @staticmethod
+    def _transient(outcome: WriteOutcome) -> bool:
+        return outcome.error is None or outcome.error.transient or isinstance(
+            outcome.error, ConcurrencyError)
+
+    @staticmethod
+    def _failure_message(outcome: WriteOutcome, target: Side) -> str:
+        side = target.label
+        if isinstance(outcome.error, ConcurrencyError):
+            return (f"the {side} record changed after the preview, so it was not overwritten; "
+                    "the next preview shows it with the new values")
+        if outcome.error is None:
+            return f"{side} rejected the record (HTTP {outcome.status})"
+        return str(outcome.error)

@@ -1,0 +1,218 @@
+"""Plan values as the services take them: the payload of one record's write.
+
+A plan holds canonical text in NAV's terms (``engine.resolve``); a write needs the service's
+own values: CRM lookups as ``@odata.bind`` paths to the coupled record, option codes as CRM
+choice numbers (created first when the field says ``on_missing: create``), NAV reference codes
+as their GUIDs, numbers and booleans typed. A value that cannot be translated is not written:
+the record fails with the reason (:meth:`Payloads.field_value` returns it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ...connectors.factory import Connections
+from ...exceptions import ConnectorError
+from ..mapping import FieldMapping, TableMapping
+from ..plan import split_line_field
+from ..resolve import Resolver, is_unresolved
+from ..vocabulary import Side
+
+__all__ = ["Payloads", "natural_key", "source_marks", "typed"]
+
+
+def typed(value: str | None, fld: FieldMapping) -> Any:
+    """A canonical plan value as the service expects it."""
+    if value is None:
+        return None
+    if fld.compare.kind == "number":
+        number = float(value)
+        whole = fld.compare.decimals == 0 or "." not in value
+        return round(number) if whole and number.is_integer() else number
+    if fld.compare.kind == "bool":
+        return value == "true"
+    return value
+
+
+def natural_key(mapping: TableMapping, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The key a BC create sends that finds it again when its reply is lost: the
+    mapping's NAV natural key (``number``, ``code``) when the payload sets it, else a field
+    carrying the CRM record's own natural key (a deterministic id, e.g. a sales order's
+    ``yourReference`` = CRM ``ordernumber``). Never a match field such as a display name:
+    another record may share it (e.g. a blocked customer outside the mapping's filter).
+    None when the create sends no key (BC numbers it): a lost reply then leaves its
+    outcome unknown, and the next run matches before it creates."""
+    natural = mapping.nav.natural_key
+    if natural and payload.get(natural) not in (None, ""):
+        return {natural: payload[natural]}
+    crm_key = mapping.crm.natural_key
+    for fld in mapping.enabled_fields():
+        if crm_key and fld.crm == crm_key and payload.get(fld.nav) not in (None, ""):
+            return {fld.nav: payload[fld.nav]}
+    return None
+
+
+def source_marks(marks: Mapping[str, Any], body: Mapping[str, Any], today: str,
+                 now: str) -> dict[str, Any]:
+    """What ``mark_source_on_create`` writes to a source record once its copy exists:
+    ``{created.<field>}`` takes the created record's value, ``{today}`` / ``{now}`` the date
+    and time, anything else is written as it is."""
+    payload: dict[str, Any] = {}
+    for column, value in marks.items():
+        if isinstance(value, str) and value.startswith("{created.") and value.endswith("}"):
+            payload[column] = body.get(value[len("{created."):-1])
+        elif value == "{today}":
+            payload[column] = today
+        elif value == "{now}":
+            payload[column] = now
+        else:
+            payload[column] = value
+    return payload
+
+
+def _creates_options(fld: FieldMapping) -> bool:
+    return fld.options is not None and fld.options.on_missing == "create"
+
+
+class Payloads:
+    """Builds write payloads for one apply (the resolver caches lookups across records)."""
+
+    def __init__(self, connections: Connections, resolver: Resolver) -> None:
+        self.connections = connections
+        self.resolver = resolver
+
+    def field_value(self, mapping: TableMapping, fld: FieldMapping, value: str | None,
+                    payload: dict[str, Any], binds: dict[str, str],
+                    target: Side) -> str | None:
+        """Put one field's value into ``payload``; the reason when it cannot be written."""
+        if value is None and fld.not_null:
+            return None
+        if target is Side.CRM:
+            return self.crm_value(mapping, fld, value, payload, binds)
+        return self.nav_value(mapping, fld, value, payload)
+
+    def line_payloads(self, mapping: TableMapping, line_rows: dict[int, list[dict[str, Any]]],
+                      target: Side, problems: list[str]) -> list[dict[str, Any]]:
+        """The lines of a document created in one request (deep insert), in line order."""
+        lines = mapping.line_mapping
+        out: list[dict[str, Any]] = []
+        for position in sorted(line_rows):
+            payload: dict[str, Any] = {}
+            binds: dict[str, str] = {}
+            for row in line_rows[position]:
+                problem = self.field_value(lines, lines.field(row["field"]), row["new_value"],
+                                           payload, binds, target)
+                if problem:
+                    problems.append(f"line {position}: {problem}")
+            payload.update({f"{nav}@odata.bind": path for nav, path in binds.items()})
+            out.append(payload)
+        return out
+
+    def create_options(self, mapping: TableMapping, rows: list[dict[str, Any]],
+                       values: dict[str, list[dict[str, Any]]]) -> None:
+        """Choice values a chunk needs and CRM lacks (``on_missing: create``), created in one
+        request before the chunk's writes; a refusal is left to the records (they fail naming
+        the value)."""
+        if not any(_creates_options(f) for f in mapping.enabled_fields()):
+            return
+        wanted: dict[tuple[str, str], FieldMapping] = {}
+        for record in rows:
+            for change in values.get(record["record_id"], []):
+                if split_line_field(change["field"]) is not None:
+                    continue
+                fld, code = mapping.field(change["field"]), change["new_value"]
+                if (_creates_options(fld) and code
+                        and code not in self.resolver.option_maps(mapping.name, fld)[0]):
+                    wanted.setdefault((fld.name, code), fld)
+        if len(wanted) < 2:
+            return
+        keys = list(wanted)
+        try:
+            created = self.connections.dataverse.insert_option_values(
+                [(mapping.crm.logical_name, wanted[k].crm, k[1]) for k in keys])
+        except ConnectorError:
+            return
+        for key, value in zip(keys, created, strict=True):
+            if isinstance(value, int):
+                self.resolver.option_created(mapping.name, wanted[key], key[1], value)
+
+    # -- CRM values ---------------------------------------------------------------------------
+    def crm_value(self, mapping: TableMapping, fld: FieldMapping, value: str | None,
+                  payload: dict[str, Any], binds: dict[str, str]) -> str | None:
+        if fld.lookup is not None:
+            return self._crm_lookup(fld, value, payload, binds)
+        if fld.options is not None and value:
+            return self._crm_option(mapping, fld, value, payload)
+        payload[fld.crm] = typed(value, fld)
+        return None
+
+    def _crm_lookup(self, fld: FieldMapping, value: str | None, payload: dict[str, Any],
+                    binds: dict[str, str]) -> str | None:
+        assert fld.lookup is not None
+        crm_id = self.resolver.lookup_nav_to_crm(fld, [value]).get(value) if value else None
+        if not value or (crm_id is None and fld.clear_on_failed_lookup):
+            payload[f"{fld.lookup.navigation}@odata.bind"] = None
+            return None
+        if crm_id is None:
+            return self.resolver.lookup_failure(fld, value, to="crm")
+        binds[fld.lookup.navigation] = f"/{fld.lookup.target}({crm_id})"
+        return None
+
+    def _crm_option(self, mapping: TableMapping, fld: FieldMapping, value: str,
+                    payload: dict[str, Any]) -> str | None:
+        assert fld.options is not None
+        to_crm, _ = self.resolver.option_maps(mapping.name, fld)
+        number = to_crm.get(value)
+        if number is None:
+            if fld.options.on_missing != "create":
+                return (f"{fld.nav} {value!r} has no CRM option in {fld.crm}: add it to the "
+                        f"options of field {fld.name} in mapping {mapping.name}")
+            number = self.connections.dataverse.insert_option_value(
+                mapping.crm.logical_name, fld.crm, value)
+            self.resolver.option_created(mapping.name, fld, value, number)
+        payload[fld.crm] = number
+        return None
+
+    # -- BC values ----------------------------------------------------------------------------
+    def nav_value(self, mapping: TableMapping, fld: FieldMapping, value: str | None,
+                  payload: dict[str, Any]) -> str | None:
+        if value and is_unresolved(value):
+            return self._nav_unresolved(mapping, fld, value, payload)
+        if fld.lookup is not None and fld.lookup.via is not None and value:
+            linked = self.resolver.key_to_via(fld, value)
+            if linked is None and fld.clear_on_failed_lookup:
+                linked = ""
+            if linked is None:
+                return self.resolver.lookup_failure(fld, value, to="nav")
+            payload[fld.nav] = linked
+            return None
+        if fld.nav_reference is not None:
+            return self._nav_reference(fld, value, payload)
+        payload[fld.nav] = typed(value, fld) if value is not None else (
+            "" if fld.compare.kind == "text" else None)
+        return None
+
+    def _nav_unresolved(self, mapping: TableMapping, fld: FieldMapping, value: str,
+                        payload: dict[str, Any]) -> str | None:
+        """A CRM value with no NAV counterpart: cleared, or the reason."""
+        if fld.lookup is not None and fld.clear_on_failed_lookup:
+            payload[fld.nav] = ""
+            return None
+        if fld.lookup is not None:
+            return self.resolver.lookup_failure(fld, value, to="nav")
+        return (f"{fld.crm}: CRM {value.strip('<>')} has no BC code: add it to the options "
+                f"of field {fld.name} in mapping {mapping.name}")
+
+    def _nav_reference(self, fld: FieldMapping, value: str | None,
+                       payload: dict[str, Any]) -> str | None:
+        assert fld.nav_reference is not None
+        if not value:
+            payload[fld.nav] = None
+            return None
+        reference = self.resolver.reference_id(fld, value)
+        if reference is None:
+            return (f"{fld.nav}: BC has no {fld.nav_reference.entity} with code {value!r}: "
+                    "create it in BC or change the value in CRM")
+        payload[fld.nav] = reference
+        return None

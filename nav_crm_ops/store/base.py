@@ -1,0 +1,95 @@
+"""What every repository of the state store shares: the transaction helper and small helpers.
+
+Why a module of its own: each table family has its own repository module (couplings, record
+outcomes, runs, journal, leases, caches, watermarks, jobs); they all open transactions the same
+way and check mapping names, directions and sides the same way, without importing each other or
+:mod:`nav_crm_ops.store.state_store`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, Protocol
+
+import polars as pl
+from sqlalchemy import Connection, Select, Table
+
+from ..exceptions import StateStoreError
+
+__all__ = ["Repository", "Side", "SyncDirection", "Transactions"]
+
+SyncDirection = Literal["to_crm", "from_crm"]
+Side = Literal["nav", "crm"]
+CHUNK = 500
+"""Ids per ``IN (...)`` list: stays below every database's bound-parameter limit."""
+
+
+class Transactions(Protocol):
+    """Opens one transaction (:meth:`StateStore.transaction`): writes take the write lock up
+    front; database errors become StateStoreError."""
+
+    def __call__(self, *, write: bool = True) -> AbstractContextManager[Connection]: ...
+
+
+class Repository:
+    """A table family's queries; every public method runs in its own transaction."""
+
+    def __init__(self, tx: Transactions) -> None:
+        self._tx = tx
+
+    def _frame(self, table: Table, query: Select[Any], mapping: str | None) -> pl.DataFrame:
+        """The rows ``query`` selects from ``table`` as a frame (every column of the table),
+        narrowed to one mapping when ``mapping`` is given."""
+        if mapping is not None:
+            query = query.where(table.c.mapping == mapping_key(mapping))
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query).all()
+        return rows_frame(rows, table)
+
+
+def mapping_key(name: str) -> str:
+    if not name or not name.strip():
+        raise StateStoreError("a mapping name is required (e.g. 'CUSTOMER')")
+    return name.strip().upper()
+
+
+def check_direction(direction: str) -> SyncDirection:
+    if direction not in ("to_crm", "from_crm"):
+        raise StateStoreError(f"direction {direction!r} is not one of ['to_crm', 'from_crm']")
+    return direction  # type: ignore[return-value]
+
+
+def check_side(side: str) -> Side:
+    if side not in ("nav", "crm"):
+        raise StateStoreError(f"side {side!r} is not one of ['nav', 'crm']")
+    return side  # type: ignore[return-value]
+
+
+def dumps(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str, sort_keys=True)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def rows_frame(rows: Sequence[Any], table: Table, columns: Sequence[str] | None = None) -> pl.DataFrame:
+    names = list(columns or [c.name for c in table.columns])
+    types = {c.name: c.type.python_type for c in table.columns}
+    dtype_of = {int: pl.Int64(), bool: pl.Boolean(), str: pl.Utf8()}
+    frame_schema = {n: dtype_of.get(types.get(n, str), pl.Utf8()) for n in names}
+    return pl.DataFrame([tuple(r) for r in rows], schema=frame_schema, orient="row")
+
+
+def new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    if key is None:
+        raise StateStoreError("the database did not return the new row's id")
+    return int(key[0])
+
+
+def chunks(ids: Sequence[Any]) -> list[Sequence[Any]]:
+    """``ids`` in slices of :data:`CHUNK`."""
+    return [ids[start:start + CHUNK] for start in range(0, len(ids), CHUNK)]

@@ -1,0 +1,229 @@
+"""Couplings: which NAV record is paired with which CRM record, per mapping.
+
+Why a repository of its own: couplings are the store's busiest table (the planner reads them in
+bulk, the applier writes them in batches) and carry the three-way diff's base values; their
+queries, the bulk upsert and the pairing rules live here, behind :class:`StateStore`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..exceptions import StateStoreError
+from .base import Repository, Transactions, chunks, dumps, loads, mapping_key
+from .schema import couplings, utc_now
+
+__all__ = ["Coupling", "CouplingRepository"]
+
+_COUPLING_FRAME_SCHEMA: dict[str, pl.DataType] = {
+    "mapping": pl.Utf8(), "nav_id": pl.Utf8(), "crm_id": pl.Utf8(), "nav_key": pl.Utf8(),
+    "crm_key": pl.Utf8(), "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(),
+    "nav_etag": pl.Utf8(), "crm_etag": pl.Utf8(), "base_values": pl.Utf8(), "created_at": pl.Utf8(), "updated_at": pl.Utf8(),
+}
+_KEPT_ON_UPSERT = ("nav_key", "crm_key", "nav_modified_at", "crm_modified_at", "nav_etag",
+                   "crm_etag", "base_values")
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """One coupled pair: ids, natural keys (for lookups and display), last synced modified-on
+    per side and ``base_values``, the field values as last synced (the three-way diff's base)."""
+
+    mapping: str
+    nav_id: str
+    crm_id: str
+    nav_key: str | None = None
+    crm_key: str | None = None
+    nav_modified_at: str | None = None
+    crm_modified_at: str | None = None
+    nav_etag: str | None = None
+    crm_etag: str | None = None
+    base_values: Mapping[str, Any] | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+
+def _coupling(row: Any) -> Coupling:
+    data = dict(row._mapping)
+    data.pop("id", None)
+    data["base_values"] = loads(data.get("base_values"))
+    return Coupling(**data)
+
+
+def _find(conn: Connection, mapping: str, column: str, value: str) -> Coupling | None:
+    row = conn.execute(select(couplings).where(
+        couplings.c.mapping == mapping, couplings.c[column] == value)).first()
+    return None if row is None else _coupling(row)
+
+
+def _upsert_row(key: str, record: Mapping[str, Any], now: str) -> dict[str, Any]:
+    if not record.get("nav_id") or not record.get("crm_id"):
+        raise StateStoreError(f"mapping {key}: every coupling row needs nav_id and crm_id")
+    base = record.get("base_values")
+    return {
+        "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
+        "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
+        "nav_modified_at": record.get("nav_modified_at"),
+        "crm_modified_at": record.get("crm_modified_at"),
+        "nav_etag": record.get("nav_etag"), "crm_etag": record.get("crm_etag"),
+        "base_values": base if isinstance(base, str) or base is None else dumps(base),
+        "created_at": now, "updated_at": now,
+    }
+
+
+class CouplingRepository(Repository):
+    """The ``couplings`` table. ``dialect`` (the engine's) picks the bulk upsert statement."""
+
+    def __init__(self, tx: Transactions, dialect: str) -> None:
+        super().__init__(tx)
+        self._dialect = dialect
+
+    def by_nav(self, mapping: str, nav_id: str) -> Coupling | None:
+        with self._tx(write=False) as conn:
+            return _find(conn, mapping_key(mapping), "nav_id", nav_id)
+
+    def by_crm(self, mapping: str, crm_id: str) -> Coupling | None:
+        with self._tx(write=False) as conn:
+            return _find(conn, mapping_key(mapping), "crm_id", crm_id)
+
+    def couple(self, mapping: str, nav_id: str, crm_id: str, *,
+               nav_key: str | None = None, crm_key: str | None = None,
+               base_values: Mapping[str, Any] | None = None,
+               nav_modified_at: str | None = None,
+               crm_modified_at: str | None = None) -> Coupling:
+        """Couple two records; refuses ids already coupled to another record (says which)."""
+        key = mapping_key(mapping)
+        if not nav_id or not crm_id:
+            raise StateStoreError(f"mapping {key}: both a NAV id and a CRM id are required to couple")
+        with self._tx() as conn:
+            by_nav = _find(conn, key, "nav_id", nav_id)
+            by_crm = _find(conn, key, "crm_id", crm_id)
+            if by_nav is not None and by_nav.crm_id == crm_id:
+                return by_nav
+            if by_crm is not None:
+                raise StateStoreError(
+                    f"mapping {key}: CRM record {crm_id} is already coupled to NAV record "
+                    f"{by_crm.nav_id}; uncouple that pair first or pick another CRM record"
+                )
+            if by_nav is not None:
+                raise StateStoreError(
+                    f"mapping {key}: NAV record {nav_id} is already coupled to CRM record "
+                    f"{by_nav.crm_id}; uncouple that pair first or pick another NAV record"
+                )
+            now = utc_now()
+            conn.execute(insert(couplings).values(
+                mapping=key, nav_id=nav_id, crm_id=crm_id, nav_key=nav_key, crm_key=crm_key,
+                base_values=dumps(base_values), nav_modified_at=nav_modified_at,
+                crm_modified_at=crm_modified_at, created_at=now, updated_at=now))
+            found = _find(conn, key, "nav_id", nav_id)
+        assert found is not None
+        return found
+
+    def uncouple(self, mapping: str, *, nav_id: str | None = None, crm_id: str | None = None) -> int:
+        """Remove the coupling of ``nav_id`` or ``crm_id``; returns how many were removed."""
+        key = mapping_key(mapping)
+        if nav_id is None and crm_id is None:
+            raise StateStoreError(f"mapping {key}: give nav_id or crm_id of the pair to uncouple")
+        conditions = [couplings.c.mapping == key]
+        if nav_id is not None:
+            conditions.append(couplings.c.nav_id == nav_id)
+        if crm_id is not None:
+            conditions.append(couplings.c.crm_id == crm_id)
+        with self._tx() as conn:
+            return conn.execute(delete(couplings).where(*conditions)).rowcount or 0
+
+    def upsert(self, mapping: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]]) -> int:
+        """Insert or update many couplings keyed by (mapping, nav_id) in one transaction.
+
+        Rows need ``nav_id`` and ``crm_id``; optional ``nav_key``, ``crm_key``,
+        ``nav_modified_at``, ``crm_modified_at``, ``nav_etag``, ``crm_etag`` and ``base_values`` (dict or JSON text); an
+        optional column that is absent or null keeps the stored value. A CRM id coupled to
+        another NAV id fails the whole batch with a StateStoreError naming it.
+        """
+        key = mapping_key(mapping)
+        records = rows.to_dicts() if isinstance(rows, pl.DataFrame) else [dict(r) for r in rows]
+        if not records:
+            return 0
+        now = utc_now()
+        values = [_upsert_row(key, record, now) for record in records]
+        statement = self._upsert_statement()
+        try:
+            with self._tx() as conn:
+                conn.execute(statement, values)
+        except IntegrityError as exc:
+            raise StateStoreError(
+                f"mapping {key}: a CRM id in the batch is already coupled to another NAV "
+                f"record ({exc.orig}); uncouple it first"
+            ) from None
+        return len(values)
+
+    def _upsert_statement(self) -> Any:
+        dialect = self._dialect
+        if dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
+            statement: Any = sqlite.insert(couplings)
+        elif dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            statement = postgresql.insert(couplings)
+        else:
+            raise StateStoreError(f"bulk upsert supports SQLite and PostgreSQL, not {dialect}")
+        return statement.on_conflict_do_update(
+            index_elements=["mapping", "nav_id"],
+            set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,
+                  **{name: func.coalesce(statement.excluded[name], couplings.c[name])
+                     for name in _KEPT_ON_UPSERT}},
+        )
+
+    def frame(self, mapping: str, *, columns: Sequence[str] | None = None,
+              nav_ids: Iterable[str] | None = None,
+              crm_ids: Iterable[str] | None = None) -> pl.DataFrame:
+        """Couplings of ``mapping`` as a polars frame (``base_values`` as JSON text): every
+        column or only ``columns``, every coupling or only those of ``nav_ids`` (or of
+        ``crm_ids``)."""
+        key = mapping_key(mapping)
+        names = list(columns or _COUPLING_FRAME_SCHEMA)
+        unknown = [n for n in names if n not in _COUPLING_FRAME_SCHEMA]
+        if unknown:
+            raise StateStoreError(f"unknown coupling column(s) {unknown}; valid: "
+                                  f"{list(_COUPLING_FRAME_SCHEMA)}")
+        schema = {n: _COUPLING_FRAME_SCHEMA[n] for n in names}
+        query = select(*(couplings.c[c] for c in names)).where(couplings.c.mapping == key)
+        rows: list[Any] = []
+        with self._tx(write=False) as conn:
+            if nav_ids is None and crm_ids is None:
+                rows = list(conn.execute(query.order_by(couplings.c.id)).all())
+            else:
+                by, ids = ((couplings.c.nav_id, nav_ids) if nav_ids is not None
+                           else (couplings.c.crm_id, crm_ids))
+                for chunk in chunks(list(dict.fromkeys(ids or ()))):
+                    rows += conn.execute(query.where(by.in_(chunk))).all()
+        return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+    def count(self, mapping: str) -> int:
+        with self._tx(write=False) as conn:
+            return int(conn.execute(select(func.count()).select_from(couplings).where(
+                couplings.c.mapping == mapping_key(mapping))).scalar() or 0)
+
+    def update_synced(self, mapping: str, nav_id: str, *, base_values: Mapping[str, Any],
+                      nav_modified_at: str | None = None,
+                      crm_modified_at: str | None = None) -> None:
+        """Store the values and modified-on stamps as just synced (the next diff's base)."""
+        changes: dict[str, Any] = {"base_values": dumps(base_values), "updated_at": utc_now()}
+        if nav_modified_at is not None:
+            changes["nav_modified_at"] = nav_modified_at
+        if crm_modified_at is not None:
+            changes["crm_modified_at"] = crm_modified_at
+        key = mapping_key(mapping)
+        with self._tx() as conn:
+            count = conn.execute(update(couplings).where(
+                couplings.c.mapping == key, couplings.c.nav_id == nav_id).values(**changes)).rowcount
+        if not count:
+            raise StateStoreError(f"mapping {key}: NAV record {nav_id} is not coupled")

@@ -1,0 +1,137 @@
+"""Leases (``leases``): named, expiring locks that keep two callers from writing one mapping or
+running one job at once.
+
+Why a repository of its own: taking a lease must be atomic in SQL across processes and hosts;
+the holder identity (:func:`default_holder`) and the dead-holder takeover live with it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..exceptions import LeaseHeldError, StateStoreError
+from .base import Repository
+from .schema import leases, utc_now
+
+__all__ = ["Lease", "LeaseRepository", "default_holder", "holder_is_dead"]
+
+
+def default_holder(description: str = "") -> str:
+    """``host:pid #token description``: who holds a lease, readable in error messages.
+
+    The token is new on every call, so each caller — process, thread, notebook kernel, or two
+    syncs of one process — holds a lease under its own identity: a lease is never granted to a
+    second caller because it runs in the same process as the holder."""
+    base = f"{socket.gethostname()}:{os.getpid()} #{secrets.token_hex(4)}"
+    return f"{base} {description}".strip()
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True when ``holder`` (from :func:`default_holder`) names a process of this host that
+    no longer runs: its lease can be taken over at once instead of waiting for it to expire."""
+    where = holder.split(" ", 1)[0]
+    host, _, pid = where.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True)
+class Lease:
+    name: str
+    holder: str
+    acquired_at: str
+    expires_at: str
+
+
+class LeaseRepository(Repository):
+    """The ``leases`` table."""
+
+    def acquire(self, name: str, holder: str, ttl_s: float) -> Lease:
+        """Take ``name`` for ``holder`` for ``ttl_s`` seconds, or raise LeaseHeldError.
+
+        Atomic in SQL: an expired lease (or one ``holder`` already holds) is taken with one
+        conditional UPDATE; a missing one with an INSERT that a concurrent INSERT makes fail.
+        A lease of a process of this host that no longer runs (:func:`holder_is_dead`) is
+        taken over at once instead of waiting for it to expire.
+        """
+        if ttl_s <= 0:
+            raise StateStoreError(f"lease {name!r}: ttl_s must be positive, got {ttl_s}")
+        now, expires = utc_now(), utc_now(ttl_s)
+        try:
+            with self._tx() as conn:
+                taken = conn.execute(update(leases).where(
+                    leases.c.name == name,
+                    or_(leases.c.expires_at <= now, leases.c.holder == holder),
+                ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
+                if not taken:
+                    conn.execute(insert(leases).values(
+                        name=name, holder=holder, acquired_at=now, expires_at=expires))
+        except IntegrityError:
+            current = self.get(name)
+            if current is not None and holder_is_dead(current.holder):
+                return self.take_over(name, current.holder, holder, ttl_s)
+            raise LeaseHeldError(
+                f"lease {name!r} is held by {current.holder if current else 'another process'} "
+                f"until {current.expires_at if current else 'unknown'}; wait for it to finish "
+                "or, if that process is gone, wait until the lease expires",
+                holder=current.holder if current else "",
+                expires_at=current.expires_at if current else "",
+            ) from None
+        return Lease(name, holder, now, expires)
+
+    def renew(self, name: str, holder: str, ttl_s: float) -> Lease:
+        """Extend a lease ``holder`` still holds (LeaseHeldError if it was lost)."""
+        now, expires = utc_now(), utc_now(ttl_s)
+        with self._tx() as conn:
+            renewed = conn.execute(update(leases).where(
+                leases.c.name == name, leases.c.holder == holder, leases.c.expires_at > now,
+            ).values(expires_at=expires)).rowcount
+        if not renewed:
+            current = self.get(name)
+            raise LeaseHeldError(
+                f"lease {name!r} is no longer held by {holder!r}"
+                + (f"; {current.holder} holds it until {current.expires_at}" if current else
+                   " (it expired)") + "; stop the work it protected and acquire it again",
+                holder=current.holder if current else "",
+                expires_at=current.expires_at if current else "",
+            )
+        current = self.get(name)
+        assert current is not None
+        return current
+
+    def take_over(self, name: str, dead_holder: str, holder: str, ttl_s: float) -> Lease:
+        """Take a lease from a holder known to be dead (e.g. a killed process on this host)
+        without waiting for it to expire; LeaseHeldError if someone else took it meanwhile."""
+        now, expires = utc_now(), utc_now(ttl_s)
+        with self._tx() as conn:
+            taken = conn.execute(update(leases).where(
+                leases.c.name == name, leases.c.holder == dead_holder,
+            ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
+        if not taken:
+            return self.acquire(name, holder, ttl_s)
+        return Lease(name, holder, now, expires)
+
+    def release(self, name: str, holder: str) -> bool:
+        """Give the lease back; False when ``holder`` did not hold it."""
+        with self._tx() as conn:
+            return bool(conn.execute(delete(leases).where(
+                leases.c.name == name, leases.c.holder == holder)).rowcount)
+
+    def get(self, name: str) -> Lease | None:
+        """The current lease row of ``name`` (may be expired), or None."""
+        with self._tx(write=False) as conn:
+            row = conn.execute(select(leases).where(leases.c.name == name)).first()
+        return None if row is None else Lease(**dict(row._mapping))
