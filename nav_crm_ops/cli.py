@@ -19,6 +19,15 @@ import click
 import polars as pl
 
 from . import __version__
+from .cli_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_RECORDS,
+    EXIT_LEASE,
+    EXIT_SERVICE,
+    WORKSPACE_ENV,
+    json_option,
+    workspace_option,
+)
 from .exceptions import (
     ConfigError,
     ConnectorError,
@@ -26,11 +35,6 @@ from .exceptions import (
     NavCrmOpsError,
     PlanError,
 )
-
-EXIT_FAILED_RECORDS = 1
-EXIT_BAD_INPUT = 2
-EXIT_SERVICE = 3
-EXIT_LEASE = 4
 
 
 def exit_code_for(error: NavCrmOpsError) -> int:
@@ -61,12 +65,6 @@ def demo(directory: Path) -> None:
     run_demo(directory, echo=click.echo)
 
 
-WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
-workspace_option = click.option(
-    "--workspace", "-w", "workspace_path", type=click.Path(path_type=Path), default=Path("."),
-    envvar=WORKSPACE_ENV, show_default=True,
-    help=f"Workspace folder holding nav_crm_ops.toml (or ${WORKSPACE_ENV}).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 @contextmanager
@@ -131,8 +129,11 @@ def _report_exit(report: Any, as_json: bool) -> int:
               default=Path("."), show_default=True, help="Workspace folder to create.")
 @click.option("--sandbox", "sandbox_url", metavar="URL",
               help="Point the workspace at a running sandbox (nav-crm-ops sandbox).")
+@click.option("--profile", type=click.Choice(["bc-online", "nav2018"]), default="bc-online",
+              show_default=True, help="The ERP: Business Central online (API v2.0) or NAV "
+              "2013 R2-2018 / BC on-premises (OData v4 page web services).")
 @click.option("--force", is_flag=True, help="Overwrite an existing nav_crm_ops.toml.")
-def init(directory: Path, sandbox_url: str | None, force: bool) -> None:
+def init(directory: Path, sandbox_url: str | None, profile: str, force: bool) -> None:
     """Write nav_crm_ops.toml: connections, auth (secrets by environment variable name),
     state database and mapping files."""
     from .config import CONFIG_FILE, write_config
@@ -140,23 +141,25 @@ def init(directory: Path, sandbox_url: str | None, force: bool) -> None:
     target = directory / CONFIG_FILE
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to overwrite it")
-    config = (_sandbox_config(sandbox_url, directory) if sandbox_url
-              else _template_config(directory))
+    nav = profile == "nav2018"
+    config = (_sandbox_config(sandbox_url, directory, nav=nav) if sandbox_url
+              else _template_config(directory, nav=nav))
     path = write_config(config, directory)
     click.echo(f"wrote {path}")
     if sandbox_url:
-        from .demo import SANDBOX_SECRET_ENV
+        from .demo import SANDBOX_NAV_KEY_ENV, SANDBOX_SECRET_ENV
 
-        click.echo(f"set ${SANDBOX_SECRET_ENV} to the client secret the sandbox printed")
+        click.echo(f"set ${SANDBOX_SECRET_ENV} to the client secret the sandbox printed"
+                   + (f" and ${SANDBOX_NAV_KEY_ENV} to its NAV web service key" if nav else ""))
     else:
-        click.echo("edit the URLs, company and client ids; put the client secret in the "
-                   "environment variable the file names")
+        click.echo("edit the URLs, company and " + ("NAV user" if nav else "client ids")
+                   + "; put the secrets in the environment variables the file names")
 
 
-def _sandbox_config(url: str, directory: Path) -> Any:
+def _sandbox_config(url: str, directory: Path, *, nav: bool = False) -> Any:
     import httpx
 
-    from .demo import sandbox_workspace_config
+    from .demo import nav_sandbox_workspace_config, sandbox_workspace_config
     from .exceptions import ConfigError
     from .sandbox.server import SandboxInfo
     from .secrets import Secret
@@ -170,19 +173,39 @@ def _sandbox_config(url: str, directory: Path) -> Any:
     info = SandboxInfo(base_url=base, tenant=status["tenant"], environment=status["environment"],
                        company_id=status["company_id"], company_name=status["company_name"],
                        client_id=status["client_id"], client_secret=Secret(""))
+    if nav:
+        from .sandbox.nav.common import NAV_USER
+
+        return nav_sandbox_workspace_config(info, NAV_USER, directory)
     return sandbox_workspace_config(info, directory)
 
 
-def _template_config(directory: Path) -> Any:
+def _template_config(directory: Path, *, nav: bool = False) -> Any:
     from .config import (
         AuthConfig,
         BusinessCentralConfig,
         DataverseConfig,
+        ErpProfile,
+        NavConfig,
         WorkspaceConfig,
         WorkspaceSettings,
     )
 
     tenant = "<tenant id>"
+    dataverse = DataverseConfig(
+        url="https://<org>.crm.dynamics.com/api/data/v9.2/",
+        auth=AuthConfig(authority=f"https://login.microsoftonline.com/{tenant}",
+                        client_id="<app id>", client_secret_env="NAV_CRM_OPS_CLIENT_SECRET",
+                        scope="https://<org>.crm.dynamics.com/.default"))
+    if nav:
+        return WorkspaceConfig(
+            workspace=WorkspaceSettings(name=directory.resolve().name or "workspace",
+                                        profile=ErpProfile.NAV2018),
+            nav=NavConfig(odata_url="https://navserver:7048/DynamicsNAV110/ODataV4/",
+                          company_name="CRONUS International Ltd.",
+                          auth=AuthConfig(kind="basic", client_id="<NAV user>",
+                                          client_secret_env="NAV_CRM_OPS_NAV_KEY")),
+            dataverse=dataverse, root=directory)
     return WorkspaceConfig(
         workspace=WorkspaceSettings(name=directory.resolve().name or "workspace"),
         business_central=BusinessCentralConfig(
@@ -191,12 +214,7 @@ def _template_config(directory: Path) -> Any:
             auth=AuthConfig(authority=f"https://login.microsoftonline.com/{tenant}",
                             client_id="<app id>", client_secret_env="NAV_CRM_OPS_CLIENT_SECRET",
                             scope="https://api.businesscentral.dynamics.com/.default")),
-        dataverse=DataverseConfig(
-            url="https://<org>.crm.dynamics.com/api/data/v9.2/",
-            auth=AuthConfig(authority=f"https://login.microsoftonline.com/{tenant}",
-                            client_id="<app id>", client_secret_env="NAV_CRM_OPS_CLIENT_SECRET",
-                            scope="https://<org>.crm.dynamics.com/.default")),
-        root=directory)
+        dataverse=dataverse, root=directory)
 
 
 @cli.group()
@@ -448,9 +466,12 @@ def ui(notebooks: Path, port: int, ip: str, token: str | None, password_hash: st
 def _register_groups() -> None:
     from .jobs.cli import jobs
     from .sandbox.cli import sandbox_group
+    from .setup.cli import doctor_command, setup_group
 
     cli.add_command(sandbox_group)
     cli.add_command(jobs)
+    cli.add_command(doctor_command)
+    cli.add_command(setup_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,25 @@ entry, never by value), the state database URL and mapping override files::
     [http]
     timeout_s = 60                             # seconds to wait for a service's answer
 
+A NAV 2013 R2-2018 / Business Central on-premises workspace (``profile = "nav2018"``) has a
+``[nav]`` section instead of ``[business_central]``: the OData v4 page web services::
+
+    [workspace]
+    profile = "nav2018"
+
+    [nav]
+    odata_url = "https://navserver:7048/DynamicsNAV110/ODataV4/"
+    company_name = "CRONUS International Ltd."
+    batch = false                              # true only where the server accepts $batch
+
+    [nav.auth]
+    kind = "basic"                             # NavUserPassword: user + web service access key
+    client_id = "SYNC"                         # the NAV user name (DOMAIN\\user for "ntlm")
+    client_secret_env = "NAV_CRM_OPS_NAV_KEY"  # the web service access key (or password)
+
+    [nav.pages]                                # table -> the service name published for it
+    customers = "Customer"
+
 Values are checked as the file loads (URLs must be http(s), ``company_id`` a GUID, booleans
 ``true``/``false`` without quotes); every error names the key and what to write there.
 """
@@ -45,6 +64,7 @@ from __future__ import annotations
 import os
 import tomllib
 import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -58,6 +78,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from .exceptions import ConfigError
@@ -65,10 +86,13 @@ from .secrets import Secret, resolve_secret
 
 __all__ = [
     "CONFIG_FILE",
+    "DEFAULT_NAV_PAGES",
     "AuthConfig",
     "BusinessCentralConfig",
     "DataverseConfig",
+    "ErpProfile",
     "HttpSettings",
+    "NavConfig",
     "WorkspaceConfig",
     "WorkspaceSettings",
     "configured_secrets",
@@ -98,9 +122,10 @@ def _http_url(value: str, example: str) -> str:
 class AuthConfig(_Frozen):
     """How to authenticate to one service. Secrets are named, never stored."""
 
-    kind: Literal["client_credentials", "basic"] = "client_credentials"
+    kind: Literal["client_credentials", "basic", "ntlm"] = "client_credentials"
     authority: str = Field("", description="OAuth authority, e.g. https://login.microsoftonline.com/<tenant>")
-    client_id: str = Field("", description="Application (client) id, or the user name for basic auth")
+    client_id: str = Field("", description="Application (client) id, or the user name for basic "
+                           "and ntlm auth (DOMAIN\\user for ntlm)")
     client_secret_env: str | None = Field(None, description="Environment variable holding the secret")
     keyring_service: str | None = Field(None, description="Keyring service holding the secret")
     keyring_user: str | None = Field(None, description="Keyring user name of that entry")
@@ -160,6 +185,78 @@ class BusinessCentralConfig(_Frozen):
         return value
 
 
+
+class ErpProfile(StrEnum):
+    """Which ERP a workspace talks to (``[workspace] profile``)."""
+
+    BC_ONLINE = "bc-online"
+    """Business Central online (or on-premises BC 18+): API v2.0 and the extension's custom API."""
+    NAV2018 = "nav2018"
+    """NAV 2013 R2-2018 / BC on-premises: OData v4 page web services (``[nav]``)."""
+
+
+DEFAULT_NAV_PAGES: dict[str, str] = {
+    "customers": "Customer", "contacts": "Contact",
+    "salespeoplePurchasers": "SalespersonPurchaser", "currencies": "Currencies",
+    "unitsOfMeasure": "UnitsOfMeasure", "items": "Item", "resources": "Resource",
+    "customerPriceGroups": "CustomerPriceGroups", "salesPrices": "SalesPrices",
+    "salesInvoices": "PostedSalesInvoice", "salesInvoiceLines": "PostedSalesInvoiceLines",
+    "salesOrders": "SalesOrder", "salesOrderLines": "SalesOrderSalesLines",
+    "customerStatistics": "CustomerStatistics",
+}
+"""The service names a NAV administrator publishes for the default mappings' tables (Web
+Services page, object type Page), keyed by the table's Business Central API entity set."""
+
+
+class NavConfig(_Frozen):
+    """The NAV 2013 R2-2018 / BC on-premises side: OData v4 page web services."""
+
+    odata_url: str = Field(description="OData v4 root ending in /ODataV4/, e.g. "
+                           "https://navserver:7048/DynamicsNAV110/ODataV4/")
+    company_name: str = Field(description="The company as NAV names it (Company('...') in URLs)")
+    auth: AuthConfig
+    pages: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_NAV_PAGES),
+                                  description="table (BC API entity set) -> published service name")
+    batch: StrictBool = Field(False, description="the server accepts OData $batch (BC on-premises "
+                              "does; NAV 2018 documents none for page services)")
+    max_parallel: int = Field(4, ge=1, le=32, strict=True,
+                              description="single-record writes sent at once")
+    web_client_url: str = Field("", description="Base of links that open records in the web client")
+
+    @field_validator("odata_url")
+    @classmethod
+    def _odata_url(cls, value: str) -> str:
+        _http_url(value, "https://navserver:7048/DynamicsNAV110/ODataV4/")
+        if not value.rstrip("/").endswith("ODataV4"):
+            raise ValueError(f"{value!r} is not an OData v4 root; it ends in /ODataV4/, e.g. "
+                             "https://navserver:7048/DynamicsNAV110/ODataV4/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("web_client_url")
+    @classmethod
+    def _web_client(cls, value: str) -> str:
+        return _http_url(value, "https://navserver:8080/DynamicsNAV110/")
+
+    @field_validator("auth")
+    @classmethod
+    def _auth_kind(cls, value: AuthConfig) -> AuthConfig:
+        if value.kind not in ("basic", "ntlm"):
+            raise ValueError(f"kind {value.kind!r} is not used by NAV page web services; write "
+                             "kind = \"basic\" (NavUserPassword: user name + web service access "
+                             "key) or kind = \"ntlm\" (Windows: DOMAIN\\user + password)")
+        if not value.client_id:
+            raise ValueError("client_id: write the NAV user name (DOMAIN\\user for ntlm)")
+        return value
+
+    @field_validator("company_name")
+    @classmethod
+    def _company(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("write the company's name as NAV shows it, e.g. "
+                             "\"CRONUS International Ltd.\"")
+        return value
+
+
 class DataverseConfig(_Frozen):
     """The Dynamics 365 Sales (Dataverse) side."""
 
@@ -196,6 +293,7 @@ class HttpSettings(_Frozen):
 
 class WorkspaceSettings(_Frozen):
     name: str = "workspace"
+    profile: ErpProfile = ErpProfile.BC_ONLINE
     state_url: str = "sqlite:///state.db"
     mapping_files: tuple[str, ...] = ()
     runs_dir: str = "runs"
@@ -205,10 +303,56 @@ class WorkspaceConfig(_Frozen):
     """The whole ``nav_crm_ops.toml``; ``root`` is the workspace folder (not stored)."""
 
     workspace: WorkspaceSettings = WorkspaceSettings()
-    business_central: BusinessCentralConfig
+    business_central: BusinessCentralConfig | None = None
+    nav: NavConfig | None = None
     dataverse: DataverseConfig
     http: HttpSettings = HttpSettings()
     root: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _erp_section(cls, data: Any) -> Any:
+        """The ERP section the profile needs is there, and only that one (checked before the
+        values, so a missing section is said first)."""
+        if not isinstance(data, dict):
+            return data
+        settings = data.get("workspace")
+        raw = (settings.get("profile") if isinstance(settings, dict)
+               else getattr(settings, "profile", None))
+        try:
+            profile = ErpProfile(raw or ErpProfile.BC_ONLINE)
+        except ValueError:
+            return data  # the field's own check names the valid profiles
+        wanted, other = (("nav", "business_central") if profile is ErpProfile.NAV2018
+                         else ("business_central", "nav"))
+        if data.get(wanted) is None:
+            raise ValueError(f"profile {profile.value!r} needs a [{wanted}] section (see "
+                             f"`nav-crm-ops init --profile {profile.value}`)")
+        if data.get(other) is not None:
+            raise ValueError(f"[{other}] is not used by profile {profile.value!r}; remove it, "
+                             "or set [workspace] profile to the ERP you connect to")
+        return data
+
+    @property
+    def bc(self) -> BusinessCentralConfig:
+        """The ``[business_central]`` section (profile ``bc-online``); a NAV workspace has
+        none, and asking for it says so."""
+        if self.business_central is None:
+            raise ConfigError(f"workspace {self.workspace.name} uses profile "
+                              f"{self.workspace.profile.value}: it has no [business_central]; "
+                              "this needs a Business Central workspace")
+        return self.business_central
+
+    @property
+    def erp_auth(self) -> AuthConfig:
+        """How the ERP side authenticates, whichever the profile."""
+        return self.nav.auth if self.nav is not None else self.bc.auth
+
+    @property
+    def erp_company(self) -> str:
+        """The ERP company a plan and a state database belong to: the company id on Business
+        Central, the company name on NAV."""
+        return self.nav.company_name if self.nav is not None else self.bc.company_id
 
     def resolve_path(self, relative: str) -> Path:
         path = Path(relative)
@@ -264,8 +408,8 @@ def configured_secrets(config: WorkspaceConfig) -> list[tuple[str, str]]:
     what a message may show, the value never. Keyring entries are not read here.
     """
     found: list[tuple[str, str]] = []
-    for side, auth in (("dataverse", config.dataverse.auth),
-                       ("business_central", config.business_central.auth)):
+    erp = "nav" if config.nav is not None else "business_central"
+    for side, auth in (("dataverse", config.dataverse.auth), (erp, config.erp_auth)):
         value = os.environ.get(auth.client_secret_env or "") if auth.client_secret_env else None
         if value:
             found.append((f"{side}.auth ({auth.client_secret_env})", value))

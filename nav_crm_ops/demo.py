@@ -19,6 +19,8 @@ from .config import (
     AuthConfig,
     BusinessCentralConfig,
     DataverseConfig,
+    ErpProfile,
+    NavConfig,
     WorkspaceConfig,
     WorkspaceSettings,
     write_config,
@@ -28,9 +30,12 @@ from .exceptions import SyncError
 from .jobs import JobRun, JobRunner, init_queue, runs_table
 from .sandbox import Sandbox, SandboxInfo
 
-__all__ = ["SANDBOX_SECRET_ENV", "run_demo", "sandbox_workspace_config"]
+__all__ = ["SANDBOX_NAV_KEY_ENV", "SANDBOX_SECRET_ENV", "nav_sandbox_workspace_config",
+           "run_demo", "sandbox_workspace_config"]
 
 SANDBOX_SECRET_ENV = "NAV_CRM_OPS_SANDBOX_SECRET"
+SANDBOX_NAV_KEY_ENV = "NAV_CRM_OPS_SANDBOX_NAV_KEY"
+"""Names the environment variable holding the sandbox NAV user's web service access key."""
 
 
 def sandbox_workspace_config(info: SandboxInfo, root: Path,
@@ -51,6 +56,21 @@ def sandbox_workspace_config(info: SandboxInfo, root: Path,
         ),
         root=root,
     )
+
+
+def nav_sandbox_workspace_config(info: SandboxInfo, nav_user: str, root: Path,
+                                 secret_env: str = SANDBOX_SECRET_ENV,
+                                 key_env: str = SANDBOX_NAV_KEY_ENV) -> WorkspaceConfig:
+    """A NAV 2018 workspace (profile ``nav2018``) for a running sandbox: its OData v4 page
+    web services with HTTP Basic (the user's web service access key named, not stored) and
+    the same Dataverse as :func:`sandbox_workspace_config`."""
+    online = sandbox_workspace_config(info, root, secret_env)
+    return WorkspaceConfig(
+        workspace=WorkspaceSettings(name="cronus-nav2018", profile=ErpProfile.NAV2018),
+        nav=NavConfig(odata_url=info.nav_url, company_name=info.company_name,
+                      auth=AuthConfig(kind="basic", client_id=nav_user,
+                                      client_secret_env=key_env)),
+        dataverse=online.dataverse, root=root)
 
 
 def run_demo(directory: Path, echo: Callable[[str], object] = print, *,

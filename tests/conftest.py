@@ -76,3 +76,13 @@ def crm_person() -> Callable[[Workspace], Dataverse]:
         return ws.connections.dataverse.acting_as(str(people["systemuserid"][0]))
 
     return connect
+
+
+@pytest.fixture
+def no_solution_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A CRONUS sandbox of its own whose Dataverse lacks the integration solution (the
+    ``nav_`` tables and columns), as ``nav-crm-ops sandbox --no-crm-solution`` starts it;
+    its data directory is ``tmp_path / "bare"``."""
+    with Sandbox(data_dir=tmp_path / "bare", seed="cronus", port=0,
+                 crm_solution=False) as sb:
+        yield sb

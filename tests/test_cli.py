@@ -41,6 +41,27 @@ def test_init_refuses_to_overwrite_and_template_names_the_secret_variable(
     assert code == 2 and "no sandbox answers" in err
 
 
+def test_init_writes_a_nav_2018_workspace(fresh_sandbox: Sandbox, tmp_path: Path,
+                                          cli: CliRunner) -> None:
+    """`init --profile nav2018`: a workspace whose ERP side is the OData v4 page services
+    (Basic auth, the web service key named by an environment variable, never stored)."""
+    from nav_crm_ops.config import ErpProfile, load_config
+    from nav_crm_ops.demo import SANDBOX_NAV_KEY_ENV
+
+    code, out, _ = cli("init", "--dir", str(tmp_path / "nav"), "--profile", "nav2018",
+                       "--sandbox", fresh_sandbox.info.base_url)
+    assert code == 0 and SANDBOX_NAV_KEY_ENV in out
+    config = load_config(tmp_path / "nav")
+    assert config.workspace.profile is ErpProfile.NAV2018 and config.business_central is None
+    assert config.nav is not None and config.nav.odata_url == fresh_sandbox.info.nav_url
+    assert (config.nav.auth.kind, config.nav.auth.client_id) == ("basic", "NAVCRM-SYNC")
+    assert config.nav.auth.client_secret_env == SANDBOX_NAV_KEY_ENV
+    assert config.dataverse.url == fresh_sandbox.info.dataverse_url
+    code, _, _ = cli("init", "--dir", str(tmp_path / "tpl"), "--profile", "nav2018")
+    template = load_config(tmp_path / "tpl")
+    assert code == 0 and template.nav is not None and template.nav.auth.kind == "basic"
+
+
 def test_mappings_list_show_validate(workspace: Path, cli: CliRunner) -> None:
     code, out, _ = cli("mappings", "list", "-w", str(workspace), "--json")
     assert code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,3 +82,76 @@ def test_values_are_checked_as_they_load_and_secrets_are_found_by_variable(
         f"dataverse.auth ({SANDBOX_SECRET_ENV})", f"business_central.auth ({SANDBOX_SECRET_ENV})"]
     monkeypatch.delenv(SANDBOX_SECRET_ENV)
     assert configured_secrets(config) == []
+
+
+NAV_WORKSPACE = """
+[workspace]
+name = "nav"
+profile = "nav2018"
+
+[nav]
+odata_url = "https://navserver:7048/DynamicsNAV110/ODataV4"
+company_name = "CRONUS International Ltd."
+
+[nav.auth]
+kind = "basic"
+client_id = "SYNC"
+client_secret_env = "NAV_CRM_OPS_NAV_KEY"
+
+[dataverse]
+url = "https://cronus.crm4.dynamics.com/api/data/v9.2/"
+
+[dataverse.auth]
+authority = "https://login.microsoftonline.com/contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000001"
+client_secret_env = "NAV_CRM_OPS_CRM_SECRET"
+scope = "https://cronus.crm4.dynamics.com/.default"
+"""
+
+
+def test_a_nav_workspace_has_a_nav_section_and_no_business_central(tmp_path: Path) -> None:
+    from nav_crm_ops.config import DEFAULT_NAV_PAGES, ErpProfile
+
+    (tmp_path / "nav_crm_ops.toml").write_text(NAV_WORKSPACE)
+    config = load_config(tmp_path)
+    assert config.workspace.profile is ErpProfile.NAV2018 and config.nav is not None
+    assert config.nav.odata_url.endswith("/ODataV4/") and config.nav.batch is False
+    assert config.nav.pages == DEFAULT_NAV_PAGES
+    assert config.erp_company == "CRONUS International Ltd."
+    assert config.erp_auth.client_id == "SYNC"
+    with pytest.raises(ConfigError, match=r"profile nav2018: it has no \[business_central\]"):
+        _ = config.bc
+    written = write_config(config, tmp_path / "copy").read_text()
+    assert "[nav.auth]" in written and "business_central" not in written
+    assert load_config(tmp_path / "copy") == config.model_copy(update={"root": (
+        tmp_path / "copy").resolve()})
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda t: t.replace('profile = "nav2018"', 'profile = "bc-online"'),
+     r"profile 'bc-online' needs a \[business_central\] section"),
+    (lambda t: t.replace("[nav]", "[nav_]").replace("[nav.auth]", "[nav_.auth]"),
+     r"profile 'nav2018' needs a \[nav\] section"),
+    (lambda t: t.replace('kind = "basic"', 'kind = "client_credentials"'),
+     r'kind = "basic" \(NavUserPassword'),
+    (lambda t: t.replace("DynamicsNAV110/ODataV4", "DynamicsNAV110/OData"),
+     "ends in /ODataV4/"),
+    (lambda t: t.replace('profile = "nav2018"', 'profile = "nav2009"'), "bc-online"),
+])
+def test_nav_workspace_mistakes_say_what_to_write(tmp_path: Path, change: Any,
+                                                  message: str) -> None:
+    (tmp_path / "nav_crm_ops.toml").write_text(change(NAV_WORKSPACE))
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path)
+
+
+def test_the_default_nav_pages_are_those_the_sandbox_publishes() -> None:
+    """The service names a NAV workspace asks for by default are the ones the NAV sandbox
+    (standing in for a NAV administrator's Web Services page) publishes for each table."""
+    from nav_crm_ops.config import DEFAULT_NAV_PAGES
+    from nav_crm_ops.sandbox.nav.pages import PAGES
+
+    # the statistics page is computed from customers: its table is customerStatistics
+    published = {("customerStatistics" if page.computed else page.entity): page.service
+                 for page in PAGES}
+    assert published == DEFAULT_NAV_PAGES

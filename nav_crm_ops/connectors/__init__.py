@@ -1,17 +1,19 @@
 """httpx clients for Dataverse and Business Central that work unchanged against the real services.
 
-Reads return polars DataFrames (paged by ``@odata.nextLink``); writes go through ``$batch`` and
-return one :class:`WriteOutcome` per :class:`WriteOp`, in input order.
+Reads return polars DataFrames (paged by ``@odata.nextLink``); writes return one
+:class:`WriteOutcome` per :class:`WriteOp`, in input order (through ``$batch``, or one request
+per record for NAV page web services: :class:`NavODataV4`).
 """
 
-from .auth import Auth, BasicAuth, ClientCredentials, MsalHttpClient
-from .business_central import CUSTOM_API_PATH, BusinessCentral, NavODataV4
+from .auth import Auth, BasicAuth, ClientCredentials, MsalHttpClient, NtlmAuth
+from .business_central import CUSTOM_API_PATH, BusinessCentral
 from .dataverse import Dataverse
 from .errors import error_from_response
 from .frames import DATETIME, records_to_frame
 from .http import AdaptivePool, RequestStats, RetryPolicy, ServiceClient
 from .models import WriteKind, WriteOp, WriteOutcome
 from .multipart import BatchPart, PartResponse, decode_batch_response, encode_batch
+from .nav_odata import NavODataV4, key_segment
 from .odata import F, Filter, Guid, ODataQuery, RawFilter, encode_query, literal
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Guid",
     "MsalHttpClient",
     "NavODataV4",
+    "NtlmAuth",
     "ODataQuery",
     "PartResponse",
     "RawFilter",
@@ -42,6 +45,7 @@ __all__ = [
     "encode_batch",
     "encode_query",
     "error_from_response",
+    "key_segment",
     "literal",
     "records_to_frame",
 ]

@@ -1,9 +1,11 @@
-"""Authentication: OAuth2 client credentials through msal (HTTP via httpx) and NAV basic auth."""
+"""Authentication: OAuth2 client credentials through msal (HTTP via httpx), and NAV basic or
+Windows (NTLM) auth for on-premises page web services."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import urlparse
@@ -14,7 +16,7 @@ import msal
 from ..exceptions import AuthError
 from ..secrets import Secret
 
-__all__ = ["Auth", "BasicAuth", "ClientCredentials", "MsalHttpClient"]
+__all__ = ["Auth", "BasicAuth", "ClientCredentials", "MsalHttpClient", "NtlmAuth"]
 
 
 class Auth(Protocol):
@@ -188,13 +190,18 @@ class ClientCredentials:
 
 
 class BasicAuth:
-    """User name + web service access key for on-premises NAV/BC."""
+    """User name + web service access key for on-premises NAV/BC (NavUserPassword).
 
-    def __init__(self, user: str, web_service_key: Secret) -> None:
+    ``secret_setting`` names where the key came from (e.g. the environment variable) so a
+    refusal can say what to check without ever showing the key."""
+
+    def __init__(self, user: str, web_service_key: Secret, *,
+                 secret_setting: str = "web service access key") -> None:
         if not isinstance(web_service_key, Secret):
             raise TypeError("web_service_key must be a nav_crm_ops.secrets.Secret")
         self.user = user
         self._key = web_service_key
+        self.secret_setting = secret_setting
         self.token_requests = 0
 
     def __repr__(self) -> str:
@@ -205,3 +212,78 @@ class BasicAuth:
 
     def invalidate(self) -> bool:
         return False
+
+    def rejection(self, offered: str) -> str:
+        """What to check when the server answers 401 (``offered``: its WWW-Authenticate)."""
+        if offered and "basic" not in offered.lower():
+            return (f"the server asks for {offered} (Windows authentication), not Basic: set "
+                    'kind = "ntlm" with client_id = DOMAIN\\user and the password\'s variable')
+        return (f"check the user name {self.user!r} and the web service access key in "
+                f"{self.secret_setting} (NAV: Users > the user > Web Service Access Key; it may "
+                "have expired), and that the server's credential type is NavUserPassword")
+
+
+class NtlmAuth:
+    """Windows authentication (NTLM) for on-premises NAV/BC whose server tier uses the Windows
+    credential type.
+
+    NTLM is a challenge-response handshake over one connection (401 ``WWW-Authenticate: NTLM``,
+    then the client's NEGOTIATE, the server's CHALLENGE, the client's AUTHENTICATE), so it cannot
+    be a header computed up front: :meth:`flow` gives the httpx ``Auth`` flow of the
+    ``httpx-ntlm`` library (pyspnego underneath), imported only when a client is built, and
+    :meth:`headers` adds nothing. ``user`` is ``DOMAIN\\user``.
+    """
+
+    def __init__(self, user: str, password: Secret, *, secret_setting: str = "password") -> None:
+        if not isinstance(password, Secret):
+            raise TypeError("password must be a nav_crm_ops.secrets.Secret")
+        self.user = user
+        self._password = password
+        self.secret_setting = secret_setting
+        self.token_requests = 0
+
+    def __repr__(self) -> str:
+        return f"NtlmAuth(user={self.user!r})"
+
+    def flow(self) -> httpx.Auth:
+        """The handshake as an httpx auth flow (the library's object never reaches a repr)."""
+        from httpx_ntlm import HttpNtlmAuth
+
+        return _HiddenAuth(HttpNtlmAuth(self.user, self._password.reveal()))
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> bool:
+        """True: one more handshake is worth it, since a handshake whose steps ran on
+        different pooled connections is refused although the credentials are right."""
+        return True
+
+    def rejection(self, offered: str) -> str:
+        """What to check when the server answers 401 (``offered``: its WWW-Authenticate)."""
+        if offered and not any(s in offered.lower() for s in ("ntlm", "negotiate")):
+            return (f"the server asks for {offered}, not Windows authentication: set "
+                    'kind = "basic" with the NAV user name and its web service access key')
+        return (f"check the Windows user {self.user!r} (DOMAIN\\user) and the password in "
+                f"{self.secret_setting}, and that the server's credential type is Windows")
+
+
+class _HiddenAuth(httpx.Auth):
+    """Wraps an httpx auth flow that holds a password so no repr or log line can show it."""
+
+    def __init__(self, inner: httpx.Auth) -> None:
+        self._inner = inner
+
+    def __repr__(self) -> str:
+        return "_HiddenAuth()"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """The library's handshake; a challenge it cannot use (a server that offers NTLM and
+        then answers without a CHALLENGE message) is an AuthError, not a library exception."""
+        try:
+            return (yield from self._inner.auth_flow(request))
+        except Exception as exc:  # pyspnego / httpx-ntlm raise their own types
+            raise AuthError(f"NTLM handshake with {request.url.host} failed "
+                            f"({type(exc).__name__}): check that the server's credential type is "
+                            "Windows and that it offers NTLM (WWW-Authenticate: NTLM)",
+                            status=401) from None

@@ -1,4 +1,4 @@
-"""Business Central API v2.0 (and custom APIs) client, plus the on-prem NAV OData V4 profile."""
+"""Business Central API v2.0 (and custom APIs) client (NAV page web services: :mod:`.nav_odata`)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from .auth import Auth
 from .errors import error_from_response
 from .http import AdaptivePool, RetryPolicy, RetryRound, ServiceClient
 from .models import WriteOp, WriteOutcome, unknown_outcomes
-from .odata import F, Filter, RawFilter, all_of, encode_query, field_name, literal
+from .odata import F, Filter, RawFilter, all_of, encode_query, field_name
 from .reader import PagedReader
 
-__all__ = ["CUSTOM_API_PATH", "BusinessCentral", "NavODataV4"]
+__all__ = ["CUSTOM_API_PATH", "BusinessCentral"]
 
 SERVICE = "business_central"
 MAX_PAGE = 20000
@@ -293,59 +293,3 @@ def _outcome(op: WriteOp, status: int, reply: dict[str, Any]) -> WriteOutcome:
                                                 record_key=op.key)
     return WriteOutcome(op.op_id, False, status, op.key, error=error, body=body)
 
-
-class NavODataV4(PagedReader):
-    """On-premises NAV/BC page web services (``…/ODataV4/Company('CRONUS …')/Customer``).
-
-    Keys are the page's primary key field (``No``); writes are single requests with
-    ``If-Match`` (OData V4 page services have no JSON batch in older NAV versions).
-    """
-
-    def __init__(self, odata_url: str, company_name: str, auth: Auth, *,
-                 page_size: int = 1000, modified_field: str = "Last_Date_Modified",
-                 retry: RetryPolicy | None = None, transport: httpx.BaseTransport | None = None,
-                 max_filter_chars: int = 1800) -> None:
-        self.company_name = company_name
-        self.page_size = page_size
-        self.max_filter_chars = max_filter_chars
-        self.modified_field = modified_field
-        self.http = ServiceClient(odata_url, auth, service=SERVICE, retry=retry,
-                                  transport=transport,
-                                  default_headers={"Accept": "application/json"})
-
-    def entity_path(self, entity_set: str) -> str:
-        from urllib.parse import quote
-
-        return f"Company({quote(literal(self.company_name), safe=chr(39))})/{field_name(entity_set)}"
-
-    def record_path(self, entity_set: str, key: str) -> str:
-        from urllib.parse import quote
-
-        return f"{self.entity_path(entity_set)}({quote(literal(key), safe=chr(39))})"
-
-    def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
-        """One request per op (outcomes in input order)."""
-        outcomes: list[WriteOutcome] = []
-        for op in ops:
-            try:
-                if op.kind == "create":
-                    response = self.http.request("POST", self.entity_path(op.entity_set),
-                                                 json=op.payload, entity=op.entity_set,
-                                                 retry_unsafe=False)
-                else:
-                    path = self.record_path(op.entity_set, op.key)
-                    headers = {"If-Match": op.if_match or "*"}
-                    response = self.http.request(
-                        "PATCH" if op.kind == "update" else "DELETE", path, headers=headers,
-                        json=op.payload if op.kind == "update" else None,
-                        entity=op.entity_set, record_key=op.key)
-            except ConnectorError as error:
-                if error.transient:
-                    raise
-                outcomes.append(WriteOutcome(op.op_id, False, error.status, op.key, error=error))
-                continue
-            body = response.json() if response.content else None
-            etag = str(body.get("@odata.etag", "")) if isinstance(body, dict) else ""
-            outcomes.append(WriteOutcome(op.op_id, True, response.status_code, op.key, etag,
-                                         body=body))
-        return outcomes

@@ -133,6 +133,7 @@ class ServiceClient:
         self.on_throttle: Callable[[], None] | None = None
         self._client = httpx.Client(
             base_url=self.base_url, headers=default_headers or {}, transport=transport,
+            auth=_auth_flow(auth),
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections))
@@ -265,6 +266,13 @@ class ServiceClient:
         call.spend(delay)
         self.stats.add(retries=1)
         self._sleep(delay)
+
+
+def _auth_flow(auth: Auth) -> httpx.Auth | None:
+    """The httpx auth flow of an auth method that is a handshake rather than a header (NTLM
+    offers one through ``flow()``); header-based methods give none and sign each attempt."""
+    flow = getattr(auth, "flow", None)
+    return flow() if callable(flow) else None
 
 
 class RetryRound:

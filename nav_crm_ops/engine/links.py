@@ -32,9 +32,9 @@ def record_links(config: WorkspaceConfig, spec: TableMapping, *, nav_id: str | N
     online API URL); Dynamics 365: ``<org>/main.aspx?etn=<logical name>
     &pagetype=entityrecord&id=<guid>``."""
     links: dict[str, str] = {}
-    bc = config.business_central
-    web_client = bc.web_client_url or bc_web_client(bc.api_url)
-    if nav_id and web_client:
+    bc = config.business_central  # a NAV workspace (no web client link format yet) has none
+    web_client = bc and (bc.web_client_url or bc_web_client(bc.api_url))
+    if bc and nav_id and web_client:
         query = f"company={quote(bc.company_name)}"
         page = BC_CARD_PAGES.get(spec.nav.entity)
         if page:

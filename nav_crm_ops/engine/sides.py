@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import polars as pl
@@ -151,6 +151,7 @@ class SideReader:
         self.entity = spec.entity
         self.key = spec.key
         self.modified = spec.modified
+        self.modified_is_date = self.side is Side.NAV and mapping.nav.modified_is_date
         self.table_filter = RawFilter(spec.filter) if spec.filter.strip() else None
         self.select = self.side.pick(mapping.nav_select, mapping.crm_select)()
 
@@ -167,9 +168,19 @@ class SideReader:
         if since is None or not self.incremental:
             return self.client.read(self.entity, select=self.select, etag=True,
                                     filter=self.table_filter)
-        moment = F(self.modified).ge(since - overlap)
+        moment = self._since(since, overlap)
         return self.client.read(self.entity, select=self.select, etag=True,
                                 filter=all_of([self.table_filter, moment, self._not_ours()]))
+
+    def _since(self, since: datetime, overlap: timedelta) -> Filter:
+        """Modified at or after ``since - overlap``; for a modified field that holds a date
+        (NAV 2018's ``Last_Date_Modified``) at or after the day before the watermark's UTC date:
+        the field holds the *server's local* date of the change, which west of UTC is a day
+        behind, and a date cannot tell an edit at 09:00 from one at 17:00. Every change of those
+        days is read again (the three-way diff finds those that are unchanged)."""
+        if self.modified_is_date:
+            return F(self.modified).ge(_day_before(since))
+        return F(self.modified).ge(since - overlap)
 
     def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
         """Rows with these ids, wherever the table filter puts them."""
@@ -192,7 +203,10 @@ class SideReader:
         read, so the overlap would always find that record again."""
         if not self.incremental:
             return True
-        moment = None if since is None else F(self.modified).gt(since)
+        moment = None
+        if since is not None:  # a date field: the watermark's day may hold later changes
+            moment = (F(self.modified).ge(_day_before(since)) if self.modified_is_date
+                      else F(self.modified).gt(since))
         not_ours = None if since is None else self._not_ours()
         frame = self.client.read(self.entity, select=[self.key], top=1,
                                  filter=all_of([self.table_filter, moment, not_ours]))
@@ -207,6 +221,12 @@ class SideReader:
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema={name: pl.Utf8 for name in [*self.select, ETAG]})
+
+
+def _day_before(moment: datetime) -> date:
+    """The UTC date before ``moment``'s: the first day a NAV date field may show for a change
+    made at or after ``moment`` in any server time zone."""
+    return (moment.astimezone(UTC) - timedelta(days=1)).date()
 
 
 def _with_constant(expr: pl.Expr, fld: FieldMapping) -> pl.Expr:

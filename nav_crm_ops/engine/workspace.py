@@ -58,9 +58,8 @@ class Workspace:
         """Identifies the workspace a plan was made for: name + company + CRM URL + the id of
         its state database (two workspaces alike in everything else hold different couplings,
         so a plan of one would create the other's records again)."""
-        bc = self.config.business_central
-        return (f"{self.config.workspace.name}|{bc.company_id}|{self.config.dataverse.url}"
-                f"|{self.store.identity().state_id}")
+        return (f"{self.config.workspace.name}|{self.config.erp_company}"
+                f"|{self.config.dataverse.url}|{self.store.identity().state_id}")
 
     def save_plan(self, plan: Plan, path: str | Path) -> Path:
         """Save ``plan`` signed with this workspace's key (only :meth:`load_plan` of this

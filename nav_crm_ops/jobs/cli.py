@@ -18,6 +18,14 @@ from typing import Any, TypeVar
 
 import click
 
+from ..cli_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED_RECORDS,
+    EXIT_LEASE,
+    EXIT_SERVICE,
+    json_option,
+    workspace_option,
+)
 from ..config import configured_secrets, load_config
 from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
@@ -39,19 +47,10 @@ from .summary import runs_table
 
 __all__ = ["jobs"]
 
-EXIT_JOB_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_SERVICE = 3
-EXIT_LEASE = 4
-WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
+EXIT_JOB_FAILED = EXIT_FAILED_RECORDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-workspace_option = click.option(
-    "--workspace", "-w", "workspace_path", type=click.Path(path_type=Path), default=Path("."),
-    envvar=WORKSPACE_ENV, show_default=True,
-    help=f"Workspace folder holding nav_crm_ops.toml (or ${WORKSPACE_ENV}).")
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
 def _schedule_options(function: F) -> F:

@@ -20,6 +20,7 @@ from .auth import AuthMiddleware, auth_routes
 from .business_central import build_bc_app
 from .dataverse import build_dataverse_app
 from .limits import FaultMiddleware, LimitsMiddleware
+from .nav import build_nav_app
 
 if TYPE_CHECKING:
     from .context import SandboxContext
@@ -41,11 +42,28 @@ def build_app(ctx: SandboxContext) -> Any:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(await run_in_threadpool(ctx.status))
 
+    async def privileges(request: Request) -> Response:
+        """``POST {"revoke": ["prvWriteAccount", ...]}``: the privileges the application user
+        lacks from now on (replaces the earlier list); ``GET``: that list."""
+        if request.method == "POST":
+            try:
+                body = await request.json()
+                revoke = body["revoke"] if isinstance(body, dict) else None
+            except (ValueError, KeyError):
+                revoke = None
+            if not isinstance(revoke, list) or not all(isinstance(n, str) for n in revoke):
+                return JSONResponse({"error": 'send {"revoke": ["prvWriteAccount", ...]}'},
+                                    status_code=400)
+            ctx.set_privileges(revoke)
+        return JSONResponse({"revoke": sorted(ctx.revoked_privileges)})
+
     routes = [
+        Route("/_sandbox/privileges", privileges, methods=["GET", "POST"]),
         Route("/_sandbox/status", status, methods=["GET"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Mount("/crm/api/data/v9.2", build_dataverse_app(ctx)),
         Mount("/bc", build_bc_app(ctx)),
+        Mount("/nav", build_nav_app(ctx)),
         *auth_routes(ctx),
     ]
     app = Starlette(routes=routes)

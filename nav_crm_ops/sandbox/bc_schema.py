@@ -13,7 +13,8 @@ entities computed on read, no rows), ``country_fields`` (validated against count
 ``read_only`` (stored rows the API only reads; BC maintains them as a side effect of other
 writes), ``parents`` (entity set that may address this one as ``<parent>(<id>)/<name>`` → the
 column holding the parent's id), ``default_order`` (list order when the entity has no
-natural key).
+natural key), ``page_read_only`` (an API page with ``Editable = false``: clients only read it;
+the sandbox's admin helper :meth:`~nav_crm_ops.sandbox.Sandbox.bc_admin` still writes it).
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ SALES_PRICES = _entity("salesPrices", (
     _s("currencyCode", 10), Column("startingDate", "date"), Column("endingDate", "date"),
     _s("unitOfMeasureCode", 10), _d("minimumQuantity"), _d("unitPrice"),
     Column("priceListCode", "string", max_length=21, read_only=True),
-), label="Sales Price", natural_key=None, api="custom", indexed=("priceListCode",))
+), label="Sales Price", natural_key=None, api="custom", indexed=("priceListCode",),
+    page_read_only=True)
 
 BC_ENTITIES: tuple[EntityDef, ...] = (
     COMPANIES, CUSTOMERS, CONTACTS, ITEMS, CURRENCIES, UNITS_OF_MEASURE, SALESPEOPLE,

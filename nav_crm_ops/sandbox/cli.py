@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from ..exceptions import SandboxError
+from .nav.common import nav_credentials
 from .server import DEFAULT_DATA_DIR, Sandbox, SandboxInfo
 
 __all__ = ["sandbox_group"]
@@ -39,9 +40,12 @@ def _describe(info: SandboxInfo, *, include_secret: bool) -> dict[str, Any]:
         "client_id": info.client_id,
         "dataverse_scope": info.dataverse_scope,
         "bc_scope": info.bc_scope,
+        "nav_url": info.nav_url,
+        "nav_user": nav_credentials(info).user,
     }
     if include_secret:
         data["client_secret"] = info.client_secret.reveal()
+        data["nav_access_key"] = nav_credentials(info).access_key.reveal()
     return data
 
 
@@ -58,6 +62,9 @@ def _banner(info: SandboxInfo) -> str:
         ("BC scope", info.bc_scope),
         ("Client id", info.client_id),
         ("Client secret (sandbox only)", info.client_secret.reveal()),
+        ("NAV 2018 OData v4", f"{info.nav_url}Company('{info.company_name}')/Customer"),
+        ("NAV user", nav_credentials(info).user),
+        ("NAV key (sandbox only)", nav_credentials(info).access_key.reveal()),
         ("Status", f"{info.base_url}/_sandbox/status"),
     ]
     width = max(len(label) for label, _ in rows)
@@ -90,6 +97,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
               help="Inject faults, e.g. 'rate=0.05,kinds=503+reset+slow+429,seed=7'.")
 @click.option("--limits", type=click.Choice(["on", "off"]), default="off", show_default=True,
               help="Scaled-down service protection limits (429s).")
+@click.option("--no-crm-solution", "no_crm_solution", is_flag=True,
+              help="Dataverse without the integration solution (the nav_ tables and columns); "
+                   "`nav-crm-ops setup crm` creates them.")
 @click.option("--ready-file", type=click.Path(dir_okay=False), default=None,
               help="Write the URLs as JSON here once listening (no secret in it).")
 @click.option("--pidfile", type=click.Path(dir_okay=False), default=None,
@@ -99,7 +109,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @click.pass_context
 def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed: str,
                   reset: bool, faults: str | None, limits: str, ready_file: str | None,
-                  pidfile: str | None, log_level: str) -> None:
+                  pidfile: str | None, log_level: str, no_crm_solution: bool) -> None:
     """Run the local Dataverse + Business Central sandbox (serves until Ctrl+C)."""
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = data_dir
@@ -107,7 +117,8 @@ def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed:
         return
     try:
         sandbox = Sandbox(data_dir=data_dir, seed=seed, host=host, port=port, reset=reset,
-                          limits=limits == "on", faults=faults, log_level=log_level)
+                          limits=limits == "on", faults=faults, log_level=log_level,
+                          crm_solution=not no_crm_solution)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
     written: list[Path] = []

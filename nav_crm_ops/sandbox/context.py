@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ..exceptions import SandboxError
 from ..secrets import Secret
 from .auth import TokenRegistry
 from .bc_schema import BC_ENTITIES
-from .dataverse_schema import DATAVERSE_ENTITIES
+from .dataverse_catalog import DataverseCatalog, base_entities
 from .info import SandboxInfo
 from .limits import FaultInjector, ServiceProtection
 from .store import SandboxStore
@@ -47,6 +48,8 @@ class SandboxOptions:
     limits: bool = False
     faults: str | None = None
     client_secret: str | None = None
+    crm_solution: bool = True
+    revoked_privileges: tuple[str, ...] = ()
 
 
 def _load_identity(data_dir: Path, client_secret: str | None) -> dict[str, str]:
@@ -85,6 +88,9 @@ class SandboxContext:
         self.options = options
         self.info = info
         self.store = store
+        self.catalog = DataverseCatalog(store, crm_solution=options.crm_solution)
+        # Dataverse privileges (prvReadAccount, ...) the application user lacks.
+        self.revoked_privileges: frozenset[str] = frozenset(options.revoked_privileges)
         self.tokens = TokenRegistry()
         self.token_lifetime: int = DEFAULT_TOKEN_LIFETIME_S
         self.protection = ServiceProtection()
@@ -110,9 +116,10 @@ class SandboxContext:
             company_name=identity["company_name"], client_id=identity["client_id"],
             client_secret=Secret(identity["client_secret"]),
         )
-        store = SandboxStore(data_dir / DATABASE_FILE, (*DATAVERSE_ENTITIES, *BC_ENTITIES))
-        context = cls(options, info, store)
+        store = SandboxStore(data_dir / DATABASE_FILE,
+                             (*base_entities(options.crm_solution), *BC_ENTITIES))
         try:
+            context = cls(options, info, store)
             if options.reset or sum(store.counts().values()) == 0:
                 context.reset(options.seed, clear=options.reset)
         except BaseException:
@@ -122,12 +129,15 @@ class SandboxContext:
 
     # ----------------------------------------------------------------- data
     def reset(self, seed: str | None = None, *, clear: bool = True) -> None:
-        """Drop all rows and load ``seed`` (the current one when not given)."""
+        """Drop all rows and load ``seed`` (the current one when not given); the Dataverse
+        tables and privileges return to those the sandbox started with."""
         spec = seed or self.seed
         with self._lock, self.store.transaction():
             # One transaction: a seed that fails (bad spec) leaves the old data in place.
             if clear:
+                self.catalog.reset()
                 self.store.reset()
+                self.revoked_privileges = frozenset(self.options.revoked_privileges)
             self._load_seed(spec)
             self.seed = spec
 
@@ -160,6 +170,8 @@ class SandboxContext:
             "company_name": self.info.company_name,
             "client_id": self.info.client_id,
             "seed": self.seed,
+            "crm_solution": self.catalog.crm_solution,
+            "revoked_privileges": sorted(self.revoked_privileges),
             "counts": self.store.counts(),
             "limits": self.protection.describe(),
             "faults": self.faults.describe() if self.faults else None,
@@ -169,6 +181,11 @@ class SandboxContext:
     def set_limits(self, enabled: bool, **settings: Any) -> None:
         """Turn service protection limits on/off; ``settings`` override the scaled defaults."""
         self.protection.configure(enabled, **settings)
+
+    def set_privileges(self, revoke: Iterable[str] = ()) -> None:
+        """The Dataverse privileges the application user lacks from now on (replaces the
+        earlier list; ``()`` gives every privilege back)."""
+        self.revoked_privileges = frozenset(str(name) for name in revoke)
 
     def set_faults(self, spec: str | None) -> None:
         """Inject faults as described by ``spec`` (None or "" turns them off)."""

@@ -34,6 +34,7 @@ __all__ = [
     "OPTION_VALUE_ENTITY",
     "TYPE_COLUMN_SUFFIX",
     "derive_columns",
+    "entity_definition",
     "is_polymorphic",
     "line_amounts",
     "type_column",
@@ -137,6 +138,10 @@ def _entity(
         modified_column="modifiedon", created_column="createdon",
         version_column="versionnumber", change_tracking=tracked, parent=parent, extra=extra,
     )
+
+
+entity_definition = _entity
+"""A table with the system columns every Dataverse table has (tables created at run time)."""
 
 
 def _state_columns(states: Mapping[int, tuple[int, ...]], state_labels: Mapping[int, str] | None,

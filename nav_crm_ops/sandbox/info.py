@@ -55,3 +55,8 @@ class SandboxInfo:
     @property
     def bc_scope(self) -> str:
         return BC_SCOPE
+
+    @property
+    def nav_url(self) -> str:
+        """Root of the NAV 2018 OData v4 page web services (credentials: sandbox.nav)."""
+        return f"{self.base_url}/nav/ODataV4/"

@@ -6,12 +6,16 @@ Tests, notebooks and ``make demo`` use :class:`Sandbox` as a context manager; th
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -26,6 +30,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class AdminReply:
+    """What :meth:`Sandbox.bc_admin` answers (shaped like an httpx response)."""
+
+    status_code: int
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
 
 
 class Sandbox:
@@ -47,6 +66,8 @@ class Sandbox:
         faults: str | None = None,
         client_secret: str | None = None,
         log_level: str = "warning",
+        crm_solution: bool = True,
+        crm_privileges: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         from .context import SandboxContext, SandboxOptions
 
@@ -55,7 +76,8 @@ class Sandbox:
         self.log_level = log_level
         options = SandboxOptions(
             data_dir=Path(data_dir), seed=seed, reset=reset, limits=limits, faults=faults,
-            client_secret=client_secret,
+            client_secret=client_secret, crm_solution=crm_solution,
+            revoked_privileges=tuple((crm_privileges or {}).get("revoke", ())),
         )
         self.context = SandboxContext.open(options, base_url=f"http://{host}:{self.port}")
         self._server: uvicorn.Server | None = None
@@ -107,6 +129,26 @@ class Sandbox:
 
     def set_faults(self, spec: str | None) -> None:
         self.context.set_faults(spec)
+
+    def set_privileges(self, revoke: Sequence[str] = ()) -> None:
+        """Take Dataverse privileges (``prvWriteAccount``...) from the application user; the
+        list replaces the earlier one, ``()`` gives all back (as ``reset`` does)."""
+        self.context.set_privileges(revoke)
+
+    def bc_admin(self, method: str, url: str, body: Mapping[str, Any] | None = None,
+                 headers: Mapping[str, str] | None = None) -> AdminReply:
+        """Send one Business Central API request as the sandbox itself, not as a client: it
+        may also write pages clients only read (``salesPrices``), the way tests put data in
+        that Business Central maintains. ``url`` is a full API URL of this sandbox."""
+        from .business_central import BusinessCentralService
+
+        service = BusinessCentralService(self.context)
+        service.admin = True
+        parts = urlsplit(url)
+        raw = json.dumps(body).encode() if body is not None else b""
+        reply = service.handle(method.upper(), parts.path.split("/bc", 1)[1], parts.query,
+                               {k.lower(): v for k, v in (headers or {}).items()}, raw)
+        return AdminReply(reply.status, reply.encoded())
 
     def set_token_lifetime(self, seconds: int) -> None:
         """Lifetime of tokens issued from now on (short values rehearse expiry mid-run)."""

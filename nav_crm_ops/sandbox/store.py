@@ -150,6 +150,7 @@ class SandboxStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._depth = 0
+        self._closed = False
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
                                      isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -190,40 +191,57 @@ class SandboxStore:
             cur = self._conn.cursor()
             cur.execute("BEGIN")
             for info in self._tables.values():
-                ent = info.entity
-                defs = []
-                for col in ent.columns:
-                    sql_type = _SQL_TYPES[col.type]
-                    pk = " PRIMARY KEY" if col.name == ent.key else ""
-                    defs.append(f'"{col.name}" {sql_type}{pk}')
-                defs.append(f'"{VERSION}" INTEGER NOT NULL')
-                cur.execute(f'CREATE TABLE IF NOT EXISTS "{info.table}" ({", ".join(defs)})')
-                # A data directory made by an older sandbox lacks columns added since: add
-                # them (empty) so it keeps working without a reset.
-                present = {r[1] for r in cur.execute(f'PRAGMA table_info("{info.table}")')}
-                for col in ent.columns:
-                    if col.name not in present:
-                        cur.execute(f'ALTER TABLE "{info.table}" ADD COLUMN "{col.name}" '
-                                    f"{_SQL_TYPES[col.type]}")
-                cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}__version" '
-                            f'ON "{info.table}" ("{VERSION}")')
-                cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_modified" '
-                            f'ON "{info.table}" ("{ent.modified_column}", "{ent.key}")')
-                for name in ent.extra.get("alternate_keys", ()):
-                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
-                                f'ON "{info.table}" ("{name}" COLLATE NOCASE)')
-                natural = ent.extra.get("natural_key")
-                if natural and ent.column(natural) is not None:
-                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{natural}" '
-                                f'ON "{info.table}" ("{natural}")')
-                for name in ent.extra.get("indexed", ()):
-                    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
-                                f'ON "{info.table}" ("{name}")')
+                _create_table(cur, info)
             cur.execute("CREATE TABLE IF NOT EXISTS _deleted "
                         "(entity TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL)")
             cur.execute("CREATE INDEX IF NOT EXISTS ix__deleted ON _deleted (entity, version)")
             cur.execute("CREATE TABLE IF NOT EXISTS _meta (name TEXT PRIMARY KEY, value TEXT)")
+            cur.execute("CREATE TABLE IF NOT EXISTS _definitions "
+                        "(seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)")
             cur.execute("COMMIT")
+
+    # ----------------------------------------------------------------- run-time schema
+    def define(self, entity: EntityDef, *, fresh: bool = False,
+               cleared: Sequence[str] = ()) -> None:
+        """Add or replace one entity's definition at run time (created tables and columns).
+
+        ``fresh``: drop rows a table of that name kept from an earlier run; ``cleared``:
+        empty these columns (values an earlier run left in a column created again)."""
+        qualified = f"{entity.service}:{entity.name}"
+        old = self._tables.get(qualified)
+        info = _Table(entity, old.table if old is not None else entity.name)
+        with self._lock, self.transaction():
+            _create_table(self._conn.cursor(), info, fresh=fresh, cleared=cleared)
+        self._tables[qualified] = info
+        for alias in (qualified, f"{entity.service}:{entity.entity_set}", entity.name,
+                      entity.entity_set):
+            if ":" in alias or alias not in self._lookup or self._lookup[alias] is old:
+                self._lookup[alias] = info
+
+    def drop(self, entity: str) -> None:
+        """Forget an entity defined at run time and drop its table."""
+        info = self._table(entity)
+        with self._lock:
+            self._conn.execute(f'DROP TABLE IF EXISTS "{info.table}"')
+            self._tables.pop(f"{info.entity.service}:{info.entity.name}", None)
+            for alias, found in list(self._lookup.items()):
+                if found is info:
+                    del self._lookup[alias]
+
+    def definitions(self) -> list[dict[str, Any]]:
+        """The run-time definitions saved with :meth:`add_definition`, oldest first."""
+        with self._lock:
+            rows = self._conn.execute("SELECT body FROM _definitions ORDER BY seq").fetchall()
+        return [json.loads(body) for (body,) in rows]
+
+    def add_definition(self, definition: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute("INSERT INTO _definitions (body) VALUES (?)",
+                               [json.dumps(definition)])
+
+    def clear_definitions(self) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM _definitions")
 
     def _load_version(self) -> int:
         best = 0
@@ -516,10 +534,52 @@ class SandboxStore:
             [("version", str(self._version)), ("clock", format_timestamp(self._clock))])
 
     def close(self) -> None:
+        """Save the clock and version and close the file (again: nothing to do)."""
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             if self._depth == 0:
                 self._save_meta()
             self._conn.close()
+
+
+def _create_table(cur: sqlite3.Cursor, info: _Table, *, fresh: bool = False,
+                  cleared: Sequence[str] = ()) -> None:
+    """Create one entity's table and indexes (adding columns an older file lacks); ``fresh``
+    drops an older table first, ``cleared`` columns are emptied."""
+    ent = info.entity
+    if fresh:
+        cur.execute(f'DROP TABLE IF EXISTS "{info.table}"')
+    defs = []
+    for col in ent.columns:
+        pk = " PRIMARY KEY" if col.name == ent.key else ""
+        defs.append(f'"{col.name}" {_SQL_TYPES[col.type]}{pk}')
+    defs.append(f'"{VERSION}" INTEGER NOT NULL')
+    cur.execute(f'CREATE TABLE IF NOT EXISTS "{info.table}" ({", ".join(defs)})')
+    # A data directory made by an older sandbox lacks columns added since: add them (empty)
+    # so it keeps working without a reset.
+    present = {r[1] for r in cur.execute(f'PRAGMA table_info("{info.table}")')}
+    for col in ent.columns:
+        if col.name not in present:
+            cur.execute(f'ALTER TABLE "{info.table}" ADD COLUMN "{col.name}" '
+                        f"{_SQL_TYPES[col.type]}")
+    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}__version" '
+                f'ON "{info.table}" ("{VERSION}")')
+    cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_modified" '
+                f'ON "{info.table}" ("{ent.modified_column}", "{ent.key}")')
+    for name in ent.extra.get("alternate_keys", ()):
+        cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
+                    f'ON "{info.table}" ("{name}" COLLATE NOCASE)')
+    natural = ent.extra.get("natural_key")
+    indexed = list(ent.extra.get("indexed", ()))
+    if natural and ent.column(natural) is not None:
+        indexed.append(natural)
+    for name in indexed:
+        cur.execute(f'CREATE INDEX IF NOT EXISTS "ix_{info.table}_{name}" '
+                    f'ON "{info.table}" ("{name}")')
+    for name in cleared:
+        cur.execute(f'UPDATE "{info.table}" SET "{name}" = NULL')
 
 
 def _keyset_condition(order: list[tuple[str, bool]],

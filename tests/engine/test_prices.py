@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from nav_crm_ops import open_workspace
+from nav_crm_ops.sandbox import Sandbox
 
 GROUP_PRICES = "salesType eq 'Customer Price Group'"
 
@@ -62,15 +63,20 @@ def test_price_lists_per_group_and_currency_hold_the_bc_prices(workspace_dir: Pa
 
 
 def test_a_changed_price_is_written_and_its_dates_are_named_in_the_preview(
-        workspace_dir: Path) -> None:
+        workspace_dir: Path, fresh_sandbox: Sandbox) -> None:
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
         custom = ws.connections.business_central_custom
         price = custom.read("salesPrices", filter=GROUP_PRICES).row(0, named=True)
-        custom.http.request("PATCH", custom.record_path("salesPrices", price["id"]),
-                            headers={"If-Match": "*"},
-                            json={"unitPrice": round(price["unitPrice"] + 10, 2),
-                                  "startingDate": "2027-01-01"})
+        # salesPrices is read-only for clients (BC maintains price list lines): the change
+        # is put in as BC would make it, through the sandbox's admin helper.
+        info = fresh_sandbox.info
+        changed = fresh_sandbox.bc_admin(
+            "PATCH", f"{info.bc_custom_api_url}companies({info.company_id})/salesPrices("
+                     f"{price['id']})", {"unitPrice": round(price["unitPrice"] + 10, 2),
+                                         "startingDate": "2027-01-01"},
+            headers={"If-Match": "*"})
+        assert changed.status_code == 200, changed.text
         plan = ws.preview("SALESPRC-PRODUCTPRICE")
         row = plan.records.filter(pl.col("nav_id") == price["id"].lower())
         assert row["action"].cast(pl.Utf8).item() == "update_crm"

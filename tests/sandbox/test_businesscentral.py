@@ -668,6 +668,8 @@ def test_customer_price_lists_filter_select_and_page(fresh_sandbox: Sandbox,
 
 
 def test_price_writes_move_their_price_list(fresh_sandbox: Sandbox, bc: httpx.Client) -> None:
+    """Prices BC maintains (put in through the sandbox's admin helper: the API page is
+    read-only) move their price list as the extension computes it."""
     custom = _custom(fresh_sandbox)
     group = bc.post(custom + "customerPriceGroups",
                     json={"code": "NEWGRP", "description": "New group"})
@@ -677,7 +679,7 @@ def test_price_writes_move_their_price_list(fresh_sandbox: Sandbox, bc: httpx.Cl
     assert [(r["code"], r["currencyCode"], r["displayName"], r["priceCount"]) for r in lists] == [
         ("NEWGRP", "GBP", "New group (GBP)", 0)]
     assert lists[0]["lastModifiedDateTime"] == group.json()["lastModifiedDateTime"]
-    price = bc.post(custom + "salesPrices", json={
+    price = fresh_sandbox.bc_admin("POST", custom + "salesPrices", {
         "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NEWGRP",
         "currencyCode": "EUR", "unitOfMeasureCode": "PCS", "unitPrice": 900.0,
         "startingDate": "2026-01-01", "priceListCode": "IGNORED"})
@@ -688,30 +690,48 @@ def test_price_writes_move_their_price_list(fresh_sandbox: Sandbox, bc: httpx.Cl
                                                              "priceGroupCode eq 'NEWGRP'"})
     assert [(r["code"], r["priceCount"]) for r in lists] == [("NEWGRP-EUR", 1)]
     assert lists[0]["lastModifiedDateTime"] == created["lastModifiedDateTime"]
-    patched = bc.patch(custom + f"salesPrices({created['id']})", json={"unitPrice": 950.0},
-                       headers={"If-Match": created["@odata.etag"]})
+    patched = fresh_sandbox.bc_admin("PATCH", custom + f"salesPrices({created['id']})",
+                                     {"unitPrice": 950.0},
+                                     headers={"If-Match": created["@odata.etag"]})
     assert patched.status_code == 200, patched.text
     assert patched.json()["lastModifiedDateTime"] > created["lastModifiedDateTime"]
     after = _custom_all(bc, custom + "customerPriceLists", **{"$filter":
                                                              "code eq 'NEWGRP-EUR'"})
     assert after[0]["lastModifiedDateTime"] == patched.json()["lastModifiedDateTime"]
     assert after[0]["@odata.etag"] != lists[0]["@odata.etag"]
-    moved = bc.patch(custom + f"salesPrices({created['id']})", json={"currencyCode": ""},
-                     headers={"If-Match": patched.json()["@odata.etag"]}).json()
+    moved = fresh_sandbox.bc_admin("PATCH", custom + f"salesPrices({created['id']})",
+                                   {"currencyCode": ""},
+                                   headers={"If-Match": patched.json()["@odata.etag"]}).json()
     assert moved["priceListCode"] == "NEWGRP"
     by_code = _custom_all(bc, custom + "salesPrices", **{"$filter": "priceListCode eq 'NEWGRP'"})
     assert [p["id"] for p in by_code] == [created["id"]]
-    lcy = error_of(bc.post(custom + "salesPrices", json={
+    lcy = error_of(fresh_sandbox.bc_admin("POST", custom + "salesPrices", {
         "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NEWGRP",
         "currencyCode": "GBP", "unitPrice": 1.0}), 400, "Internal_InvalidTableRelation")
     assert "Currency Code" in lcy and "(GBP)" in lcy
-    no_group = error_of(bc.post(custom + "salesPrices", json={
+    no_group = error_of(fresh_sandbox.bc_admin("POST", custom + "salesPrices", {
         "itemNumber": "1896-S", "salesType": "Customer Price Group", "salesCode": "NOPE",
         "unitPrice": 1.0}), 400, "Internal_InvalidTableRelation")
     assert "Customer Price Group" in no_group
-    error_of(bc.post(custom + "salesPrices", json={
+    error_of(fresh_sandbox.bc_admin("POST", custom + "salesPrices", {
         "itemNumber": "NO-SUCH-ITEM", "salesType": "All Customers", "unitPrice": 1.0}), 400,
         "Internal_InvalidTableRelation")
+
+
+def test_sales_prices_are_read_only_for_clients(fresh_sandbox: Sandbox,
+                                               bc: httpx.Client) -> None:
+    """The extension's salesPrices page has Editable = false: BC refuses every write."""
+    custom = _custom(fresh_sandbox)
+    price = _custom_all(bc, custom + "salesPrices")[0]
+    attempts = [bc.post(custom + "salesPrices", json={"itemNumber": "1896-S", "unitPrice": 1.0}),
+                bc.patch(custom + f"salesPrices({price['id']})", json={"unitPrice": 1.0},
+                         headers={"If-Match": "*"}),
+                bc.delete(custom + f"salesPrices({price['id']})", headers={"If-Match": "*"})]
+    for method, reply in zip(("POST", "PATCH", "DELETE"), attempts, strict=True):
+        message = error_of(reply, 405, "BadRequest_MethodNotAllowed")
+        assert message.startswith(f"'{method}' requests for 'salesPrices' of EdmType 'Entity' "
+                                  "are not allowed")
+    assert _custom_all(bc, custom + "salesPrices")[0] == price
 
 
 def test_every_seeded_price_names_an_existing_item_and_unit(fresh_sandbox: Sandbox,

@@ -10,6 +10,13 @@ rule, entry by entry (see also the package docstring):
   ``templates`` ...) merge key by key, scalars and lists replace; ``fields`` entries are matched
   to default fields by ``name`` (which defaults to the CRM field name) and merged key by key;
   an entry with ``remove: true`` deletes the field; entries with new names are appended.
+
+Profiles: one mapping definition serves every ERP the toolkit talks to. An entry may carry
+``profiles: {nav2018: {...}}``: for a workspace of that profile the section is merged over the
+entry by the same rule before anything else (so the NAV page's field names replace the API's:
+``fields: [{name: accountnumber, nav: "No"}]``, ``nav: {key: "No", modified:
+Last_Date_Modified, modified_is_date: true}``), and the ``profiles`` key itself is dropped.
+Without a section for the workspace's profile the entry is taken as written.
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ from typing import Any
 
 import yaml
 
+from ...config import ErpProfile
 from ...exceptions import MappingError
 from .messages import shown
 
-__all__ = ["merge_mapping", "overlay", "read_entries"]
+__all__ = ["PROFILES", "for_profile", "merge_mapping", "overlay", "read_entries"]
+
+PROFILES = tuple(p.value for p in ErpProfile)
+"""The ERP profiles a ``profiles`` section may name."""
 
 
 def read_entries(text: str, origin: str) -> list[dict[str, Any]]:
@@ -53,16 +64,43 @@ def _entry_list(data: Any, origin: str) -> list[dict[str, Any]]:
 
 
 def _check_entry(entry: Mapping[str, Any], origin: str) -> None:
-    """What the merge itself relies on: a name to match by and ``fields`` as field entries."""
+    """What the merge itself relies on: a name to match by, ``fields`` as field entries, and
+    ``profiles`` sections that are themselves overrides."""
     if not str(entry.get("name") or "").strip():
         raise MappingError(f"{origin}: a mapping has no 'name' (every mapping needs one)")
-    fields = entry.get("fields", [])
+    _check_fields(entry, entry.get("fields", []), origin, "fields")
+    profiles = entry.get("profiles", {})
+    if not isinstance(profiles, dict):
+        raise MappingError(f"{origin}: mapping {entry['name']}: profiles must map a profile "
+                           f"name ({', '.join(PROFILES)}) to an override; got {shown(profiles)}")
+    for profile, section in profiles.items():
+        if profile not in PROFILES:
+            raise MappingError(f"{origin}: mapping {entry['name']}: unknown profile "
+                               f"{profile!r}; valid: {', '.join(PROFILES)}")
+        if not isinstance(section, dict) or "profiles" in section or "name" in section:
+            raise MappingError(f"{origin}: mapping {entry['name']}: profiles.{profile} must be "
+                               "an override of this mapping (nav, fields, lines ...) without "
+                               f"a name or profiles of its own; got {shown(section)}")
+        _check_fields(entry, section.get("fields", []), origin, f"profiles.{profile}.fields")
+
+
+def _check_fields(entry: Mapping[str, Any], fields: Any, origin: str, where: str) -> None:
     if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
         raise MappingError(
-            f"{origin}: mapping {entry['name']}: fields must be a list of field entries, "
+            f"{origin}: mapping {entry['name']}: {where} must be a list of field entries, "
             "e.g. fields: [{name: telephone1, enabled: false}] or "
             "[{nav: phoneNumber, crm: telephone1, direction: to_crm}]; "
             f"got {shown(fields)}")
+
+
+def for_profile(entry: Mapping[str, Any], profile: str) -> dict[str, Any]:
+    """``entry`` as a workspace of ``profile`` uses it: its ``profiles`` section for that
+    profile merged over it (module docstring), the ``profiles`` key dropped."""
+    base = {k: v for k, v in entry.items() if k != "profiles"}
+    section = (entry.get("profiles") or {}).get(profile)
+    if not section:
+        return base
+    return merge_mapping(base, {"name": base["name"], **section})
 
 
 def overlay(entries: Mapping[str, dict[str, Any]],

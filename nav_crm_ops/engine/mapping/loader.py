@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from ...config import WorkspaceConfig
 from ...exceptions import MappingError
-from .entries import overlay, read_entries
+from .entries import for_profile, overlay, read_entries
 from .messages import pydantic_message
 from .specs import FieldMapping
 from .table import TableMapping
@@ -58,33 +58,40 @@ class MappingSet:
         return entries
 
     @classmethod
-    def from_entries(cls, entries: Iterable[Mapping[str, Any]], origin: str = "mappings") -> MappingSet:
+    def from_entries(cls, entries: Iterable[Mapping[str, Any]], origin: str = "mappings", *,
+                     profile: str = "bc-online") -> MappingSet:
+        """Validated mappings of raw entries (as ``profile`` uses them)."""
         built = []
         for entry in entries:
             try:
-                built.append(TableMapping.model_validate(dict(entry)))
+                built.append(TableMapping.model_validate(for_profile(entry, profile)))
             except PydanticValidationError as exc:
                 raise MappingError(pydantic_message(exc, entry, origin)) from None
         return cls(built)
 
     @classmethod
-    def load(cls, override_files: Sequence[str | Path] = (), *, defaults: bool = True) -> MappingSet:
-        """Packaged defaults (unless ``defaults=False``) merged with the override files."""
+    def load(cls, override_files: Sequence[str | Path] = (), *, defaults: bool = True,
+             profile: str = "bc-online") -> MappingSet:
+        """Packaged defaults (unless ``defaults=False``) merged with the override files, each
+        entry as the ERP ``profile`` uses it (its ``profiles`` section merged over it)."""
         entries: dict[str, dict[str, Any]] = {}
         if defaults:
             for entry in cls.default_entries():
-                entries[str(entry["name"]).upper()] = entry
+                entries[str(entry["name"]).upper()] = for_profile(entry, profile)
         for path in override_files:
             file = Path(path)
             if not file.exists():
                 raise MappingError(f"mapping file {file} does not exist (check mapping_files)")
-            entries = overlay(entries, read_entries(file.read_text(encoding="utf-8"), str(file)))
+            found = read_entries(file.read_text(encoding="utf-8"), str(file))
+            entries = overlay(entries, [for_profile(e, profile) for e in found])
         return cls.from_entries(entries.values())
 
     @classmethod
     def for_workspace(cls, config: WorkspaceConfig) -> MappingSet:
-        """Defaults merged with the workspace's ``mapping_files`` (relative to the workspace)."""
-        return cls.load([config.resolve_path(f) for f in config.workspace.mapping_files])
+        """Defaults merged with the workspace's ``mapping_files`` (relative to the workspace),
+        in the field names of the workspace's ERP profile."""
+        return cls.load([config.resolve_path(f) for f in config.workspace.mapping_files],
+                        profile=config.workspace.profile.value)
 
     @classmethod
     def from_yaml(cls, text: str) -> MappingSet:

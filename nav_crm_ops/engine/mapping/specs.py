@@ -46,6 +46,10 @@ class NavSide(Frozen):
     key: str = "id"
     natural_key: str | None = Field(None, description="human key, e.g. number or code")
     modified: str = "lastModifiedDateTime"
+    modified_is_date: StrictBool = Field(
+        False, description="the modified field holds a date without a time of day (NAV "
+        "2018's Last_Date_Modified): incremental reads start at the watermark's date, and the "
+        "three-way diff finds the rows of that day that did not change")
     filter: str = Field("", description="OData $filter limiting which records take part")
     incremental: StrictBool = Field(
         True, description="false for computed sets without a usable modified-on (statistics): "

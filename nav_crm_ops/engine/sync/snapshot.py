@@ -54,7 +54,10 @@ def format_moment(moment: datetime) -> str:
 
 
 def parse_moment(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    """A stored moment as an aware UTC datetime (a text without an offset is UTC, never the
+    machine's local time)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def unique_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -8,7 +8,9 @@ concern:
 - ``computed`` — customer statistics / financial details and price lists, computed per read;
 - ``rules`` — payload validation, table relations, numbering, customer contacts, lines;
 - ``writes`` — create, update, delete and the bound posting actions;
-- ``service`` — :class:`BusinessCentralService` (dispatch, JSON ``$batch``) and the app.
+- ``csdl`` — the ``$metadata`` documents of both APIs, built from ``bc_schema``;
+- ``service`` — :class:`BusinessCentralService` (dispatch, ``$metadata``, JSON ``$batch``) and
+  the app.
 
 Each module's class extends the previous one, so :class:`BusinessCentralService` has them
 all.

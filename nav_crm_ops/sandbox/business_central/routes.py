@@ -66,9 +66,12 @@ class BusinessCentralRoutes(ServiceBase):
         elif rest[:3] == CUSTOM_API.split("/"):
             api, rest = CUSTOM_API, rest[3:]
         else:
+            # An API group no installed extension publishes (the custom API before the
+            # extension is installed) answers as BC does for any unmatched URI.
             raise BCError(404, "BadRequest_NotFound",
-                          f"The API '{'/'.join(rest[:3])}' is not published; use "
-                          f"'{STANDARD_API}' or '{CUSTOM_API}'.")
+                          f"No HTTP resource was found that matches the request URI "
+                          f"'{info.base_url}/bc/{'/'.join(parts)}'. (The sandbox publishes "
+                          f"'{STANDARD_API}' and '{CUSTOM_API}'.)")
         base = f"{info.base_url}/bc/v2.0/{info.tenant}/{info.environment}/api/"
         return api, f"{base}{api}/", rest
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -37,6 +37,7 @@ from ..odata.replies import JSON_UTF8, Reply
 from ..odata.service import ServiceContext
 from ..schema import EntityDef
 from .common import (
+    CUSTOM_API,
     MAX_BATCH_OPERATIONS,
     BCError,
     Target,
@@ -44,16 +45,23 @@ from .common import (
     not_found_uri,
     read_only,
 )
+from .csdl import metadata_document
 from .writes import BusinessCentralWrites
 
 
 class BusinessCentralService(BusinessCentralWrites):
-    """Synchronous request handling over the sandbox store: dispatch and JSON $batch."""
+    """Synchronous request handling over the sandbox store: dispatch and JSON $batch.
+
+    ``admin`` (the sandbox's own helper, never the HTTP app) may write read-only pages."""
+
+    admin = False
 
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
                body: bytes) -> Reply:
         """Answer one request; ``path`` is relative to the ``/bc`` mount."""
         try:
+            if path.rstrip("/").endswith("/$metadata"):
+                return self._metadata(method, path)
             target = self._route(path)
             if target.batch:
                 if method != "POST":
@@ -68,6 +76,18 @@ class BusinessCentralService(BusinessCentralWrites):
                           method, path)
             return BCError(500, "Unknown", "An unexpected error occurred in the sandbox; "
                                            "see its log.").reply()
+
+    def _metadata(self, method: str, path: str) -> Reply:
+        """``GET {api root}$metadata``: the CSDL of that API, without a company (B1)."""
+        parts = [unquote(p) for p in path.strip("/").split("/")][:-1]
+        api, _root, rest = self._api_root(parts)
+        if rest:
+            raise not_found_uri("$metadata")
+        if method != "GET":
+            raise BCError(405, "BadRequest_MethodNotAllowed",
+                          f"'{method}' requests for '$metadata' are not allowed.")
+        return Reply(200, metadata_document("custom" if api == CUSTOM_API else "v2.0"),
+                     {"Content-Type": "application/xml", "OData-Version": "4.0"})
 
     def _dispatch(self, method: str, target: Target, query: str,
                   headers: Mapping[str, str], body: bytes) -> Reply:
@@ -111,6 +131,11 @@ class BusinessCentralService(BusinessCentralWrites):
     def _write(self, method: str, entity: EntityDef, target: Target,
                headers: Mapping[str, str], body: bytes) -> Reply:
         """POST to a collection, PATCH or DELETE one record."""
+        if entity.extra.get("page_read_only") and not self.admin:
+            # An API page with Editable = false publishes no insert, modify or delete.
+            raise BCError(405, "BadRequest_MethodNotAllowed",
+                          f"'{method}' requests for '{entity.name}' of EdmType 'Entity' are not "
+                          "allowed within Dynamics 365 Business Central OData web services.")
         payload = self._json_body(body) if method in ("POST", "PATCH") else {}
         if method == "POST":
             if target.key is not None:

@@ -7,10 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..dataverse_schema import (
-    DATAVERSE_ENTITIES,
-    is_polymorphic,
-)
+from ..dataverse_catalog import DataverseCatalog
 from ..odata.coercion import BRACED_GUID
 from ..odata.paging import split_expand
 from ..odata.replies import json_object
@@ -29,7 +26,6 @@ from .common import (
     CODE_SEGMENT,
     IMPERSONATED,
     KEY_FORBIDDEN_CHARACTERS,
-    OWNER_COLUMN,
     Annotations,
     DataverseError,
     Query,
@@ -42,10 +38,31 @@ class DataverseCore(ServiceBase):
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        self.entities = {e.entity_set: e for e in DATAVERSE_ENTITIES if not e.extra.get("internal")}
-        self.by_name = {e.name: e for e in DATAVERSE_ENTITIES}
-        self.navigation = {e.name: self._navigation_map(e) for e in DATAVERSE_ENTITIES}
-        self._csdl: bytes | None = None
+        found = getattr(ctx, "catalog", None)
+        self.catalog: DataverseCatalog = (found if isinstance(found, DataverseCatalog)
+                                          else DataverseCatalog(ctx.store))
+        self._csdl: tuple[int, bytes] | None = None
+        self._navigation: tuple[int, dict[str, dict[str, tuple[Column, str | None]]]] | None \
+            = None
+
+    @property
+    def entities(self) -> dict[str, EntityDef]:
+        """The tables on the Web API by entity set."""
+        return self.catalog.by_set
+
+    @property
+    def by_name(self) -> dict[str, EntityDef]:
+        """Every table by logical name (internal ones included)."""
+        return self.catalog.by_name
+
+    @property
+    def navigation(self) -> dict[str, dict[str, tuple[Column, str | None]]]:
+        """Table → ``<navigation>@odata.bind`` name → (lookup column, fixed target)."""
+        revision = self.catalog.revision
+        if self._navigation is None or self._navigation[0] != revision:
+            self._navigation = (revision, {e.name: self.catalog.navigation(e)
+                                           for e in self.catalog.entities})
+        return self._navigation[1]
 
     @property
     def root(self) -> str:
@@ -54,23 +71,6 @@ class DataverseCore(ServiceBase):
     @staticmethod
     def qualified(entity: EntityDef) -> str:
         return f"dataverse:{entity.name}"
-
-    @staticmethod
-    def _navigation_map(entity: EntityDef) -> dict[str, tuple[Column, str | None]]:
-        """``<navigation>@odata.bind`` name → (lookup column, fixed target or None)."""
-        mapping: dict[str, tuple[Column, str | None]] = {}
-        for col in entity.columns:
-            if col.type != "lookup" or col.read_only:
-                continue
-            nav = col.navigation or col.name
-            if is_polymorphic(col):
-                for target in col.lookup_targets:
-                    mapping[f"{nav}_{target}"] = (col, target)
-                if col.name == OWNER_COLUMN:
-                    mapping[nav] = (col, None)
-            else:
-                mapping[nav] = (col, col.lookup_targets[0])
-        return mapping
 
     def entity_url(self, entity: EntityDef, key: str) -> str:
         return f"{self.root}{entity.entity_set}({key})"

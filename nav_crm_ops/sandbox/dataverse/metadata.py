@@ -8,12 +8,14 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from ..dataverse_catalog import column_schema_name, table_schema_name
 from ..dataverse_schema import (
     OPTION_VALUE_ENTITY,
 )
 from ..odata.coercion import is_integer
 from ..odata.replies import Reply
 from ..schema import Column, EntityDef
+from . import attributes
 from .common import (
     CODE_INVALID_ARGUMENT,
     CODE_NOT_FOUND,
@@ -24,6 +26,12 @@ from .common import (
     json_reply,
 )
 from .writes import DataverseWrites
+
+ENTITY_PROPERTIES = ("MetadataId", "LogicalName", "SchemaName", "EntitySetName",
+                     "LogicalCollectionName", "PrimaryIdAttribute", "PrimaryNameAttribute",
+                     "ChangeTrackingEnabled", "OwnershipType", "IsCustomEntity",
+                     "ObjectTypeCode")
+"""The EntityMetadata properties the sandbox serves (``$select`` may name these)."""
 
 
 class DataverseMetadata(DataverseWrites):
@@ -37,7 +45,7 @@ class DataverseMetadata(DataverseWrites):
 
     def _metadata_document(self) -> bytes:
         """A CSDL document listing the emulated entity types, properties and sets."""
-        if self._csdl is None:
+        if self._csdl is None or self._csdl[0] != self.catalog.revision:
             types: list[str] = []
             for entity in self.entities.values():
                 members = [f'<Key><PropertyRef Name="{entity.key}"/></Key>']
@@ -58,14 +66,14 @@ class DataverseMetadata(DataverseWrites):
                              "</EntityType>")
             sets = "".join(f'<EntitySet Name="{s}" EntityType="Microsoft.Dynamics.CRM.'
                            f'{e.name}"/>' for s, e in self.entities.items())
-            self._csdl = (
+            self._csdl = (self.catalog.revision, (
                 '<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" '
                 'xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>'
                 '<Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" '
                 'xmlns="http://docs.oasis-open.org/odata/ns/edm">' + "".join(types) +
                 f'<EntityContainer Name="System">{sets}</EntityContainer></Schema>'
-                "</edmx:DataServices></edmx:Edmx>").encode()
-        return self._csdl
+                "</edmx:DataServices></edmx:Edmx>").encode())
+        return self._csdl[1]
 
     def _who_am_i(self, client_id: str | None) -> Reply:
         user = self._caller(client_id)
@@ -83,10 +91,16 @@ class DataverseMetadata(DataverseWrites):
         })
 
     def _definition(self, logical_name: str) -> EntityDef:
+        """A table by logical name; an unknown one answers 404 ``0x80040217``
+        (ObjectDoesNotExist in *Web service error codes*,
+        https://learn.microsoft.com/power-apps/developer/data-platform/reference/web-service-error-codes)
+        with the MetadataCache message real tenants answer."""
         entity = self.by_name.get(logical_name)
         if entity is None or entity.extra.get("internal"):
-            raise DataverseError(404, CODE_NOT_FOUND, f"Could not find an entity with "
-                                                      f"LogicalName = '{logical_name}'.")
+            raise DataverseError(404, CODE_NOT_FOUND, f"The entity with a name = "
+                                                      f"'{logical_name}' with namemapping = "
+                                                      "'Logical' was not found in the "
+                                                      "MetadataCache.")
         return entity
 
     @staticmethod
@@ -128,30 +142,100 @@ class DataverseMetadata(DataverseWrites):
                 if c.type == "choice" and c.name not in ("statecode", "statuscode")]
 
     def _entity_definitions(self, path: str, params: Mapping[str, str]) -> Reply:
+        """``EntityDefinitions`` (D1), ``EntityDefinitions(LogicalName='x')`` or ``(<id>)``,
+        its ``/Attributes`` (D2) and the picklist cast (D3)."""
+        if path == "EntityDefinitions":
+            return self._entity_list(params)
         match = re.fullmatch(
-            r"EntityDefinitions\(LogicalName='(\w+)'\)"
+            r"EntityDefinitions\((?:LogicalName='(\w+)'|([0-9a-fA-F-]{36}))\)"
             r"(?:/Attributes(?:\(LogicalName='(\w+)'\))?"
             r"(/Microsoft\.Dynamics\.CRM\.PicklistAttributeMetadata)?)?", path)
         if match is None:
-            raise DataverseError(501, CODE_ODATA, f"The sandbox only serves EntityDefinitions("
-                                                  f"LogicalName='x') and its picklist "
-                                                  f"attributes, not '{path}'.")
-        logical, attribute, picklist = match.groups()
-        entity = self._definition(logical)
-        base = f"{self.root}$metadata#EntityDefinitions('{logical}')"
+            raise DataverseError(501, CODE_ODATA, f"The sandbox only serves EntityDefinitions, "
+                                                  f"EntityDefinitions(LogicalName='x'), its "
+                                                  f"Attributes and picklist attributes, not "
+                                                  f"'{path}'.")
+        logical, metadata_id, attribute, picklist = match.groups()
+        entity = self._definition(logical or self._name_of(metadata_id))
         if "/Attributes" not in path:
+            wanted = attributes.select_list(params.get("$select"), ENTITY_PROPERTIES,
+                                            "EntityMetadata")
             return json_reply(200, {
                 "@odata.context": f"{self.root}$metadata#EntityDefinitions/$entity",
-                "MetadataId": self._metadata_id(entity.name), "LogicalName": entity.name,
-                "EntitySetName": entity.entity_set, "PrimaryIdAttribute": entity.key,
-                "PrimaryNameAttribute": entity.extra.get("primary_name"),
-                "ChangeTrackingEnabled": entity.change_tracking,
-                "ObjectTypeCode": None,
-            })
-        if not picklist:
-            raise DataverseError(501, CODE_ODATA, "Cast the attributes to "
-                                                  "Microsoft.Dynamics.CRM.PicklistAttributeMetadata"
-                                                  "; other attribute metadata is not emulated.")
+                **attributes.select(self._entity_metadata(entity), wanted)})
+        if picklist:
+            return self._picklist_attributes(entity, attribute, params)
+        return self._attributes(entity, attribute, params)
+
+    def _name_of(self, metadata_id: str) -> str:
+        for entity in self.catalog.entities:
+            if self._metadata_id(entity.name) == metadata_id.lower():
+                return entity.name
+        raise DataverseError(404, CODE_NOT_FOUND, f"Could not find an entity with MetadataId "
+                                                  f"= {metadata_id}.")
+
+    def _entity_metadata(self, entity: EntityDef) -> dict[str, Any]:
+        return {
+            "MetadataId": self._metadata_id(entity.name), "LogicalName": entity.name,
+            "SchemaName": table_schema_name(entity), "EntitySetName": entity.entity_set,
+            "LogicalCollectionName": entity.entity_set,
+            "PrimaryIdAttribute": entity.key,
+            "PrimaryNameAttribute": entity.extra.get("primary_name"),
+            "ChangeTrackingEnabled": entity.change_tracking,
+            "OwnershipType": "UserOwned" if entity.extra.get("owned") else "OrganizationOwned",
+            "IsCustomEntity": entity.name.startswith("nav_") or bool(
+                entity.extra.get("custom")),
+            "ObjectTypeCode": None,
+        }
+
+    def _entity_list(self, params: Mapping[str, str]) -> Reply:
+        """D1: ``EntityDefinitions?$select=...&$filter=LogicalName eq 'a' or ...``."""
+        unknown = sorted(set(params) - {"$select", "$filter"})
+        if unknown:
+            raise DataverseError(501, CODE_ODATA, f"The query option '{unknown[0]}' is not "
+                                                  "emulated on EntityDefinitions.")
+        wanted = attributes.select_list(params.get("$select"), ENTITY_PROPERTIES,
+                                        "EntityMetadata")
+        names = attributes.logical_names_filter(params.get("$filter"))
+        tables = [e for e in self.entities.values() if names is None or e.name in names]
+        selection = f"({','.join(wanted)})" if wanted else ""
+        return json_reply(200, {
+            "@odata.context": f"{self.root}$metadata#EntityDefinitions{selection}",
+            "value": [attributes.select(self._entity_metadata(e), wanted) for e in tables]})
+
+    def _attributes(self, entity: EntityDef, attribute: str | None,
+                    params: Mapping[str, str]) -> Reply:
+        """D2: ``EntityDefinitions(LogicalName='a')/Attributes?$select=...`` (every column,
+        typed by ``@odata.type``)."""
+        unknown = sorted(set(params) - {"$select", "$filter"})
+        if unknown:
+            raise DataverseError(501, CODE_ODATA, f"The query option '{unknown[0]}' is not "
+                                                  "emulated on Attributes.")
+        wanted = attributes.select_list(params.get("$select"), attributes.BASE_PROPERTIES,
+                                        "AttributeMetadata")
+        names = attributes.logical_names_filter(params.get("$filter"))
+        items = [attributes.select(self._attribute(entity, c), wanted) for c in entity.columns
+                 if names is None or c.name in names]
+        base = f"{self.root}$metadata#EntityDefinitions('{entity.name}')/Attributes"
+        if attribute is not None:
+            found = [i for i in items if i["LogicalName"] == attribute]
+            if not found:
+                raise DataverseError(404, CODE_NOT_FOUND, f"Could not find attribute "
+                                                          f"'{attribute}' on entity "
+                                                          f"'{entity.name}'.")
+            return json_reply(200, {"@odata.context": f"{base}/$entity", **found[0]})
+        selection = f"({','.join(wanted)})" if wanted else ""
+        return json_reply(200, {"@odata.context": f"{base}{selection}", "value": items})
+
+    def _attribute(self, entity: EntityDef, column: Column) -> dict[str, Any]:
+        return attributes.attribute(entity, column, column_schema_name(entity, column),
+                                    self._metadata_id(entity.name, column.name))
+
+    def _picklist_attributes(self, entity: EntityDef, attribute: str | None,
+                             params: Mapping[str, str]) -> Reply:
+        """D3: the picklist cast with its ``OptionSet`` options."""
+        logical = entity.name
+        base = f"{self.root}$metadata#EntityDefinitions('{logical}')"
         columns = self._picklist_columns(entity)
         if attribute is not None:
             found = [c for c in columns if c.name == attribute]

@@ -43,10 +43,10 @@ from .common import (
     log,
     parse_prefer,
 )
-from .metadata import DataverseMetadata
+from .definitions import DataverseDefinitions
 
 
-class DataverseService(DataverseMetadata):
+class DataverseService(DataverseDefinitions):
     """The Web API's behaviour, independent of the HTTP server: routing and $batch."""
 
     def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
@@ -79,6 +79,7 @@ class DataverseService(DataverseMetadata):
         if entity is None:
             raise DataverseError(404, CODE_SEGMENT,
                                  f"Resource not found for the segment '{entity_set}'.")
+        self._check_privilege(method, entity, client_id)
         if rest:
             raise DataverseError(501, CODE_ODATA, f"The sandbox does not implement the path "
                                                   f"'{path}'; address records as "
@@ -128,10 +129,7 @@ class DataverseService(DataverseMetadata):
         if path == "InsertOptionValue":
             self._require(method, "POST")
             return self._insert_option_value(body)
-        if path.startswith("EntityDefinitions"):
-            self._require(method, "GET")
-            return self._entity_definitions(path, params)
-        return None
+        return self._definitions_path(method, path, params, body)
 
     def _batch(self, headers: Mapping[str, str], body: bytes, client_id: str | None) -> Reply:
         try:

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..dataverse_schema import (
-    DATAVERSE_ENTITIES,
     DETAIL_HEADERS,
     derive_columns,
     is_polymorphic,
@@ -185,7 +184,7 @@ class DataverseWrites(DataverseRules):
         deleted = self.store.delete(self.qualified(entity), key)
         if deleted is not None and entity.name in DETAIL_HEADERS:
             self._roll_up(entity.name, deleted)
-        for other in DATAVERSE_ENTITIES:
+        for other in self.catalog.entities:
             for column in other.columns:
                 if column.type != "lookup" or entity.name not in column.lookup_targets:
                     continue

@@ -1,0 +1,244 @@
+"""The NAV 2018 pages the sandbox publishes as OData v4 web services, in one table.
+
+Each :class:`Page` is a standard NAV 2018 page an administrator publishes on the *Web
+Services* page (object type Page, a service name; "How to: Publish a Web Service",
+https://learn.microsoft.com/previous-versions/dynamicsnav-2018-developer/how-to--publish-a-web-service).
+Its fields carry the names NAV gives them on the wire: the page control's caption with every
+non-alphanumeric character turned into ``_`` (``Phone No.`` → ``Phone_No``, ``E-Mail`` →
+``E_Mail``) — see "Walkthrough: Creating and Interacting with a Page Web Service (OData)",
+which publishes page 21 Customer Card as ``Customer``.
+
+A page is a *view* over the Business Central entity the sandbox already stores (same rows, same
+store): every :class:`Field` names the BC store column it shows, or how it is derived:
+
+==========================  ====  ===========================  ==============================
+service name                page  NAV page                     BC entity (store)
+==========================  ====  ===========================  ==============================
+Customer                    21    Customer Card                customers
+Contact                     5050  Contact Card                 contacts
+SalespersonPurchaser        5116  Salesperson/Purchaser Card   salespeoplePurchasers
+Currencies                  5     Currencies                   currencies
+UnitsOfMeasure              209   Units of Measure             unitsOfMeasure
+Item                        30    Item Card                    items
+Resource                    76    Resource Card                resources
+CustomerPriceGroups         7     Customer Price Groups        customerPriceGroups
+SalesPrices                 7002  Sales Prices                 salesPrices
+PostedSalesInvoice          132   Posted Sales Invoice         salesInvoices (posted only)
+PostedSalesInvoiceLines     133   Posted Sales Invoice Subform salesInvoiceLines (posted)
+SalesOrder                  42    Sales Order                  salesOrders
+SalesOrderSalesLines        46    Sales Order Subform          salesOrderLines
+CustomerStatistics          151   Customer Statistics          customers (computed figures)
+==========================  ====  ===========================  ==============================
+
+``Last_Date_Modified`` is the *date* part of the row's ``lastModifiedDateTime``: NAV 2018
+tables carry "Last Date Modified" (a Date) and no time of day. Document tables (Sales Header,
+Sales Invoice Header, lines) have no such field in NAV 2018, so their pages do not show one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["PAGES", "Field", "Page", "Source", "page_by_service"]
+
+
+class Source(StrEnum):
+    """Where a page field's value comes from."""
+
+    COLUMN = "column"
+    """A column of the page's BC entity."""
+    MODIFIED_DATE = "modified_date"
+    """The date part of the row's ``lastModifiedDateTime`` (NAV's Last Date Modified)."""
+    CONSTANT = "constant"
+    """A fixed value (``Document_Type`` is always ``Order`` on the Sales Order page)."""
+    DOCUMENT_NUMBER = "document_number"
+    """A line's document number: the ``number`` of the header its ``documentId`` names."""
+    COMPUTED = "computed"
+    """A figure of a computed page (customer statistics), named by ``column``."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One page field: its NAV name and where its value comes from."""
+
+    name: str
+    column: str | None = None
+    source: Source = Source.COLUMN
+    editable: bool = True
+    constant: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One published page: service name, page id and name, the BC entity it views, its key
+    fields (the page's table primary key, as NAV puts it in the URL) and fields."""
+
+    service: str
+    page_id: int
+    page_name: str
+    entity: str
+    keys: tuple[str, ...]
+    fields: tuple[Field, ...]
+    editable: bool = True
+    scope: tuple[str, tuple[str, ...]] = ("", ())
+    """Extra SQL condition on the BC rows the page shows (posted invoices only)."""
+    parent: str | None = None
+    """For line pages: the BC entity of the document header."""
+    computed: bool = False
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+def _c(name: str, column: str) -> Field:
+    return Field(name, column)
+
+
+def _ro(name: str, column: str) -> Field:
+    return Field(name, column, editable=False)
+
+
+def _stat(name: str, column: str) -> Field:
+    return Field(name, column, Source.COMPUTED, editable=False)
+
+
+LAST_DATE_MODIFIED = Field("Last_Date_Modified", "lastModifiedDateTime", Source.MODIFIED_DATE,
+                           editable=False)
+ORDER_TYPE = Field("Document_Type", None, Source.CONSTANT, editable=False, constant="Order")
+DOCUMENT_NO = Field("Document_No", "documentId", Source.DOCUMENT_NUMBER)
+
+_ADDRESS = (_c("Address", "addressLine1"), _c("Address_2", "addressLine2"), _c("City", "city"),
+            _c("County", "state"), _c("Post_Code", "postalCode"),
+            _c("Country_Region_Code", "country"))
+
+CUSTOMER = Page("Customer", 21, "Customer Card", "customers", ("No",), (
+    _c("No", "number"), _c("Name", "displayName"), *_ADDRESS, _c("Phone_No", "phoneNumber"),
+    _c("E_Mail", "email"), _c("Home_Page", "website"), _c("Salesperson_Code", "salespersonCode"),
+    _c("Credit_Limit_LCY", "creditLimit"), _ro("Balance_LCY", "balanceDue"),
+    _c("Currency_Code", "currencyCode"), _c("VAT_Registration_No", "taxRegistrationNumber"),
+    _c("Blocked", "blocked"), LAST_DATE_MODIFIED))
+
+CONTACT = Page("Contact", 5050, "Contact Card", "contacts", ("No",), (
+    _c("No", "number"), _c("Type", "type"), _c("Name", "displayName"),
+    _c("First_Name", "firstName"), _c("Middle_Name", "middleName"), _c("Surname", "surname"),
+    _c("Job_Title", "jobTitle"), _c("Company_No", "companyNumber"),
+    _ro("Company_Name", "companyName"), *_ADDRESS, _c("Phone_No", "phoneNumber"),
+    _c("Mobile_Phone_No", "mobilePhoneNumber"), _c("E_Mail", "email"),
+    _c("Home_Page", "website"), _ro("Search_Name", "searchName"),
+    _c("Privacy_Blocked", "privacyBlocked"), LAST_DATE_MODIFIED))
+
+SALESPERSON = Page("SalespersonPurchaser", 5116, "Salesperson/Purchaser Card",
+                   "salespeoplePurchasers", ("Code",), (
+                       _c("Code", "code"), _c("Name", "displayName"), _c("E_Mail", "email"),
+                       _c("Phone_No", "phoneNo"), _c("Job_Title", "jobTitle"),
+                       _c("Commission_Percent", "commisionPercent"),
+                       _c("Privacy_Blocked", "privacyBlocked")))
+
+CURRENCIES = Page("Currencies", 5, "Currencies", "currencies", ("Code",), (
+    _c("Code", "code"), _c("Description", "displayName"), _c("Symbol", "symbol"),
+    _c("Amount_Decimal_Places", "amountDecimalPlaces"),
+    _c("Amount_Rounding_Precision", "amountRoundingPrecision"), LAST_DATE_MODIFIED))
+
+UNITS_OF_MEASURE = Page("UnitsOfMeasure", 209, "Units of Measure", "unitsOfMeasure", ("Code",), (
+    _c("Code", "code"), _c("Description", "displayName"),
+    _c("International_Standard_Code", "internationalStandardCode")))
+
+ITEM = Page("Item", 30, "Item Card", "items", ("No",), (
+    _c("No", "number"), _c("Description", "displayName"), _c("Description_2", "displayName2"),
+    _c("Type", "type"), _c("Item_Category_Code", "itemCategoryCode"), _c("Blocked", "blocked"),
+    _c("GTIN", "gtin"), _ro("Inventory", "inventory"), _c("Unit_Price", "unitPrice"),
+    _c("Price_Includes_VAT", "priceIncludesTax"), _c("Unit_Cost", "unitCost"),
+    _c("Base_Unit_of_Measure", "baseUnitOfMeasureCode"),
+    _c("Gen_Prod_Posting_Group", "generalProductPostingGroupCode"),
+    _c("Inventory_Posting_Group", "inventoryPostingGroupCode"), LAST_DATE_MODIFIED))
+
+RESOURCE = Page("Resource", 76, "Resource Card", "resources", ("No",), (
+    _c("No", "number"), _c("Name", "name"), _c("Type", "type"),
+    _c("Base_Unit_of_Measure", "baseUnitOfMeasureCode"), _c("Unit_Price", "unitPrice"),
+    _c("Unit_Cost", "unitCost"), _c("Blocked", "blocked"), LAST_DATE_MODIFIED))
+
+PRICE_GROUPS = Page("CustomerPriceGroups", 7, "Customer Price Groups", "customerPriceGroups",
+                    ("Code",), (
+                        _c("Code", "code"), _c("Description", "description"),
+                        _c("Price_Includes_VAT", "priceIncludesVat"),
+                        _c("Allow_Invoice_Disc", "allowInvoiceDisc")))
+
+# Table 7002 Sales Price's primary key, in its order; Variant_Code is always blank here.
+SALES_PRICES = Page("SalesPrices", 7002, "Sales Prices", "salesPrices", (
+    "Item_No", "Sales_Type", "Sales_Code", "Starting_Date", "Currency_Code", "Variant_Code",
+    "Unit_of_Measure_Code", "Minimum_Quantity"), (
+    _c("Item_No", "itemNumber"), _c("Sales_Type", "salesType"), _c("Sales_Code", "salesCode"),
+    _c("Starting_Date", "startingDate"), _c("Currency_Code", "currencyCode"),
+    Field("Variant_Code", None, Source.CONSTANT, editable=False, constant=""),
+    _c("Unit_of_Measure_Code", "unitOfMeasureCode"), _c("Minimum_Quantity", "minimumQuantity"),
+    _c("Unit_Price", "unitPrice"), _c("Ending_Date", "endingDate")))
+
+_POSTED = ('"status" <> ?', ("Draft",))
+
+# Sales Header and Sales Invoice Header share these fields (the invoice copies the order's).
+_SELL_TO = (_c("No", "number"), _c("Sell_to_Customer_No", "customerNumber"),
+            _ro("Sell_to_Customer_Name", "customerName"))
+_HEADER_TOTALS = (_c("External_Document_No", "externalDocumentNumber"),
+                  _c("Currency_Code", "currencyCode"), _ro("Salesperson_Code", "salesperson"),
+                  _ro("Amount", "totalAmountExcludingTax"),
+                  _ro("Amount_Including_VAT", "totalAmountIncludingTax"))
+
+POSTED_INVOICE = Page("PostedSalesInvoice", 132, "Posted Sales Invoice", "salesInvoices",
+                      ("No",), (
+                          *_SELL_TO, _c("Bill_to_Customer_No", "billToCustomerNumber"),
+                          _c("Bill_to_Name", "billToName"), _c("Posting_Date", "postingDate"),
+                          _c("Document_Date", "invoiceDate"), _c("Due_Date", "dueDate"),
+                          _c("Order_No", "orderNumber"), *_HEADER_TOTALS,
+                          _ro("Remaining_Amount", "remainingAmount")),
+                      editable=False, scope=_POSTED)
+
+_LINE_FIELDS = (
+    DOCUMENT_NO, _c("Line_No", "sequence"), _c("Type", "lineType"),
+    _c("No", "lineObjectNumber"), _c("Description", "description"),
+    _c("Unit_of_Measure_Code", "unitOfMeasureCode"), _c("Quantity", "quantity"),
+    _c("Unit_Price", "unitPrice"), _c("Line_Discount_Percent", "discountPercent"),
+    _c("Line_Discount_Amount", "discountAmount"), _ro("Line_Amount", "amountExcludingTax"),
+    _c("VAT_Percent", "taxPercent"), _ro("Amount_Including_VAT", "amountIncludingTax"),
+    _c("Shipment_Date", "shipmentDate"))
+
+POSTED_INVOICE_LINES = Page("PostedSalesInvoiceLines", 133, "Posted Sales Invoice Subform",
+                            "salesInvoiceLines", ("Document_No", "Line_No"), _LINE_FIELDS,
+                            editable=False, parent="salesInvoices",
+                            scope=('(SELECT h."status" FROM {parent} AS h WHERE h."id" = '
+                                   '"documentId") <> ?', ("Draft",)))
+
+SALES_ORDER = Page("SalesOrder", 42, "Sales Order", "salesOrders", ("Document_Type", "No"), (
+    ORDER_TYPE, *_SELL_TO, _c("Your_Reference", "yourReference"),
+    _c("Order_Date", "orderDate"), _c("Posting_Date", "postingDate"),
+    _c("Requested_Delivery_Date", "requestedDeliveryDate"), _ro("Status", "status"),
+    *_HEADER_TOTALS))
+
+SALES_ORDER_LINES = Page("SalesOrderSalesLines", 46, "Sales Order Subform", "salesOrderLines",
+                         ("Document_Type", "Document_No", "Line_No"),
+                         (ORDER_TYPE, *_LINE_FIELDS), parent="salesOrders")
+
+CUSTOMER_STATISTICS = Page("CustomerStatistics", 151, "Customer Statistics", "customers",
+                           ("No",), (
+                               _stat("No", "customerNumber"), _stat("Name", "customerName"),
+                               _stat("Balance_LCY", "balance"),
+                               _stat("Outstanding_Orders_LCY", "outstandingOrders"),
+                               _stat("Shipped_Not_Invoiced_LCY", "shippedNotInvoiced"),
+                               _stat("Outstanding_Invoices_LCY", "outstandingInvoices"),
+                               _stat("Balance_Due_LCY", "overdueAmount"),
+                               _stat("Sales_LCY", "totalSales")),
+                           editable=False, computed=True)
+
+PAGES: tuple[Page, ...] = (
+    CUSTOMER, CONTACT, SALESPERSON, CURRENCIES, UNITS_OF_MEASURE, ITEM, RESOURCE, PRICE_GROUPS,
+    SALES_PRICES, POSTED_INVOICE, POSTED_INVOICE_LINES, SALES_ORDER, SALES_ORDER_LINES,
+    CUSTOMER_STATISTICS,
+)
+
+_BY_SERVICE = {page.service: page for page in PAGES}
+
+
+def page_by_service(name: str) -> Page | None:
+    """The published page whose service name is ``name`` (service names are
+    case-sensitive, as NAV's are)."""
+    return _BY_SERVICE.get(name)
