@@ -68,11 +68,14 @@ class Dataverse(PagedReader):
         return field_name(entity_set)
 
     def acting_as(self, systemuser_id: str) -> Dataverse:
-        """A second connection with the same settings that impersonates ``systemuser_id``."""
-        return Dataverse(self._url, self._auth, page_size=self.page_size,
-                         batch_size=self.batch_size, max_workers=self._max_workers,
-                         retry=self._retry, transport=self._transport,
-                         max_filter_chars=self.max_filter_chars, acting_as=systemuser_id)
+        """A second connection with the same settings (the stated timeout too) that
+        impersonates ``systemuser_id``."""
+        clone = Dataverse(self._url, self._auth, page_size=self.page_size,
+                          batch_size=self.batch_size, max_workers=self._max_workers,
+                          retry=self._retry, transport=self._transport,
+                          max_filter_chars=self.max_filter_chars, acting_as=systemuser_id)
+        clone.http.set_timeout(self.http.timeout_s)
+        return clone
 
     def track_changes(self, entity_set: str, select: Sequence[str],
                       delta_link: str | None = None, schema: dict[str, Any] | None = None,

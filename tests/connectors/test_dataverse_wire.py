@@ -231,3 +231,23 @@ def test_new_choice_values_are_sent_so_that_each_answers_for_itself() -> None:
         ("account", "customertypecode", "Distributor"),
         ("account", "customertypecode", "Wholesaler")])
     assert isinstance(values[0], ValidationError) and values[1] == 100000001
+
+
+def test_an_impersonating_connection_keeps_the_stated_timeout() -> None:
+    """`[http] timeout_s` applies to every connection of a workspace; the connection that acts
+    as a person (``MSCRMCallerID``, *Impersonate another user using the Web API*) used to wait
+    the default 60 s instead."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"value": []})
+
+    client = dataverse(handler)
+    client.http.set_timeout(7.0)
+    person = "0e8c8a1c-0000-4000-8000-000000000001"
+    with client.acting_as(person) as as_person:
+        assert as_person.http.timeout_s == 7.0
+        as_person.read("accounts", select=["accountid"], top=1)
+    assert seen[0].headers["MSCRMCallerID"] == person
+    assert seen[0].extensions["timeout"]["read"] == 7.0
