@@ -12,6 +12,7 @@ import polars as pl
 from ..connectors.odata import F, any_of
 from ..exceptions import SyncError
 from .context import EngineContext
+from .ids import record_id
 from .mapping import TableMapping
 from .sides import SideReader, field_frame
 from .sync.snapshot import Selection
@@ -107,7 +108,7 @@ def refuse_unknown_ids(ctx: EngineContext, spec: TableMapping, selection: Select
         if not unknown:
             continue
         found = reader.by_ids(unknown)
-        present = {str(v).lower() for v in found[reader.key]} if found.height else set()
+        present = {record_id(v) for v in found[reader.key]} if found.height else set()
         missing += [f"{what} {i}" for i in unknown if i not in present]
     if missing:
         raise SyncError(f"mapping {spec.name}: no such record(s): {', '.join(missing)}; "

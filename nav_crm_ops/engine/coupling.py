@@ -16,6 +16,7 @@ import polars as pl
 from ..exceptions import StateStoreError, SyncError
 from ..store import Coupling
 from .context import EngineContext
+from .ids import record_id
 from .mapping import TableMapping
 from .matching import MATCH_SCHEMA, match_records
 from .report import SyncReport
@@ -63,7 +64,7 @@ def couple_records(ctx: EngineContext, spec: TableMapping, nav_id: str, crm_id: 
     nav_key = nav.get_column(spec.nav.natural_key).item(0) if spec.nav.natural_key else None
     crm_key = crm.get_column(spec.crm.natural_key).item(0) if spec.crm.natural_key else None
     try:
-        coupling = ctx.store.couple(spec.name, nav_id.lower(), crm_id.lower(),
+        coupling = ctx.store.couple(spec.name, record_id(nav_id), record_id(crm_id),
                                     nav_key=None if nav_key is None else str(nav_key),
                                     crm_key=None if crm_key is None else str(crm_key))
     except StateStoreError as error:

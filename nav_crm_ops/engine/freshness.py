@@ -25,6 +25,7 @@ import polars as pl
 from ..connectors.factory import Connections
 from ..connectors.reader import ETAG
 from ..store import StateStore
+from .ids import record_id
 from .mapping import TableMapping
 from .vocabulary import Side
 from .vocabulary import writes as writing
@@ -118,7 +119,7 @@ def changed_versions(mapping: TableMapping, records: pl.DataFrame,
             continue
         versions = _read_versions(mapping, side, wanted[f"{side}_id"].to_list(), connections)
         for row in wanted.iter_rows(named=True):
-            now = versions.get(str(row[f"{side}_id"]).lower())
+            now = versions.get(record_id(row[f"{side}_id"]))
             if now == row[f"{side}_version"] or row["record_id"] in refused:
                 continue
             what = f"the {_SIDE_NAME[side]} record {_name(row, side)}"
@@ -137,5 +138,5 @@ def _read_versions(mapping: TableMapping, side: str, ids: Iterable[str],
     frame = client.read_by_ids(spec.entity, spec.key, list(ids), select=[spec.key], etag=True)
     if frame.height == 0:
         return {}
-    return {str(k).lower(): str(v) for k, v in
+    return {record_id(k): str(v) for k, v in
             zip(frame[spec.key].to_list(), frame[ETAG].to_list(), strict=True)}

@@ -6,11 +6,36 @@ same GUID and ``If-None-Match: *``, so it can never create a second record.
 
 from __future__ import annotations
 
+import re
 import uuid
 
-__all__ = ["CREATE_NAMESPACE", "crm_id_for"]
+import polars as pl
+
+__all__ = ["CREATE_NAMESPACE", "GUID_PATTERN", "crm_id_for", "record_id", "record_id_expr"]
 
 CREATE_NAMESPACE = uuid.UUID("8d7f3a52-0f4e-4c4b-9a1e-2b6c1e5d9f30")
+
+
+GUID_PATTERN = (r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-"
+                r"[0-9A-Fa-f]{12}$")
+"""A GUID as Dataverse and Business Central write it (no braces)."""
+_GUID = re.compile(GUID_PATTERN)
+
+
+def record_id(value: object) -> str:
+    """A record id as the engine stores and compares it: a GUID (Dataverse, Business Central
+    online) in lower case, since GUIDs are case-insensitive; any other key (a NAV page's
+    ``No`` or ``Code``: ``10000``, ``EUR``) as the service wrote it, since NAV compares its
+    codes as stored. The one rule for every place ids are matched (couplings, selections,
+    freshness, lookups)."""
+    text = str(value)
+    return text.lower() if _GUID.match(text) else text
+
+
+def record_id_expr(expr: pl.Expr) -> pl.Expr:
+    """:func:`record_id` over a column."""
+    text = expr.cast(pl.Utf8)
+    return pl.when(text.str.contains(GUID_PATTERN)).then(text.str.to_lowercase()).otherwise(text)
 
 
 def crm_id_for(mapping: str, nav_id: str, salt: str = "") -> str:

@@ -30,6 +30,7 @@ import polars as pl
 from ..connectors.factory import Connections
 from ..exceptions import ConnectorError, SyncError
 from ..store import StateStore
+from .ids import record_id
 from .mapping import FieldMapping, MappingSet, TableMapping
 from .vocabulary import Side
 
@@ -124,9 +125,9 @@ class Resolver:
                     pl.col("nav_key").is_not_null())
                 for nav_id, crm_id, key in couplings.select(
                         "nav_id", "crm_id", "nav_key").iter_rows():
-                    to_crm.setdefault(key, crm_id.lower())
-                    to_nav.setdefault(crm_id.lower(), key)
-                    by_nav_id.setdefault(nav_id.lower(), key)
+                    to_crm.setdefault(key, record_id(crm_id))
+                    to_nav.setdefault(record_id(crm_id), key)
+                    by_nav_id.setdefault(record_id(nav_id), key)
             cached = (to_crm, to_nav, by_nav_id)
             self._lookups[cache_key] = cached
         return cached
@@ -142,7 +143,7 @@ class Resolver:
             frame = self.connections.dataverse.read(child.entity,
                                                     select=[child.key, parent_column],
                                                     filter=child.filter or None)
-            return {str(c).lower(): str(p).lower() for c, p in frame.iter_rows() if c and p}
+            return {record_id(c): record_id(p) for c, p in frame.iter_rows() if c and p}
 
         return self._table(f"crm:{child.entity}:{child.parent}:{child.filter}", load,
                            keys=child_ids, values=parent_ids)
@@ -160,7 +161,7 @@ class Resolver:
         def load() -> dict[str, str]:
             frame = self.connections.dataverse.read(target.crm.entity,
                                                     select=[target.crm.key, natural])
-            return {str(i).lower(): str(k) for i, k in frame.iter_rows() if i and k}
+            return {record_id(i): str(k) for i, k in frame.iter_rows() if i and k}
 
         table = self._table(f"crm:{target.crm.entity}:{natural}", load, keys=crm_ids,
                             values=nav_keys)
@@ -188,7 +189,7 @@ class Resolver:
     def lookup_crm_to_nav(self, fld: FieldMapping, values: pl.Series) -> pl.Series:
         """CRM GUIDs of a lookup column as NAV keys (``<not coupled: guid>`` when unknown)."""
         guids = self._parent_guids(
-            fld, [None if v is None else str(v).lower() for v in values.to_list()])
+            fld, [None if v is None else record_id(v) for v in values.to_list()])
         _, to_nav, _ = self._lookup_maps(fld)
         missing = [g for g in guids if g and g not in to_nav]
         if missing and _falls_back_to_natural_keys(fld):
@@ -216,7 +217,7 @@ class Resolver:
         def load() -> dict[str, str]:
             frame = client.read(via.entity, select=[via.key, via.target_id],
                                 filter=via.filter or None)
-            return {str(k): str(t).lower() for k, t in frame.iter_rows() if k and t}
+            return {str(k): record_id(t) for k, t in frame.iter_rows() if k and t}
 
         scope = f"nav:{via.entity}:{via.key}:{via.target_id}:{via.filter}"
         return self._table(scope, load, keys=keys, values=values)

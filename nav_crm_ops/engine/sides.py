@@ -1,11 +1,12 @@
 """Reading one side of a mapping and expressing its rows in the mapping's field namespace.
 
-A *field frame* has the meta columns ``_id`` (record id, lower-case GUID), ``_key`` (natural
-key, for lookups and display), ``_version`` (etag: the If-Match of a later write) and
-``_modified`` (UTC ISO text, for watermarks), then one column per enabled field, named by the
-field, holding the value as the other side would receive it: NAV reference GUIDs as codes,
-lookups and options in NAV terms (see ``engine.resolve``), transformations and constants applied
-on the side(s) the field is written from.
+A *field frame* has the meta columns ``_id`` (record id: a GUID in lower case, a NAV code as
+stored, :func:`~.ids.record_id`), ``_key`` (natural key, for lookups and display),
+``_version`` (etag: the If-Match of a later write) and ``_modified`` (UTC ISO text, for
+watermarks), then one column per enabled field, named by the field, holding the value as the
+other side would receive it: NAV reference GUIDs as codes, lookups and options in NAV terms
+(see ``engine.resolve``), transformations and constants applied on the side(s) the field is
+written from.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ..connectors.odata import F, Filter, RawFilter, all_of
 from ..connectors.reader import ETAG, PagedReader
 from ..exceptions import ConnectorError, NavCrmOpsError
 from .diff import canonical_frame
+from .ids import record_id_expr
 from .mapping import FieldMapping, TableMapping
 from .resolve import Resolver
 from .vocabulary import Side
@@ -281,7 +283,7 @@ def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side | str,
         return empty_field_frame(mapping)
     natural = spec.natural_key
     columns: list[pl.Series] = [
-        raw.get_column(spec.key).cast(pl.Utf8).str.to_lowercase().alias("_id"),
+        raw.select(record_id_expr(pl.col(spec.key)).alias("_id")).to_series(),
         (raw.get_column(natural).cast(pl.Utf8) if natural else pl.Series(
             [None] * raw.height, dtype=pl.Utf8)).alias("_key"),
         (raw.get_column(ETAG).cast(pl.Utf8) if ETAG in raw.columns else pl.Series(

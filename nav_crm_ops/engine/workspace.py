@@ -22,6 +22,7 @@ from ..store import Coupling, StateStore
 from .browse import compare_pairs, pick_records, refuse_unknown_ids
 from .context import EngineContext
 from .coupling import MatchResult, couple_records, match_and_couple
+from .ids import record_id
 from .lease import MappingLease, mapping_lease
 from .links import record_links
 from .mapping import MappingSet, TableMapping
@@ -244,8 +245,8 @@ class Workspace:
     def uncouple(self, mapping: str, *, nav_id: str | None = None,
                  crm_id: str | None = None) -> int:
         spec = self.mappings.get(mapping)
-        count = self.store.uncouple(spec.name, nav_id=nav_id and nav_id.lower(),
-                                    crm_id=crm_id and crm_id.lower())
+        count = self.store.uncouple(spec.name, nav_id=nav_id and record_id(nav_id),
+                                    crm_id=crm_id and record_id(crm_id))
         run = self.store.start_run(spec.name, spec.directions[0], "uncouple")
         self.store.finish_run(run, "finished", {"uncoupled": count})
         return count
@@ -279,8 +280,8 @@ class Workspace:
                             f"{direction!r} is not allowed (valid: {list(spec.directions)})")
         if not nav_ids and not crm_ids:
             raise SyncError("select at least one record (nav_ids or crm_ids)")
-        selection = Selection(tuple(i.lower() for i in nav_ids),
-                              tuple(i.lower() for i in crm_ids), direction)
+        selection = Selection(tuple(record_id(i) for i in nav_ids),
+                              tuple(record_id(i) for i in crm_ids), direction)
         refuse_unknown_ids(self._context(), spec, selection)
         return self._sync_selection(spec, selection, progress).with_skipped_totals(self.store)
 
@@ -311,7 +312,7 @@ class Workspace:
             spec = self.mappings.get(name)
             status = self.store.record_status_frame(spec.name, states=["failed", "conflict"])
             if source_ids is not None:
-                status = status.filter(pl.col("source_id").is_in([i.lower() for i in source_ids]))
+                status = status.filter(pl.col("source_id").is_in([record_id(i) for i in source_ids]))
             if status.height == 0:
                 continue
             nav_ids = tuple(status.filter(pl.col("direction") == "to_crm")["source_id"])
@@ -323,7 +324,7 @@ class Workspace:
         """Put skipped records back into the retry pass; returns how many."""
         spec = self.mappings.get(mapping)
         return self.store.unskip(spec.name, None if source_ids is None
-                                 else [i.lower() for i in source_ids])
+                                 else [record_id(i) for i in source_ids])
 
     def compare(self, mapping: str) -> pl.DataFrame:
         """Coupled pairs whose mapped values differ right now (reads both sides in full):

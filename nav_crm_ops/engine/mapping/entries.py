@@ -16,7 +16,9 @@ Profiles: one mapping definition serves every ERP the toolkit talks to. An entry
 entry by the same rule before anything else (so the NAV page's field names replace the API's:
 ``fields: [{name: accountnumber, nav: "No"}]``, ``nav: {key: "No", modified:
 Last_Date_Modified, modified_is_date: true}``), and the ``profiles`` key itself is dropped.
-Without a section for the workspace's profile the entry is taken as written.
+An entry without a section for the workspace's profile is taken as written; the loader leaves
+out the *packaged defaults* without one on a profile other than ``bc-online`` (they name
+Business Central API fields a NAV page does not have).
 """
 
 from __future__ import annotations

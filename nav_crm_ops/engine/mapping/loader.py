@@ -16,14 +16,17 @@ from typing import Any
 import yaml
 from pydantic import ValidationError as PydanticValidationError
 
-from ...config import WorkspaceConfig
+from ...config import ErpProfile, WorkspaceConfig
 from ...exceptions import MappingError
 from .entries import for_profile, overlay, read_entries
 from .messages import pydantic_message
 from .specs import FieldMapping
 from .table import TableMapping
 
-__all__ = ["RECOMMENDED_ORDER", "MappingSet"]
+__all__ = ["BC_ONLINE", "RECOMMENDED_ORDER", "MappingSet"]
+
+BC_ONLINE = ErpProfile.BC_ONLINE.value
+"""The profile the default mappings are written for (no ``profiles`` section needed)."""
 
 RECOMMENDED_ORDER: tuple[str, ...] = (
     "CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT", "RESOURCE-PRODUCT",
@@ -59,7 +62,7 @@ class MappingSet:
 
     @classmethod
     def from_entries(cls, entries: Iterable[Mapping[str, Any]], origin: str = "mappings", *,
-                     profile: str = "bc-online") -> MappingSet:
+                     profile: str = BC_ONLINE) -> MappingSet:
         """Validated mappings of raw entries (as ``profile`` uses them)."""
         built = []
         for entry in entries:
@@ -71,12 +74,17 @@ class MappingSet:
 
     @classmethod
     def load(cls, override_files: Sequence[str | Path] = (), *, defaults: bool = True,
-             profile: str = "bc-online") -> MappingSet:
+             profile: str = BC_ONLINE) -> MappingSet:
         """Packaged defaults (unless ``defaults=False``) merged with the override files, each
-        entry as the ERP ``profile`` uses it (its ``profiles`` section merged over it)."""
+        entry as the ERP ``profile`` uses it (its ``profiles`` section merged over it). On
+        another profile than Business Central online, a default mapping without a section for
+        that profile is left out: it is not written for that ERP's field names yet (NAV 2018:
+        the price, document and statistics mappings)."""
         entries: dict[str, dict[str, Any]] = {}
         if defaults:
             for entry in cls.default_entries():
+                if profile != BC_ONLINE and profile not in (entry.get("profiles") or {}):
+                    continue
                 entries[str(entry["name"]).upper()] = for_profile(entry, profile)
         for path in override_files:
             file = Path(path)

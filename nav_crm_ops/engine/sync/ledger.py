@@ -17,6 +17,7 @@ import polars as pl
 from ...connectors.models import WriteOutcome
 from ...exceptions import StateStoreError
 from ...store import RecordFailure, StateStore
+from ..ids import record_id
 from ..mapping import TableMapping
 from ..vocabulary import Direction, PlanAction, Side, action_is
 from .run import ApplyRun, DirectionTally, Failure, by_record
@@ -58,7 +59,7 @@ class Ledger:
         body = outcome.body if isinstance(outcome.body, dict) else {}
         nav_key = record.get("nav_key")
         if target is Side.NAV and record["action"] == PlanAction.INSERT_NAV:
-            record["nav_id"] = outcome.id.lower()
+            record["nav_id"] = record_id(outcome.id)
             natural = mapping.nav.natural_key
             nav_key = str(body.get(natural)) if natural and body.get(natural) else nav_key
         nav_id, crm_id = record["nav_id"], record["crm_id"]

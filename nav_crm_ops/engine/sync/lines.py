@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from ...connectors.factory import Connections
+from ..ids import record_id_expr
 from ..mapping import TableMapping
 from ..plan import line_field
 from ..resolve import Resolver
@@ -58,7 +59,7 @@ def _read_lines(mapping: TableMapping, doc_ids: list[str], source: Side, resolve
         pl.when(raw.get_column(c.column).cast(pl.Utf8).is_in(list(c.values)))
         .then(pl.col(name)).otherwise(pl.lit(None, pl.Utf8)).alias(name)
         for name, c in conditions.items()).with_columns(
-        raw.get_column(spec.parent_read_column).cast(pl.Utf8).str.to_lowercase()
+        raw.select(record_id_expr(pl.col(spec.parent_read_column))).to_series()
         .alias("__document"),
         raw.get_column(spec.order).alias("__order"))
     return frame.sort("__document", "__order", nulls_last=True).with_columns(

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import polars as pl
 
 from ...store import StateStore
+from ..ids import record_id_expr
 from ..mapping import TableMapping
 from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from ..resolve import Resolver
@@ -91,7 +92,7 @@ def with_extras(frame: pl.DataFrame, raw: pl.DataFrame | None, mapping: TableMap
     notes on values the mapping cannot carry (``not_synchronized``)."""
     scope_column = Side(side).pick(mapping.nav.coupled_in_field, None)
     if raw is not None and scope_column and scope_column in raw.columns:
-        scope = raw.get_column(scope_column).cast(pl.Utf8).str.to_lowercase().alias(SCOPE)
+        scope = raw.select(record_id_expr(pl.col(scope_column))).to_series().alias(SCOPE)
     else:
         scope = frame.get_column("_id").alias(SCOPE)
     if raw is None:
