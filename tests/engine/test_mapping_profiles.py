@@ -70,3 +70,20 @@ def test_a_nav_workspace_loads_its_override_files_in_nav_terms(tmp_path: Path) -
     mapping = MappingSet.for_workspace(load_config(tmp_path)).get("T")
     assert mapping.field("name").nav == "Name" and mapping.field("name").direction == "to_crm"
     assert mapping.nav.key == "No"
+
+
+def test_an_override_of_a_default_a_nav_workspace_leaves_out_says_so(tmp_path: Path) -> None:
+    """On nav2018 the defaults without a nav2018 section are left out; an override of one is
+    refused with what to do (before, it was read as a whole mapping and failed on its missing
+    parts). With replace: true it is a mapping of its own."""
+    import yaml
+
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"mappings": [
+        {"name": "CUSTOMER STATISTICS", "fields": [{"name": "nav_balance", "enabled": False}]}]}))
+    with pytest.raises(MappingError, match="profile nav2018 does not have yet"):
+        MappingSet.load([tmp_path / "mine.yaml"], profile="nav2018")
+    assert "CUSTOMER STATISTICS" in MappingSet.load([tmp_path / "mine.yaml"])  # bc-online
+    whole = {**ENTRY, "name": "CUSTOMER STATISTICS", "replace": True}
+    whole.pop("profiles")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump({"mappings": [whole]}))
+    assert "CUSTOMER STATISTICS" in MappingSet.load([tmp_path / "mine.yaml"], profile="nav2018")

@@ -36,6 +36,21 @@ RECOMMENDED_ORDER: tuple[str, ...] = (
 """The reference's first-run order; other mappings follow (dependencies permitting)."""
 
 
+def _refuse_left_out(found: Iterable[Mapping[str, Any]], left_out: set[str], profile: str,
+                     file: Path) -> None:
+    """An override of a default this profile leaves out would be read as a whole mapping and
+    fail on its missing parts: say what is going on instead (``replace: true`` entries are
+    whole mappings of their own and stay allowed)."""
+    for entry in found:
+        name = str(entry["name"]).upper()
+        if name in left_out and not entry.get("replace"):
+            raise MappingError(
+                f"{file}: mapping {entry['name']} changes a default mapping that profile "
+                f"{profile} does not have yet (it reads Business Central API fields); remove "
+                "the entry, or write the whole mapping in this ERP's field names with "
+                "replace: true")
+
+
 class MappingSet:
     """All mappings of a workspace, validated together."""
 
@@ -81,16 +96,20 @@ class MappingSet:
         that profile is left out: it is not written for that ERP's field names yet (NAV 2018:
         the price, document and statistics mappings)."""
         entries: dict[str, dict[str, Any]] = {}
+        left_out: set[str] = set()
         if defaults:
             for entry in cls.default_entries():
+                name = str(entry["name"]).upper()
                 if profile != BC_ONLINE and profile not in (entry.get("profiles") or {}):
+                    left_out.add(name)
                     continue
-                entries[str(entry["name"]).upper()] = for_profile(entry, profile)
+                entries[name] = for_profile(entry, profile)
         for path in override_files:
             file = Path(path)
             if not file.exists():
                 raise MappingError(f"mapping file {file} does not exist (check mapping_files)")
             found = read_entries(file.read_text(encoding="utf-8"), str(file))
+            _refuse_left_out(found, left_out, profile, file)
             entries = overlay(entries, [for_profile(e, profile) for e in found])
         return cls.from_entries(entries.values())
 
