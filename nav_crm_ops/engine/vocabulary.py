@@ -27,6 +27,7 @@ __all__ = [
     "Side",
     "action_is",
     "changes_to",
+    "flows_to",
     "inserts_to",
     "is_insert",
     "same_value",
@@ -154,6 +155,12 @@ class Resolution(StrEnum):
     HELD = "held"
     SAME_VALUE = "same_value"
     BLOCKED_BY_DIRECTION = "blocked_by_direction"
+
+
+def flows_to(direction: str, target: Side | str) -> bool:
+    """Whether a field or mapping of ``direction`` (``to_crm``, ``from_crm``,
+    ``bidirectional``) writes to ``target``."""
+    return direction == "bidirectional" or direction == Side(target).direction
 
 
 # -- record selections (over Plan.records) ---------------------------------------------------

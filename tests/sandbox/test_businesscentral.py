@@ -4,29 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from nav_crm_ops.sandbox import Sandbox
 
 CORRELATION = re.compile(r"  CorrelationId:  [0-9a-f-]{36}\.$")
-
-
-@pytest.fixture
-def bc(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A client on the company's v2.0 URL with a valid BC token."""
-    info = fresh_sandbox.info
-    token = httpx.post(info.token_url, data={
-        "grant_type": "client_credentials", "client_id": info.client_id,
-        "client_secret": info.client_secret.reveal(), "scope": info.bc_scope,
-    }).json()["access_token"]
-    with httpx.Client(base_url=f"{info.bc_api_url}companies({info.company_id})/",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        yield client
 
 
 def error_of(response: httpx.Response, status: int, code: str) -> str:

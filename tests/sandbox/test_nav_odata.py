@@ -37,19 +37,6 @@ def nav(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture
-def bc(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """A client on the same company's Business Central API v2.0."""
-    info = fresh_sandbox.info
-    token = httpx.post(info.token_url, data={
-        "grant_type": "client_credentials", "client_id": info.client_id,
-        "client_secret": info.client_secret.reveal(), "scope": info.bc_scope,
-    }).json()["access_token"]
-    with httpx.Client(base_url=f"{info.bc_api_url}companies({info.company_id})/",
-                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
-        yield client
-
-
 def nav_error(response: httpx.Response, status: int) -> dict[str, Any]:
     """NAV's error body: ``{"error":{"code","message"}}``, no BC correlation id."""
     assert response.status_code == status, response.text

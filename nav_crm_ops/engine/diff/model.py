@@ -13,7 +13,7 @@ from typing import Literal
 import polars as pl
 
 from ...exceptions import SyncError
-from ..vocabulary import PlanAction
+from ..vocabulary import PlanAction, Side, flows_to
 
 __all__ = [
     "ACTIONS",
@@ -102,11 +102,11 @@ class DiffField:
 
     @property
     def writes_to_crm(self) -> bool:
-        return self.direction in ("to_crm", "bidirectional")
+        return flows_to(self.direction, Side.CRM)
 
     @property
     def writes_to_nav(self) -> bool:
-        return self.direction in ("from_crm", "bidirectional")
+        return flows_to(self.direction, Side.NAV)
 
 
 @dataclass(frozen=True)

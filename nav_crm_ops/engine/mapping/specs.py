@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, StrictBool, field_validator, model_validator
 
 from ..transform import TransformChain, parse_chain
+from ..vocabulary import Side, flows_to
 from .base import Direction, Frozen, checked_filter, not_blank
 
 __all__ = [
@@ -285,11 +286,11 @@ class FieldMapping(Frozen):
 
     @property
     def writes_to_crm(self) -> bool:
-        return self.direction in ("to_crm", "bidirectional")
+        return flows_to(self.direction, Side.CRM)
 
     @property
     def writes_to_nav(self) -> bool:
-        return self.direction in ("from_crm", "bidirectional")
+        return flows_to(self.direction, Side.NAV)
 
     @property
     def crm_read_column(self) -> str:

@@ -1,0 +1,23 @@
+"""Fixtures the sandbox tests share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from nav_crm_ops.sandbox import Sandbox
+
+
+@pytest.fixture
+def bc(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
+    """A client on the company's v2.0 URL with a valid BC token."""
+    info = fresh_sandbox.info
+    token = httpx.post(info.token_url, data={
+        "grant_type": "client_credentials", "client_id": info.client_id,
+        "client_secret": info.client_secret.reveal(), "scope": info.bc_scope,
+    }).json()["access_token"]
+    with httpx.Client(base_url=f"{info.bc_api_url}companies({info.company_id})/",
+                      headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:
+        yield client
