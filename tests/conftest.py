@@ -10,8 +10,14 @@ import pytest
 from nav_crm_ops import Workspace
 from nav_crm_ops.config import write_config
 from nav_crm_ops.connectors.dataverse import Dataverse
-from nav_crm_ops.demo import SANDBOX_SECRET_ENV, sandbox_workspace_config
+from nav_crm_ops.demo import (
+    SANDBOX_NAV_KEY_ENV,
+    SANDBOX_SECRET_ENV,
+    nav_sandbox_workspace_config,
+    sandbox_workspace_config,
+)
 from nav_crm_ops.sandbox import Sandbox
+from nav_crm_ops.sandbox.nav import nav_credentials
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +45,20 @@ def workspace_dir(fresh_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv(SANDBOX_SECRET_ENV, fresh_sandbox.info.client_secret.reveal())
     root = tmp_path / "workspace"
     write_config(sandbox_workspace_config(fresh_sandbox.info, root), root)
+    return root
+
+
+@pytest.fixture
+def nav_workspace(fresh_sandbox: Sandbox, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A ``profile = "nav2018"`` workspace folder on the fresh sandbox's NAV 2018 page web
+    services (Basic auth with the sandbox's web service access key, in the environment)."""
+    info = fresh_sandbox.info
+    credentials = nav_credentials(info)
+    monkeypatch.setenv(SANDBOX_SECRET_ENV, info.client_secret.reveal())
+    monkeypatch.setenv(SANDBOX_NAV_KEY_ENV, credentials.access_key.reveal())
+    root = tmp_path / "nav-ws"
+    write_config(nav_sandbox_workspace_config(info, credentials.user, root), root)
     return root
 
 

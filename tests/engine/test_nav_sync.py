@@ -9,31 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-import pytest
 
 from nav_crm_ops import open_workspace
-from nav_crm_ops.config import write_config
 from nav_crm_ops.connectors.dataverse import Dataverse
-from nav_crm_ops.demo import SANDBOX_NAV_KEY_ENV, SANDBOX_SECRET_ENV, nav_sandbox_workspace_config
 from nav_crm_ops.engine.report import SyncReport
 from nav_crm_ops.engine.workspace import Workspace
-from nav_crm_ops.sandbox import Sandbox
-from nav_crm_ops.sandbox.nav import nav_credentials
 
 MASTER_DATA = ["CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
                "ITEM-PRODUCT", "RESOURCE-PRODUCT"]
-
-
-@pytest.fixture
-def nav_workspace(fresh_sandbox: Sandbox, tmp_path: Path,
-                  monkeypatch: pytest.MonkeyPatch) -> Path:
-    info = fresh_sandbox.info
-    credentials = nav_credentials(info)
-    monkeypatch.setenv(SANDBOX_SECRET_ENV, info.client_secret.reveal())
-    monkeypatch.setenv(SANDBOX_NAV_KEY_ENV, credentials.access_key.reveal())
-    root = tmp_path / "nav-ws"
-    write_config(nav_sandbox_workspace_config(info, credentials.user, root), root)
-    return root
 
 
 def _writes(ws: Workspace) -> int:
