@@ -142,8 +142,8 @@ def test_filter_on_last_date_modified_as_a_date(nav: httpx.Client, bc: httpx.Cli
     assert [r["No"] for r in either] == ["10000"]
     nav_error(nav.get(f"{COMPANY}/Customer", params={"$filter": "number eq '10000'"}), 400)
     prices = nav.get(f"{COMPANY}/SalesPrices", params={
-        "$filter": "Sales_Type eq 'Customer_Price_Group'"}).json()["value"]
-    assert prices and {p["Sales_Type"] for p in prices} == {"Customer_Price_Group"}
+        "$filter": "Sales_Type eq 'Customer_x0020_Price_x0020_Group'"}).json()["value"]
+    assert prices and {p["Sales_Type"] for p in prices} == {"Customer_x0020_Price_x0020_Group"}
 
 
 def test_server_paging_at_1000_with_skiptoken(fresh_sandbox: Sandbox,
@@ -273,11 +273,11 @@ def test_no_batch_and_no_api_v2(nav: httpx.Client, fresh_sandbox: Sandbox) -> No
 
 def test_sales_prices_keep_their_composite_key(fresh_sandbox: Sandbox, nav: httpx.Client,
                                                bc: httpx.Client) -> None:
-    price = {"Item_No": "1000", "Sales_Type": "Customer_Price_Group", "Sales_Code": "RETAIL",
+    price = {"Item_No": "1000", "Sales_Type": "Customer_x0020_Price_x0020_Group", "Sales_Code": "RETAIL",
              "Unit_Price": 12}
     created = nav.post(f"{COMPANY}/SalesPrices", json=price)
     assert created.status_code == 201, created.text
-    assert created.json()["Sales_Type"] == "Customer_Price_Group"
+    assert created.json()["Sales_Type"] == "Customer_x0020_Price_x0020_Group"
     # The custom API page is read-only for clients, NAV's page 7002 is editable: same row.
     info = fresh_sandbox.info
     seen = bc.get(f"{info.bc_custom_api_url}companies({info.company_id})/salesPrices", params={
@@ -300,3 +300,18 @@ def test_lines_filtered_and_changed_by_document_number(nav: httpx.Client) -> Non
                         headers={"If-Match": line["@odata.etag"]})
     assert changed.status_code == 200, changed.text
     assert changed.json()["Line_Amount"] > line["Line_Amount"]
+
+
+def test_option_members_are_written_as_nav_writes_them() -> None:
+    """NAV's OData v4 serializer writes each character of an option caption that cannot be in
+    an identifier as ``_xHHHH_`` (as Business Central does on the wire: a sales line's type
+    "G/L Account" arrives as ``G_x002F_L_x0020_Account``), and decodes them on writes."""
+    from nav_crm_ops.sandbox.nav.common import decode_option, encode_option
+
+    assert encode_option("G/L Account") == "G_x002F_L_x0020_Account"
+    assert encode_option("Customer Price Group") == "Customer_x0020_Price_x0020_Group"
+    assert encode_option("Charge (Item)") == "Charge_x0020__x0028_Item_x0029_"
+    assert encode_option(" ") == encode_option(None) == "_x0020_"
+    options = ("", "G/L Account", "Item")
+    assert decode_option("G_x002F_L_x0020_Account", options) == "G/L Account"
+    assert decode_option("G_L_Account", options) == "G_L_Account"  # not a member: BC words it

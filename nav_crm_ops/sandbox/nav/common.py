@@ -2,8 +2,10 @@
 
 Error bodies are OData v4's ``{"error":{"code":…,"message":…}}`` without the correlation id
 Business Central online appends. Option values travel as the enum member names NAV's OData v4
-endpoint gives them: blanks in an option caption become ``_`` and the blank option ``" "`` is
-``_x0020_`` (an XML-encoded space).
+endpoint gives them: every character of the caption that cannot be in an identifier is written
+as ``_xHHHH_`` (its UTF-16 code in hex), so ``Customer Price Group`` is
+``Customer_x0020_Price_x0020_Group``, ``G/L Account`` is ``G_x002F_L_x0020_Account`` and the blank
+option ``" "`` is ``_x0020_``.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def encode_option(value: str | None) -> str:
     """A stored option caption → NAV's OData v4 enum member name."""
     if value in (None, "", " "):
         return BLANK_OPTION
-    return re.sub(r"[^0-9A-Za-z]", "_", str(value))
+    return re.sub(r"[^0-9A-Za-z]", lambda m: f"_x{ord(m.group()):04X}_", str(value))
 
 
 def decode_option(text: Any, options: Iterable[str]) -> Any:

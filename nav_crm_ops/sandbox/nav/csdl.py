@@ -3,8 +3,8 @@
 NAV's OData v4 endpoint describes each published page as an ``EntityType`` named after its
 service name in the ``NAV`` namespace, keyed by the page's key fields, with one
 ``EntitySet`` per service and ``Company`` as the entity set of companies. Options are enum
-types whose members are the option captions with blanks as ``_`` (``_x0020_`` for the blank
-option), as the page fields send them.
+types whose members are the option captions with each character that cannot be in a name as
+``_xHHHH_`` (``_x0020_`` for the blank option), as the page fields send them.
 """
 
 from __future__ import annotations

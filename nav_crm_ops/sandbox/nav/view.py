@@ -23,11 +23,14 @@ __all__ = ["PageView"]
 _NUMERIC = {"decimal", "money"}
 
 
-def _option_sql(column: str) -> str:
+def _option_sql(column: Column) -> str:
     """SQL giving a stored option caption as NAV's enum member name (so ``$filter`` compares
     member names, as NAV's OData endpoint does)."""
-    return (f"CASE WHEN \"{column}\" IS NULL OR \"{column}\" IN ('', ' ') THEN '_x0020_' "
-            f"ELSE replace(replace(replace(\"{column}\", ' ', '_'), '-', '_'), '/', '_') END")
+    name = f'"{column.name}"'
+    cases = "".join(f" WHEN '{option}' THEN '{encode_option(option)}'"
+                    for option in column.options or () if option.strip())
+    return (f"CASE WHEN {name} IS NULL OR {name} IN ('', ' ') THEN '{encode_option(None)}' "
+            f"ELSE CASE {name}{cases} ELSE {name} END END")
 
 
 class PageView:
@@ -62,9 +65,9 @@ class PageView:
         if item.source is Source.DOCUMENT_NUMBER:
             header = self._table_of(self.page.parent or "")
             return f'(SELECT h."number" FROM "{header}" AS h WHERE h."id" = "documentId")'
-        if self.field_type(item) == "option":
-            return _option_sql(item.column or "")
         column = self.column(item)
+        if column is not None and column.type == "option":
+            return _option_sql(column)
         blank = wire_value(column, None) if column is not None else None
         if blank is None:
             return f'"{item.column}"'
