@@ -101,7 +101,7 @@ def _assert_quiet(ws: Workspace) -> None:
 def test_master_data_syncs_both_ways_on_nav_pages(
         nav_workspace: Path, crm_person: Callable[[Workspace], Dataverse]) -> None:
     with open_workspace(nav_workspace) as ws:
-        assert sorted(ws.mappings.names) == sorted(MASTER_DATA)
+        assert set(MASTER_DATA) <= set(ws.mappings.names)
         dataverse = ws.connections.dataverse
         person = crm_person(ws)
         account = person.http.request("POST", "accounts", json={
