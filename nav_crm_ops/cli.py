@@ -58,11 +58,15 @@ def cli() -> None:
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path),
               default=Path(".nav_crm_ops/demo"), show_default=True,
               help="Folder for the sandbox data and the demo workspace.")
-def demo(directory: Path) -> None:
-    """Start the CRONUS sandbox, create a workspace for it and run the main job."""
+@click.option("--profile", type=click.Choice(["bc-online", "nav2018"]), default="bc-online",
+              show_default=True, help="The ERP the demo syncs: Business Central online (API "
+              "v2.0) or NAV 2018 (OData v4 page web services).")
+def demo(directory: Path, profile: str) -> None:
+    """Start the CRONUS sandbox, create a workspace for it and run every default job once."""
+    from .config import ErpProfile
     from .demo import run_demo
 
-    run_demo(directory, echo=click.echo)
+    run_demo(directory, echo=click.echo, profile=ErpProfile(profile))
 
 
 

@@ -73,11 +73,30 @@ def nav_sandbox_workspace_config(info: SandboxInfo, nav_user: str, root: Path,
         dataverse=online.dataverse, root=root)
 
 
+def _demo_workspace(info: SandboxInfo, root: Path, profile: ErpProfile,
+                    echo: Callable[[str], object]) -> WorkspaceConfig:
+    """The demo's workspace config for the sandbox, its secrets in the environment variables
+    the config names; says where the ERP answers."""
+    os.environ[SANDBOX_SECRET_ENV] = info.client_secret.reveal()
+    if profile is ErpProfile.NAV2018:
+        from .sandbox.nav import nav_credentials
+
+        credentials = nav_credentials(info)
+        os.environ[SANDBOX_NAV_KEY_ENV] = credentials.access_key.reveal()
+        echo(f"                 NAV 2018 {info.nav_url} (user {credentials.user}, "
+             f"key in ${SANDBOX_NAV_KEY_ENV})")
+        return nav_sandbox_workspace_config(info, credentials.user, root)
+    echo(f"                 Business Central {info.bc_api_url}")
+    return sandbox_workspace_config(info, root)
+
+
 def run_demo(directory: Path, echo: Callable[[str], object] = print, *,
-             mappings: Sequence[str] | None = None) -> list[JobRun]:
+             mappings: Sequence[str] | None = None,
+             profile: ErpProfile = ErpProfile.BC_ONLINE) -> list[JobRun]:
     """Run the demo in ``directory`` (sandbox data, workspace, output notebooks); returns
     one :class:`~nav_crm_ops.jobs.JobRun` per job. ``mappings`` limits the jobs run to those
-    mappings' (a quicker demo); the queue always holds every default job. Raises SyncError
+    mappings' (a quicker demo); the queue always holds every default job of the ERP
+    ``profile`` (Business Central online, or NAV 2018 page web services). Raises SyncError
     (after the table) when a job's notebook failed, so ``make demo`` exits non-zero."""
     directory.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
@@ -86,9 +105,7 @@ def run_demo(directory: Path, echo: Callable[[str], object] = print, *,
     with Sandbox(data_dir=directory / "sandbox", seed="cronus", reset=True, port=0) as sandbox:
         info = sandbox.info
         echo(f"Sandbox running: Dataverse {info.dataverse_url}")
-        echo(f"                 Business Central {info.bc_api_url}")
-        os.environ[SANDBOX_SECRET_ENV] = info.client_secret.reveal()
-        config = sandbox_workspace_config(info, workspace)
+        config = _demo_workspace(info, workspace, profile, echo)
         path = write_config(config, config.root)
         echo(f"Workspace config: {path} (secret read from ${SANDBOX_SECRET_ENV})")
         with JobRunner(config.root, echo=echo) as runner:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -41,6 +41,7 @@ from ..exceptions import NotFoundError, TransientError
 from .business_central import BusinessCentral
 from .dataverse import Dataverse
 from .http import ServiceClient
+from .nav_odata import NavODataV4
 from .odata import literal
 
 __all__ = [
@@ -302,6 +303,12 @@ class BcMetadata:
     def api_url(self) -> str:
         return self.client.http.base_url
 
+    @property
+    def pages(self) -> Callable[[str], str] | None:
+        """On NAV page web services: entity set -> the published service name (None on
+        Business Central, whose entity sets are the API's own)."""
+        return self.client.service_name if isinstance(self.client, NavODataV4) else None
+
     def entity_sets(self) -> dict[str, BcEntitySet] | None:
         """B1: the API's entity sets; None when the API does not exist here (404: for the
         custom API, the extension is not installed)."""
@@ -318,7 +325,11 @@ class BcMetadata:
                                  service="business_central", entity="$metadata") from None
 
     def companies(self) -> dict[str, str]:
-        """B2: company id → name."""
+        """B2: company id → name (on NAV, whose companies have no id: name → name)."""
+        if isinstance(self.client, NavODataV4):
+            response = self.client.http.request("GET", "Company", entity="Company")
+            self.clock.note(response)
+            return {str(c["Name"]): str(c["Name"]) for c in response.json().get("value", [])}
         try:
             response = self.client.http.request("GET", "companies?$select=id,name",
                                                 entity="companies")

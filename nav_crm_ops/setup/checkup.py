@@ -62,7 +62,7 @@ class Checkup:
         choice_tables = {o.table for r in self.requirements for o in r.options}
         apis = {e.api for r in self.requirements for e in r.bc_entities}
         scopes = {Service.DATAVERSE: self.config.dataverse.auth.scope,
-                  Service.BUSINESS_CENTRAL: self.config.bc.auth.scope}
+                  Service.BUSINESS_CENTRAL: self.config.erp_auth.scope}
         return gather_facts(self.connections, crm_tables=tables, choice_tables=choice_tables,
                             bc_apis=apis, scopes=scopes)
 

@@ -20,7 +20,7 @@ from ..config import WorkspaceConfig
 from ..connectors.metadata import BcEntitySet, ServiceClock
 from ..engine.mapping.entries import read_entries
 from .crm_solution import CRM_SOLUTION, CrmSolution
-from .facts import BcFacts, CrmFacts, Facts, Probe, ProbeStatus, Service
+from .facts import ROOT_API, BcFacts, CrmFacts, Facts, Probe, ProbeStatus, Service
 from .requirements import (
     BcPropertyNeed,
     CrmColumnNeed,
@@ -257,12 +257,12 @@ class _Judge:
                     "it)"))
         return findings
 
-    # Business Central ---------------------------------------------------------------------
+    # Business Central / NAV ---------------------------------------------------------------
     def bc(self, req: MappingRequirements) -> list[Finding]:
         bc = self.facts.bc
         if bc is None:
-            return [Finding(Area.SERVICE, "Business Central could not be checked",
-                            "fix the business_central checks at the top first")]
+            return [Finding(Area.SERVICE, "the ERP could not be checked",
+                            "fix the business_central / nav checks at the top first")]
         findings: list[Finding] = []
         absent: set[tuple[str, str]] = set()
         for need in req.bc_entities:
@@ -277,33 +277,47 @@ class _Judge:
         return findings
 
     def _entity(self, bc: BcFacts, api: str, entity_set: str) -> Finding | None:
-        if api not in bc.apis:
-            return Finding(Area.BC_API, f"the $metadata of the BC API {api} could not be read",
-                           "see the business_central checks at the top")
-        sets = bc.apis[api]
-        url = bc.api_urls.get(api, api)
+        where, name = bc.locate(api, entity_set)
+        if where not in bc.apis:
+            return Finding(Area.BC_API, f"the $metadata of the {_erp(bc)} API {where} could "
+                           "not be read", f"see the {bc.service.value} checks at the top")
+        sets = bc.apis[where]
+        url = bc.api_urls.get(where, where)
         if sets is None:
             return Finding(Area.BC_API, f"the BC custom API {api} does not exist at {url} "
-                           "(404)", INSTALL_EXTENSION if api != "v2.0" else
+                           "(404)", INSTALL_EXTENSION if api != ROOT_API else
                            "check business_central.api_url in nav_crm_ops.toml")
-        if entity_set in sets:
+        if name in sets:
             return None
-        hint = _did_you_mean(entity_set, sets)
+        hint = _did_you_mean(name, sets)
+        if bc.service is Service.NAV:
+            return Finding(Area.BC_ENTITY, f"no page is published as {name!r} (for "
+                           f"{entity_set}) at {url}",
+                           f"publish the page as web service {name!r} on NAV's Web Services "
+                           f"page, or name its service in [nav.pages] {entity_set} = "
+                           f"\"...\" in nav_crm_ops.toml{hint}")
         fix = (f"update the BC extension (bc-extension/README.md), or fix nav.entity in "
-               f"{self.origin}{hint}" if api != "v2.0"
+               f"{self.origin}{hint}" if api != ROOT_API
                else f"fix nav.entity {entity_set!r} in {self.origin}{hint}")
         return Finding(Area.BC_ENTITY, f"BC entity set {entity_set} is not in the API {api}",
                        fix)
 
     def _property(self, bc: BcFacts, need: BcPropertyNeed) -> list[Finding]:
-        entity: BcEntitySet | None = (bc.apis.get(need.api) or {}).get(need.entity_set)
+        where, name = bc.locate(need.api, need.entity_set)
+        entity: BcEntitySet | None = (bc.apis.get(where) or {}).get(name)
         if entity is None or need.name in entity.properties:
             return []
         hint = _did_you_mean(need.name, entity.properties)
         verb = "writes" if need.use is Use.WRITE else "reads"
-        return [Finding(Area.BC_PROPERTY, f"BC {need.entity_set} has no property "
-                        f"{need.name!r} ({need.where} {verb} it)",
-                        f"fix the field name {need.name!r} in {self.origin}{hint}")]
+        fix = f"fix the field name {need.name!r} in {self.origin}{hint}"
+        if bc.service is Service.NAV:
+            fix += f" (or add the field to the page published as {name!r})"
+        return [Finding(Area.BC_PROPERTY, f"{_erp(bc)} {name} has no property "
+                        f"{need.name!r} ({need.where} {verb} it)", fix)]
+
+
+def _erp(bc: BcFacts) -> str:
+    return "NAV" if bc.service is Service.NAV else "BC"
 
 
 def judge(requirements: Sequence[MappingRequirements], facts: Facts,
@@ -325,15 +339,20 @@ def judge(requirements: Sequence[MappingRequirements], facts: Facts,
 def company_probe(config: WorkspaceConfig, bc: BcFacts | None) -> Probe | None:
     if bc is None or bc.companies is None:
         return None
-    wanted = config.bc.company_id.lower()
+    nav = bc.service is Service.NAV
+    wanted = config.erp_company if nav else config.erp_company.lower()
     if wanted in bc.companies:
-        return Probe(Service.BUSINESS_CENTRAL, "company", ProbeStatus.OK,
-                     f"company {bc.companies[wanted]!r} ({wanted}) is listed")
-    listed = ", ".join(f"{name} ({cid})" for cid, name in bc.companies.items()) or "none"
-    return Probe(Service.BUSINESS_CENTRAL, "company", ProbeStatus.FAILED,
-                 f"company id {wanted} is not among the companies this app can see: {listed}",
-                 "set business_central.company_id in nav_crm_ops.toml to one of them (or "
-                 "give the app access to the company)")
+        shown = repr(wanted) if nav else f"{bc.companies[wanted]!r} ({wanted})"
+        return Probe(bc.service, "company", ProbeStatus.OK, f"company {shown} is listed")
+    listed = ", ".join(repr(name) if nav else f"{name} ({cid})"
+                       for cid, name in bc.companies.items()) or "none"
+    what = f"company {wanted!r}" if nav else f"company id {wanted}"
+    setting = "nav.company_name" if nav else "business_central.company_id"
+    return Probe(bc.service, "company", ProbeStatus.FAILED,
+                 f"{what} is not among the companies this {'user' if nav else 'app'} can "
+                 f"see: {listed}",
+                 f"set {setting} in nav_crm_ops.toml to one of them (or give the "
+                 f"{'user' if nav else 'app'} access to the company)")
 
 
 def clock_probe(service: Service, clock: ServiceClock, overlap: timedelta) -> Probe | None:
@@ -358,7 +377,7 @@ def workspace_probes(config: WorkspaceConfig, facts: Facts,
     if facts.crm is not None:
         extra.append(clock_probe(Service.DATAVERSE, facts.crm.clock, overlap))
     if facts.bc is not None:
-        extra.append(clock_probe(Service.BUSINESS_CENTRAL, facts.bc.clock, overlap))
+        extra.append(clock_probe(facts.bc.service, facts.bc.clock, overlap))
     probes.extend(p for p in extra if p is not None)
     return tuple(probes)
 

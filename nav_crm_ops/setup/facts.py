@@ -27,14 +27,19 @@ from ..connectors.metadata import (
 )
 from ..exceptions import AuthError, ConnectorError, TransientError
 
-__all__ = ["BcFacts", "CrmFacts", "Facts", "Probe", "ProbeStatus", "Service", "gather_facts"]
+__all__ = ["ROOT_API", "BcFacts", "CrmFacts", "Facts", "Probe", "ProbeStatus", "Service",
+           "gather_facts"]
 
 T = TypeVar("T")
+ROOT_API = "v2.0"
+"""The key of the standard API in :attr:`BcFacts.apis` (on NAV: the OData v4 root)."""
 
 
 class Service(StrEnum):
     DATAVERSE = "dataverse"
     BUSINESS_CENTRAL = "business_central"
+    NAV = "nav"
+    """NAV 2013 R2-2018 / BC on-premises page web services (the ``[nav]`` section)."""
 
 
 class ProbeStatus(StrEnum):
@@ -71,12 +76,24 @@ class CrmFacts:
 
 @dataclass
 class BcFacts:
-    """Business Central as read: entity sets per API (None: the API answers 404), companies."""
+    """The ERP as read: entity sets per API (None: the API answers 404), companies (id ->
+    name; on NAV name -> name). On NAV (``service`` :attr:`Service.NAV`) there is one OData
+    v4 root whose entity sets are the published pages' service names: ``pages`` gives the
+    service name of a mapping's entity set."""
 
     apis: dict[str, dict[str, BcEntitySet] | None] = field(default_factory=dict)
     api_urls: dict[str, str] = field(default_factory=dict)
     companies: dict[str, str] | None = None
     clock: ServiceClock = field(default_factory=ServiceClock)
+    service: Service = Service.BUSINESS_CENTRAL
+    pages: Callable[[str], str] | None = None
+
+    def locate(self, api: str, entity_set: str) -> tuple[str, str]:
+        """Where a mapping's ``(api, entity set)`` is in these facts: itself on Business
+        Central; on NAV the one root's published service name."""
+        if self.pages is None:
+            return api, entity_set
+        return ROOT_API, self.pages(entity_set)
 
 
 @dataclass
@@ -90,13 +107,23 @@ class Facts:
         return any(p.status is ProbeStatus.UNREACHABLE for p in self.probes)
 
 
+_PERMISSIONS = {
+    Service.DATAVERSE: "give the application user a security role that allows it",
+    Service.BUSINESS_CENTRAL: "assign the Entra application the permission sets it needs in "
+                              "Business Central (Microsoft Entra applications page)",
+    Service.NAV: "give the NAV user the permission sets it needs (Users page in NAV), and "
+                 "check the page is published on the Web Services page",
+}
+
+
 def _fix_for(service: Service, error: ConnectorError) -> str:
-    where = "[dataverse]" if service is Service.DATAVERSE else "[business_central]"
+    where = f"[{service.value}]"
     if isinstance(error, AuthError) and error.status == 403:
-        return ("give the application user a security role that allows it"
-                if service is Service.DATAVERSE else
-                "assign the Entra application the permission sets it needs in Business "
-                "Central (Microsoft Entra applications page)")
+        return _PERMISSIONS[service]
+    if isinstance(error, AuthError) and service is Service.NAV:
+        return (f"check {where} auth in nav_crm_ops.toml: the NAV user name and the "
+                "environment variable holding its web service access key (Basic), or the "
+                "Windows account (NTLM); and the server's credential type")
     if isinstance(error, AuthError):
         return (f"check {where} auth in nav_crm_ops.toml: tenant (authority), client id, the "
                 "client secret's environment variable, and that the scope names this service")
@@ -157,29 +184,31 @@ def _read_crm(asker: _Asker, meta: DataverseMetadata, tables: Iterable[str],
 
 
 def _read_bc(asker: _Asker, clients: Mapping[str, BcMetadata], scope: str) -> BcFacts | None:
-    main = clients["v2.0"]
-    companies = asker.ask(Service.BUSINESS_CENTRAL, "authentication", main.companies,
-                          fatal=True)
+    main = clients[ROOT_API]
+    nav = main.pages is not None
+    service = Service.NAV if nav else Service.BUSINESS_CENTRAL
+    companies = asker.ask(service, "authentication", main.companies, fatal=True)
     if companies is None:
         return None
-    facts = BcFacts(companies=companies, clock=main.clock)
-    asker.ok(Service.BUSINESS_CENTRAL, "authentication",
-             f"{_scoped(scope)}; {len(companies)} compan{'y' if len(companies) == 1 else 'ies'}"
+    facts = BcFacts(companies=companies, clock=main.clock, service=service, pages=main.pages)
+    accepted = "credentials accepted" if nav else _scoped(scope)
+    asker.ok(service, "authentication",
+             f"{accepted}; {len(companies)} compan{'y' if len(companies) == 1 else 'ies'}"
              " listed")
     for api, client in clients.items():
         facts.api_urls[api] = client.api_url
-        check = f"API {api}"
+        check = "OData v4 page web services" if nav else f"API {api}"
         before = len(asker.facts.probes)
-        sets = asker.ask(Service.BUSINESS_CENTRAL, check, client.entity_sets)
+        sets = asker.ask(service, check, client.entity_sets)
         if len(asker.facts.probes) > before:
             continue  # could not be read: the probe says why
         facts.apis[api] = sets
         if sets is not None:
-            asker.ok(Service.BUSINESS_CENTRAL, check,
-                     f"$metadata of {client.api_url} lists {len(sets)} entity sets")
-        elif api != "v2.0":
+            what = "published pages" if nav else "entity sets"
+            asker.ok(service, check, f"$metadata of {client.api_url} lists {len(sets)} {what}")
+        elif api != ROOT_API:
             asker.facts.probes.append(Probe(
-                Service.BUSINESS_CENTRAL, check, ProbeStatus.FAILED,
+                service, check, ProbeStatus.FAILED,
                 f"{client.api_url} answers 404: the extension's API is not installed",
                 "install the BC extension (bc-extension/README.md)"))
     return facts
@@ -195,9 +224,10 @@ def gather_facts(connections: Connections, *, crm_tables: Iterable[str],
     scopes = scopes or {}
     facts.crm = _read_crm(asker, DataverseMetadata(connections.dataverse), crm_tables,
                           set(choice_tables), scopes.get(Service.DATAVERSE, ""))
-    clients = {"v2.0": BcMetadata(connections.business_central)}
-    for api in bc_apis:
-        if api != "v2.0":
+    main = BcMetadata(connections.business_central)
+    clients = {ROOT_API: main}
+    for api in bc_apis if main.pages is None else ():  # NAV: one root for every API
+        if api != ROOT_API:
             clients[api] = BcMetadata(connections.business_central_for(api))
     facts.bc = _read_bc(asker, clients, scopes.get(Service.BUSINESS_CENTRAL, ""))
     return facts

@@ -30,9 +30,14 @@ def test_committed_without_outputs_and_explained(name: str) -> None:
     assert not [n for n in names if any(w in n.lower() for w in ("secret", "password", "token"))]
 
 
+@pytest.mark.parametrize("profile", ["bc-online", "nav2018"])
 @pytest.mark.parametrize("name", FRONT_ENDS)
-def test_executes_headless_against_the_sandbox(name: str, workspace_dir: Path,
-                                                tmp_path: Path) -> None:
+def test_executes_headless_against_the_sandbox(name: str, profile: str, tmp_path: Path,
+                                                request: pytest.FixtureRequest) -> None:
+    """Each front end runs its main path on a Business Central online workspace and on a
+    NAV 2018 one (page web services): nothing above the connectors depends on the ERP."""
+    fixture = "nav_workspace" if profile == "nav2018" else "workspace_dir"
+    workspace_dir: Path = request.getfixturevalue(fixture)
     output = tmp_path / f"{name}.out.ipynb"
     papermill.execute_notebook(
         str(NOTEBOOKS / f"{name}.ipynb"), str(output),

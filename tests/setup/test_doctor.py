@@ -81,7 +81,7 @@ def test_a_column_of_the_wrong_kind_and_privilege_names() -> None:
     assert any("nav_accountid is a String column" in p for p in problems)
     assert "the application user lacks the privilege prvCreatenav_accountstatistics" in problems
     assert "the application user lacks the privilege prvAppendToAccount" in problems
-    assert "Business Central could not be checked" in problems
+    assert "the ERP could not be checked" in problems
 
 
 def test_company_and_clock_checks(tmp_path: Path) -> None:
