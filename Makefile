@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= .nav_crm_ops/demo
 
-.PHONY: help venv browser lint typecheck test test-all demo sandbox bench soak lab dashboards clean
+.PHONY: help venv browser lint typecheck test test-all demo sandbox bench soak lab dashboards screenshots clean
 
 help:
 	@echo "make demo   - set up, start the CRONUS sandbox, run the main synchronization job"
@@ -14,6 +14,7 @@ help:
 	@echo "make bench  - benchmarks (writes benchmarks/results.md and .json)"
 	@echo "make lab    - JupyterLab on notebooks/ (the notebooks start the sandbox themselves)"
 	@echo "make dashboards - the notebooks as Voila dashboards"
+	@echo "make screenshots - regenerate docs/screenshots/ (dashboards in headless chromium)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,15 @@ lab: venv
 
 dashboards: venv
 	$(BIN)/nav-crm-ops ui
+
+# docs/screenshots/*.png (linked from the README): pytest starts the sandbox and the dashboards
+# (as `nav-crm-ops ui` serves them) and each test drives its screens in Debian's chromium,
+# saving PNGs to $$NAV_CRM_OPS_SCREENSHOTS. One test per screen set; add yours to the list
+# (the job report's screenshot, docs/screenshots/job-report.png, goes here too).
+SCREENSHOT_TESTS := tests/notebooks/test_browser_app.py::test_screens
+screenshots: venv browser
+	NAV_CRM_OPS_REQUIRE_BROWSER=1 NAV_CRM_OPS_SCREENSHOTS=$(CURDIR)/docs/screenshots \
+	  $(BIN)/python -m pytest -q -p no:cacheprovider $(SCREENSHOT_TESTS)
 
 soak: venv
 	$(BIN)/python -m pytest -m slow -q -s -p no:cacheprovider

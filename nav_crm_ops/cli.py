@@ -82,32 +82,6 @@ def _workspace(path: Path) -> Iterator[Any]:
         ws.close()
 
 
-class _Bars:
-    """tqdm bars on stderr, one per mapping and stage (the engine emits ProgressEvents)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bars: dict[tuple[str, str], Any] = {}
-
-    def __call__(self, event: Any) -> None:
-        if not self.enabled or not event.stage.startswith("write"):
-            return
-        from tqdm import tqdm
-
-        key = (event.mapping, event.stage)
-        bar = self.bars.get(key)
-        if bar is None:
-            bar = self.bars[key] = tqdm(total=event.total, desc=f"{event.mapping} {event.stage}",
-                                        unit="rec", file=sys.stderr, leave=False)
-        bar.n = event.done
-        bar.set_postfix_str(event.message)
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
-
-
 def _print_frame(frame: pl.DataFrame, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(frame.to_dicts(), default=str, indent=1))
@@ -269,33 +243,76 @@ def mappings_validate(workspace_path: Path) -> None:
     click.echo(f"{len(found)} mappings are valid: {', '.join(found.dependency_order())}")
 
 
+SHOWN_CHANGES = 100
+"""Field changes the text preview lists; it says so when there are more."""
+
+
 @cli.command()
 @click.argument("names", nargs=-1)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save the plan (Parquet) to apply later with `sync --plan`.")
+              help="Also write the plan to FILE: FILE.jsonl (or .ndjson) gets JSON Lines, one "
+                   "record with its field changes per line; any other name (plan.parquet) the "
+                   "signed plan to apply later with `sync --plan FILE`.")
+@click.option("--progress/--no-progress", default=True,
+              help="Progress on stderr: bars on a terminal, a line per mapping otherwise.")
 @workspace_option
 @json_option
-def preview(names: tuple[str, ...], out: Path | None, workspace_path: Path, as_json: bool) -> None:
-    """What a sync would do (all mappings when none named); writes nothing to either side."""
-    with _workspace(workspace_path) as ws:
-        plan = ws.preview(list(names) or None)
-        if out is not None:
-            ws.save_plan(plan, out)
+def preview(names: tuple[str, ...], out: Path | None, progress: bool, workspace_path: Path,
+            as_json: bool) -> None:
+    """What a sync would do (all mappings when none named); writes nothing to either side.
+
+    --json prints one JSON document: plan_id, file, summary and counts, then every record
+    (ids, natural keys, action) with every field change (old and new value, base, target
+    side, conflict, resolution)."""
+    from .cli_options import OutputKind, output_kind
+    from .cli_progress import cli_progress
+
+    kind = output_kind(out) if out is not None else None
+    reporter = cli_progress(progress and not as_json)
+    try:
+        with _workspace(workspace_path) as ws:
+            plan = ws.preview(list(names) or None, progress=reporter)
+            if out is not None and kind is OutputKind.PLAN:
+                ws.save_plan(plan, out)
+    finally:
+        reporter.close()
+    lines = _write_json_lines(plan, out) if out is not None and kind is OutputKind.JSON_LINES \
+        else None
     if as_json:
-        click.echo(json.dumps({"plan_id": plan.metadata.plan_id, "file": str(out or ""),
-                               "summary": plan.summary().to_dicts()}, default=str, indent=1))
+        from .engine.plan.export import write_json
+
+        write_json(plan, sys.stdout, {"file": str(out or "")})
         return
-    click.echo(str(plan))
-    changes = plan.field_changes.filter(pl.col("target").cast(pl.Utf8) != "none").join(
-        plan.records.select("mapping", "record_id", "nav_key", "crm_key", "action"),
-        on=["mapping", "record_id"], how="left")
-    if changes.height:
-        click.echo("")
-        _print_frame(changes.select("mapping", "nav_key", "crm_key", "action", "field",
-                                    "nav_value", "crm_value", "base_value", "target",
-                                    "new_value").head(100), False)
-    if out is not None:
+    _print_preview(plan)
+    if lines is not None:
+        click.echo(f"{lines} record(s) with their field changes written to {out} (JSON Lines)")
+    elif out is not None:
         click.echo(f"plan saved to {out}; apply it with `nav-crm-ops sync --plan {out}`")
+
+
+def _write_json_lines(plan: Any, out: Path) -> int:
+    """The plan as JSON Lines in ``out`` (a reader never sees half a file)."""
+    from .engine.plan.export import save_json_lines
+
+    return save_json_lines(plan, out)
+
+
+def _print_preview(plan: Any) -> None:
+    """The plan's summary, then its written field changes with the records' natural keys
+    (at most :data:`SHOWN_CHANGES`, and a line saying so when there are more)."""
+    click.echo(str(plan))
+    named = [c for c in ("nav_key", "nav_name", "crm_key", "crm_name") if c in plan.records.columns]
+    changes = plan.field_changes.filter(pl.col("target").cast(pl.Utf8) != "none").join(
+        plan.records.select("mapping", "record_id", *named, "action"),
+        on=["mapping", "record_id"], how="left")
+    if not changes.height:
+        return
+    click.echo("")
+    _print_frame(changes.select("mapping", *named, "action", "field", "nav_value", "crm_value",
+                                "base_value", "target", "new_value").head(SHOWN_CHANGES), False)
+    if changes.height > SHOWN_CHANGES:
+        click.echo(f"showing the first {SHOWN_CHANGES} of {changes.height:,} field changes; "
+                   "use --json or --out FILE.jsonl for all")
 
 
 @cli.command()
@@ -304,7 +321,8 @@ def preview(names: tuple[str, ...], out: Path | None, workspace_path: Path, as_j
 @click.option("--plan", "plan_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Apply this saved plan (records changed since it was made are refused).")
 @click.option("--job-name", default="", help="Name recorded in the job log.")
-@click.option("--progress/--no-progress", default=True, help="Progress bars on stderr.")
+@click.option("--progress/--no-progress", default=True,
+              help="Progress on stderr: bars on a terminal, a line per mapping otherwise.")
 @workspace_option
 @json_option
 def sync(names: tuple[str, ...], all_mappings: bool, plan_file: Path | None, job_name: str,
@@ -313,7 +331,9 @@ def sync(names: tuple[str, ...], all_mappings: bool, plan_file: Path | None, job
 
     if not names and not all_mappings and plan_file is None:
         raise click.UsageError("name one or more mappings, or use --all or --plan FILE")
-    bars = _Bars(progress and not as_json)
+    from .cli_progress import cli_progress
+
+    bars = cli_progress(progress and not as_json)
     try:
         with _workspace(workspace_path) as ws:
             if plan_file is not None:

@@ -8,12 +8,14 @@ and writing the options and codes again in each would let them drift apart.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import click
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_RECORDS", "EXIT_LEASE", "EXIT_SERVICE",
-           "WORKSPACE_ENV", "json_option", "workspace_option"]
+           "JSON_LINES_SUFFIXES", "WORKSPACE_ENV", "OutputKind", "json_option", "output_kind",
+           "workspace_option"]
 
 EXIT_FAILED_RECORDS = 1
 """Some records failed or conflict (``doctor``: a mapping is not ready; jobs: a job failed)."""
@@ -30,3 +32,34 @@ workspace_option = click.option(
     envvar=WORKSPACE_ENV, show_default=True,
     help=f"Workspace folder holding nav_crm_ops.toml (or ${WORKSPACE_ENV}).")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+JSON_LINES_SUFFIXES = (".jsonl", ".ndjson")
+"""``--out`` files with these suffixes get JSON Lines; any other a plan (Parquet) to apply."""
+
+
+class OutputKind(StrEnum):
+    """What ``preview --out FILE`` writes, by the file's suffix."""
+
+    PLAN = "plan"
+    """The signed plan (Parquet) that ``sync --plan FILE`` applies."""
+    JSON_LINES = "jsonl"
+    """One JSON object per record with its field changes, for scripts."""
+
+
+def output_kind(path: Path) -> OutputKind:
+    """What to write to ``path`` (a file: click's ``dir_okay=False`` refuses a folder),
+    checked before any work: its folder must exist, and a
+    ``.json`` name is refused (neither a plan nor JSON Lines; the message says which to use).
+    Raises :class:`click.BadParameter` (exit 2) with what to fix."""
+    folder = path.parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist: create it first "
+                                 f"(mkdir -p {folder}) or name a file in an existing folder",
+                                 param_hint="--out")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        raise click.BadParameter(
+            f"{path}: write JSON Lines to a .jsonl file (one record per line), the plan to apply "
+            "to a .parquet file, or use --json > FILE for one JSON document", param_hint="--out")
+    return OutputKind.JSON_LINES if suffix in JSON_LINES_SUFFIXES else OutputKind.PLAN

@@ -202,7 +202,8 @@ DEFAULT_NAV_PAGES: dict[str, str] = {
     "customerPriceGroups": "CustomerPriceGroups", "salesPrices": "SalesPrices",
     "salesInvoices": "PostedSalesInvoice", "salesInvoiceLines": "PostedSalesInvoiceLines",
     "salesOrders": "SalesOrder", "salesOrderLines": "SalesOrderSalesLines",
-    "customerStatistics": "CustomerStatistics",
+    "customerStatistics": "CustomerStatistics", "contactsInformation": "ContactBusinessRelations",
+    "generalLedgerSetup": "GeneralLedgerSetup",
 }
 """The service names a NAV administrator publishes for the default mappings' tables (Web
 Services page, object type Page), keyed by the table's Business Central API entity set."""

@@ -40,17 +40,22 @@ SANDBOX_NAV_KEY_ENV = "NAV_CRM_OPS_SANDBOX_NAV_KEY"
 
 def sandbox_workspace_config(info: SandboxInfo, root: Path,
                              secret_env: str = SANDBOX_SECRET_ENV) -> WorkspaceConfig:
-    """A workspace config pointing at a running sandbox; the secret is named, not stored."""
+    """A workspace config pointing at a running sandbox; the secret is named, not stored.
+    Record links open the sandbox's read-only record pages (``sandbox.web_client``) for
+    Business Central and Dynamics 365."""
+    from .sandbox.web_client import bc_web_client_url, dataverse_web_url
+
     return WorkspaceConfig(
         workspace=WorkspaceSettings(name="cronus-sandbox"),
         business_central=BusinessCentralConfig(
             api_url=info.bc_api_url, custom_api_url=info.bc_custom_api_url,
             company_id=info.company_id, company_name=info.company_name,
+            web_client_url=bc_web_client_url(info),
             auth=AuthConfig(authority=info.authority, client_id=info.client_id,
                             client_secret_env=secret_env, scope=info.bc_scope),
         ),
         dataverse=DataverseConfig(
-            url=info.dataverse_url,
+            url=info.dataverse_url, web_url=dataverse_web_url(info),
             auth=AuthConfig(authority=info.authority, client_id=info.client_id,
                             client_secret_env=secret_env, scope=info.dataverse_scope),
         ),
@@ -63,11 +68,15 @@ def nav_sandbox_workspace_config(info: SandboxInfo, nav_user: str, root: Path,
                                  key_env: str = SANDBOX_NAV_KEY_ENV) -> WorkspaceConfig:
     """A NAV 2018 workspace (profile ``nav2018``) for a running sandbox: its OData v4 page
     web services with HTTP Basic (the user's web service access key named, not stored) and
-    the same Dataverse as :func:`sandbox_workspace_config`."""
+    the same Dataverse as :func:`sandbox_workspace_config`; record links open the sandbox's
+    NAV web client and Dynamics 365 record pages."""
+    from .sandbox.web_client import nav_web_client_url
+
     online = sandbox_workspace_config(info, root, secret_env)
     return WorkspaceConfig(
         workspace=WorkspaceSettings(name="cronus-nav2018", profile=ErpProfile.NAV2018),
         nav=NavConfig(odata_url=info.nav_url, company_name=info.company_name,
+                      web_client_url=nav_web_client_url(info),
                       auth=AuthConfig(kind="basic", client_id=nav_user,
                                       client_secret_env=key_env)),
         dataverse=online.dataverse, root=root)
@@ -122,7 +131,7 @@ def run_demo(directory: Path, echo: Callable[[str], object] = print, *,
          "(dirty demo data): see the output notebooks and the troubleshooting notebook.")
     echo(f"Output notebooks (and .html) are under {config.root / 'runs'}; open them in "
          "JupyterLab with `make lab`.")
-    broken = [r.job for r in runs if r.outcome in ("failed", "timeout")]
+    broken = [r.job for r in runs if r.outcome.is_failure]
     if broken:
         raise SyncError(f"{len(broken)} demo job(s) did not finish: {broken}; their output "
                         "notebooks above show the failing cell")

@@ -149,3 +149,28 @@ def test_the_client_secret_is_in_no_file_or_output_a_sync_writes(
     for path in workspace.rglob("*"):
         if path.is_file():
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_preview_json_keeps_its_counts_and_adds_every_record(workspace: Path, tmp_path: Path,
+                                                            cli: CliRunner) -> None:
+    """Scripts reading plan_id / file / summary keep working; records come with them, and
+    --out FILE.parquet still saves the plan to apply (the JSON names the file)."""
+    plan = tmp_path / "currency.parquet"
+    code, out, err = cli("preview", "CURRENCY", "--json", "--out", str(plan), "-w", str(workspace))
+    document = json.loads(out)
+    assert code == 0 and plan.exists() and document["file"] == str(plan)
+    assert err == ""  # --json: no progress lines either
+    summary = document["summary"]
+    assert {"mapping", "action", "direction", "records", "included"} <= set(summary[0])
+    assert sum(row["records"] for row in summary) == len(document["records"])
+    for action, count in document["counts"].items():
+        assert count == sum(r["records"] for r in summary if r["action"] == action)
+        assert count == sum(1 for r in document["records"] if r["action"] == action)
+    inserts = [r for r in document["records"] if r["action"] == "insert_crm"]
+    assert "JPY" in {record["nav_key"] for record in inserts}
+    assert all(record["changes"] for record in inserts)
+    [isocode] = [c for c in inserts[0]["changes"] if c["field"] == "isocurrencycode"]
+    assert isocode["target"] == "crm" and isocode["old_value"] is None
+    assert isocode["new_value"] == inserts[0]["nav_key"]
+    code, out, _ = cli("sync", "--plan", str(plan), "-w", str(workspace), "--json")
+    assert code == 0 and json.loads(out)[0]["inserted"] == len(inserts)

@@ -42,6 +42,7 @@ from .business_central import BusinessCentral
 from .dataverse import Dataverse
 from .http import ServiceClient
 from .nav_odata import NavODataV4
+from .nav_views import NavViews
 from .odata import literal
 
 __all__ = [
@@ -308,6 +309,11 @@ class BcMetadata:
         """On NAV page web services: entity set -> the published service name (None on
         Business Central, whose entity sets are the API's own)."""
         return self.client.service_name if isinstance(self.client, NavODataV4) else None
+
+    @property
+    def views(self) -> NavViews | None:
+        """On NAV: the sets and columns the connection computes (None on Business Central)."""
+        return self.client.views if isinstance(self.client, NavODataV4) else None
 
     def entity_sets(self) -> dict[str, BcEntitySet] | None:
         """B1: the API's entity sets; None when the API does not exist here (404: for the

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote
 
@@ -45,6 +46,8 @@ from .business_central import MAX_BATCH, BusinessCentral, _never_ran
 from .errors import error_from_response
 from .http import AdaptivePool, RetryPolicy, ServiceClient, _Call
 from .models import WriteOp, WriteOutcome
+from .nav_documents import DocumentWriter, document_pages, full_key, own_key_fields
+from .nav_views import NavViews
 from .odata import F, Filter, all_of, as_filter, field_name, literal
 
 __all__ = ["DEFAULT_KEY", "DEFAULT_KEYS", "NavODataV4", "key_segment"]
@@ -60,6 +63,8 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "salesInvoiceLines": ("Document_No", "Line_No"),
     "salesOrders": ("Document_Type", "No"),
     "salesOrderLines": ("Document_Type", "Document_No", "Line_No"),
+    "contactsInformation": ("Contact_No", "Business_Relation_Code"),
+    "generalLedgerSetup": ("Primary_Key",),
 }
 """Key fields of the standard pages behind the default mappings' tables whose key is not
 ``No`` (NAV 2018: the primary key of the page's source table), keyed by entity set."""
@@ -159,6 +164,8 @@ class NavODataV4(BusinessCentral):
 
     def record_path(self, entity_set: str, key: Key) -> str:
         """``Customer('10000')``; a composite key as a mapping or as its :func:`key_segment`."""
+        if isinstance(key, str):  # a fixed key part (Document_Type='Order') is implied
+            key = full_key(entity_set, self.key_fields(entity_set), key)
         if isinstance(key, Mapping):
             segment = key_segment(key)
         elif len(self.key_fields(entity_set)) > 1:
@@ -173,8 +180,9 @@ class NavODataV4(BusinessCentral):
         return f"{self.entity_path(entity_set)}({quote(segment, safe=chr(39) + '=,')})"
 
     def record_id(self, entity_set: str, record: Mapping[str, Any]) -> str:
-        """The id outcomes and couplings carry: the key field's value, or the key segment."""
-        fields = self.key_fields(entity_set)
+        """The id outcomes and couplings carry: the key field's value, or the key segment
+        (fixed key parts such as ``Document_Type='Order'`` left out: a sales order is ``1001``)."""
+        fields = own_key_fields(entity_set, self.key_fields(entity_set))
         if any(record.get(f) is None for f in fields):
             return ""
         if len(fields) == 1:
@@ -182,13 +190,43 @@ class NavODataV4(BusinessCentral):
         return key_segment({f: record[f] for f in fields})
 
     # reads -------------------------------------------------------------------------------------
+    @cached_property
+    def views(self) -> NavViews:
+        """The sets and columns computed here from published pages (:mod:`.nav_views`)."""
+        return NavViews(self)
+
+    # Dispatch: a derived set (customerPriceLists) or a computed column (salesPrices
+    # Sales_Price_Id, Price_List_Code) is served by self.views, which reads the published
+    # pages through read_server_pages; computed names never reach the server.
     def read_pages(self, entity_set: str, *, select: Sequence[str] = (),
                    filter: Filter | str | None = None, orderby: Sequence[str] = (),
                    changed_since: datetime | None = None, modified_field: str | None = None,
                    schema: dict[str, Any] | None = None, etag: bool = False,
                    top: int | None = None) -> Iterator[pl.DataFrame]:
-        """As :meth:`PagedReader.read_pages`; a watermark on a date field is written as an
-        ``Edm.Date`` literal from the day before the watermark (``Last_Date_Modified ge
+        """As :meth:`PagedReader.read_pages`, derived sets and computed columns included."""
+        reader = (self.views.read_pages if self.views.handles(entity_set, select, filter)
+                  else self.read_server_pages)
+        return reader(entity_set, select=select, filter=filter, orderby=orderby,
+                      changed_since=changed_since, modified_field=modified_field,
+                      schema=schema, etag=etag, top=top)
+
+    def read_by_ids(self, entity_set: str, key: str, ids: Sequence[Any],
+                    select: Sequence[str] = (), schema: dict[str, Any] | None = None,
+                    etag: bool = False, filter: Filter | str | None = None) -> pl.DataFrame:
+        """As :meth:`PagedReader.read_by_ids`; by a computed key (a sales price's
+        ``Sales_Price_Id``) or in a derived set, through :attr:`views`."""
+        if self.views.derives(entity_set) or key in self.views.computed(entity_set):
+            return self.views.read_by_ids(entity_set, key, ids, select, schema, etag, filter)
+        return super().read_by_ids(entity_set, key, ids, select, schema, etag, filter)
+
+    def read_server_pages(self, entity_set: str, *, select: Sequence[str] = (),
+                          filter: Filter | str | None = None, orderby: Sequence[str] = (),
+                          changed_since: datetime | None = None,
+                          modified_field: str | None = None,
+                          schema: dict[str, Any] | None = None, etag: bool = False,
+                          top: int | None = None) -> Iterator[pl.DataFrame]:
+        """A published page's rows as the server sends them; a watermark on a date field is
+        written as an ``Edm.Date`` literal from the day before the watermark (``Last_Date_Modified ge
         2024-04-30``): the field holds the server's local date of the change, which may be a
         day behind the UTC watermark, and has no time, so the same day is read again. Rows read
         again are found unchanged by the three-way diff (the cost: up to two days of changes
@@ -202,21 +240,28 @@ class NavODataV4(BusinessCentral):
                                   schema=schema, etag=etag, top=top)
 
     def get(self, entity_set: str, key: Key) -> dict[str, Any]:
-        """One record by its key (raises NotFoundError)."""
+        """One record by its key (raises NotFoundError); a derived set's row, or a sales
+        price by its ``Sales_Price_Id``, through :attr:`views`."""
+        if self.views.derives(entity_set):
+            return self.views.get(entity_set, key)
         record_key = key if isinstance(key, str) else key_segment(key)
-        return dict(self.http.request("GET", self.record_path(entity_set, key),
-                                      entity=entity_set, record_key=record_key).json())
+        record = dict(self.http.request("GET", self.record_path(
+            entity_set, self.views.page_key(entity_set, key)), entity=entity_set,
+            record_key=record_key).json())
+        return self.views.with_computed_record(entity_set, record)
 
     # writes ------------------------------------------------------------------------------------
     def write(self, ops: Sequence[WriteOp]) -> list[WriteOutcome]:
         """Apply ``ops``; outcomes in input order, created records carrying their key as id.
 
         Without ``batch`` each op is its own request, ``max_parallel`` at a time."""
+        self.views.refuse_writes(ops)  # derived sets and computed columns are read-only
         for op in ops:
             if op.kind != "create" and not op.key:
                 raise ValidationError(f"{SERVICE} {op.entity_set}: {op.kind} needs the record "
                                       "key", service=SERVICE, entity=op.entity_set)
-        outcomes = (super().write(ops) if self.batch
+        batched = self.batch and not any(document_pages(op) for op in ops)
+        outcomes = (super().write(ops) if batched
                     else self.pool.map(self._write_one, list(ops)))
         return [self._keyed(op, outcome) for op, outcome in zip(ops, outcomes, strict=True)]
 
@@ -242,7 +287,10 @@ class NavODataV4(BusinessCentral):
         """One op to its outcome. A reply lost after sending (502/504, reset, timeout) means it
         may have run: a create is settled by the key it sent (never re-sent blind), an update
         or delete is re-sent and a conflict on the re-sent update is checked against the
-        values sent; a request refused before it ran has been retried by the HTTP layer."""
+        values sent; a request refused before it ran has been retried by the HTTP layer. A
+        document created with its lines is written header and lines (:mod:`.nav_documents`)."""
+        if (pages := document_pages(op)) is not None:
+            return DocumentWriter(self, pages, self._write_one).create(op)
         maybe_ran = False
         attempt = 0
         while True:

@@ -11,7 +11,19 @@ from typing import Any
 
 from ..exceptions import ConfigError
 
-__all__ = ["F", "Filter", "ODataQuery", "RawFilter", "all_of", "any_of", "field_name", "literal"]
+__all__ = [
+    "BoolFilter",
+    "Comparison",
+    "F",
+    "Filter",
+    "NotFilter",
+    "ODataQuery",
+    "RawFilter",
+    "all_of",
+    "any_of",
+    "field_name",
+    "literal",
+]
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -63,20 +75,22 @@ class Filter:
         raise NotImplementedError
 
     def __and__(self, other: Filter) -> Filter:
-        return _Bool("and", (self, other))
+        return BoolFilter("and", (self, other))
 
     def __or__(self, other: Filter) -> Filter:
-        return _Bool("or", (self, other))
+        return BoolFilter("or", (self, other))
 
     def __invert__(self) -> Filter:
-        return _Not(self)
+        return NotFilter(self)
 
     def __str__(self) -> str:
         return self.render()
 
 
 @dataclass(frozen=True)
-class _Compare(Filter):
+class Comparison(Filter):
+    """``name op value`` (``eq``, ``ne``, ``gt``, ``ge``, ``lt``, ``le``)."""
+
     op: str
     name: str
     value: Any
@@ -96,19 +110,23 @@ class _Func(Filter):
 
 
 @dataclass(frozen=True)
-class _Bool(Filter):
+class BoolFilter(Filter):
+    """``parts`` joined by ``and`` / ``or``."""
+
     op: str
     parts: tuple[Filter, ...]
 
     def render(self) -> str:
         return f" {self.op} ".join(
-            f"({p.render()})" if (isinstance(p, _Bool) and p.op != self.op)
+            f"({p.render()})" if (isinstance(p, BoolFilter) and p.op != self.op)
             or (isinstance(p, RawFilter) and len(self.parts) > 1) else p.render()
             for p in self.parts)
 
 
 @dataclass(frozen=True)
-class _Not(Filter):
+class NotFilter(Filter):
+    """``not (part)``."""
+
     inner: Filter
 
     def render(self) -> str:
@@ -157,22 +175,22 @@ class F:
         self.name = field_name(name)
 
     def eq(self, v: Any) -> Filter:
-        return _Compare("eq", self.name, v)
+        return Comparison("eq", self.name, v)
 
     def ne(self, v: Any) -> Filter:
-        return _Compare("ne", self.name, v)
+        return Comparison("ne", self.name, v)
 
     def gt(self, v: Any) -> Filter:
-        return _Compare("gt", self.name, v)
+        return Comparison("gt", self.name, v)
 
     def ge(self, v: Any) -> Filter:
-        return _Compare("ge", self.name, v)
+        return Comparison("ge", self.name, v)
 
     def lt(self, v: Any) -> Filter:
-        return _Compare("lt", self.name, v)
+        return Comparison("lt", self.name, v)
 
     def le(self, v: Any) -> Filter:
-        return _Compare("le", self.name, v)
+        return Comparison("le", self.name, v)
 
     def contains(self, v: str) -> Filter:
         return _Func("contains", self.name, v)
@@ -188,21 +206,21 @@ class F:
         parts = tuple(self.eq(v) for v in values)
         if not parts:
             raise ValueError("is_in needs at least one value")
-        return parts[0] if len(parts) == 1 else _Bool("or", parts)
+        return parts[0] if len(parts) == 1 else BoolFilter("or", parts)
 
 
 def any_of(filters: Sequence[Filter | None]) -> Filter | None:
     present = tuple(f for f in filters if f is not None)
     if not present:
         return None
-    return present[0] if len(present) == 1 else _Bool("or", present)
+    return present[0] if len(present) == 1 else BoolFilter("or", present)
 
 
 def all_of(filters: Sequence[Filter | None]) -> Filter | None:
     present = tuple(f for f in filters if f is not None)
     if not present:
         return None
-    return present[0] if len(present) == 1 else _Bool("and", present)
+    return present[0] if len(present) == 1 else BoolFilter("and", present)
 
 
 @dataclass(frozen=True)

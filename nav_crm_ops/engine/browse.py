@@ -13,6 +13,7 @@ from ..connectors.odata import F, any_of
 from ..exceptions import SyncError
 from .context import EngineContext
 from .ids import record_id
+from .labels import label_expr
 from .mapping import TableMapping
 from .sides import SideReader, field_frame
 from .sync.snapshot import Selection
@@ -52,10 +53,10 @@ def compare_pairs(ctx: EngineContext, spec: TableMapping) -> pl.DataFrame:
 
 
 def search_columns(spec: TableMapping, side: Side | str) -> list[str]:
-    """The columns a search looks in: the natural key and the plain match fields."""
+    """The columns a search looks in: the natural key, the name and the plain match fields."""
     side = Side(side)
-    natural = side.pick(spec.nav, spec.crm).natural_key
-    names = [natural] if natural else []
+    spec_side = side.pick(spec.nav, spec.crm)
+    names = [c for c in (spec_side.natural_key, spec_side.name) if c]
     for _, fields in spec.match_groups():
         for fld in fields:
             if fld.lookup is None and fld.options is None:
@@ -79,7 +80,10 @@ def _searched(reader: SideReader, side: Side, columns: list[str], search: str,
 
 def pick_records(ctx: EngineContext, spec: TableMapping, side: Side | str,
                  search: str | None, top: int) -> pl.DataFrame:
-    """Records of one side for people to pick from (``Workspace.records``)."""
+    """Records of one side for people to pick from (``Workspace.records``): ``record``
+    (number and name), ``coupled_to`` (the partner's id) and ``coupled_record`` (its number
+    and name), and ``synced_version`` — the version the last sync wrote or read on this side
+    (a record whose ``version`` still equals it was not changed since, by anyone else)."""
     side = Side(side)
     reader = side.pick(*ctx.readers(spec))
     if search:
@@ -89,9 +93,17 @@ def pick_records(ctx: EngineContext, spec: TableMapping, side: Side | str,
     frame = field_frame(raw, spec, side.literal, ctx.resolver())
     couplings = ctx.store.couplings_frame(spec.name)
     own, other = side.column("id"), side.other.column("id")
-    partners = couplings.select(pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"))
-    return frame.join(partners, on="_id", how="left").rename(
-        {"_id": "id", "_key": "key", "_version": "version", "_modified": "modified"})
+    partners = couplings.select(
+        pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"),
+        label_expr(side.other.column("key"), side.other.column("name"), other)
+        .alias("coupled_record"),
+        pl.col(side.column("etag")).alias("synced_version"))
+    named = frame if "_name" in frame.columns else frame.with_columns(
+        pl.lit(None, pl.Utf8).alias("_name"))
+    return named.join(partners, on="_id", how="left").with_columns(
+        label_expr("_key", "_name", "_id").alias("record")).rename(
+        {"_id": "id", "_key": "key", "_name": "record_name", "_version": "version",
+         "_modified": "modified"})
 
 
 def refuse_unknown_ids(ctx: EngineContext, spec: TableMapping, selection: Selection) -> None:

@@ -17,6 +17,7 @@ from ..exceptions import StateStoreError, SyncError
 from ..store import Coupling
 from .context import EngineContext
 from .ids import record_id
+from .labels import record_label
 from .mapping import TableMapping
 from .matching import MATCH_SCHEMA, match_records
 from .report import SyncReport
@@ -61,18 +62,29 @@ def couple_records(ctx: EngineContext, spec: TableMapping, nav_id: str, crm_id: 
     if crm.height == 0:
         raise SyncError(f"mapping {spec.name}: CRM {spec.crm.logical_name} record {crm_id} "
                         "does not exist; check the id")
-    nav_key = nav.get_column(spec.nav.natural_key).item(0) if spec.nav.natural_key else None
-    crm_key = crm.get_column(spec.crm.natural_key).item(0) if spec.crm.natural_key else None
+    nav_key, nav_name = _key_and_name(nav, spec.nav.natural_key, spec.nav.name)
+    crm_key, crm_name = _key_and_name(crm, spec.crm.natural_key, spec.crm.name)
     try:
         coupling = ctx.store.couple(spec.name, record_id(nav_id), record_id(crm_id),
-                                    nav_key=None if nav_key is None else str(nav_key),
-                                    crm_key=None if crm_key is None else str(crm_key))
+                                    nav_key=nav_key, crm_key=crm_key, nav_name=nav_name,
+                                    crm_name=crm_name)
     except StateStoreError as error:
         raise SyncError(str(error)) from None
     run = ctx.store.start_run(spec.name, spec.directions[0], "couple")
-    ctx.store.finish_run(run, "finished", {"coupled": 1},
-                         message=f"coupled BC {nav_id} with CRM {crm_id}")
+    ctx.store.finish_run(
+        run, "finished", {"coupled": 1},
+        message=f"coupled {spec.nav.entity} {record_label(nav_key, nav_name, nav_id)} with "
+                f"CRM {spec.crm.logical_name} {record_label(crm_key, crm_name, crm_id)}")
     return coupling
+
+
+def _key_and_name(frame: pl.DataFrame, key: str | None,
+                  name: str | None) -> tuple[str | None, str | None]:
+    """The natural key and name of the one record of ``frame`` (None when not mapped)."""
+    def text(column: str | None) -> str | None:
+        value = frame.get_column(column).item(0) if column and column in frame.columns else None
+        return None if value is None else str(value)
+    return text(key), text(name)
 
 
 def _uncoupled(ctx: EngineContext, spec: TableMapping) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -93,9 +105,12 @@ def _couple_matches(ctx: EngineContext, spec: TableMapping, frame: pl.DataFrame,
     ``matched`` become ``coupled``."""
     matched = frame.filter((pl.col("status") == "matched")
                            & (pl.col("source_side") == str(Side.NAV)))
-    keys_nav = dict(nav.select("_id", "_key").iter_rows())
-    keys_crm = dict(crm.select("_id", "_key").iter_rows())
-    rows = [{"nav_id": n, "crm_id": c, "nav_key": keys_nav.get(n), "crm_key": keys_crm.get(c)}
+    keys_nav = {i: (k, n) for i, k, n in nav.select("_id", "_key", "_name").iter_rows()}
+    keys_crm = {i: (k, n) for i, k, n in crm.select("_id", "_key", "_name").iter_rows()}
+    rows = [{"nav_id": n, "crm_id": c, "nav_key": keys_nav.get(n, (None, None))[0],
+             "crm_key": keys_crm.get(c, (None, None))[0],
+             "nav_name": keys_nav.get(n, (None, None))[1],
+             "crm_name": keys_crm.get(c, (None, None))[1]}
             for n, c in matched.select("source_id", "other_id").iter_rows()]
     ctx.store.upsert_couplings(spec.name, rows)
     run = ctx.store.start_run(spec.name, spec.directions[0], "match")
@@ -115,12 +130,30 @@ def match_and_couple(ctx: EngineContext, spec: TableMapping, *, create: bool, ap
     frame = match_records(spec, nav, crm) if nav.height or crm.height else pl.DataFrame(
         schema=MATCH_SCHEMA)
     if not apply:
-        return MatchResult(spec.name, frame)
+        return MatchResult(spec.name, _with_labels(frame, nav, crm))
     frame = _couple_matches(ctx, spec, frame, nav, crm)
     report = SyncReport()
     if create:
         frame, report = create_unmatched(ctx, spec, frame, sync_selection)
-    return MatchResult(spec.name, frame, report)
+    return MatchResult(spec.name, _with_labels(frame, nav, crm), report)
+
+
+def _with_labels(frame: pl.DataFrame, nav: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
+    """``source_record`` and ``other_record``: both records of a suggestion by number and
+    name (the id when the record has neither)."""
+    def labels(side: pl.DataFrame) -> dict[str, str]:
+        return {str(i): record_label(k, n, i) for i, k, n in
+                side.select("_id", "_key", "_name").iter_rows()} if side.height else {}
+
+    by_side = {str(Side.NAV): labels(nav), str(Side.CRM): labels(crm)}
+    rows = frame.select("source_side", "source_id", "other_id").iter_rows()
+    source, other = [], []
+    for side, source_id, other_id in rows:
+        own, theirs = by_side.get(side, {}), by_side.get(str(Side(side).other), {})
+        source.append(own.get(str(source_id), source_id))
+        other.append(theirs.get(str(other_id), other_id) if other_id is not None else None)
+    return frame.with_columns(pl.Series("source_record", source, dtype=pl.Utf8),
+                              pl.Series("other_record", other, dtype=pl.Utf8))
 
 
 def create_unmatched(ctx: EngineContext, spec: TableMapping, frame: pl.DataFrame,

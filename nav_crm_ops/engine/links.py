@@ -8,11 +8,15 @@ from urllib.parse import quote
 from ..config import WorkspaceConfig
 from .mapping import TableMapping
 
-__all__ = ["BC_CARD_PAGES", "bc_web_client", "record_links"]
+__all__ = ["BC_CARD_PAGES", "NAV_KEY_CAPTIONS", "bc_web_client", "record_links"]
 
 BC_CARD_PAGES = {"customers": 21, "contacts": 5050, "items": 30, "currencies": 5,
                  "unitsOfMeasure": 209, "salespeoplePurchasers": 5116, "resources": 76}
-"""Business Central card page ids of the default mappings' tables."""
+"""Business Central card page ids of the default mappings' tables (NAV 2018 has the same)."""
+
+NAV_KEY_CAPTIONS = {"No": "No."}
+"""NAV field captions of page keys whose OData name differs (``No.`` is ``No`` on the wire);
+other keys (``Code``) are named alike. Web client filters name fields by caption."""
 
 
 def bc_web_client(api_url: str) -> str | None:
@@ -25,22 +29,37 @@ def bc_web_client(api_url: str) -> str | None:
     return f"https://businesscentral.dynamics.com/{match.group(1)}/{match.group(2)}"
 
 
+def _web_client_link(web_client: str, company: str, entity_set: str, field: str,
+                     value: str) -> str:
+    """``<web client>/?company=<name>&page=<card page>&filter='<field>' IS '<value>'`` (the
+    company alone when the table has no known card page)."""
+    query = f"company={quote(company)}"
+    page = BC_CARD_PAGES.get(entity_set)
+    if page:
+        condition = f"'{field}' IS '{value}'"
+        query += f"&page={page}&filter={quote(condition)}"
+    return f"{web_client.rstrip('/')}/?{query}"
+
+
 def record_links(config: WorkspaceConfig, spec: TableMapping, *, nav_id: str | None = None,
                  crm_id: str | None = None) -> dict[str, str]:
     """Business Central: ``<web client>/?company=<name>&page=<card page>&filter='SystemId'
     IS '<id>'`` (the web client is ``business_central.web_client_url`` or derived from an
-    online API URL); Dynamics 365: ``<org>/main.aspx?etn=<logical name>
-    &pagetype=entityrecord&id=<guid>``."""
+    online API URL); NAV 2018 (key ``nav``, when ``nav.web_client_url`` is set):
+    ``<web server instance>/?company=<name>&page=<card page>&filter='No.' IS '<key>'``
+    ("Opening a Page in the Microsoft Dynamics NAV Web Client by Using a URL"); Dynamics 365:
+    ``<org>/main.aspx?etn=<logical name>&pagetype=entityrecord&id=<guid>``."""
     links: dict[str, str] = {}
-    bc = config.business_central  # a NAV workspace (no web client link format yet) has none
+    nav = config.nav
+    if nav and nav_id and nav.web_client_url:
+        key = NAV_KEY_CAPTIONS.get(spec.nav.key, spec.nav.key.replace("_", " "))
+        links["nav"] = _web_client_link(nav.web_client_url, nav.company_name, spec.nav.entity,
+                                        key, nav_id.replace("'", "''"))
+    bc = config.business_central
     web_client = bc and (bc.web_client_url or bc_web_client(bc.api_url))
     if bc and nav_id and web_client:
-        query = f"company={quote(bc.company_name)}"
-        page = BC_CARD_PAGES.get(spec.nav.entity)
-        if page:
-            system_id = f"'SystemId' IS '{nav_id}'"
-            query += f"&page={page}&filter={quote(system_id)}"
-        links["business_central"] = f"{web_client.rstrip('/')}/?{query}"
+        links["business_central"] = _web_client_link(web_client, bc.company_name,
+                                                     spec.nav.entity, "SystemId", nav_id)
     if crm_id:
         base = config.dataverse.web_url or config.dataverse.url.split("/api/")[0]
         links["dynamics_365"] = (f"{base.rstrip('/')}/main.aspx?etn={spec.crm.logical_name}"

@@ -15,6 +15,14 @@ sync of that mapping, reports back what BC did with it, as the reference integra
 
 Everything goes to the job log (one ``sync`` run, direction ``to_crm``) and the record error
 log like any mapping.
+
+Which fields it reads depends on the ERP (:class:`ErpFields`): Business Central's API
+(``salesInvoices`` with ``orderNumber``, GUID ids compared without case) or NAV 2018's page 132
+Posted Sales Invoice (``Order_No``; ids are the invoice and order numbers, kept as NAV writes
+them). NAV's posted invoices carry no modified-on: invoices are read by ``Posting_Date`` from
+the day before the last run (the cost of a date: a day read twice; an invoice posted with a
+posting date more than a day before the run that sees it gets no wall post, while its order is
+still found Invoiced, by the one read of older invoices).
 """
 
 from __future__ import annotations
@@ -29,23 +37,79 @@ import polars as pl
 from ..connectors.business_central import BusinessCentral
 from ..connectors.factory import Connections
 from ..connectors.models import WriteOp, WriteOutcome
+from ..connectors.nav_odata import NavODataV4
 from ..exceptions import ConnectorError
 from ..store import RecordFailure, StateStore
-from .ids import crm_id_for
+from .ids import crm_id_for, record_id, record_id_expr
 from .mapping import MappingSet, TableMapping
 from .report import MappingResult
 from .sync.snapshot import format_moment, parse_moment
 
-__all__ = ["INVOICED", "REOPENED", "SalesOrderFollowUp"]
+__all__ = ["BC_FIELDS", "INVOICED", "NAV2018_FIELDS", "REOPENED", "ErpFields",
+           "SalesOrderFollowUp", "erp_fields"]
 
 INVOICED = {"statecode": 4, "statuscode": 100003}
 """CRM order state and status after BC posted (shipped and invoiced) the order."""
 REOPENED = {"statecode": 0, "statuscode": 1, "nav_submittedtobackoffice": False}
 """CRM order state after the BC order was deleted: active, not submitted."""
 
-_INVOICE_COLUMNS = ["id", "number", "orderNumber", "customerId", "customerNumber",
-                    "totalAmountIncludingTax", "currencyCode", "lastModifiedDateTime"]
-_POSTED_FILTER = "orderNumber ne '' and status ne 'Draft'"
+
+@dataclass(frozen=True)
+class ErpFields:
+    """What the follow-up reads posted sales invoices by, in one ERP's names.
+
+    ``invoice_id`` is the id the POSTEDSALESINV-INV couplings carry and the wall post's id is
+    made from; ``customer`` the invoice field holding the customer's CUSTOMER coupling id;
+    ``modified`` the field a read since the last run filters on (``modified_is_date``: a date,
+    read from the day before); ``posted`` the filter of this run's invoices of sales orders,
+    ``older`` of invoices looked up by order number; ``guid_ids``: ids are GUIDs, compared
+    without case (else kept as the ERP writes them, :func:`~.ids.record_id`)."""
+
+    erp: str
+    """How messages name the ERP (``Business Central``); ``short`` in short ones (``BC``)."""
+    short: str
+    entity: str
+    invoice_id: str
+    number: str
+    order_number: str
+    customer: str
+    amount: str
+    currency: str
+    modified: str
+    modified_is_date: bool
+    posted: str
+    older: str
+    guid_ids: bool
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys([self.invoice_id, self.number, self.order_number,
+                                   self.customer, self.amount, self.currency, self.modified]))
+
+    def same_id(self, value: object) -> str:
+        """An id as couplings hold it."""
+        return str(value).lower() if self.guid_ids else record_id(value)
+
+
+BC_FIELDS = ErpFields(
+    erp="Business Central", short="BC", entity="salesInvoices", invoice_id="id",
+    number="number", order_number="orderNumber", customer="customerId",
+    amount="totalAmountIncludingTax", currency="currencyCode",
+    modified="lastModifiedDateTime", modified_is_date=False,
+    posted="orderNumber ne '' and status ne 'Draft'", older="status ne 'Draft'",
+    guid_ids=True)
+"""Business Central API v2.0: ``salesInvoices`` (posted ones are not Draft)."""
+NAV2018_FIELDS = ErpFields(
+    erp="NAV", short="NAV", entity="salesInvoices", invoice_id="No", number="No",
+    order_number="Order_No", customer="Sell_to_Customer_No", amount="Amount_Including_VAT",
+    currency="Currency_Code", modified="Posting_Date", modified_is_date=True,
+    posted="Order_No ne ''", older="", guid_ids=False)
+"""NAV 2018: page 132 Posted Sales Invoice (only posted invoices; keys are numbers)."""
+
+
+def erp_fields(client: BusinessCentral) -> ErpFields:
+    """The field names of the ERP ``client`` talks to (NAV page web services or BC's API)."""
+    return NAV2018_FIELDS if isinstance(client, NavODataV4) else BC_FIELDS
 
 
 @dataclass
@@ -82,9 +146,9 @@ class _Settlement:
             return WriteOp.update(entity_set, self.crm_id, dict(INVOICED))
         return WriteOp.update(entity_set, self.crm_id, {**REOPENED, "nav_bcordernumber": None})
 
-    def failure(self, outcome: WriteOutcome) -> str:
-        what = ("set the CRM order to Invoiced (BC posted it)" if self.invoiced else
-                "return the CRM order to Active (the BC order was deleted)")
+    def failure(self, outcome: WriteOutcome, erp: str) -> str:
+        what = (f"set the CRM order to Invoiced ({erp} posted it)" if self.invoiced else
+                f"return the CRM order to Active (the {erp} order was deleted)")
         return f"could not {what}: {outcome.error or f'HTTP {outcome.status}'}"
 
 
@@ -93,12 +157,14 @@ class SalesOrderFollowUp:
 
     def __init__(self, mappings: MappingSet, store: StateStore, connections: Connections, *,
                  customer_mapping: str = "CUSTOMER",
-                 invoice_mapping: str = "POSTEDSALESINV-INV") -> None:
+                 invoice_mapping: str = "POSTEDSALESINV-INV",
+                 fields: ErpFields | None = None) -> None:
         self.mappings = mappings
         self.store = store
         self.connections = connections
         self.customer_mapping = customer_mapping
         self.invoice_mapping = invoice_mapping
+        self.fields = fields or erp_fields(connections.business_central)
 
     def run(self, mapping: TableMapping, *, job_name: str = "") -> MappingResult:
         """One logged run: settle the orders, post to the walls; a BC/CRM error stops it."""
@@ -142,13 +208,14 @@ class SalesOrderFollowUp:
 
     def _posted_invoices(self, mapping: TableMapping) -> tuple[pl.DataFrame, str | None]:
         """Invoices of sales orders posted since the last run (one read), and that mark."""
+        fields = self.fields
         mark = self.store.watermarks(self._posts_scope(mapping)).get("nav")
         if mark is None:
-            return pl.DataFrame(schema=dict.fromkeys(_INVOICE_COLUMNS, pl.Utf8)), None
+            return pl.DataFrame(schema=dict.fromkeys(fields.columns, pl.Utf8)), None
         since = parse_moment(mark)
         invoices = self.connections.business_central.read(
-            "salesInvoices", select=_INVOICE_COLUMNS, filter=_POSTED_FILTER,
-            changed_since=since)
+            fields.entity, select=fields.columns, filter=fields.posted or None,
+            changed_since=since, modified_field=fields.modified)
         return invoices, mark
 
     @staticmethod
@@ -164,7 +231,8 @@ class SalesOrderFollowUp:
         gone = self._gone_orders(mapping, bc)
         if gone.height == 0:
             return
-        posted = self._posted_orders(bc, invoices, gone["nav_key"].to_list())
+        posted = self._posted_orders(bc, invoices, [record_id(n) for n in gone["nav_key"]
+                                                     if n is not None])
         settlements = [_Settlement(nav_id, crm_id, posted.get(number))
                        for nav_id, crm_id, number in gone.select("nav_id", "crm_id", "nav_key")
                        .iter_rows()]
@@ -183,21 +251,26 @@ class SalesOrderFollowUp:
             return couplings
         present = bc.read_by_ids(mapping.nav.entity, mapping.nav.key,
                                  couplings["nav_id"].to_list(), select=[mapping.nav.key])
-        alive = {str(i).lower() for i in present[mapping.nav.key].to_list()}
-        return couplings.filter(~pl.col("nav_id").str.to_lowercase().is_in(list(alive)))
+        alive = [self.fields.same_id(i) for i in present[mapping.nav.key].to_list()]
+        ids = (pl.col("nav_id").str.to_lowercase() if self.fields.guid_ids
+               else record_id_expr(pl.col("nav_id")))
+        return couplings.filter(~ids.is_in(alive))
 
-    @staticmethod
-    def _posted_orders(bc: BusinessCentral, invoices: pl.DataFrame,
-                       numbers: list[str | None]) -> dict[str, str]:
+    def _posted_orders(self, bc: BusinessCentral, invoices: pl.DataFrame,
+                       numbers: list[str]) -> dict[str, str]:
         """Order number -> posted invoice id for the gone orders that were posted: from this
         run's invoices, and one read for orders posted before (deleted orders stay out)."""
-        posted = {str(o): str(i).lower() for i, o in
-                  invoices.select("id", "orderNumber").iter_rows() if o}
+        fields = self.fields
+        columns = [fields.invoice_id, fields.order_number]
+        posted = {str(o): fields.same_id(i) for i, o in
+                  invoices.select(columns).iter_rows() if o}
         unknown = [n for n in numbers if n and n not in posted]
         if unknown:
-            older = bc.read_by_ids("salesInvoices", "orderNumber", unknown,
-                                   select=["id", "orderNumber"], filter="status ne 'Draft'")
-            posted.update({str(o): str(i).lower() for i, o in older.iter_rows() if o})
+            older = bc.read_by_ids(fields.entity, fields.order_number, unknown,
+                                   select=list(dict.fromkeys(columns)),
+                                   filter=fields.older or None)
+            posted.update({str(o): fields.same_id(i)
+                           for i, o in older.select(columns).iter_rows() if o})
         return posted
 
     def _settled(self, mapping: TableMapping, settlement: _Settlement, outcome: WriteOutcome,
@@ -205,7 +278,8 @@ class SalesOrderFollowUp:
         """Count one CRM order update and drop its coupling (BC's order is gone); the write
         linking the CRM invoice to the order, when the order was posted."""
         if not outcome.ok:
-            tally.fail(settlement.nav_id, settlement.crm_id, settlement.failure(outcome))
+            tally.fail(settlement.nav_id, settlement.crm_id,
+                       settlement.failure(outcome, self.fields.short))
             return []
         tally.add("modified")
         tally.add("uncoupled", self.store.uncouple(mapping.name, nav_id=settlement.nav_id))
@@ -242,24 +316,7 @@ class SalesOrderFollowUp:
         if mark is None:
             self.store.set_watermark(scope, "nav", now)
             return
-        accounts = dict(self.store.couplings_frame(
-            self.customer_mapping, columns=["nav_id", "crm_id"]).iter_rows())
-        ops: list[WriteOp] = []
-        sources: list[tuple[str, str]] = []
-        for row in invoices.iter_rows(named=True):
-            account = accounts.get(str(row["customerId"]).lower())
-            if account is None:
-                continue
-            amount = row.get("totalAmountIncludingTax")
-            text = (f"Sales order {row['orderNumber']} was shipped and invoiced in Business "
-                    f"Central: posted invoice {row['number']}"
-                    + (f", {amount:,.2f} {row.get('currencyCode') or ''}".rstrip()
-                       if isinstance(amount, int | float) else "") + ".")
-            post_id = crm_id_for(scope, str(row["id"]))
-            ops.append(WriteOp.create("posts", {"text": text, "source": 1, "type": 7},
-                                      key=post_id,
-                                      binds={"regardingobjectid_account": f"/accounts({account})"}))
-            sources.append((str(row["id"]).lower(), post_id))
+        sources, ops = self._wall_posts(scope, invoices)
         if ops:
             for (source, post_id), outcome in zip(sources, self.connections.dataverse.write(ops),
                                                   strict=True):
@@ -269,11 +326,38 @@ class SalesOrderFollowUp:
                 else:
                     tally.fail(source, post_id, f"could not add the post to the CRM "
                                                 f"account's wall: {outcome.error}")
-        self.store.set_watermark(scope, "nav", min(self._newest(invoices, mark), now))
+        # A date field is read from the day before the mark: the run's moment is safe.
+        newest = now if self.fields.modified_is_date else self._newest(invoices, mark)
+        self.store.set_watermark(scope, "nav", min(newest, now))
 
-    @staticmethod
-    def _newest(invoices: pl.DataFrame, mark: str) -> str:
-        column = invoices.get_column("lastModifiedDateTime") if invoices.height else None
+    def _wall_posts(self, scope: str, invoices: pl.DataFrame,
+                    ) -> tuple[list[tuple[str, str]], list[WriteOp]]:
+        """The posts for this run's invoices of coupled customers: ``(invoice id, post id)``
+        and the creates (each post's id made from its invoice, so it is never posted twice)."""
+        fields = self.fields
+        accounts = {fields.same_id(n): c for n, c in self.store.couplings_frame(
+            self.customer_mapping, columns=["nav_id", "crm_id"]).iter_rows()}
+        ops: list[WriteOp] = []
+        sources: list[tuple[str, str]] = []
+        for row in invoices.iter_rows(named=True):
+            account = accounts.get(fields.same_id(row[fields.customer]))
+            if account is None:
+                continue
+            amount = row.get(fields.amount)
+            text = (f"Sales order {row[fields.order_number]} was shipped and invoiced in "
+                    f"{fields.erp}: posted invoice {row[fields.number]}"
+                    + (f", {amount:,.2f} {row.get(fields.currency) or ''}".rstrip()
+                       if isinstance(amount, int | float) else "") + ".")
+            post_id = crm_id_for(scope, str(row[fields.invoice_id]))
+            ops.append(WriteOp.create("posts", {"text": text, "source": 1, "type": 7},
+                                      key=post_id,
+                                      binds={"regardingobjectid_account": f"/accounts({account})"}))
+            sources.append((fields.same_id(row[fields.invoice_id]), post_id))
+        return sources, ops
+
+    def _newest(self, invoices: pl.DataFrame, mark: str) -> str:
+        modified = self.fields.modified
+        column = invoices.get_column(modified) if invoices.height else None
         if column is None or column.drop_nulls().len() == 0:
             return mark
         latest: Any = column.max()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 import polars as pl
 
 from ..store import RUN_COUNTS, StateStore
+from ..store.runs import RunOutcome
 
 __all__ = ["CHANGE_COUNTS", "MappingResult", "SyncReport"]
 
@@ -43,6 +44,13 @@ class MappingResult:
 
     def count(self, name: str) -> int:
         return int(self.counts.get(name, 0))
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """How this mapping's part ended (:meth:`RunOutcome.decide`: failed records are not
+        a failed run)."""
+        return RunOutcome.decide(self.status, failed=self.count("failed"),
+                                 conflicts=self.count("conflicts"), message=self.message)
 
     @property
     def skipped(self) -> int:
@@ -80,6 +88,15 @@ class SyncReport:
         """Skipped records over every mapping (totals where counted, see
         :meth:`with_skipped_totals`)."""
         return sum(r.skipped for r in self.results)
+
+    @property
+    def outcome(self) -> RunOutcome:
+        """The worst outcome of the mappings (succeeded when there are none)."""
+        return RunOutcome.worst(r.outcome for r in self.results)
+
+    def outcome_label(self) -> str:
+        """The outcome as a person reads it, with the failed and conflict counts."""
+        return self.outcome.label(self.failed, self.counts["conflicts"])
 
     @property
     def needs_attention(self) -> bool:

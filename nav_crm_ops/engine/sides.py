@@ -2,6 +2,7 @@
 
 A *field frame* has the meta columns ``_id`` (record id: a GUID in lower case, a NAV code as
 stored, :func:`~.ids.record_id`), ``_key`` (natural key, for lookups and display),
+``_name`` (the record's name beside its key, for display: :mod:`.labels`),
 ``_version`` (etag: the If-Match of a later write) and ``_modified`` (UTC ISO text, for
 watermarks), then one column per enabled field, named by the field, holding the value as the
 other side would receive it: NAV reference GUIDs as codes, lookups and options in NAV terms
@@ -41,7 +42,7 @@ __all__ = [
     "remember_integration_user",
 ]
 
-META_COLUMNS = ("_id", "_key", "_version", "_modified")
+META_COLUMNS = ("_id", "_key", "_name", "_version", "_modified")
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 MODIFIED_BY = "_modifiedby_value"
 """Dataverse's lookup to the systemuser who made a row's last change."""
@@ -281,11 +282,10 @@ def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side | str,
     spec = side.pick(mapping.nav, mapping.crm)
     if raw.height == 0:
         return empty_field_frame(mapping)
-    natural = spec.natural_key
     columns: list[pl.Series] = [
         raw.select(record_id_expr(pl.col(spec.key)).alias("_id")).to_series(),
-        (raw.get_column(natural).cast(pl.Utf8) if natural else pl.Series(
-            [None] * raw.height, dtype=pl.Utf8)).alias("_key"),
+        _text_column(raw, spec.natural_key).alias("_key"),
+        _text_column(raw, spec.name).alias("_name"),
         (raw.get_column(ETAG).cast(pl.Utf8) if ETAG in raw.columns else pl.Series(
             [None] * raw.height, dtype=pl.Utf8)).alias("_version"),
         (_modified_text(raw.get_column(spec.modified)) if spec.modified in raw.columns
@@ -306,6 +306,14 @@ def field_frame(raw: pl.DataFrame, mapping: TableMapping, side: Side | str,
     others = [f.name for f in mapping.enabled_fields() if f.on_create_only]
     return frame.with_columns(canonical.drop("_id")).with_columns(
         [pl.col(name).cast(pl.Utf8) for name in others])
+
+
+def _text_column(raw: pl.DataFrame, column: str | None) -> pl.Series:
+    """A column of the rows read as text; nulls when the mapping names none (or the read
+    did not select it)."""
+    if column and column in raw.columns:
+        return raw.get_column(column).cast(pl.Utf8)
+    return pl.Series([None] * raw.height, dtype=pl.Utf8)
 
 
 def _modified_text(column: pl.Series) -> pl.Series:

@@ -20,6 +20,7 @@ from ..connectors.factory import Connections, connect
 from ..exceptions import PlanError, SyncError
 from ..store import Coupling, StateStore
 from .browse import compare_pairs, pick_records, refuse_unknown_ids
+from .conflicts import ConflictChoice, conflict_choices
 from .context import EngineContext
 from .coupling import MatchResult, couple_records, match_and_couple
 from .ids import record_id
@@ -33,6 +34,7 @@ from .report import MappingResult, SyncReport
 from .sync.applier import Applier
 from .sync.followups import follow_up, sync_with_followups, without
 from .sync.planner import MappingPlan, Planner, Selection
+from .troubleshoot import RetryResult, groups_for_people, labelled_status, retry_outcomes
 
 __all__ = ["MatchResult", "Workspace", "open_workspace"]
 
@@ -231,6 +233,26 @@ class Workspace:
             mapping, plan, job_name=job_name, progress=progress, cancel=cancel,
             preview_requests=self._requests() - before)
 
+    def conflict_choices(self, plan: Plan, mapping: str, record_id: str
+                         ) -> tuple[ConflictChoice, ...]:
+        """How a held conflict record of ``plan`` can be resolved (keep BC / keep CRM), each
+        choice saying field by field what it writes (``engine.conflicts``)."""
+        spec = self.mappings.get(mapping)
+        mine = (pl.col("mapping") == mapping) & (pl.col("record_id") == record_id)
+        found = plan.records.filter(mine)
+        if found.height == 0:
+            raise PlanError(f"mapping {spec.name}: record {record_id} is not in this plan")
+        return conflict_choices(spec, found.row(0, named=True), plan.field_changes.filter(mine))
+
+    def resolve_conflict(self, choice: ConflictChoice, *,
+                         progress: Progress | None = None) -> SyncReport:
+        """Carry out a :meth:`conflict_choices` choice now: synchronize the one pair with the
+        kept side's values (``sync_now`` with the forced direction)."""
+        ids = {"nav_ids": [choice.nav_id]} if choice.direction == "to_crm" else \
+            {"crm_ids": [choice.crm_id]}
+        return self.sync_now(choice.mapping, direction=choice.direction, progress=progress,
+                             **ids)
+
     def has_changes(self, mapping: str) -> bool:
         """Whether either side changed since ``mapping``'s watermarks (at most one request per
         side); the job queue uses it to wake jobs on hold for inactivity."""
@@ -297,11 +319,14 @@ class Workspace:
                                               source_id=source_id)
 
     def error_groups(self, mapping: str | None = None) -> pl.DataFrame:
-        return self.store.error_groups(mapping)
+        """Errors by cause: ``count``, ``records`` (distinct), example records by name,
+        ``advice`` and ``remedy`` (``engine.troubleshoot.groups_for_people``)."""
+        return groups_for_people(self.store, mapping)
 
     def failed_records(self, mapping: str | None = None) -> pl.DataFrame:
-        """Records in the retry pass (failed, conflict) and skipped ones, with the reason."""
-        return self.store.record_status_frame(mapping)
+        """Records in the retry pass (failed, conflict) and skipped ones, with the reason,
+        ``record`` (number and name) and ``advice``."""
+        return labelled_status(self.store, mapping)
 
     def retry(self, mapping: str | None = None, source_ids: Sequence[str] | None = None,
               *, progress: Progress | None = None) -> SyncReport:
@@ -319,6 +344,25 @@ class Workspace:
             crm_ids = tuple(status.filter(pl.col("direction") == "from_crm")["source_id"])
             report = report + self._sync_selection(spec, Selection(nav_ids, crm_ids), progress)
         return report
+
+    def retry_records(self, mapping: str, source_ids: Sequence[str], *, unskip: bool = False,
+                      progress: Progress | None = None) -> RetryResult:
+        """Retry the selected records of one mapping and say what became of each (done,
+        failed again with the new message, ...). Skipped records are retried only with
+        ``unskip`` (they are put back into the retry pass first); otherwise their outcome
+        says so — a retry never reports "done" for a record it left alone."""
+        spec = self.mappings.get(mapping)
+        ids = [record_id(i) for i in source_ids]
+        chosen = pl.col("source_id").is_in(ids)
+        before = labelled_status(self.store, spec.name).filter(chosen)
+        skipped = before.filter(pl.col("state") == "skipped")["source_id"].to_list()
+        if unskip and skipped:
+            self.store.unskip(spec.name, skipped)
+            before = labelled_status(self.store, spec.name).filter(chosen)
+        retried = ids if unskip else [i for i in ids if i not in set(skipped)]
+        report = self.retry(spec.name, retried, progress=progress) if retried else SyncReport()
+        after = self.store.record_status_frame(spec.name).filter(chosen)
+        return RetryResult(report, retry_outcomes(before, after, retried_skipped=unskip))
 
     def unskip(self, mapping: str, source_ids: Sequence[str] | None = None) -> int:
         """Put skipped records back into the retry pass; returns how many."""

@@ -29,6 +29,7 @@ from ..cli_options import (
 from ..config import configured_secrets, load_config
 from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
+from ..store.runs import RunOutcome
 from .defaults import DEFAULT_EVERY_MINUTES, init_queue
 from .queue import (
     JOB_KINDS,
@@ -43,11 +44,17 @@ from .queue import (
 )
 from .recurrence import Recurrence, parse_time_of_day, parse_utc, parse_weekdays
 from .runner import JobRun, JobRunner
-from .summary import runs_table
+from .summary import runs_table, shown_path
 
 __all__ = ["jobs"]
 
 EXIT_JOB_FAILED = EXIT_FAILED_RECORDS
+_TERMINAL_COLOURS = {
+    RunOutcome.SUCCEEDED: "green", RunOutcome.SUCCEEDED_WITH_FAILURES: "yellow",
+    RunOutcome.HELD_CONFLICTS: "yellow", RunOutcome.FAILED: "red", RunOutcome.TIMED_OUT: "red",
+    RunOutcome.CANCELLED: "bright_black", RunOutcome.RUNNING: "blue"}
+"""Terminal colours closest to :attr:`RunOutcome.colour` (same meaning, same colour; the
+others plain). click drops them when the output is not a terminal."""
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -191,21 +198,29 @@ def init_command(workspace_path: Path, every: int) -> None:
 @workspace_option
 @json_option
 def list_command(workspace_path: Path, as_json: bool) -> None:
-    """Every job in run order: status, schedule, next and last run."""
+    """Every job in run order: status, schedule, next and last run, its outcome and report."""
     with _reported_errors(), _open_queue(workspace_path) as queue:
         entries = queue.list()
+        root = load_config(workspace_path).root
     if as_json:
         click.echo(json.dumps([e.to_dict() for e in entries], indent=2))
         return
     if not entries:
         click.echo("No jobs yet; run `nav-crm-ops jobs init` to create the default jobs.")
         return
-    rows = [["#", "job", "status", "schedule", "next run (UTC)", "last run (UTC)", "last outcome"]]
+    rows = [["#", "job", "status", "schedule", "next run (UTC)", "last run (UTC)", "last outcome",
+             "last report"]]
     rows += [[str(e.position), e.name, e.status, e.recurrence.describe(), _when(e.next_run_at),
-              _when(e.last_run_at), e.last_outcome or "-"] for e in entries]
+              _when(e.last_run_at), e.outcome_label, shown_path(e.last_report, root)]
+             for e in entries]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    outcome_column = 6
+    for row, entry in zip(rows, [None, *entries], strict=True):
+        cells = [c.ljust(w) for c, w in zip(row, widths, strict=True)]
+        if entry is not None and entry.outcome is not None:  # colour by meaning on a terminal
+            cells[outcome_column] = click.style(cells[outcome_column],
+                                                fg=_TERMINAL_COLOURS.get(entry.outcome))
+        click.echo("  ".join(cells).rstrip())
 
 
 @jobs.command("show")
@@ -318,9 +333,9 @@ def run_command(name: str | None, due: bool, run_all: bool, loop: bool, interval
         click.echo(runs_table(runs))
     else:
         click.echo("No job was due.")
-    if any(r.outcome in ("failed", "timeout") for r in runs):
+    if any(r.outcome.is_failure for r in runs):
         sys.exit(EXIT_JOB_FAILED)
-    if name is not None and runs[0].outcome == "skipped":
+    if name is not None and runs[0].outcome is RunOutcome.SKIPPED:
         sys.exit(EXIT_LEASE)
 
 

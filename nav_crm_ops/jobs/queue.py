@@ -28,10 +28,12 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from ..exceptions import ConfigError, LeaseHeldError
 from ..store import StateStore
+from ..store.runs import RunOutcome
 from ..store.schema import utc_now
 from .recurrence import (
     Recurrence,
@@ -217,9 +219,36 @@ class JobEntry:
                                   f"got {value}")
         object.__setattr__(self, "parameters", check_parameters(self.name, self.parameters))
 
+    @property
+    def outcome(self) -> RunOutcome | None:
+        """How the last run ended (None before the first run); values stored before the
+        outcome vocabulary (``succeeded`` with failed records) are read by their counts."""
+        if not self.last_outcome:
+            return None
+        return RunOutcome.decide(self.last_outcome, failed=self.last_counts.get("failed", 0),
+                                 conflicts=self.last_counts.get("conflicts", 0))
+
+    @property
+    def outcome_label(self) -> str:
+        """The last run's outcome as a person reads it ("-" before the first run)."""
+        outcome = self.outcome
+        if outcome is None:
+            return "-"
+        return outcome.label(self.last_counts.get("failed", 0),
+                             self.last_counts.get("conflicts", 0))
+
+    @property
+    def last_report(self) -> str | None:
+        """The HTML report of the last run (next to its output notebook), if it was written."""
+        if not self.last_output:
+            return None
+        html = Path(self.last_output).with_suffix(".html")
+        return str(html) if html.exists() else None
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly (``jobs show --json``)."""
         rec = self.recurrence
+        outcome = self.outcome
         return {
             "name": self.name, "position": self.position, "kind": self.kind,
             "mapping": self.mapping, "notebook": self.notebook,
@@ -233,10 +262,14 @@ class JobEntry:
             "inactivity_timeout_min": self.inactivity_timeout_min,
             "execution_timeout_s": self.execution_timeout_s, "attempts": self.attempts,
             "run_count": self.run_count, "last_run_at": _iso(self.last_run_at),
-            "last_finished_at": _iso(self.last_finished_at), "last_outcome": self.last_outcome,
+            "last_finished_at": _iso(self.last_finished_at),
+            "last_outcome": outcome.value if outcome else "",
+            "last_outcome_label": self.outcome_label,
+            "last_outcome_colour": outcome.colour if outcome else None,
             "last_duration_s": self.last_duration_s, "last_counts": dict(self.last_counts),
             "last_run_ids": list(self.last_run_ids), "last_error": self.last_error,
-            "last_output": self.last_output, "next_run_at": _iso(self.next_run_at),
+            "last_output": self.last_output, "last_report": self.last_report,
+            "next_run_at": _iso(self.next_run_at),
             "on_hold_since": _iso(self.on_hold_since), "created_at": _iso(self.created_at),
             "updated_at": _iso(self.updated_at),
         }

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..engine.report import SyncReport
 from ..exceptions import NavCrmOpsError
+from ..store.runs import RunOutcome
 
 __all__ = ["JobResult", "read_result", "write_result"]
 
@@ -25,7 +26,9 @@ __all__ = ["JobResult", "read_result", "write_result"]
 @dataclass(frozen=True)
 class JobResult:
     """What one job run did: ``changed`` (anything written or (un)coupled: a job that changed
-    nothing may sleep), job-log counts, the job-log run ids it created, and per-mapping rows."""
+    nothing may sleep), job-log counts, the job-log run ids it created, per-mapping rows and
+    the :class:`RunOutcome` of the work (succeeded, with failed records, held conflicts,
+    cancelled...; the runner overrides it when the notebook itself failed)."""
 
     changed: bool = True
     counts: Mapping[str, int] = field(default_factory=dict)
@@ -33,29 +36,36 @@ class JobResult:
     failed: int = 0
     message: str = ""
     mappings: tuple[Mapping[str, Any], ...] = ()
+    outcome: RunOutcome = RunOutcome.SUCCEEDED
 
     @classmethod
     def from_report(cls, report: SyncReport, message: str = "") -> JobResult:
         return cls(
             changed=report.changed, counts=report.counts, run_ids=report.run_ids,
-            failed=report.failed, message=message,
+            failed=report.failed, message=message, outcome=report.outcome,
             mappings=tuple({"mapping": r.mapping, "status": r.status, "counts": dict(r.counts),
-                            "message": r.message, "duration_s": round(r.duration_s, 3)}
+                            "outcome": r.outcome.value, "message": r.message,
+                            "duration_s": round(r.duration_s, 3)}
                            for r in report.results))
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobResult:
+        """Read a result file; one without ``outcome`` (older notebooks, plain dicts) gets it
+        from its counts (:meth:`RunOutcome.decide`)."""
         counts = {str(k): int(v) for k, v in dict(data.get("counts") or {}).items()}
+        failed = int(data.get("failed", counts.get("failed", 0)))
+        outcome = RunOutcome.decide(str(data.get("outcome") or "succeeded"), failed=failed,
+                                    conflicts=counts.get("conflicts", 0))
         return cls(changed=bool(data.get("changed", True)), counts=counts,
                    run_ids=tuple(int(i) for i in data.get("run_ids") or ()),
-                   failed=int(data.get("failed", counts.get("failed", 0))),
-                   message=str(data.get("message", "")),
-                   mappings=tuple(dict(m) for m in data.get("mappings") or ()))
+                   failed=failed, message=str(data.get("message", "")),
+                   mappings=tuple(dict(m) for m in data.get("mappings") or ()),
+                   outcome=outcome)
 
     def to_dict(self) -> dict[str, Any]:
         return {"changed": self.changed, "counts": dict(self.counts),
                 "run_ids": list(self.run_ids), "failed": self.failed, "message": self.message,
-                "mappings": [dict(m) for m in self.mappings]}
+                "mappings": [dict(m) for m in self.mappings], "outcome": self.outcome.value}
 
 
 def write_result(path: str | Path, result: JobResult | SyncReport | Mapping[str, Any]

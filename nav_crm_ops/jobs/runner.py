@@ -15,9 +15,13 @@ One run of a job:
    papermill starts): the notebook reads them from the environment through the workspace
    config;
 3. save ``<workspace>/runs/<YYYY-MM-DD>/<job>-<run number>.ipynb`` (also when a cell failed),
-   its ``.html`` rendering and the notebook's ``.result.json`` summary (see
-   :mod:`nav_crm_ops.jobs.result`); link the job-log entries the run created to the notebook;
-4. settle the job (:func:`nav_crm_ops.jobs.queue.settle`): next run, retry, Error, or On Hold
+   its ``.html`` report (code hidden, see :mod:`nav_crm_ops.jobs.output`) and the notebook's
+   ``.result.json`` summary (see :mod:`nav_crm_ops.jobs.result`); link the job-log entries the
+   run created to the notebook;
+4. decide the run's :class:`~nav_crm_ops.store.runs.RunOutcome`: the notebook's (failed, timed
+   out, cancelled, busy) when it did not finish, else the work's from the summary (succeeded,
+   with failed records, held conflicts);
+5. settle the job (:func:`nav_crm_ops.jobs.queue.settle`): next run, retry, Error, or On Hold
    with Inactivity Timeout when the run changed nothing.
 """
 
@@ -35,6 +39,8 @@ from typing import Any
 from ..config import WorkspaceConfig, configured_secrets, load_config
 from ..exceptions import ConfigError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore, default_holder
+from ..store.runs import RunOutcome
+from .output import finish_output_notebook
 from .queue import (
     IN_PROCESS,
     ON_HOLD,
@@ -54,6 +60,7 @@ from .result import JobResult, read_result
 
 __all__ = [
     "DEFAULT_LEASE_TTL_S",
+    "OUTCOMES",
     "ChangeProbe",
     "JobRun",
     "JobRunner",
@@ -64,9 +71,12 @@ __all__ = [
 
 DEFAULT_LEASE_TTL_S = 120.0
 KERNEL_START_TIMEOUT_S = 120
-OUTCOMES = ("succeeded", "failed", "timeout", "busy", "skipped")
-"""``busy``: the engine found the mapping being synchronized by someone else (not counted as
-a failed attempt); ``skipped``: another runner holds the job's lease, or it is no longer due."""
+OUTCOMES = tuple(RunOutcome)
+"""How a job run ends (:class:`RunOutcome`). ``busy``: the engine found the mapping being
+synchronized by someone else (not counted as a failed attempt); ``skipped``: another runner
+holds the job's lease, or it is no longer due."""
+_CANCELLED_ERRORS = ("SyncCancelled", "KeyboardInterrupt")
+"""Exceptions of a notebook cell that mean a person cancelled the run."""
 
 ChangeProbe = Callable[[JobEntry], bool]
 """Asked for a job on hold for inactivity: did anything change on either side?"""
@@ -96,10 +106,10 @@ def _slug(name: str) -> str:
 
 @dataclass(frozen=True)
 class JobRun:
-    """What happened to one job in one runner call (see :data:`OUTCOMES`)."""
+    """What happened to one job in one runner call (see :class:`RunOutcome`)."""
 
     job: str
-    outcome: str
+    outcome: RunOutcome
     status: str
     run_number: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -113,10 +123,16 @@ class JobRun:
 
     @property
     def ran(self) -> bool:
-        return self.outcome not in ("skipped",)
+        return self.outcome is not RunOutcome.SKIPPED
+
+    @property
+    def label(self) -> str:
+        """The outcome as a person reads it (``succeeded with 2 failed records``)."""
+        return self.outcome.label(self.counts.get("failed", 0), self.counts.get("conflicts", 0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"job": self.job, "outcome": self.outcome, "status": self.status,
+        return {"job": self.job, "outcome": self.outcome.value, "outcome_label": self.label,
+                "outcome_colour": self.outcome.colour, "status": self.status,
                 "run_number": self.run_number, "counts": dict(self.counts),
                 "run_ids": list(self.run_ids), "changed": self.changed, "error": self.error,
                 "output_notebook": str(self.output_notebook) if self.output_notebook else None,
@@ -187,13 +203,16 @@ class _Execution:
     started: datetime
     notebook: Path
     output: Path
-    outcome: str = ""
+    outcome: RunOutcome = RunOutcome.RUNNING
     error: str = ""
     duration_s: float = 0.0
     saved: Path | None = None
     html: Path | None = None
     html_error: str = ""
     result: JobResult | None = None
+    interrupted: bool = False
+    """The runner itself was interrupted (Ctrl+C): the run is recorded as cancelled, then the
+    interrupt goes on."""
 
     @property
     def result_path(self) -> Path:
@@ -309,7 +328,8 @@ class JobRunner:
                            "incomplete")
                 settled = settle(job, started=job.last_run_at or now, finished=now,
                                  succeeded=False, changed=True, error=message)
-                self.queue.save(replace(settled, last_outcome="failed", last_finished_at=now))
+                self.queue.save(replace(settled, last_outcome=RunOutcome.FAILED.value,
+                                                last_finished_at=now))
                 recovered.append(job.name)
             finally:
                 self.store.release_lease(lease_name, self.holder)
@@ -325,11 +345,11 @@ class JobRunner:
             message = (f"skipped {name!r}: it is being run by {held.holder} (lease until "
                        f"{held.expires_at})")
             self.echo(message)
-            return JobRun(name, "skipped", self.queue.get(name).status, message=message)
+            return JobRun(name, RunOutcome.SKIPPED, self.queue.get(name).status, message=message)
         try:
             job = self.queue.get(name)
             if due_at is not None and not is_due(job, due_at, changes_detected=changes_detected):
-                return JobRun(name, "skipped", job.status,
+                return JobRun(name, RunOutcome.SKIPPED, job.status,
                               message=f"skipped {name!r}: another runner already ran it")
             return self._execute(job)
         finally:
@@ -349,7 +369,10 @@ class JobRunner:
                          self._output_path(job, started))
         self._run_notebook(run)
         self._collect(run)
-        return self._finish(run)
+        finished = self._finish(run)
+        if run.interrupted:
+            raise KeyboardInterrupt
+        return finished
 
     def _parameters(self, run: _Execution) -> dict[str, Any]:
         """The notebook's parameters: the job's own plus where to find the workspace and
@@ -369,21 +392,33 @@ class JobRunner:
         clock_start = time.monotonic()
         with _LeaseKeeper(self.store, job_lease_name(run.job.name), self.holder,
                           self.lease_ttl_s) as keeper:
-            run.outcome, run.error = self._papermill(run.notebook, run.output, parameters,
-                                                     run.job.execution_timeout_s)
+            try:
+                run.outcome, run.error = self._papermill(run.notebook, run.output, parameters,
+                                                         run.job.execution_timeout_s)
+            except KeyboardInterrupt:
+                run.outcome, run.interrupted = RunOutcome.CANCELLED, True
+                run.error = "cancelled: the job runner was interrupted (Ctrl+C) during the run"
         run.duration_s = time.monotonic() - clock_start
         if keeper.lost:
             run.error = f"{run.error}; {keeper.lost}" if run.error else keeper.lost
 
     def _collect(self, run: _Execution) -> None:
-        """Keep what the run left: the output notebook, its HTML, and the result summary (an
-        unreadable summary fails the run); link the run's job-log entries to the notebook."""
-        run.saved = run.output if run.output.exists() else None
-        run.html, run.html_error = _render_html(run.saved) if run.saved else (None, "")
+        """Keep what the run left: the result summary (an unreadable summary fails the run),
+        the run's outcome, the output notebook and its HTML report; link the run's job-log
+        entries to the notebook."""
         try:
             run.result = read_result(run.result_path)
         except NavCrmOpsError as exc:
-            run.outcome, run.error = "failed", str(exc)
+            run.outcome, run.error = RunOutcome.FAILED, str(exc)
+        if run.outcome is RunOutcome.SUCCEEDED and run.result is not None:
+            run.outcome = run.result.outcome
+        run.saved = run.output if run.output.exists() else None
+        if run.saved:
+            counts = run.result.counts if run.result else {}
+            run.html, run.html_error = finish_output_notebook(
+                run.saved, run.outcome, run.outcome.label(counts.get("failed", 0),
+                                                          counts.get("conflicts", 0)),
+                run.error)
         if run.result is not None and run.result.run_ids and run.saved:
             self.store.set_run_output(run.result.run_ids, str(run.saved))
 
@@ -397,10 +432,11 @@ class JobRunner:
         counts = dict(result.counts) if result else {}
         run_ids = result.run_ids if result else ()
         self.queue.save(replace(
-            settled, last_finished_at=finished, last_outcome=run.outcome,
+            settled, last_finished_at=finished, last_outcome=run.outcome.value,
             last_duration_s=run.duration_s, last_counts=counts, last_run_ids=run_ids,
             last_output=str(saved) if saved else None))
-        self.echo(f"{job.name!r}: {run.outcome}, status {settled.status}"
+        label = run.outcome.label(counts.get("failed", 0), counts.get("conflicts", 0))
+        self.echo(f"{job.name!r}: {label}, status {settled.status}"
                   + (f" - {run.error}" if run.error else ""))
         return JobRun(job=job.name, outcome=run.outcome, status=settled.status,
                       run_number=job.run_count, counts=counts, run_ids=run_ids,
@@ -418,18 +454,19 @@ class JobRunner:
         return day / f"{stem}.ipynb"
 
     @staticmethod
-    def _settled(job: JobEntry, previous_status: str, outcome: str, error: str, changed: bool,
+    def _settled(job: JobEntry, previous_status: str, outcome: RunOutcome, error: str,
+                 changed: bool,
                  started: datetime, finished: datetime) -> JobEntry:
         """The job after this run. ``busy`` (the engine found the mapping being synchronized
         elsewhere) is no attempt: it runs again after the rerun delay. A job a person put On
         Hold and ran by hand stays On Hold."""
-        if outcome == "busy":
+        if outcome is RunOutcome.BUSY:
             retry_at = earliest_allowed(job.recurrence,
                                         finished + timedelta(seconds=job.rerun_delay_s))
             return replace(job, status=READY if previous_status == IN_PROCESS
                            else previous_status, next_run_at=retry_at, last_error=error)
         settled = settle(job, started=started, finished=finished,
-                         succeeded=outcome == "succeeded", changed=changed, error=error)
+                         succeeded=outcome.completed, changed=changed, error=error)
         return replace(settled, status=ON_HOLD) if previous_status == ON_HOLD else settled
 
     def _fail_unstarted(self, job: JobEntry, now: datetime, error: str) -> JobRun:
@@ -439,13 +476,14 @@ class JobRunner:
         settled = settle(job, started=now, finished=now, succeeded=False, changed=True,
                          error=error)
         self.queue.save(replace(settled, last_run_at=now, last_finished_at=now,
-                                last_outcome="failed", last_counts={}, last_run_ids=(),
+                                last_outcome=RunOutcome.FAILED.value, last_counts={},
+                                last_run_ids=(),
                                 last_output=None, last_duration_s=0.0))
         self.echo(f"{job.name!r}: failed, status {settled.status} - {error}")
-        return JobRun(job.name, "failed", settled.status, error=error)
+        return JobRun(job.name, RunOutcome.FAILED, settled.status, error=error)
 
     def _papermill(self, notebook: Path, output: Path, parameters: dict[str, Any],
-                   timeout_s: int) -> tuple[str, str]:
+                   timeout_s: int) -> tuple[RunOutcome, str]:
         """Execute; returns (outcome, error message). The output notebook is written by
         papermill after every cell, so it exists even when a cell failed or timed out."""
         import papermill
@@ -459,27 +497,18 @@ class JobRunner:
                 progress_bar=False, log_output=False, cwd=str(self.root))
         except PapermillExecutionError as exc:
             if exc.ename == "LeaseHeldError":
-                return "busy", f"{exc.ename}: {exc.evalue}"
-            return "failed", f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
+                return RunOutcome.BUSY, f"{exc.ename}: {exc.evalue}"
+            if exc.ename in _CANCELLED_ERRORS:
+                return RunOutcome.CANCELLED, f"{exc.ename}: {exc.evalue}"
+            return RunOutcome.FAILED, f"{exc.ename}: {exc.evalue} (cell {exc.exec_count})"
         except CellTimeoutError:
-            return "timeout", (f"a cell ran longer than the execution timeout ({timeout_s} s); "
+            return RunOutcome.TIMED_OUT, (f"a cell ran longer than the execution timeout ({timeout_s} s); "
                                "the kernel was stopped. Raise it with `nav-crm-ops jobs set "
                                "NAME --timeout SECONDS` if the work is legitimately slow")
         except DeadKernelError as exc:
-            return "failed", f"the notebook's kernel died ({exc}); see the output notebook"
+            return RunOutcome.FAILED, (f"the notebook's kernel died ({exc}); see the output "
+                                       "notebook")
         except Exception as exc:  # papermill/nbclient raise many types; all fail the run
-            return "failed", f"{type(exc).__name__}: {exc}"
-        return "succeeded", ""
+            return RunOutcome.FAILED, f"{type(exc).__name__}: {exc}"
+        return RunOutcome.SUCCEEDED, ""
 
-
-def _render_html(notebook: Path) -> tuple[Path | None, str]:
-    """The output notebook as HTML next to it; a rendering problem never fails the job."""
-    from nbconvert import HTMLExporter
-
-    target = notebook.with_suffix(".html")
-    try:
-        body, _ = HTMLExporter().from_filename(str(notebook))
-    except Exception as exc:  # nbconvert surfaces template and parsing errors in many types
-        return None, f"HTML rendering failed: {type(exc).__name__}: {exc}"
-    target.write_text(body, encoding="utf-8")
-    return target, ""

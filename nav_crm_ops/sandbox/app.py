@@ -1,8 +1,10 @@
 """The sandbox's one ASGI application: auth endpoints, both APIs, admin routes, middleware.
 
-Middleware order (outermost first): bearer-token checks (401 before any work), service
-protection limits (per authenticated client), fault injection (a flaky server: a slow answer
-holds its concurrency slot like a slow real request), then the routes.
+Middleware order (outermost first): the read-only record pages of web-client links
+(``web_client``: they answer a person's browser, which has no token), bearer-token checks
+(401 before any work), service protection limits (per authenticated client), fault injection
+(a flaky server: a slow answer holds its concurrency slot like a slow real request), then the
+routes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .business_central import build_bc_app
 from .dataverse import build_dataverse_app
 from .limits import FaultMiddleware, LimitsMiddleware
 from .nav import build_nav_app
+from .web_client import WebClientFront
 
 if TYPE_CHECKING:
     from .context import SandboxContext
@@ -67,4 +70,6 @@ def build_app(ctx: SandboxContext) -> Any:
         *auth_routes(ctx),
     ]
     app = Starlette(routes=routes)
-    return AuthMiddleware(LimitsMiddleware(FaultMiddleware(app, ctx), ctx), ctx)
+    # Record pages behind web-client links first: a browser has no bearer token to show.
+    return WebClientFront(AuthMiddleware(LimitsMiddleware(FaultMiddleware(app, ctx), ctx), ctx),
+                          ctx)

@@ -49,8 +49,15 @@ def _describe(info: SandboxInfo, *, include_secret: bool) -> dict[str, Any]:
     return data
 
 
-def _banner(info: SandboxInfo) -> str:
-    rows = [
+def _banner(info: SandboxInfo, profile: str = "bc-online") -> str:
+    """What the sandbox serves and how to connect; ``profile`` nav2018 leads with the NAV 2018
+    page services (both ERPs are always served over the same data)."""
+    nav = [
+        ("NAV 2018 OData v4", f"{info.nav_url}Company('{info.company_name}')/Customer"),
+        ("NAV user", nav_credentials(info).user),
+        ("NAV key (sandbox only)", nav_credentials(info).access_key.reveal()),
+    ]
+    rows = [*(nav if profile == "nav2018" else []),
         ("Dataverse Web API", info.dataverse_url),
         ("Business Central API", info.bc_api_url),
         ("BC custom API", info.bc_custom_api_url),
@@ -62,14 +69,14 @@ def _banner(info: SandboxInfo) -> str:
         ("BC scope", info.bc_scope),
         ("Client id", info.client_id),
         ("Client secret (sandbox only)", info.client_secret.reveal()),
-        ("NAV 2018 OData v4", f"{info.nav_url}Company('{info.company_name}')/Customer"),
-        ("NAV user", nav_credentials(info).user),
-        ("NAV key (sandbox only)", nav_credentials(info).access_key.reveal()),
+        *(nav if profile != "nav2018" else []),
         ("Status", f"{info.base_url}/_sandbox/status"),
     ]
     width = max(len(label) for label, _ in rows)
     lines = [f"nav-crm-ops sandbox listening on {info.base_url}"]
     lines += [f"  {label:<{width}}  {value}" for label, value in rows]
+    choice = " --profile nav2018" if profile == "nav2018" else ""
+    lines.append(f"Next: nav-crm-ops init --dir ws{choice} --sandbox {info.base_url}")
     lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)
 
@@ -106,10 +113,14 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
               help="Write the process id here while running.")
 @click.option("--log-level", default="warning", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--profile", type=click.Choice(["bc-online", "nav2018"]), default="bc-online",
+              show_default=True, help="The ERP the banner leads with; Business Central's API "
+              "and NAV 2018's page web services are both served over the same data.")
 @click.pass_context
 def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed: str,
                   reset: bool, faults: str | None, limits: str, ready_file: str | None,
-                  pidfile: str | None, log_level: str, no_crm_solution: bool) -> None:
+                  pidfile: str | None, log_level: str, no_crm_solution: bool,
+                  profile: str) -> None:
     """Run the local Dataverse + Business Central sandbox (serves until Ctrl+C)."""
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = data_dir
@@ -128,7 +139,7 @@ def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed:
         if pidfile:
             Path(pidfile).write_text(str(os.getpid()), encoding="utf-8")
             written.append(Path(pidfile))
-        click.echo(_banner(sandbox.info))
+        click.echo(_banner(sandbox.info, profile))
         if ready_file:
             _write_json(Path(ready_file), {"pid": os.getpid(),
                                            **_describe(sandbox.info, include_secret=False)})

@@ -61,6 +61,8 @@ def _service_of(path: str) -> str | None:
         return "dataverse"
     if path.startswith("/bc/"):
         return "business_central"
+    if path.startswith("/nav/"):
+        return "nav"
     return None
 
 
@@ -165,7 +167,8 @@ class LimitsMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         protection = self.ctx.protection
         service = _service_of(scope.get("path", "")) if scope["type"] == "http" else None
-        if service is None or not protection.enabled:
+        # NAV 2018 on premises has no service protection limits: only faults reach it
+        if service in (None, "nav") or not protection.enabled:
             await self.app(scope, receive, send)
             return
         if service == "dataverse":
@@ -378,9 +381,9 @@ _QUIET_FILTER = _QuietIncompleteResponses()
 
 
 def _commits_one_by_one(scope: Scope) -> bool:
-    """A Business Central write whose operations commit as they run: a ``$batch`` without
-    ``Isolation: snapshot`` or a single POST/PATCH/DELETE."""
-    if _service_of(scope.get("path", "")) != "business_central":
+    """A Business Central or NAV write whose operations commit as they run: a ``$batch``
+    without ``Isolation: snapshot`` or a single POST/PATCH/DELETE."""
+    if _service_of(scope.get("path", "")) not in ("business_central", "nav"):
         return False
     if str(scope.get("method", "GET")).upper() not in ("POST", "PATCH", "DELETE"):
         return False
@@ -407,6 +410,8 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         kind, delay = injector.draw(commits=_commits_one_by_one(scope))
+        if kind == "429" and service == "nav":
+            kind = "503"  # no throttling on premises: an unavailable server instead
         if kind in COMMIT_FAULT_KINDS:
             await self._commit_then_lose(kind, service, scope, receive, send)
         elif kind == "503":

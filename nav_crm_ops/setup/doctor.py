@@ -277,6 +277,10 @@ class _Judge:
         return findings
 
     def _entity(self, bc: BcFacts, api: str, entity_set: str) -> Finding | None:
+        if bc.views is not None and bc.computed(entity_set):
+            # computed from published pages: those must be there
+            return next((f for s in bc.views.sources(entity_set)
+                         if (f := self._entity(bc, api, s)) is not None), None)
         where, name = bc.locate(api, entity_set)
         if where not in bc.apis:
             return Finding(Area.BC_API, f"the $metadata of the {_erp(bc)} API {where} could "
@@ -303,6 +307,8 @@ class _Judge:
                        fix)
 
     def _property(self, bc: BcFacts, need: BcPropertyNeed) -> list[Finding]:
+        if bc.computed(need.entity_set, need.name):
+            return []
         where, name = bc.locate(need.api, need.entity_set)
         entity: BcEntitySet | None = (bc.apis.get(where) or {}).get(name)
         if entity is None or need.name in entity.properties:

@@ -25,6 +25,7 @@ from ..connectors.metadata import (
     ServiceClock,
     TableInfo,
 )
+from ..connectors.nav_views import NavViews
 from ..exceptions import AuthError, ConnectorError, TransientError
 
 __all__ = ["ROOT_API", "BcFacts", "CrmFacts", "Facts", "Probe", "ProbeStatus", "Service",
@@ -87,6 +88,16 @@ class BcFacts:
     clock: ServiceClock = field(default_factory=ServiceClock)
     service: Service = Service.BUSINESS_CENTRAL
     pages: Callable[[str], str] | None = None
+    views: NavViews | None = None
+    """On NAV: the sets and columns the connection computes from published pages."""
+
+    def computed(self, entity_set: str, name: str | None = None) -> bool:
+        """Whether the connection computes the set (``name`` None) or the set's column."""
+        if self.views is None:
+            return False
+        if self.views.derives(entity_set):
+            return True
+        return name is not None and name in self.views.computed(entity_set)
 
     def locate(self, api: str, entity_set: str) -> tuple[str, str]:
         """Where a mapping's ``(api, entity set)`` is in these facts: itself on Business
@@ -190,7 +201,8 @@ def _read_bc(asker: _Asker, clients: Mapping[str, BcMetadata], scope: str) -> Bc
     companies = asker.ask(service, "authentication", main.companies, fatal=True)
     if companies is None:
         return None
-    facts = BcFacts(companies=companies, clock=main.clock, service=service, pages=main.pages)
+    facts = BcFacts(companies=companies, clock=main.clock, service=service, pages=main.pages,
+                    views=main.views)
     accepted = "credentials accepted" if nav else _scoped(scope)
     asker.ok(service, "authentication",
              f"{accepted}; {len(companies)} compan{'y' if len(companies) == 1 else 'ies'}"

@@ -177,8 +177,8 @@ class _Collector:
 def _crm_side(c: _Collector, m: TableMapping, where: str) -> None:
     table = m.crm.logical_name
     c.table(table, m.crm.entity, where)
-    for column in (m.crm.key, m.crm.modified, m.crm.natural_key):
-        c.column(table, column, Use.READ, f"{where} (key / modified-on / natural key)")
+    for column in (m.crm.key, m.crm.modified, m.crm.natural_key, m.crm.name):
+        c.column(table, column, Use.READ, f"{where} (key / modified-on / natural key / name)")
     writes = False
     for f in m.enabled_fields():
         writes |= _crm_field(c, m, table, f, where)

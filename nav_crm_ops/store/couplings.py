@@ -23,16 +23,17 @@ __all__ = ["Coupling", "CouplingRepository"]
 
 _COUPLING_FRAME_SCHEMA: dict[str, pl.DataType] = {
     "mapping": pl.Utf8(), "nav_id": pl.Utf8(), "crm_id": pl.Utf8(), "nav_key": pl.Utf8(),
-    "crm_key": pl.Utf8(), "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(),
+    "crm_key": pl.Utf8(), "nav_name": pl.Utf8(), "crm_name": pl.Utf8(), "nav_modified_at": pl.Utf8(), "crm_modified_at": pl.Utf8(),
     "nav_etag": pl.Utf8(), "crm_etag": pl.Utf8(), "base_values": pl.Utf8(), "created_at": pl.Utf8(), "updated_at": pl.Utf8(),
 }
-_KEPT_ON_UPSERT = ("nav_key", "crm_key", "nav_modified_at", "crm_modified_at", "nav_etag",
+_KEPT_ON_UPSERT = ("nav_key", "crm_key", "nav_name", "crm_name", "nav_modified_at", "crm_modified_at", "nav_etag",
                    "crm_etag", "base_values")
 
 
 @dataclass(frozen=True)
 class Coupling:
-    """One coupled pair: ids, natural keys (for lookups and display), last synced modified-on
+    """One coupled pair: ids, natural keys (for lookups and display) and names (display),
+    last synced modified-on
     per side and ``base_values``, the field values as last synced (the three-way diff's base)."""
 
     mapping: str
@@ -40,6 +41,8 @@ class Coupling:
     crm_id: str
     nav_key: str | None = None
     crm_key: str | None = None
+    nav_name: str | None = None
+    crm_name: str | None = None
     nav_modified_at: str | None = None
     crm_modified_at: str | None = None
     nav_etag: str | None = None
@@ -62,6 +65,11 @@ def _find(conn: Connection, mapping: str, column: str, value: str) -> Coupling |
     return None if row is None else _coupling(row)
 
 
+def _name(value: Any) -> str | None:
+    """A record's name as stored beside its key (cut to the column's 250 characters)."""
+    return None if value is None or value == "" else str(value)[:250]
+
+
 def _upsert_row(key: str, record: Mapping[str, Any], now: str) -> dict[str, Any]:
     if not record.get("nav_id") or not record.get("crm_id"):
         raise StateStoreError(f"mapping {key}: every coupling row needs nav_id and crm_id")
@@ -69,6 +77,7 @@ def _upsert_row(key: str, record: Mapping[str, Any], now: str) -> dict[str, Any]
     return {
         "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
         "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
+        "nav_name": _name(record.get("nav_name")), "crm_name": _name(record.get("crm_name")),
         "nav_modified_at": record.get("nav_modified_at"),
         "crm_modified_at": record.get("crm_modified_at"),
         "nav_etag": record.get("nav_etag"), "crm_etag": record.get("crm_etag"),
@@ -94,6 +103,7 @@ class CouplingRepository(Repository):
 
     def couple(self, mapping: str, nav_id: str, crm_id: str, *,
                nav_key: str | None = None, crm_key: str | None = None,
+               nav_name: str | None = None, crm_name: str | None = None,
                base_values: Mapping[str, Any] | None = None,
                nav_modified_at: str | None = None,
                crm_modified_at: str | None = None) -> Coupling:
@@ -119,7 +129,7 @@ class CouplingRepository(Repository):
             now = utc_now()
             conn.execute(insert(couplings).values(
                 mapping=key, nav_id=nav_id, crm_id=crm_id, nav_key=nav_key, crm_key=crm_key,
-                base_values=dumps(base_values), nav_modified_at=nav_modified_at,
+                nav_name=_name(nav_name), crm_name=_name(crm_name), base_values=dumps(base_values), nav_modified_at=nav_modified_at,
                 crm_modified_at=crm_modified_at, created_at=now, updated_at=now))
             found = _find(conn, key, "nav_id", nav_id)
         assert found is not None
@@ -141,7 +151,8 @@ class CouplingRepository(Repository):
     def upsert(self, mapping: str, rows: pl.DataFrame | Iterable[Mapping[str, Any]]) -> int:
         """Insert or update many couplings keyed by (mapping, nav_id) in one transaction.
 
-        Rows need ``nav_id`` and ``crm_id``; optional ``nav_key``, ``crm_key``,
+        Rows need ``nav_id`` and ``crm_id``; optional ``nav_key``, ``crm_key``, ``nav_name``,
+        ``crm_name``,
         ``nav_modified_at``, ``crm_modified_at``, ``nav_etag``, ``crm_etag`` and ``base_values`` (dict or JSON text); an
         optional column that is absent or null keeps the stored value. A CRM id coupled to
         another NAV id fails the whole batch with a StateStoreError naming it.

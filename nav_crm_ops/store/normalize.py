@@ -3,7 +3,9 @@
 Why: the skip rule ("the same error N times in a row") and the error groups in the
 troubleshooting notebook must see "The length of 'name' exceeded 160 for record 1f0c..." and the
 same message for another record as one error. GUIDs, quoted values, correlation ids and numbers
-are replaced by placeholders; white space is collapsed.
+are replaced by placeholders; white space is collapsed. A list of ids (``accounts a1…, b2…,
+c3…``, ``codes 'BD', 'PS'``, ``[1, 2, 3]``) becomes one placeholder and "(and 37 more)" tails
+are dropped, so a message naming 1, 3 or 40 records is still one cause - one group.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ _RECORD_NUMBER = re.compile(r"\b[A-Za-z]{1,4}-?\d{3,}\b")
 """Record numbers that mix a short prefix and digits (customer ``C0081323``, order
 ``SO-1001``, contact ``CT10000``)."""
 _SPACE = re.compile(r"\s+")
+_PLACEHOLDER = r"(?:<guid>|'<value>'|\"<value>\"|<no>|<n>|<id>)"
+_LIST = re.compile(rf"(?P<first>{_PLACEHOLDER})(?:\s*(?:[,;|]|\s(?:and|or)\s)\s*"
+                   rf"{_PLACEHOLDER})+")
+"""Two or more placeholders separated by commas, semicolons, bars, "and" or "or"."""
+_BRACKETED = re.compile(rf"\[\s*({_PLACEHOLDER})\s*\]")
+_MORE = re.compile(r"\s*[(\[]?\s*(?:,\s*)?(?:and|\+)\s*<n>\s+(?:more|others?)\s*[)\]]?",
+                   re.IGNORECASE)
+"""``(and 37 more)``, ``, and 3 others``, ``+12 more``: how long the list was."""
 
 
 def normalize_error_message(message: str) -> str:
@@ -43,6 +53,9 @@ def normalize_error_message(message: str) -> str:
     text = _HEX.sub(keep_code, text)
     text = _RECORD_NUMBER.sub("<no>", text)
     text = _NUMBER.sub("<n>", text)
+    text = _MORE.sub("", text)
+    text = _LIST.sub(lambda match: match.group("first"), text)
+    text = _BRACKETED.sub(r"\1", text)
     for index, code in enumerate(codes):
         text = text.replace(f"<code{index}>", code)
     return _SPACE.sub(" ", text).strip()

@@ -99,6 +99,7 @@ def _error_row(row: Mapping[str, Any], now: str) -> dict[str, Any]:
         "run_id": row.get("run_id"), "mapping": mapping_key(str(row["mapping"])),
         "direction": row["direction"], "source_id": row.get("source_id"),
         "destination_id": row.get("destination_id"),
+        "source_label": (str(row["source_label"])[:500] if row.get("source_label") else None),
         "transient": bool(row.get("transient", False)),
         "service_code": row.get("service_code"), "http_status": row.get("http_status"),
         "message": row["message"],
@@ -236,11 +237,12 @@ class RecordOutcomeRepository(Repository):
                   destination_id: str | None = None, transient: bool = False,
                   service_code: str | None = None, http_status: int | None = None,
                   payload: Any = None, response: Any = None,
-                  source_values: Any = None) -> int:
+                  source_values: Any = None, source_label: str | None = None) -> int:
         with self._tx() as conn:
             result = conn.execute(insert(record_errors).values(
                 run_id=run_id, mapping=mapping_key(mapping), direction=direction,
-                source_id=source_id, destination_id=destination_id, transient=transient,
+                source_id=source_id, destination_id=destination_id,
+                source_label=source_label[:500] if source_label else None, transient=transient,
                 service_code=service_code, http_status=http_status, message=message,
                 normalized_message=normalize_error_message(message), payload=dumps(payload),
                 response=dumps(response), source_values=dumps(source_values),
@@ -271,9 +273,12 @@ class RecordOutcomeRepository(Repository):
 
     def error_groups(self, mapping: str | None = None, *, run_id: int | None = None,
                      transient: bool | None = None) -> pl.DataFrame:
-        """Errors grouped by normalized message: count, first/last seen, one example."""
+        """Errors grouped by normalized message: ``count`` (occurrences), ``records``
+        (distinct source records: what a person has to look at), first/last seen, one
+        example."""
         c = record_errors.c
         query = (select(c.mapping, c.normalized_message, func.count().label("count"),
+                        func.count(func.distinct(c.source_id)).label("records"),
                         func.min(c.created_at).label("first_seen"),
                         func.max(c.created_at).label("last_seen"),
                         func.max(c.message).label("example"))
@@ -284,4 +289,4 @@ class RecordOutcomeRepository(Repository):
             rows = conn.execute(query).all()
         return pl.DataFrame([tuple(r) for r in rows], orient="row", schema={
             "mapping": pl.Utf8(), "normalized_message": pl.Utf8(), "count": pl.Int64(),
-            "first_seen": pl.Utf8(), "last_seen": pl.Utf8(), "example": pl.Utf8()})
+            "records": pl.Int64(), "first_seen": pl.Utf8(), "last_seen": pl.Utf8(), "example": pl.Utf8()})

@@ -59,6 +59,8 @@ couplings = Table(
     Column("crm_id", String(100), nullable=False),
     Column("nav_key", String(250)),
     Column("crm_key", String(250)),
+    Column("nav_name", String(250)),
+    Column("crm_name", String(250)),
     Column("nav_modified_at", String(40)),
     Column("crm_modified_at", String(40)),
     Column("nav_etag", String(200)),
@@ -114,6 +116,7 @@ record_errors = Table(
     Column("direction", String(20), nullable=False),
     Column("source_id", String(100)),
     Column("destination_id", String(100)),
+    Column("source_label", String(500)),
     Column("transient", Boolean, nullable=False, default=False),
     Column("service_code", String(100)),
     Column("http_status", Integer),
@@ -281,6 +284,21 @@ def _workspace_identity(conn: Connection) -> None:
             created_at=utc_now()))
 
 
+def _record_names(conn: Connection) -> None:
+    """People know records by number and name (``10000 The Cannon Group PLC``): couplings
+    keep each side's name beside its natural key, a record error the label of its source
+    record. Idempotent: new databases get the columns from the current definitions."""
+    present = {c["name"] for c in inspect(conn).get_columns("couplings")}
+    for name in ("nav_name", "crm_name"):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE couplings ADD COLUMN {name} VARCHAR(250)")
+    if not inspect(conn).has_table("record_errors"):
+        record_errors.create(conn)
+    present = {c["name"] for c in inspect(conn).get_columns("record_errors")}
+    if "source_label" not in present:
+        conn.exec_driver_sql("ALTER TABLE record_errors ADD COLUMN source_label VARCHAR(500)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -290,6 +308,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (4, "index record errors by normalized message (error groups, drill-down)",
      _error_group_index),
     (5, "workspace identity: state database id and plan signing key", _workspace_identity),
+    (6, "record names beside natural keys: couplings' nav_name/crm_name, errors' "
+        "source_label", _record_names),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

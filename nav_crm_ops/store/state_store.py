@@ -170,13 +170,15 @@ class StateStore:
 
     def couple(self, mapping: str, nav_id: str, crm_id: str, *,
                nav_key: str | None = None, crm_key: str | None = None,
+               nav_name: str | None = None, crm_name: str | None = None,
                base_values: Mapping[str, Any] | None = None,
                nav_modified_at: str | None = None,
                crm_modified_at: str | None = None) -> Coupling:
         """Couple two records (:meth:`CouplingRepository.couple`)."""
         return self.couplings.couple(
-            mapping, nav_id, crm_id, nav_key=nav_key, crm_key=crm_key, base_values=base_values,
-            nav_modified_at=nav_modified_at, crm_modified_at=crm_modified_at)
+            mapping, nav_id, crm_id, nav_key=nav_key, crm_key=crm_key, nav_name=nav_name,
+            crm_name=crm_name, base_values=base_values, nav_modified_at=nav_modified_at,
+            crm_modified_at=crm_modified_at)
 
     def uncouple(self, mapping: str, *, nav_id: str | None = None, crm_id: str | None = None) -> int:
         """Remove the coupling of ``nav_id`` or ``crm_id``; returns how many were removed."""
@@ -241,12 +243,12 @@ class StateStore:
                          destination_id: str | None = None, transient: bool = False,
                          service_code: str | None = None, http_status: int | None = None,
                          payload: Any = None, response: Any = None,
-                         source_values: Any = None) -> int:
+                         source_values: Any = None, source_label: str | None = None) -> int:
         return self.outcomes.add_error(
             mapping, direction, message, run_id=run_id, source_id=source_id,
             destination_id=destination_id, transient=transient, service_code=service_code,
             http_status=http_status, payload=payload, response=response,
-            source_values=source_values)
+            source_values=source_values, source_label=source_label)
 
     def add_record_errors(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Many record errors in one transaction (keys as :meth:`add_record_error`'s
@@ -263,7 +265,8 @@ class StateStore:
 
     def error_groups(self, mapping: str | None = None, *, run_id: int | None = None,
                      transient: bool | None = None) -> pl.DataFrame:
-        """Errors grouped by normalized message: count, first/last seen, one example."""
+        """Errors grouped by normalized message: occurrences (``count``), distinct records
+        (``records``), first/last seen, one example."""
         return self.outcomes.error_groups(mapping, run_id=run_id, transient=transient)
 
     # -- runs (RunRepository) ---------------------------------------------------------------------

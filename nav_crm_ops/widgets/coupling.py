@@ -19,6 +19,7 @@ from typing import Any, Literal
 import ipywidgets as widgets
 import polars as pl
 
+from ..engine.labels import record_label
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
 from ..engine.vocabulary import Side
@@ -34,6 +35,10 @@ __all__ = ["CouplingPanel"]
 MERGE = "merge"
 _DIRECTIONS = [("NAV/BC → CRM", "to_crm"), ("CRM → NAV/BC", "from_crm"),
                ("three-way merge", MERGE)]
+
+
+_HALF = widgets.Layout(width="49%", min_width="0")
+"""Each side's grid takes half the width and scrolls sideways inside it."""
 
 
 class CouplingPanel(Panel):
@@ -65,9 +70,9 @@ class CouplingPanel(Panel):
         self.crm_search = widgets.Text(placeholder="number or name", description="CRM")
         self.search_button = ActionButton(description="Search", icon="search",
                                           button_style="primary")
-        self.nav_table = DataTable(key_column="id", label_columns=("key", "id"),
+        self.nav_table = DataTable(key_column="id", label_columns=("record",),
                                    page_size=page_size, errors=self.errors)
-        self.crm_table = DataTable(key_column="id", label_columns=("key", "id"),
+        self.crm_table = DataTable(key_column="id", label_columns=("record",),
                                    page_size=page_size, errors=self.errors)
 
     def _build_actions(self, page_size: int) -> None:
@@ -75,9 +80,10 @@ class CouplingPanel(Panel):
         self.suggest_button = ActionButton(description="Suggest matches", icon="magic")
         self.suggestions = DataTable(
             key_column="suggestion_key",
-            label_columns=("status", "source_side", "source_key", "message"),
+            label_columns=("status", "source_side", "source_record", "other_record"),
             choice_columns=("status", "source_side"),
-            columns=("source_side", "source_key", "status", "source_id", "other_id", "message"),
+            search_columns=("source_record", "other_record", "source_key", "message"),
+            columns=("source_side", "source_record", "status", "other_record", "message"),
             page_size=page_size, errors=self.errors)
         self.couple_button = ActionButton(description="Couple selected pair", icon="link",
                                           button_style="success")
@@ -131,9 +137,9 @@ class CouplingPanel(Panel):
             widgets.HBox([self.nav_search, self.crm_search, self.search_button]),
             self.errors.widget,
             widgets.HBox([widgets.VBox([widgets.HTML("<b>Business Central / NAV</b>"),
-                                        self.nav_table.widget]),
+                                        self.nav_table.widget], layout=_HALF),
                           widgets.VBox([widgets.HTML("<b>Dynamics 365 Sales</b>"),
-                                        self.crm_table.widget])]),
+                                        self.crm_table.widget], layout=_HALF)]),
             widgets.HBox([self.couple_button, self.uncouple_button]),
             self.links, self.related,
             widgets.HBox([self.direction, self.sync_button]),
@@ -164,6 +170,7 @@ class CouplingPanel(Panel):
             frame = self.workspace.records(self.mapping_name, side.literal,
                                            text.value.strip() or None, top=self.top.value)
             table.label_columns = _label_columns(frame)
+            table.columns = _shown_columns(frame)
             table.set_frame(frame)
         self.errors.show_info(f"{self.nav_table.frame.height} NAV/BC and "
                               f"{self.crm_table.frame.height} CRM record(s) found.")
@@ -189,10 +196,14 @@ class CouplingPanel(Panel):
             self.errors.show_info("Select exactly one NAV/BC record and one CRM record to "
                                   f"couple (selected: {len(nav)} and {len(crm)}).")
             return
-        self.workspace.couple(self.mapping_name, str(nav[0]), str(crm[0]))
+        pair = self.workspace.couple(self.mapping_name, str(nav[0]), str(crm[0]))
         self._reload_tables()
         self._show_links(str(nav[0]), str(crm[0]))
-        self.errors.show_info(f"Coupled NAV/BC {nav[0]} with CRM {crm[0]}.")
+        nav_label = record_label(getattr(pair, "nav_key", None), getattr(pair, "nav_name", None),
+                                 nav[0])
+        crm_label = record_label(getattr(pair, "crm_key", None), getattr(pair, "crm_name", None),
+                                 crm[0])
+        self.errors.show_info(f"Coupled NAV/BC {nav_label} with CRM {crm_label}.")
 
     def couple_suggested(self) -> int:
         """Couple the selected suggestions whose status is ``matched``."""
@@ -241,16 +252,17 @@ class CouplingPanel(Panel):
         if count == 0 and not (self.nav_table.selected_keys or self.crm_table.selected_keys):
             self.errors.show_info("Select the coupled records to uncouple first.")
             return 0
+        names = [_label(table.frame, str(key)) or str(key)
+                 for table in (self.nav_table, self.crm_table) for key in table.selected_keys]
         self._reload_tables()
-        self.errors.show_info(f"{count} coupling(s) removed.")
+        self.errors.show_info(f"{count} coupling(s) removed ({', '.join(names)}).")
         return count
 
     def _reload_tables(self) -> None:
         selected = (self.nav_table.selected_keys, self.crm_table.selected_keys)
         self.search()
         for table, keys in zip((self.nav_table, self.crm_table), selected, strict=True):
-            available = {value for _, value in table.selector.options}
-            table.selector.value = tuple(k for k in keys if k in available)
+            table.select_present(keys)
 
     # -- links, newer-data warning, sync now --------------------------------------------------------
     def _selection_changed(self) -> None:
@@ -282,14 +294,20 @@ class CouplingPanel(Panel):
             return
         links = self.workspace.record_links(self.mapping_name, nav_id=nav_id, crm_id=crm_id)
         names = {"business_central": "Open in Business Central",
-                 "dynamics_365": "Open in Dynamics 365 Sales"}
-        self.links.value = " · ".join(
+                 "nav": "Open in Dynamics NAV", "dynamics_365": "Open in Dynamics 365 Sales"}
+        ids = " ↔ ".join(
+            f"{side} {html.escape(_label(table.frame, record))} (id {html.escape(record)})"
+            for side, table, record in (("NAV/BC", self.nav_table, nav_id),
+                                        ("CRM", self.crm_table, crm_id)) if record)
+        self.links.value = f"<div style='color:#616161'>{ids}</div>" + " · ".join(
             f"<a href='{html.escape(url, quote=True)}' target='_blank' rel='noopener'>"
             f"{names.get(kind, kind)}</a>" for kind, url in links.items())
 
     def newer_destination(self) -> str:
         """A warning when the destination of the chosen direction changed after the source
-        (for the selected coupled records whose partner is loaded), else ''."""
+        (for the selected coupled records whose partner is loaded), else ''. A destination
+        still at the version the last sync wrote or read (``synced_version``) was changed by
+        nobody since — its newer time is the integration's own write: no warning."""
         direction = self.direction.value
         if direction == MERGE:
             return ""
@@ -302,12 +320,12 @@ class CouplingPanel(Panel):
                 continue
             mine = source.frame.filter(pl.col("id") == key)
             theirs = target.frame.filter(pl.col("id") == partner)
-            if theirs.height == 0 or "modified" not in mine.columns:
+            if theirs.height == 0 or "modified" not in mine.columns or _unchanged(theirs):
                 continue
             source_time, target_time = mine.get_column("modified")[0], \
                 theirs.get_column("modified")[0]
             if source_time and target_time and str(target_time) > str(source_time):
-                label = theirs.get_column("key")[0] or partner
+                label = theirs.get_column("record")[0] or partner
                 warnings.append(f"{label} was changed at {target_time}, after the source "
                                 f"({source_time})")
         return "; ".join(warnings)
@@ -329,8 +347,8 @@ class CouplingPanel(Panel):
             return
         if self.newer_destination() and not self.confirm_overwrite.value:
             self._check_newer()
-            self.errors.show_info("Not synchronized: the destination holds newer data (see the "
-                                  "warning).")
+            self.errors.show_warning("Not synchronized: the destination holds newer data (see "
+                                     "the warning).")
             return
         choice = self.direction.value
         direction: Literal["to_crm", "from_crm"] | None = None if choice == MERGE else choice
@@ -348,6 +366,22 @@ class CouplingPanel(Panel):
                             work, done)
 
 
+def _unchanged(row: pl.DataFrame) -> bool:
+    """The record is at the version the last sync of its pair wrote or read."""
+    if "synced_version" not in row.columns or "version" not in row.columns:
+        return False
+    synced, now = row.get_column("synced_version")[0], row.get_column("version")[0]
+    return synced is not None and synced == now
+
+
+def _label(frame: pl.DataFrame, record_id: str) -> str:
+    """A loaded record's number and name ("" when it is not in the table)."""
+    if "record" not in frame.columns:
+        return ""
+    found = frame.filter(pl.col("id") == record_id).get_column("record")
+    return "" if found.is_empty() or found[0] is None else str(found[0])
+
+
 def _partner(frame: pl.DataFrame, record_id: str) -> str | None:
     if "coupled_to" not in frame.columns:
         return None
@@ -355,8 +389,19 @@ def _partner(frame: pl.DataFrame, record_id: str) -> str | None:
     return None if found.is_empty() or found[0] is None else str(found[0])
 
 
+_HIDDEN = ("id", "key", "record_name", "version", "synced_version", "coupled_to")
+"""Columns kept for the panel's work, not shown (ids and versions: in the detail and links)."""
+
+
 def _label_columns(frame: pl.DataFrame) -> tuple[str, ...]:
-    """``key``, the first mapped text column (usually the name) and ``coupled_to``."""
-    fixed = {"id", "key", "version", "modified", "coupled_to"}
-    names = [c for c, t in frame.schema.items() if c not in fixed and t == pl.Utf8]
-    return tuple(c for c in ("key", *names[:2], "coupled_to") if c in frame.columns)
+    """How a row is named: its number and name, and the record it is coupled to."""
+    return tuple(c for c in ("record", "coupled_record") if c in frame.columns)
+
+
+def _shown_columns(frame: pl.DataFrame) -> tuple[str, ...]:
+    """``record`` and the record it is coupled to first, then the mapped fields and
+    ``modified``; no ids or versions (a GUID says nothing to a person and wraps over lines)."""
+    fields = [c for c in frame.columns
+              if c not in (*_HIDDEN, "record", "coupled_record", "modified")]
+    return tuple(c for c in ("record", "coupled_record", *fields, "modified")
+                 if c in frame.columns)

@@ -1,8 +1,10 @@
 """Serve the front-end notebooks as Voilà dashboards (``nav-crm-ops ui`` / ``make dashboards``).
 
 Why Voilà: people who never open JupyterLab still get the four panels as web pages; Voilà runs
-each notebook in its own kernel and shows only the widgets and outputs. Tracebacks are shown
-(``show_tracebacks``) so a failure is never a blank page. The notebooks open the workspace
+each notebook in its own kernel and shows only the widgets and outputs. It is served as an
+application (:mod:`.landing_server`): a start page links the dashboards, and nothing else in the
+folder (no file tree, no job notebooks) can be opened. Tracebacks are shown
+(``show_tracebacks``) so a failing dashboard is never a blank page. The notebooks open the workspace
 named by ``$NAV_CRM_OPS_WORKSPACE`` (or the sandbox when unset), so no secret is passed here.
 
 Access: a dashboard runs syncs with the workspace's service credentials, so whoever reaches the
@@ -155,7 +157,8 @@ def start_message(ip: str, port: int, auth: DashboardAuth) -> str:
 def voila_command(notebooks: str | os.PathLike[str], *, port: int = DEFAULT_PORT,
                   ip: str = DEFAULT_IP, open_browser: bool = False,
                   no_auth: bool = False) -> list[str]:
-    """The command line that serves every notebook in ``notebooks`` (a tree page lists them).
+    """The command line that serves the dashboards of ``notebooks`` (the start page of
+    :mod:`.landing` lists them; other files there are not served).
 
     It runs :mod:`nav_crm_ops.widgets.voila_server` (Voilà behind jupyter_server's login), which
     reads the token or password hash from the environment (:func:`dashboard_environment`) and

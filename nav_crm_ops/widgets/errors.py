@@ -105,7 +105,12 @@ class ErrorArea:
                    "cancelled" if isinstance(error, SyncCancelled) else "error")
 
     def show_info(self, text: str) -> None:
+        """A step finished as asked (green)."""
         self._show(text, "info")
+
+    def show_warning(self, text: str) -> None:
+        """Something a person must look at before going on (amber, never green)."""
+        self._show(text, "warning")
 
     def clear(self) -> None:
         self.message = ""
@@ -114,7 +119,7 @@ class ErrorArea:
 
     def _show(self, text: str, kind: str) -> None:
         colours = {"error": ("#fdecea", "#b71c1c"), "cancelled": ("#fff8e1", "#8d6e00"),
-                   "info": ("#e8f5e9", "#1b5e20")}
+                   "warning": ("#fff8e1", "#8d6e00"), "info": ("#e8f5e9", "#1b5e20")}
         background, colour = colours[kind]
         self.message = text
         self.kind = kind

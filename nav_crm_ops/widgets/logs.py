@@ -3,11 +3,14 @@
 Why: when a record fails people need to find out why quickly and fix it. The panel shows the
 job log (``ws.runs``) with charts of changes, failures, durations and requests per run, and
 flags on runs that failed or deviate from their peers (volume, duration); failed records
-grouped by normalized error message with counts (``ws.error_groups``); a drill-down from a
-group to its records (``ws.errors``) and from a record to its source values, the payload
-sent, the service's response and its history of runs; retry (``ws.retry``) or unskip
-(``ws.unskip``) of the selected records; export of any table to CSV (Excel when xlsxwriter is
-installed).
+grouped by cause (``ws.error_groups``: distinct records, example records by name, advice with
+a link to the dashboard that fixes it); a drill-down from a group to its records
+(``ws.errors``; a capped list says so) and from a record — named by number and name — to its
+full message, source values, the payload sent, the service's response and its history of
+runs; retry of the selected records (``ws.retry_records``: each record's outcome is shown and
+the detail pane refreshed; skipped records are retried only by "Unskip and retry", a plain
+Retry says they are skipped) or unskip (``ws.unskip``); export of any table to CSV (Excel
+when xlsxwriter is installed).
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ import polars as pl
 
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
-from .charts import bar_chart_html, stacked_bars_html
+from ..engine.troubleshoot import Outcome, RetryResult, advice_for
+from .charts import runs_over_time_html
+from .dashboard_links import advice_html
 from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
@@ -84,6 +89,59 @@ def _pretty(text: str | None) -> str:
         return text
 
 
+def _state_text(status: dict[str, Any] | None) -> str:
+    """Where the record stands now: in the retry pass, skipped, or synchronized."""
+    if status is None:
+        return "not in the retry pass (synchronized, or never failed here)"
+    if status["state"] == "skipped":
+        return (f"skipped since {status['skipped_since']} after "
+                f"{status['consecutive_failures']} failures with the same error: not "
+                "synchronized until unskipped")
+    if status["state"] == "conflict":
+        return "conflict held: a person chooses the value to keep"
+    return f"in the retry pass ({status['consecutive_failures']} failure(s) in a row)"
+
+
+def _error_html(error: dict[str, Any], *, resolved: bool = False) -> str:
+    """One record error in full: kind, codes, the whole message, advice, and the values.
+    ``resolved``: the record synchronized since (the error is history, no advice)."""
+    codes = " ".join(str(c) for c in (
+        f"HTTP {error['http_status']}" if error["http_status"] else None,
+        error["service_code"]) if c)
+    advice = advice_for(error["message"], transient=bool(error["transient"]))
+    kind = f"{'transient' if error['transient'] else 'permanent'} failure"
+    parts = [
+        "<p style='color:#1b5e20'><b>Synchronized since this failure</b>: nothing to do."
+        f"</p><p><b>Last {kind}</b>" if resolved else f"<p><b>{kind[0].upper()}{kind[1:]}</b>",
+        f"{f' ({html.escape(codes)})' if codes else ''}:</p>"
+        f"<pre class='nav-crm-ops-message' style='white-space:pre-wrap'>"
+        f"{html.escape(error['message'])}</pre>",
+        "" if resolved else f"<p>{advice_html(advice.text, advice.remedy)}</p>"]
+    shown = "" if resolved else " open"
+    for title, column in (("Source values", "source_values"),
+                          ("Payload sent", "payload"),
+                          ("Service response", "response")):
+        parts.append(f"<details{shown}><summary>{title}</summary><pre>"
+                     f"{html.escape(_pretty(error[column]))}</pre></details>")
+    return "".join(parts)
+
+
+_OUTCOME_COLOURS = {Outcome.DONE: "#1b5e20", Outcome.NOT_ATTEMPTED: "#8d6e00",
+                    Outcome.STILL_SKIPPED: "#8d6e00"}
+
+
+def _outcomes_html(outcomes: pl.DataFrame) -> str:
+    """Each retried record: its name, what became of it and the message when it failed."""
+    rows = "".join(
+        f"<tr><td>{html.escape(str(r['mapping']))}</td><td>{html.escape(str(r['record']))}"
+        f"</td><td style='color:{_OUTCOME_COLOURS.get(Outcome(r['outcome']), '#b71c1c')}'>"
+        f"<b>{html.escape(r['outcome'])}</b></td>"
+        f"<td style='white-space:pre-wrap'>{html.escape(r['message'] or '')}</td></tr>"
+        for r in outcomes.iter_rows(named=True))
+    return ("<table class='nav-crm-ops-outcomes'><thead><tr><th>mapping</th><th>record</th>"
+            f"<th>outcome</th><th>message</th></tr></thead><tbody>{rows}</tbody></table>")
+
+
 class LogsPanel(Panel):
     """Tables (``runs_table``, ``groups_table``, ``records_table``, ``failed_table``) are
     :class:`DataTable` objects; ``detail`` shows the selected record; ``retry_button`` and
@@ -120,21 +178,24 @@ class LogsPanel(Panel):
                      "conflicts", "coupled", "requests", "duration_s", "message", "output_path"),
             page_size=page_size, errors=self.errors)
         self.groups_table = DataTable(
-            key_column="group_key", label_columns=("count", "mapping", "normalized_message"),
+            key_column="group_key", label_columns=("records", "mapping", "normalized_message"),
             choice_columns=("mapping",),
-            columns=("mapping", "count", "normalized_message", "first_seen", "last_seen",
-                     "example"), page_size=page_size, errors=self.errors)
+            columns=("mapping", "records", "count", "normalized_message", "examples", "advice",
+                     "last_seen"), page_size=page_size, errors=self.errors)
         self.records_table = DataTable(
-            key_column="id", label_columns=("source_id", "direction", "created_at"),
+            key_column="id", label_columns=("record", "direction", "created_at"),
             choice_columns=("direction", "transient"),
-            columns=("id", "run_id", "mapping", "direction", "source_id", "destination_id",
-                     "transient", "http_status", "service_code", "message", "created_at"),
+            search_columns=("record", "source_id", "message"),
+            columns=("record", "direction", "run_id", "transient", "http_status",
+                     "service_code", "message", "created_at"),
             page_size=page_size, errors=self.errors)
+        self.records_note = widgets.HTML(value="")
         self.failed_table = DataTable(
-            key_column="status_key", label_columns=("mapping", "source_id", "state"),
+            key_column="status_key", label_columns=("mapping", "record", "state"),
             choice_columns=("mapping", "state", "direction"),
-            columns=("mapping", "direction", "source_id", "state", "consecutive_failures",
-                     "transient", "message", "skipped_since", "updated_at"),
+            search_columns=("record", "source_id", "message"),
+            columns=("mapping", "record", "direction", "state", "consecutive_failures",
+                     "message", "advice", "skipped_since", "updated_at"),
             page_size=page_size, errors=self.errors)
 
     def _build_actions(self) -> None:
@@ -143,7 +204,11 @@ class LogsPanel(Panel):
         self.retry_button = ActionButton(description="Retry selected", button_style="primary",
                                          icon="redo")
         self.unskip_button = ActionButton(description="Unskip selected", icon="undo")
+        self.unskip_retry_button = ActionButton(description="Unskip and retry selected",
+                                                icon="redo", layout=widgets.Layout(width="auto"))
         self.result = widgets.HTML(value="")
+        self.retry_result: RetryResult | None = None
+        self._detail_of: tuple[str, str | None] | None = None
         tables = ["job log", "error groups", "group records", "failed records"]
         self.export_choice = widgets.Dropdown(options=tables, value="job log",
                                               description="Export")
@@ -170,6 +235,8 @@ class LogsPanel(Panel):
             lambda _: self.retry_selected()))
         self.unskip_button.on_click(guarded(self.errors, "unskip the selected records")(
             lambda _: self.unskip_selected()))
+        self.unskip_retry_button.on_click(guarded(self.errors, "start the retry")(
+            lambda _: self.retry_selected(unskip=True)))
         self.export_button.on_click(guarded(self.errors, "export the table")(
             lambda _: self.export()))
 
@@ -180,7 +247,7 @@ class LogsPanel(Panel):
             widgets.VBox([widgets.HTML("<b>Failures grouped by cause</b>"),
                           self.groups_table.widget,
                           widgets.HTML("<b>Records of the selected group</b>"),
-                          self.records_table.widget]),
+                          self.records_note, self.records_table.widget]),
             widgets.VBox([widgets.HTML("<b>Records in the retry pass or skipped</b>"),
                           self.failed_table.widget]),
         ])
@@ -191,7 +258,7 @@ class LogsPanel(Panel):
             widgets.HTML("<h3>Analyse logs and failed records</h3>"),
             widgets.HBox([self.mapping_filter, self.refresh_button]),
             self.errors.widget, tabs, self.detail,
-            widgets.HBox([self.retry_button, self.unskip_button]),
+            widgets.HBox([self.retry_button, self.unskip_button, self.unskip_retry_button]),
             self.progress.widget, self.result,
             widgets.HBox([self.export_choice, self.export_format, self.export_path,
                           self.export_button]),
@@ -221,38 +288,33 @@ class LogsPanel(Panel):
         self.failed_table.set_frame(failed)
 
     def _runs_charts(self, runs: pl.DataFrame) -> str:
-        syncs = runs.head(CHART_RUNS).reverse()
-        if syncs.height == 0:
-            return "<i>no runs yet</i>"
-        label = [f"#{r['id']} {r['mapping']} {r['direction']}"
-                 for r in syncs.iter_rows(named=True)]
-        changes = stacked_bars_html(
-            [(name, [r["inserted"], r["modified"], r["deleted"], r["failed"]])
-             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
-            ["inserted", "modified", "deleted", "failed"],
-            title=f"changes and failures per run (newest {syncs.height})")
-        durations = bar_chart_html(
-            [(name, float(r["duration_s"] or 0.0))
-             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
-            title="duration", unit=" s")
-        requests = bar_chart_html(
-            [(name, float(r["requests"]))
-             for name, r in zip(label, syncs.iter_rows(named=True), strict=True)],
-            title="requests")
-        return (f"<div style='display:flex;gap:24px;flex-wrap:wrap'>{changes}{durations}"
-                f"{requests}</div>")
+        syncs = runs.head(CHART_RUNS)
+        return runs_over_time_html(
+            syncs, title=f"changes and failures per run (newest {syncs.height}), by time")
 
     # -- drill-down ---------------------------------------------------------------------------------
     def _show_group(self) -> None:
         keys = self.groups_table.selected_keys
         if not keys:
             self.records_table.set_frame(pl.DataFrame())
+            self.records_note.value = ""
             return
         frames = []
         for key in keys:
             mapping, message = str(key).split(_SEP, 1)
             frames.append(self.workspace.errors(mapping, normalized_message=message))
-        self.records_table.set_frame(pl.concat(frames, how="vertical_relaxed"))
+        records = pl.concat(frames, how="vertical_relaxed")
+        if records.height:
+            label = (pl.coalesce("source_label", "source_id") if "source_label" in
+                     records.columns else pl.col("source_id"))
+            records = records.with_columns(label.alias("record"))
+        self.records_table.set_frame(records)
+        chosen = self.groups_table.selected_rows
+        total = int(chosen["count"].sum()) if chosen.height else records.height
+        self.records_note.value = "" if records.height >= total else (
+            f"<div style='color:#8d6e00'>Showing the newest {records.height:,} of {total:,} "
+            "occurrences — narrow the filter (choose a mapping, or fix and retry the records "
+            "shown first).</div>")
 
     def _show_error_record(self, keys: list[Any]) -> None:
         if not keys:
@@ -264,42 +326,52 @@ class LogsPanel(Panel):
         if not keys:
             return
         mapping, _direction, source_id = str(keys[0]).split(_SEP, 2)
-        history = self.workspace.errors(mapping, source_id=source_id)
-        latest = history.row(0, named=True) if history.height else None
+        self._open_record(mapping, source_id)
+
+    def _open_record(self, mapping: str, source_id: str | None) -> None:
+        """Show one record with its newest error (read again: a retry may have changed it)."""
+        history = self.workspace.errors(mapping, source_id=source_id) if source_id else None
+        latest = history.row(0, named=True) if history is not None and history.height else None
         self._show_detail(mapping, source_id, latest)
+
+    def _status_of(self, mapping: str, source_id: str | None) -> dict[str, Any] | None:
+        frame = self.failed_table.frame
+        if source_id is None or frame.height == 0:
+            return None
+        rows = frame.filter((pl.col("mapping") == mapping.upper())
+                            & (pl.col("source_id") == source_id))
+        return rows.row(0, named=True) if rows.height else None
 
     def _show_detail(self, mapping: str, source_id: str | None,
                      error: dict[str, Any] | None) -> None:
-        parts = [f"<h4>{html.escape(mapping)} record {html.escape(str(source_id))}</h4>"]
+        self._detail_of = (mapping, source_id)
+        status = self._status_of(mapping, source_id)
+        label = ((error or {}).get("source_label") or (status or {}).get("record")
+                 or source_id or "(no record)")
+        parts = [f"<h4>{html.escape(mapping)} {html.escape(str(label))}</h4>",
+                 f"<p style='color:#616161'>id {html.escape(str(source_id))} · "
+                 f"{html.escape(_state_text(status))}</p>"]
         if error is not None:
-            codes = " ".join(str(c) for c in (
-                f"HTTP {error['http_status']}" if error["http_status"] else None,
-                error["service_code"]) if c)
-            parts.append(
-                f"<p><b>{'transient' if error['transient'] else 'permanent'} failure</b>"
-                f"{f' ({html.escape(codes)})' if codes else ''}: "
-                f"{html.escape(error['message'])}</p>")
-            for title, column in (("Source values", "source_values"),
-                                  ("Payload sent", "payload"),
-                                  ("Service response", "response")):
-                parts.append(f"<details open><summary>{title}</summary><pre>"
-                             f"{html.escape(_pretty(error[column]))}</pre></details>")
+            parts.append(_error_html(error, resolved=status is None))
         if source_id:
-            history = self.workspace.errors(mapping, source_id=source_id)
-            runs = self.workspace.runs(mapping)
-            joined = history.join(runs.select(pl.col("id").alias("run_id"), "started_at",
-                                              pl.col("status").alias("run_status"), "job_name"),
-                                  on="run_id", how="left")
-            rows = "".join(
-                f"<tr><td>{r['run_id']}</td><td>{html.escape(str(r['started_at'] or ''))}</td>"
-                f"<td>{html.escape(str(r['run_status'] or ''))}</td>"
-                f"<td>{html.escape(str(r['job_name'] or ''))}</td>"
-                f"<td>{html.escape(r['direction'])}</td><td>{html.escape(r['message'])}</td></tr>"
-                for r in joined.iter_rows(named=True))
-            parts.append("<b>History of runs</b><table><thead><tr><th>run</th><th>started</th>"
-                         "<th>run status</th><th>job</th><th>direction</th><th>error</th></tr>"
-                         f"</thead><tbody>{rows}</tbody></table>")
+            parts.append(self._history_html(mapping, source_id))
         self.detail.value = "".join(parts)
+
+    def _history_html(self, mapping: str, source_id: str) -> str:
+        history = self.workspace.errors(mapping, source_id=source_id)
+        runs = self.workspace.runs(mapping)
+        joined = history.join(runs.select(pl.col("id").alias("run_id"), "started_at",
+                                          pl.col("status").alias("run_status"), "job_name"),
+                              on="run_id", how="left")
+        rows = "".join(
+            f"<tr><td>{r['run_id']}</td><td>{html.escape(str(r['started_at'] or ''))}</td>"
+            f"<td>{html.escape(str(r['run_status'] or ''))}</td>"
+            f"<td>{html.escape(str(r['job_name'] or ''))}</td>"
+            f"<td>{html.escape(r['direction'])}</td><td>{html.escape(r['message'])}</td></tr>"
+            for r in joined.iter_rows(named=True))
+        return ("<b>History of runs</b><table><thead><tr><th>run</th><th>started</th>"
+                "<th>run status</th><th>job</th><th>direction</th><th>error</th></tr>"
+                f"</thead><tbody>{rows}</tbody></table>")
 
     # -- actions ----------------------------------------------------------------------------------
     def selected_records(self) -> dict[str, list[str]]:
@@ -315,27 +387,55 @@ class LogsPanel(Panel):
             chosen.setdefault(mapping, []).append(source_id)
         return {m: list(dict.fromkeys(ids)) for m, ids in chosen.items()}
 
-    def retry_selected(self) -> None:
-        """Run the selected failed records again now (``ws.retry``) in the background."""
+    def skipped_among(self, chosen: dict[str, list[str]]) -> int:
+        """How many of the chosen records are skipped right now."""
+        frame = self.failed_table.frame
+        if frame.height == 0:
+            return 0
+        return sum(frame.filter((pl.col("mapping") == mapping.upper())
+                                & pl.col("source_id").is_in(ids)
+                                & (pl.col("state") == "skipped")).height
+                   for mapping, ids in chosen.items())
+
+    def retry_selected(self, *, unskip: bool = False) -> None:
+        """Run the selected records again now (``ws.retry_records``) in the background;
+        skipped ones only with ``unskip`` (Unskip and retry), else the panel says so."""
         chosen = self.selected_records()
         if not chosen:
             self.errors.show_info("Select failed records first (in a group or in the failed "
                                   "records tab).")
             return
-
-        def work(progress: Progress, _cancel: CancelToken) -> SyncReport:
-            report = SyncReport()
-            for mapping, ids in chosen.items():
-                report = report + self.workspace.retry(mapping, ids, progress=progress)
-            return report
-
         count = sum(len(ids) for ids in chosen.values())
-        self.progress.start(f"retry {count} record(s)", work, self._show_report)
+        skipped = 0 if unskip else self.skipped_among(chosen)
+        if skipped == count:
+            self.errors.show_warning(
+                f"{skipped} of the selected record(s) are skipped — unskip first, or use "
+                "'Unskip and retry selected'. Nothing was retried.")
+            return
 
-    def _show_report(self, report: SyncReport) -> None:
-        self.report = report
-        self.result.value = f"<h4>Retry result</h4>{report._repr_html_()}"
+        def work(progress: Progress, _cancel: CancelToken) -> RetryResult:
+            results = [self.workspace.retry_records(mapping, ids, unskip=unskip,
+                                                    progress=progress)
+                       for mapping, ids in chosen.items()]
+            return RetryResult(
+                sum((r.report for r in results), SyncReport()),
+                pl.concat([r.outcomes for r in results], how="vertical_relaxed"))
+
+        action = "unskip and retry" if unskip else "retry"
+        self.progress.start(f"{action} {count} record(s)", work, self._show_retry)
+
+    def _show_retry(self, result: RetryResult) -> None:
+        self.retry_result = result
+        self.report = result.report
+        self.result.value = (f"<h4>Retry result: {html.escape(result.summary())}</h4>"
+                             f"{_outcomes_html(result.outcomes)}{result.report._repr_html_()}")
         self.refresh()
+        if self._detail_of is not None:
+            self._open_record(*self._detail_of)
+        still = result.count(Outcome.STILL_SKIPPED)
+        if still:
+            self.errors.show_warning(f"{still} of the selected record(s) are skipped — unskip "
+                                     "first, or use 'Unskip and retry selected'.")
 
     def unskip_selected(self) -> int:
         """Put the selected skipped records back into the retry pass (``ws.unskip``)."""

@@ -2,10 +2,13 @@
 
 Why: people want to look before they sync. The panel runs ``ws.preview`` (with progress and
 Cancel), shows counts by action and direction with a chart, a record table filterable by
-action, field and text, the field diff of the selected record (old -> new, which side changed,
-conflicts with both values and the policy's choice), lets people exclude or include records
-(``plan.exclude`` / ``plan.include`` return new plans), save the plan, and apply the included
-records with ``ws.apply``. All sync logic stays in the engine.
+action, field and text — both sides of each record named by number and name — the field diff
+of the selected record (old -> new, which side changed, conflicts with both values and the
+policy's choice), resolves a held conflict record by record ("Keep BC value" / "Keep CRM
+value", each saying what it writes: ``ws.conflict_choices`` / ``ws.resolve_conflict``), lets
+people exclude or include records (``plan.exclude`` / ``plan.include`` return new plans),
+save the plan, and apply the included records with ``ws.apply``. All sync logic stays in the
+engine.
 
 Usage in a notebook::
 
@@ -26,11 +29,14 @@ from typing import Any
 import ipywidgets as widgets
 import polars as pl
 
+from ..engine.conflicts import ConflictChoice
+from ..engine.labels import label_expr
 from ..engine.plan import PLAN_ACTIONS, Plan
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
 from ..engine.vocabulary import FLAGGED, Resolution, Side, shown_change
-from .charts import bar_chart_html
+from .charts import ACTION_MEANINGS, Meaning, bar_chart_html
+from .dashboard_links import next_steps_html
 from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
@@ -58,9 +64,11 @@ def row_key(mapping: str, record_id: str) -> str:
     return f"{mapping}{_SEPARATOR}{record_id}"
 
 
-def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True) -> str:
+def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True,
+                    resolved: str = "") -> str:
     """The field diff of one record as an HTML table; conflicts highlighted with both values
-    and the resolution the conflict policy chose."""
+    and the resolution the conflict policy chose (or ``resolved``: how a person resolved a
+    held one)."""
     rows = changes
     if only_changes:
         rows = rows.filter(shown_change() | (pl.col("resolution").cast(pl.Utf8)
@@ -84,10 +92,23 @@ def field_diff_html(changes: pl.DataFrame, *, only_changes: bool = True) -> str:
             f"<td>{html.escape({'nav': 'NAV/BC', 'crm': 'CRM', 'both': 'both'}.get(side, side))}"
             f"</td><td>{target}</td>"
             f"<td>{html.escape(label + _RESOLUTION_WORDS.get(resolution, resolution))}"
-            f"{'' if not conflict else ' → ' + _cell(change['new_value'])}</td></tr>")
+            f"{_resolution_tail(change, conflict, resolution, resolved)}</td></tr>")
     return ("<table class='nav-crm-ops-diff'><thead><tr><th>field</th><th>last synced</th>"
             "<th>old → new</th><th>changed on</th><th>writes</th><th>resolution</th></tr>"
             f"</thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def _resolution_tail(change: dict[str, Any], conflict: bool, resolution: str,
+                     resolved: str) -> str:
+    """What a conflict's resolution writes (never "→ empty" for a held one: nothing is
+    written until a person chooses)."""
+    if not conflict:
+        return ""
+    if resolution == Resolution.HELD:
+        return (f" — {html.escape(resolved)}" if resolved
+                else " — choose 'Keep BC value' or 'Keep CRM value' below")
+    target = _WRITES.get(str(change["target"]))
+    return f" → {target}: {_cell(change['new_value'])}" if target else ""
 
 
 def _old_value(change: dict[str, Any]) -> Any:
@@ -103,6 +124,30 @@ def _cell(value: Any) -> str:
     return "<i>empty</i>" if value is None or value == "" else html.escape(str(value))
 
 
+def _side_label(side: Side, columns: Sequence[str]) -> pl.Expr:
+    """One side's record as people name it (number and name); "(new)" for a record the plan
+    creates there, "(none)" where an uncoupled record has no partner yet; the id only when
+    nothing else is known."""
+    named = label_expr(side.column("key"), side.column("name"))
+    other = label_expr(side.other.column("key"), side.other.column("name"))
+    created = pl.col("action").cast(pl.Utf8) == f"insert_{side.value}"
+    uncoupled = pl.lit(value=False)
+    if all(c in columns for c in ("nav_coupled_to", "crm_coupled_to")):
+        uncoupled = pl.col("nav_coupled_to").is_null() & pl.col("crm_coupled_to").is_null()
+    return (pl.when(named.is_not_null()).then(named)
+            .when(created).then(pl.lit("(new)"))
+            .when(uncoupled & other.is_not_null()).then(pl.lit("(none)"))
+            .otherwise(pl.col(side.column("id")).cast(pl.Utf8)))
+
+
+def _choices_html(choices: Sequence[ConflictChoice]) -> str:
+    """What each way of resolving a held conflict writes, field by field."""
+    items = "".join(f"<li>{html.escape(choice.text())}</li>" for choice in choices)
+    return ("<div class='nav-crm-ops-resolve' style='background:#fff8e1;padding:6px'>"
+            "<b>Held conflict: nothing is written until you choose.</b>"
+            f"<ul>{items}</ul></div>")
+
+
 def _row_style(row: dict[str, Any]) -> str:
     if row.get("included") == "false":
         return "color:#9e9e9e;text-decoration:line-through"
@@ -113,7 +158,7 @@ def _row_style(row: dict[str, Any]) -> str:
 
 class PreviewPanel(Panel):
     """See the module docstring. Child widgets are attributes so tests drive them as people
-    would: ``mapping_picker.value``, ``preview_button.click()``, ``table.selector.value``,
+    would: ``mapping_picker.value``, ``preview_button.click()``, ``table.select(keys)``,
     ``exclude_button.click()``, ``apply_button.click()``; ``progress.wait()`` waits for the
     background work."""
 
@@ -143,16 +188,24 @@ class PreviewPanel(Panel):
         self.summary = widgets.HTML(value="")
         self.field_filter = widgets.Dropdown(options=[ALL], value=ALL, description="Field")
         self.table = DataTable(
-            key_column=ROW_KEY, label_columns=("mapping", "action", "nav_key", "crm_key"),
+            key_column=ROW_KEY, label_columns=("mapping", "action", "nav_record", "crm_record"),
             choice_columns=("mapping", "action", "direction", "included"),
-            search_columns=("record_id", "nav_id", "crm_id", "nav_key", "crm_key", "message",
-                            "fields"),
-            columns=("mapping", "action", "direction", "nav_key", "crm_key", "fields",
+            search_columns=("record_id", "nav_id", "crm_id", "nav_record", "crm_record",
+                            "message", "fields"),
+            columns=("mapping", "action", "direction", "nav_record", "crm_record", "fields",
                      "message", "included"),
             page_size=page_size, row_style=_row_style, errors=self.errors)
         self.show_all_fields = widgets.Checkbox(value=False,
                                                 description="show unchanged fields too")
         self.diff = widgets.HTML(value="<i>select a record to see its field diff</i>")
+        self.choices: tuple[ConflictChoice, ...] = ()
+        self.resolved: dict[str, str] = {}
+        self.keep_nav_button = ActionButton(description="Keep BC value", icon="arrow-right",
+                                            button_style="warning")
+        self.keep_crm_button = ActionButton(description="Keep CRM value", icon="arrow-left",
+                                            button_style="warning")
+        self.resolve_box = widgets.HBox([self.keep_nav_button, self.keep_crm_button],
+                                        layout=widgets.Layout(display="none"))
 
     def _build_actions(self) -> None:
         """Include/exclude, save/load the plan file, apply the included records."""
@@ -179,6 +232,10 @@ class PreviewPanel(Panel):
             lambda _: self._show_diff()))
         self.show_all_fields.observe(guarded(self.errors, "show the field diff")(
             lambda _: self._show_diff()), names="value")
+        self.keep_nav_button.on_click(guarded(self.errors, "resolve the conflict")(
+            lambda _: self.resolve_conflict(Side.NAV)))
+        self.keep_crm_button.on_click(guarded(self.errors, "resolve the conflict")(
+            lambda _: self.resolve_conflict(Side.CRM)))
         self.include_button.on_click(guarded(self.errors, "include the selected records")(
             lambda _: self.set_included(self.table.selected_keys, True)))
         self.exclude_button.on_click(guarded(self.errors, "exclude the selected records")(
@@ -208,6 +265,7 @@ class PreviewPanel(Panel):
                           self.exclude_shown_button]),
             self.show_all_fields,
             self.diff,
+            self.resolve_box,
             widgets.HBox([self.plan_path, self.save_button, self.load_button]),
             self.apply_button,
             self.result,
@@ -236,6 +294,9 @@ class PreviewPanel(Panel):
         self.plan = plan
         self.report = None
         self.saved_path = None
+        self.resolved = {}
+        self.choices = ()
+        self.resolve_box.layout.display = "none"
         fields = sorted(plan.shown_changes().get_column("field").unique().to_list())
         self.field_filter.options = [ALL, *fields]
         self.field_filter.value = ALL
@@ -247,14 +308,25 @@ class PreviewPanel(Panel):
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
             self.plan_path.value = str(self.plans_dir / f"plan-{stamp}.parquet")
 
-    def _records_frame(self, plan: Plan) -> pl.DataFrame:
-        changed = (plan.shown_changes()
-                   .group_by("mapping", "record_id", maintain_order=True)
-                   .agg(pl.col("field").str.join(", ").alias("fields")))
-        return (plan.records
-                .join(changed, on=["mapping", "record_id"], how="left", maintain_order="left")
+    def _records_frame(self, plan: Plan | pl.DataFrame, *, with_fields: bool = True
+                       ) -> pl.DataFrame:
+        """The table's rows: plan records with both sides named, the changed fields, and
+        "resolved: …" as the message of conflicts resolved here."""
+        records = plan if isinstance(plan, pl.DataFrame) else plan.records
+        if with_fields and isinstance(plan, Plan):
+            changed = (plan.shown_changes()
+                       .group_by("mapping", "record_id", maintain_order=True)
+                       .agg(pl.col("field").str.join(", ").alias("fields")))
+            records = records.join(changed, on=["mapping", "record_id"], how="left",
+                                   maintain_order="left")
+        resolved = pl.concat_str("mapping", pl.lit(_SEPARATOR), "record_id").replace_strict(
+            self.resolved, default=None, return_dtype=pl.Utf8)
+        return (records
+                .with_columns(pl.coalesce(resolved, pl.col("message")).alias("message"))
                 .with_columns(pl.concat_str("mapping", pl.lit(_SEPARATOR), "record_id")
                               .alias(ROW_KEY),
+                              _side_label(Side.NAV, records.columns).alias("nav_record"),
+                              _side_label(Side.CRM, records.columns).alias("crm_record"),
                               pl.col("included").cast(pl.Utf8).alias("included"),
                               pl.col("action").cast(pl.Utf8),
                               pl.col("direction").cast(pl.Utf8)))
@@ -271,7 +343,9 @@ class PreviewPanel(Panel):
             f"<td style='text-align:right'>{n}</td><td style='text-align:right'>{i}</td>"
             f"<td>{html.escape(PLAN_ACTIONS.get(str(a), ''))}</td></tr>"
             for a, d, n, i in summary.iter_rows())
-        chart = bar_chart_html([(f"{a} ({d})", float(i)) for a, d, _, i in summary.iter_rows()],
+        chart = bar_chart_html([(f"{a} ({d})", float(i),
+                                 ACTION_MEANINGS.get(str(a), Meaning.MEASURE))
+                                for a, d, _, i in summary.iter_rows()],
                                title="included records by action (direction)")
         included = int(plan.records.get_column("included").sum())
         self.summary.value = (
@@ -299,21 +373,74 @@ class PreviewPanel(Panel):
         keys = self.table.selected_keys
         if plan is None or not keys:
             self.diff.value = "<i>select a record to see its field diff</i>"
+            self.choices = ()
+            self.resolve_box.layout.display = "none"
             return
         mapping, record_id = str(keys[0]).split(_SEPARATOR, 1)
         record = plan.records.filter((pl.col("mapping") == mapping)
                                      & (pl.col("record_id") == record_id)).row(0, named=True)
         changes = plan.field_changes.filter((pl.col("mapping") == mapping)
                                             & (pl.col("record_id") == record_id))
-        heading = (f"<p><b>{html.escape(mapping)}</b> NAV/BC {_cell(record['nav_key'])} "
-                   f"({_cell(record['nav_id'])}) ↔ CRM {_cell(record['crm_key'])} "
-                   f"({_cell(record['crm_id'])}): <b>{html.escape(str(record['action']))}</b>"
+        names = self._records_frame(plan.records.filter(
+            (pl.col("mapping") == mapping) & (pl.col("record_id") == record_id)),
+            with_fields=False).row(0, named=True)
+        message = self.resolved.get(str(keys[0])) or record["message"]
+        heading = (f"<p><b>{html.escape(mapping)}</b> NAV/BC "
+                   f"<span title='id {html.escape(str(record['nav_id']), quote=True)}'>"
+                   f"{_cell(names['nav_record'])}</span> ↔ CRM "
+                   f"<span title='id {html.escape(str(record['crm_id']), quote=True)}'>"
+                   f"{_cell(names['crm_record'])}</span>: "
+                   f"<b>{html.escape(str(record['action']))}</b>"
                    f" {html.escape(PLAN_ACTIONS.get(str(record['action']), ''))}"
-                   f"{' — ' + html.escape(record['message']) if record['message'] else ''}"
-                   f"{'' if record['included'] else ' <b>(excluded)</b>'}</p>")
+                   f"{'' if record['included'] else ' <b>(excluded)</b>'}</p>"
+                   + (f"<pre class='nav-crm-ops-message' style='white-space:pre-wrap'>"
+                      f"{html.escape(message)}</pre>" if message else ""))
         more = f"<p><i>{len(keys) - 1} more selected</i></p>" if len(keys) > 1 else ""
+        self._offer_choices(record, mapping, record_id, str(keys[0]))
         self.diff.value = heading + field_diff_html(
-            changes, only_changes=not self.show_all_fields.value) + more
+            changes, only_changes=not self.show_all_fields.value,
+            resolved=self.resolved.get(str(keys[0]), "")) + more + (
+            _choices_html(self.choices) if self.choices else "")
+
+    def _offer_choices(self, record: dict[str, Any], mapping: str, record_id: str,
+                       key: str) -> None:
+        """The Keep BC / Keep CRM buttons for a held conflict not resolved yet."""
+        plan = self.plan
+        held = str(record["action"]) == "conflict" and key not in self.resolved
+        self.choices = (self.workspace.conflict_choices(plan, mapping, record_id)
+                        if held and plan is not None else ())
+        kept = {choice.keep for choice in self.choices}
+        self.keep_nav_button.disabled = Side.NAV not in kept
+        self.keep_crm_button.disabled = Side.CRM not in kept
+        self.resolve_box.layout.display = "flex" if self.choices else "none"
+
+    def resolve_conflict(self, keep: Side) -> None:
+        """Resolve the selected held conflict keeping ``keep``'s values (background); the
+        record leaves the plan (it is written now) and its outcome is shown."""
+        choice = next((c for c in self.choices if c.keep is keep), None)
+        if choice is None or self.plan is None:
+            self.errors.show_info("Select a held conflict (action 'conflict') first.")
+            return
+
+        def work(progress: Progress, _cancel: CancelToken) -> SyncReport:
+            return self.workspace.resolve_conflict(choice, progress=progress)
+
+        def done(report: SyncReport) -> None:
+            self.report = report
+            key = row_key(choice.mapping, choice.record_id)
+            self.resolved[key] = (f"resolved: {choice.title.lower()} — "
+                                  f"{report.outcome_label()}")
+            if self.plan is not None:
+                self.plan = self.plan.exclude([choice.record_id], mapping=choice.mapping)
+                self.table.set_frame(self._records_frame(self.plan), keep_page=True)
+                self.table.select_present([key])
+                self._show_summary()
+            self._show_diff()
+            self.result.value = (f"<h4>Conflict {html.escape(choice.record)}: "
+                                 f"{html.escape(choice.title.lower())}</h4>"
+                                 f"<p>{html.escape(choice.text())}</p>{report._repr_html_()}")
+
+        self.progress.start(f"{choice.title.lower()} for {choice.record}", work, done)
 
     def _shown_keys(self) -> list[str]:
         return [str(k) for k in self.table.view.get_column(ROW_KEY).to_list()]
@@ -337,8 +464,7 @@ class PreviewPanel(Panel):
         self.plan = plan
         selected = self.table.selected_keys
         self.table.set_frame(self._records_frame(plan), keep_page=True)
-        available = {value for _, value in self.table.selector.options}
-        self.table.selector.value = tuple(k for k in selected if k in available)
+        self.table.select_present(selected)
         self._show_summary()
         self.apply_button.disabled = not bool(plan.records.get_column("included").any())
         self.errors.show_info(f"{len(keys)} record(s) {'included' if included else 'excluded'}; "
@@ -381,7 +507,4 @@ class PreviewPanel(Panel):
 
     def _show_report(self, report: SyncReport) -> None:
         self.report = report
-        failed = report.failed
-        note = (f"<p style='color:#b71c1c'>{failed} record(s) failed: open the analyse-logs "
-                "notebook to see why and retry.</p>" if failed else "")
-        self.result.value = f"<h4>Result</h4>{report._repr_html_()}{note}"
+        self.result.value = f"<h4>Result</h4>{report._repr_html_()}{next_steps_html(report)}"

@@ -14,9 +14,11 @@ from typing import Any, Literal, Protocol
 
 import polars as pl
 
+from ..engine.conflicts import ConflictChoice
 from ..engine.plan import Plan
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
+from ..engine.troubleshoot import RetryResult
 
 __all__ = [
     "CouplingWorkspace",
@@ -50,6 +52,12 @@ class PreviewWorkspace(Protocol):
 
     def load_plan(self, path: str | Path) -> Plan: ...
 
+    def conflict_choices(self, plan: Plan, mapping: str, record_id: str
+                         ) -> tuple[ConflictChoice, ...]: ...
+
+    def resolve_conflict(self, choice: ConflictChoice, *,
+                         progress: Progress | None = None) -> SyncReport: ...
+
 
 class RunWorkspace(Protocol):
     mappings: Any
@@ -74,6 +82,9 @@ class LogsWorkspace(Protocol):
 
     def retry(self, mapping: str | None = None, source_ids: Sequence[str] | None = None, *,
               progress: Progress | None = None) -> SyncReport: ...
+
+    def retry_records(self, mapping: str, source_ids: Sequence[str], *, unskip: bool = False,
+                      progress: Progress | None = None) -> RetryResult: ...
 
     def unskip(self, mapping: str, source_ids: Sequence[str] | None = None) -> int: ...
 

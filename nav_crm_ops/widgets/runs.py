@@ -16,7 +16,8 @@ import polars as pl
 
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
-from .charts import stacked_bars_html
+from .charts import RUN_SERIES, stacked_bars_html
+from .dashboard_links import next_steps_html, without_cli_hints
 from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
@@ -87,10 +88,11 @@ class RunMappingsPanel(Panel):
     def show_report(self, report: SyncReport) -> None:
         self.report = report
         frame = report.to_frame()
-        self.results.value = _results_html(frame) + stacked_bars_html(
-            [(r["mapping"], [r["inserted"], r["modified"], r["deleted"], r["failed"]])
+        self.results.value = _results_html(frame) + next_steps_html(report) + stacked_bars_html(
+            [(r["mapping"], [r["inserted"] + r["modified"] + r["deleted"],
+                             r.get("conflicts") or 0, r["failed"], r.get("skipped") or 0])
              for r in frame.iter_rows(named=True)],
-            ["inserted", "modified", "deleted", "failed"], title="changes and failures")
+            RUN_SERIES, title="records per mapping: written, held, failed, skipped")
 
 
 def _results_html(frame: pl.DataFrame) -> str:
@@ -99,7 +101,12 @@ def _results_html(frame: pl.DataFrame) -> str:
     rows = []
     for row in frame.iter_rows(named=True):
         style = "" if row["status"] == "finished" else "background:#fdecea"
-        cells = "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in columns)
+        cells = "".join(f"<td>{html.escape(_shown(c, row[c]))}</td>" for c in columns)
         rows.append(f"<tr style='{style}'>{cells}</tr>")
     return (f"<h4>Results per mapping</h4><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def _shown(column: str, value: object) -> str:
+    """A result cell; messages without command-line hints (the links below replace them)."""
+    return without_cli_hints(str(value)) if column == "message" else str(value)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,8 @@ from ..engine.workspace import Workspace, open_workspace
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
-__all__ = ["DEFAULT_SANDBOX_DIR", "WORKSPACE_ENV", "notebook_workspace", "stop_notebook_sandboxes"]
+__all__ = ["DEFAULT_SANDBOX_DIR", "WORKSPACE_ENV", "dashboard_view", "dashboards_home",
+           "notebook_workspace", "stop_notebook_sandboxes"]
 
 WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
 DEFAULT_SANDBOX_DIR = Path(".nav_crm_ops") / "notebook-sandbox"
@@ -58,3 +60,17 @@ def notebook_workspace(path: str | os.PathLike[str] | None = None, *,
     config = sandbox_workspace_config(sandbox.info, folder / "workspace")
     write_config(config, config.root)
     return open_workspace(config.root)
+
+
+def dashboards_home() -> str | None:
+    """The start page's address when this kernel runs a Voilà dashboard (Voilà puts its base
+    URL in the kernel's environment), else None (JupyterLab, papermill)."""
+    base = os.environ.get("VOILA_BASE_URL", "")
+    return base or None
+
+
+def dashboard_view() -> str:
+    """The ``view`` a dashboard was opened with (``.../analyse_logs.ipynb?view=runs`` gives
+    ``runs``), from the query string Voilà hands the kernel; "" when none."""
+    query = urllib.parse.parse_qs(os.environ.get("QUERY_STRING", ""))
+    return (query.get("view") or [""])[0]

@@ -1,18 +1,24 @@
-"""A paged, filterable, searchable table over a polars frame that stays fast at 100k rows.
+"""A record table for the panels: an interactive grid (rows selected in the grid) paged, sorted
+and filtered in Python over a polars frame, so it stays fast at 100,000 rows.
 
-Why not a grid of widgets: a notebook front end sends every widget over the wire, so tens of
-thousands of rows as widgets would freeze the page. Here filters and the text search run in
-polars on the whole frame (vectorised, milliseconds), and only the current page is rendered as
-one HTML widget. Rows of the page are listed in a multiple-choice selector, keyed by
-``key_column``, so people (and tests) select records by setting ``table.selector.value``.
+Why this split: the grid is itables' ``ITable`` widget (DataTables, MIT, its JavaScript bundled
+in the Python package, so it renders without internet access in JupyterLab and Voilà). A grid
+sends every row it holds to the browser, so 100,000 rows would freeze the page; here the search,
+the choice filters, extra filters and the sort run in polars on the whole frame (vectorised,
+milliseconds) and the grid holds one page. The page and the total ("rows 26-50 of 4,210") show
+under it. People select rows by clicking them in the grid (Ctrl/Shift-click for several); the
+selection comes back to Python as row positions of the page, turned into keys of
+``key_column`` here (:attr:`DataTable.selected_keys`).
 """
 
 from __future__ import annotations
 
 import html
 import importlib.util
+import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +32,31 @@ __all__ = ["ALL", "DataTable", "excel_available"]
 ALL = "(all)"
 """The choice-filter value meaning "no filter"."""
 
-_CELL_CHARS = 80
+UNSORTED = ""
+"""The sort choice meaning "keep the frame's own order" (e.g. newest run first)."""
+
+_NARROW = widgets.Layout(width="40px")
+_GRID_OPTIONS: dict[str, Any] = {
+    # paging, sorting and searching happen in Python over every row (see the module docstring)
+    "paging": False, "ordering": False,
+    "layout": {"topStart": None, "topEnd": None, "bottomStart": None, "bottomEnd": None},
+    "select": {"style": "os", "items": "row"},
+    "language": {"emptyTable": "no rows match the search and filters"},
+    "showIndex": False, "show_dtypes": False, "allow_html": True, "maxBytes": 0,
+    "classes": "display nowrap compact cell-border hover",
+    "style": "table-layout:auto;width:100%;margin:0;caption-side:bottom",
+    # a styled cell's block fills the whole cell (so a row's background is one band); a
+    # selected row shows the selection, not the style
+    "css": ("table.dataTable tbody td:has(> div.nco-cell) { padding: 0; height: 1px; }\n"
+            "table.dataTable tbody td > div.nco-cell { box-sizing: border-box; height: 100%; "
+            "padding: 4px 6px; display: flex; align-items: center; }\n"
+            "table.dataTable td.dt-type-numeric > div.nco-cell { justify-content: flex-end; }\n"
+            "table.dataTable tr.selected td > div.nco-cell { background: transparent "
+            "!important; color: inherit !important; }"),
+}
+"""The itables options of every grid, given again at each update (``ITable.update`` forgets
+the ones not given). Cells are HTML this module escapes itself (``allow_html``) so a row can
+carry its style; short values stay on one line (``nowrap``), long text wraps in its cell."""
 
 
 def excel_available() -> bool:
@@ -34,12 +64,22 @@ def excel_available() -> bool:
     return importlib.util.find_spec("xlsxwriter") is not None
 
 
+def _grid() -> Any:
+    """The itables grid widget (imported here: the package root stays light)."""
+    from itables.widget import ITable
+
+    return ITable(pl.DataFrame({"": []}, schema={"": pl.Utf8}), **_GRID_OPTIONS)
+
+
 class DataTable:
     """See the module docstring.
 
     ``choice_columns`` get a dropdown each (distinct values); ``search`` matches any of
     ``search_columns`` (default: every text column) case-insensitively; :meth:`set_filter`
-    adds filters a panel computes itself (e.g. "records changing field X").
+    adds filters a panel computes itself (e.g. "records changing field X"); ``sort_by`` and
+    ``descending`` order every row. ``columns`` are the columns the grid shows (default: all);
+    ``label_columns`` name a row for people (:attr:`selected_labels`); ``row_style(row)``
+    returns CSS for a row's cells (e.g. struck through when excluded).
     """
 
     def __init__(self, frame: pl.DataFrame | None = None, *, key_column: str | None = None,
@@ -57,52 +97,64 @@ class DataTable:
         self.row_style = row_style
         self._frame = pl.DataFrame()
         self._view = pl.DataFrame()
+        self._page_keys: list[Any] = []
         self._extra: dict[str, pl.Expr] = {}
         self._page = 0
         self._select_listeners: list[Callable[[list[Any]], None]] = []
         self._rebuilding = False
-
-        self.search = widgets.Text(placeholder="search", description="Search",
-                                   continuous_update=False)
-        self.choices = {name: widgets.Dropdown(options=[ALL], value=ALL, description=name)
-                        for name in self.choice_columns}
-        sizes = sorted({10, 25, 50, 100, 250, page_size})
-        self.page_size = widgets.Dropdown(options=sizes, value=page_size,
-                                          description="Rows")
-        self.first_button = ActionButton(icon="angle-double-left", tooltip="first page", layout=widgets.Layout(width="40px"))
-        self.prev_button = ActionButton(icon="angle-left", tooltip="previous page", layout=widgets.Layout(width="40px"))
-        self.next_button = ActionButton(icon="angle-right", tooltip="next page", layout=widgets.Layout(width="40px"))
-        self.last_button = ActionButton(icon="angle-double-right", tooltip="last page", layout=widgets.Layout(width="40px"))
-        self.page_label = widgets.Label(value="")
-        self.html = widgets.HTML(value="")
-        self.selector = widgets.SelectMultiple(options=[], description="Select",
-                                               rows=min(page_size, 10),
-                                               layout=widgets.Layout(width="95%"))
-
-        refilter = guarded(self.errors, "filter the table")(lambda _: self._refresh_view())
-        self.search.observe(refilter, names="value")
-        for dropdown in self.choices.values():
-            dropdown.observe(refilter, names="value")
-        self.page_size.observe(refilter, names="value")
-        self.first_button.on_click(guarded(self.errors, "page")(lambda _: self.go_to(0)))
-        self.prev_button.on_click(guarded(self.errors, "page")(lambda _: self.go_to(self._page - 1)))
-        self.next_button.on_click(guarded(self.errors, "page")(lambda _: self.go_to(self._page + 1)))
-        self.last_button.on_click(
-            guarded(self.errors, "page")(lambda _: self.go_to(self.page_count - 1)))
-        self.selector.observe(guarded(self.errors, "select rows")(self._selection_changed),
-                              names="value")
-
+        self._build_controls(page_size)
+        self.grid = _grid()
+        self.grid.layout = widgets.Layout(width="100%", overflow="auto")
+        self._connect()
         own_errors = [self.errors.widget] if errors is None else []
         self.widget = widgets.VBox([
             *own_errors,
-            widgets.HBox([self.search, *self.choices.values(), self.page_size]),
-            self.html,
+            widgets.HBox([self.search, *self.choices.values()],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.sort_by, self.descending, self.page_size],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            self.grid,
             widgets.HBox([self.first_button, self.prev_button, self.page_label,
                           self.next_button, self.last_button]),
-            self.selector,
-        ])
+        ], layout=widgets.Layout(width="100%", min_width="0"))
+        self.widget.add_class("nav-crm-ops-table")
         if frame is not None:
             self.set_frame(frame)
+
+    def _build_controls(self, page_size: int) -> None:
+        """Search, choice filters, sort, page size and the pager (the grid is made apart)."""
+        self.search = widgets.Text(placeholder="any text in the rows", description="Search",
+                                   continuous_update=False)
+        self.choices = {name: widgets.Dropdown(options=[ALL], value=ALL, description=name)
+                        for name in self.choice_columns}
+        self.sort_by = widgets.Dropdown(options=[("(as listed)", UNSORTED)], value=UNSORTED,
+                                        description="Sort by")
+        self.descending = widgets.Checkbox(value=False, description="descending", indent=False,
+                                           layout=widgets.Layout(width="auto"))
+        sizes = sorted({10, 25, 50, 100, 250, page_size})
+        self.page_size = widgets.Dropdown(options=sizes, value=page_size,
+                                          description="Rows/page")
+        self.first_button = ActionButton(icon="angle-double-left", tooltip="first page",
+                                         layout=_NARROW)
+        self.prev_button = ActionButton(icon="angle-left", tooltip="previous page",
+                                        layout=_NARROW)
+        self.next_button = ActionButton(icon="angle-right", tooltip="next page", layout=_NARROW)
+        self.last_button = ActionButton(icon="angle-double-right", tooltip="last page",
+                                        layout=_NARROW)
+        self.page_label = widgets.Label(value="")
+
+    def _connect(self) -> None:
+        refilter = guarded(self.errors, "filter the table")(lambda _: self._refresh_view())
+        for control in (self.search, *self.choices.values(), self.sort_by, self.descending,
+                        self.page_size):
+            control.observe(refilter, names="value")
+        page = guarded(self.errors, "page")
+        self.first_button.on_click(page(lambda _: self.go_to(0)))
+        self.prev_button.on_click(page(lambda _: self.go_to(self._page - 1)))
+        self.next_button.on_click(page(lambda _: self.go_to(self._page + 1)))
+        self.last_button.on_click(page(lambda _: self.go_to(self.page_count - 1)))
+        self.grid.observe(guarded(self.errors, "select rows")(self._selection_changed),
+                          names="selected_rows")
 
     # -- data -----------------------------------------------------------------------------------
     @property
@@ -112,7 +164,7 @@ class DataTable:
 
     @property
     def view(self) -> pl.DataFrame:
-        """The rows that pass the filters and the search, in order."""
+        """The rows that pass the filters and the search, in the chosen order."""
         return self._view
 
     @property
@@ -125,12 +177,17 @@ class DataTable:
 
     @property
     def page_rows(self) -> pl.DataFrame:
-        """The rows on the current page."""
+        """The rows on the current page (the rows the grid holds), in grid order."""
         size = self.page_size.value
         return self._view.slice(self._page * size, size)
 
+    @property
+    def shown_columns(self) -> list[str]:
+        """The columns the grid shows: ``columns`` that the frame has, or all of them."""
+        return [c for c in (self.columns or self._frame.columns) if c in self._frame.columns]
+
     def set_frame(self, frame: pl.DataFrame, *, keep_page: bool = False) -> None:
-        """Show new data (filters and search stay; choices are rebuilt from the new data)."""
+        """Show new data (filters, search and sort stay; choices are rebuilt from the data)."""
         self._frame = frame
         self._rebuilding = True
         try:
@@ -140,6 +197,10 @@ class DataTable:
                 current = dropdown.value
                 dropdown.options = [ALL, *values]
                 dropdown.value = current if current in dropdown.options else ALL
+            current_sort = self.sort_by.value
+            self.sort_by.options = [("(as listed)", UNSORTED),
+                                    *((c, c) for c in self.shown_columns)]
+            self.sort_by.value = current_sort if current_sort in self.shown_columns else UNSORTED
         finally:
             self._rebuilding = False
         self._refresh_view(keep_page=keep_page)
@@ -179,11 +240,19 @@ class DataTable:
         if self._rebuilding:
             return
         expression = self._filter_expression()
-        self._view = self._frame if expression is None else self._frame.filter(expression)
+        view = self._frame if expression is None else self._frame.filter(expression)
+        column = self.sort_by.value
+        if column != UNSORTED and column in view.columns:
+            dtype = view.schema[column]
+            key = (pl.col(column).cast(pl.Utf8)
+                   if isinstance(dtype, (pl.Enum, pl.Categorical)) else pl.col(column))
+            view = view.sort(key, descending=self.descending.value, nulls_last=True,
+                             maintain_order=True)
+        self._view = view
         self._page = min(self._page, self.page_count - 1) if keep_page else 0
         self._render()
 
-    # -- paging and selection ---------------------------------------------------------------------
+    # -- paging and the grid ----------------------------------------------------------------------
     def go_to(self, page: int) -> None:
         """Show page ``page`` (0-based, clamped to the pages there are)."""
         self._page = max(0, min(page, self.page_count - 1))
@@ -192,47 +261,50 @@ class DataTable:
     def _render(self) -> None:
         rows = self.page_rows
         start = self._page * self.page_size.value
+        filtered = ("" if self._view.height == self._frame.height
+                    else f" (filtered from {self._frame.height:,})")
         self.page_label.value = (
-            f"rows {start + 1 if rows.height else 0}-{start + rows.height} of "
-            f"{self._view.height} (filtered from {self._frame.height}) · page "
-            f"{self._page + 1}/{self.page_count}")
+            f"rows {start + 1 if rows.height else 0:,}-{start + rows.height:,} of "
+            f"{self._view.height:,}{filtered} · page {self._page + 1:,} of {self.page_count:,}")
         self.first_button.disabled = self.prev_button.disabled = self._page == 0
         self.next_button.disabled = self.last_button.disabled = \
             self._page >= self.page_count - 1
-        self.html.value = self._page_html(rows)
-        options: list[tuple[str, Any]] = []
-        if self.key_column is not None and self.key_column in rows.columns:
-            labels = [c for c in self.label_columns if c in rows.columns] or [self.key_column]
-            needed = list(dict.fromkeys([self.key_column, *labels]))
-            for row in rows.select(needed).iter_rows(named=True):
-                text = " · ".join("" if row[c] is None else str(row[c]) for c in labels)
-                options.append((text, row[self.key_column]))
+        self._page_keys = (rows.get_column(self.key_column).to_list()
+                           if self.key_column is not None and self.key_column in rows.columns
+                           else [])
         self._rebuilding = True
         try:
-            self.selector.value = ()
-            self.selector.options = options
+            self.grid.update(self._grid_frame(rows), selected_rows=[], **_GRID_OPTIONS)
         finally:
             self._rebuilding = False
 
-    def _page_html(self, rows: pl.DataFrame) -> str:
-        shown = [c for c in (self.columns or rows.columns) if c in rows.columns]
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in shown)
-        body = []
+    def _grid_frame(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """The page as the grid shows it: one escaped HTML text per cell, styled per row."""
+        shown = [c for c in (self.columns or rows.columns) if c in rows.columns] or [""]
+        cells: dict[str, list[str]] = {name: [] for name in shown}
         for row in rows.iter_rows(named=True):
             style = self.row_style(row) if self.row_style is not None else ""
-            cells = "".join(f"<td title='{html.escape(_text(row[c]), quote=True)}'>"
-                            f"{html.escape(_short(row[c]))}</td>" for c in shown)
-            body.append(f"<tr style='{html.escape(style, quote=True)}'>{cells}</tr>")
-        if not body:
-            body.append(f"<tr><td colspan='{max(len(shown), 1)}'><i>no rows</i></td></tr>")
-        return ("<div style='overflow-x:auto'><table class='nav-crm-ops-table' "
-                "style='border-collapse:collapse;font-size:12px'>"
-                f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+            for name in shown:
+                cells[name].append(_cell(row.get(name), style))
+        return pl.DataFrame(cells, schema={name: pl.Utf8 for name in shown})
 
-    def _selection_changed(self, _: Mapping[str, Any]) -> None:
+    @property
+    def rendered_page(self) -> str:
+        """The rows the grid holds, as the JSON of escaped HTML cells it was sent (what a
+        person sees, for tests and debugging)."""
+        return str(self.grid._dt_args.get("data_json", "[]"))
+
+    @property
+    def rendered_rows(self) -> list[list[str]]:
+        """:attr:`rendered_page` parsed: one list of cell markup per row of the page."""
+        rows: list[list[str]] = json.loads(self.rendered_page)
+        return rows
+
+    # -- selection ---------------------------------------------------------------------------------
+    def _selection_changed(self, _: Any) -> None:
         if self._rebuilding:
             return
-        keys = list(self.selector.value)
+        keys = self.selected_keys
         for listener in self._select_listeners:
             listener(keys)
 
@@ -242,22 +314,42 @@ class DataTable:
 
     @property
     def selected_keys(self) -> list[Any]:
-        return list(self.selector.value)
-
-    def select(self, keys: Sequence[Any]) -> None:
-        """Select rows by key, as a person would (they must be on the current page)."""
-        available = {value for _, value in self.selector.options}
-        missing = [k for k in keys if k not in available]
-        if missing:
-            raise KeyError(f"{missing[:5]} are not on the current page; search or page to "
-                           "them first")
-        self.selector.value = tuple(keys)
+        """The keys of the rows selected in the grid, in page order."""
+        positions = sorted(set(self.grid.selected_rows))
+        return [self._page_keys[i] for i in positions if 0 <= i < len(self._page_keys)]
 
     @property
     def selected_rows(self) -> pl.DataFrame:
-        if self.key_column is None or not self.selector.value:
+        """The selected rows, every column of the frame."""
+        keys = self.selected_keys
+        if self.key_column is None or not keys:
             return self._frame.clear()
-        return self._frame.filter(pl.col(self.key_column).is_in(list(self.selector.value)))
+        return self._frame.filter(pl.col(self.key_column).is_in(keys))
+
+    @property
+    def selected_labels(self) -> list[str]:
+        """The selected rows named for people (``label_columns`` joined by " · ")."""
+        rows = self.selected_rows
+        labels = [c for c in self.label_columns if c in rows.columns] or \
+            [c for c in [self.key_column] if c is not None and c in rows.columns]
+        return [" · ".join("" if row[c] is None else str(row[c]) for c in labels)
+                for row in rows.iter_rows(named=True)]
+
+    def select(self, keys: Sequence[Any]) -> None:
+        """Select rows by key, as a person clicking them would (they must be on the current
+        page; ``select([])`` clears the selection)."""
+        missing = [k for k in keys if k not in self._page_keys]
+        if missing:
+            raise KeyError(f"{missing[:5]} are not on the current page; search or page to "
+                           "them first")
+        self.grid.selected_rows = sorted({self._page_keys.index(k) for k in keys})
+
+    def select_present(self, keys: Sequence[Any]) -> list[Any]:
+        """Select those of ``keys`` that are on the current page (e.g. to keep a selection
+        across a reload); returns them."""
+        present = [k for k in keys if k in self._page_keys]
+        self.select(present)
+        return present
 
     # -- export ----------------------------------------------------------------------------------
     def export(self, path: str | Path) -> Path:
@@ -278,10 +370,20 @@ class DataTable:
         return target
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value)
+def _cell(value: Any, style: str) -> str:
+    """One cell's markup: the whole text, escaped; long text wraps at a readable width (never
+    cut), and a row's style sits on a block that fills the cell. Short plain cells stay bare
+    text, so a page of 250 rows stays small on the wire. Stored UTC stamps
+    (``2026-12-03T15:54:58.069875Z``) read as ``2026-12-03 15:54:58 UTC``."""
+    raw = "" if value is None else str(value)
+    stamp = _UTC_STAMP.match(raw)
+    text = html.escape(f"{stamp.group(1)} {stamp.group(2)} UTC" if stamp else raw)
+    css = (_LONG_CSS if len(text) > _LONG_TEXT else "") + style
+    if not css:
+        return text
+    return f"<div class='nco-cell' style='{html.escape(css, quote=True)}'>{text}</div>"
 
 
-def _short(value: Any) -> str:
-    text = _text(value)
-    return text if len(text) <= _CELL_CHARS else text[:_CELL_CHARS - 1] + "…"
+_UTC_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(?:Z|\+00:00)$")
+_LONG_TEXT = 60
+_LONG_CSS = "min-width:16em;max-width:42em;white-space:normal;overflow-wrap:break-word;"

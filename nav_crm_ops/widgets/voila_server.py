@@ -17,6 +17,11 @@ provider (jupyter_server's ``PasswordIdentityProvider``) through Voilà's traits
 Both variables are removed from this process's environment before Voilà starts, so kernels (the
 notebooks) never inherit them. Without either, it exits 2 unless ``--no-auth`` comes first
 (the command line decides that, and only for a loopback address).
+
+It is served as an application, not a folder (:class:`DashboardVoila`): ``/`` and
+``/voila/tree...`` answer the start page of :mod:`.landing` (behind the same login); only the
+notebooks it lists render (anything else under ``/voila/render/``, e.g. ``jobs/...``, is a 404);
+Voilà's contents API, which would list the folder, is not served.
 """
 
 from __future__ import annotations
@@ -90,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: refusing to serve the dashboards without authentication: set {TOKEN_ENV} "
               f"or {PASSWORD_HASH_ENV} (nav-crm-ops ui does it for you)", file=sys.stderr)
         return EXIT_NO_AUTH
-    from voila.app import Voila
+    from .landing_server import DashboardVoila
 
     install_scrubber([token, hashed_password])
-    Voila.launch_instance(args, config=voila_config(token, hashed_password))
+    DashboardVoila.launch_instance(args, config=voila_config(token, hashed_password))
     return 0
 
 

@@ -121,7 +121,7 @@ def test_conflict_under_policy_none_holds_the_whole_record() -> None:
     assert (rec["n_changes_to_crm"], rec["n_changes_to_nav"], rec["n_conflicts"]) == (0, 0, 1)
     message = str(rec["conflict_message"])
     assert "name" in message and "'Adatum NAV'" in message and "'Adatum CRM'" in message
-    assert "conflict_policy" in message
+    assert "update_conflict" in message and "Keep BC value" in message
     found = changes(result)
     assert set(found) == {"name", "phone", "limit"}
     assert all(c["target"] == "none" and c["resolution"] == "held" for c in found.values())

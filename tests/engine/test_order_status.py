@@ -7,58 +7,31 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from nav_crm_ops import open_workspace
 from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.engine.workspace import Workspace
+from tests.engine.crm_orders import SUBMITTED, base_unit, crm_id, crm_order, submit_order
 
 Person = Callable[[Workspace], Dataverse]
 
-SUBMITTED = {"statecode": 1, "statuscode": 3}
 
 
-def _crm_id(ws: Workspace, mapping: str, nav_key: str) -> str:
-    coupled = ws.store.couplings_frame(mapping).filter(pl.col("nav_key") == nav_key)
-    return str(coupled["crm_id"].item())
 
 
-def _base_unit(ws: Workspace, unit_code: str) -> str:
-    group = _crm_id(ws, "UNIT OF MEASURE", unit_code)
-    units = ws.connections.dataverse.read(
-        "uoms", filter=f"_uomscheduleid_value eq {group} and isschedulebaseuom eq true")
-    return str(units["uomid"].item())
 
 
-def _submit_order(ws: Workspace, person: Dataverse, account: str, name: str,
-                  lines: list[tuple[str, str, float, float]]) -> dict[str, Any]:
-    """Create a CRM order with its lines (deep insert) and submit it, as a salesperson does."""
-    http = person.http
-    details = [{"productid@odata.bind": f"/products({_crm_id(ws, 'ITEM-PRODUCT', item)})",
-                "uomid@odata.bind": f"/uoms({_base_unit(ws, unit)})",
-                "quantity": quantity, "priceperunit": price, "lineitemnumber": index + 1}
-               for index, (item, unit, quantity, price) in enumerate(lines)]
-    reply = http.request("POST", "salesorders", headers={"Prefer": "return=representation"},
-                         json={"name": name, "customerid_account@odata.bind":
-                               f"/accounts({account})", "order_details": details})
-    order = reply.json()
-    http.request("PATCH", f"salesorders({order['salesorderid']})", json=SUBMITTED,
-                 headers={"If-Match": "*"})
-    return dict(order)
 
 
-def _crm_order(ws: Workspace, order_id: str) -> dict[str, Any]:
-    return dict(ws.connections.dataverse.read_by_ids(
-        "salesorders", "salesorderid", [order_id]).row(0, named=True))
 
 
 def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
         workspace_dir: Path, crm_person: Person) -> None:
     with open_workspace(workspace_dir) as ws:
         assert ws.sync_all().result("SALES ORDERS").status == "finished"
-        order = _submit_order(ws, crm_person(ws), _crm_id(ws, "CUSTOMER", "10000"),
+        order = submit_order(ws, crm_person(ws), crm_id(ws, "CUSTOMER", "10000"),
                               "Web shop order 4711",
                               [("1896-S", "PCS", 3, 120.5), ("1900-S", "PCS", 1, 99)])
         plan = ws.preview("SALES ORDERS")
@@ -81,7 +54,7 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
         got = sorted((r["lineObjectNumber"], r["quantity"], r["unitPrice"], r["lineType"])
                      for r in lines.iter_rows(named=True))
         assert got == [("1896-S", 3, 120.5, "Item"), ("1900-S", 1, 99, "Item")]
-        crm = _crm_order(ws, order["salesorderid"])
+        crm = crm_order(ws, order["salesorderid"])
         assert crm["nav_submittedtobackoffice"] is True
         assert crm["nav_bcordernumber"] == header["number"]
 
@@ -98,7 +71,7 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
         report = ws.sync_all(["POSTEDSALESINV-INV", "SALES ORDERS"])
         assert report.result("SALES ORDERS").status == "finished", \
             ws.errors("SALES ORDERS")["message"].to_list()
-        crm = _crm_order(ws, order["salesorderid"])
+        crm = crm_order(ws, order["salesorderid"])
         assert (crm["statecode"], crm["statuscode"]) == (4, 100003)
         invoice = bc.read("salesInvoices", filter=f"orderNumber eq '{header['number']}'")
         crm_invoice = ws.connections.dataverse.read(
@@ -106,7 +79,7 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
         assert crm_invoice.height == 1
         assert crm_invoice["_salesorderid_value"].item() == order["salesorderid"]
         posts = ws.connections.dataverse.read(
-            "posts", filter=f"_regardingobjectid_value eq {_crm_id(ws, 'CUSTOMER', '10000')}")
+            "posts", filter=f"_regardingobjectid_value eq {crm_id(ws, 'CUSTOMER', '10000')}")
         assert posts.filter(pl.col("text").str.contains(header["number"])).height == 1
         assert ws.store.couplings_frame("SALES ORDERS").filter(
             pl.col("crm_id") == order["salesorderid"]).height == 0
@@ -114,7 +87,7 @@ def test_submitted_order_goes_to_bc_once_and_comes_back_invoiced(
         quiet = ws.sync("SALES ORDERS").result("SALES ORDERS")
         assert quiet.count("inserted") == quiet.count("modified") == 0
         posts_after = ws.connections.dataverse.read(
-            "posts", filter=f"_regardingobjectid_value eq {_crm_id(ws, 'CUSTOMER', '10000')}")
+            "posts", filter=f"_regardingobjectid_value eq {crm_id(ws, 'CUSTOMER', '10000')}")
         assert posts_after.height == posts.height, "no second post for the same invoice"
 
 
@@ -122,7 +95,7 @@ def test_deleted_bc_order_returns_the_crm_order_to_active(
         workspace_dir: Path, crm_person: Person) -> None:
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
-        order = _submit_order(ws, crm_person(ws), _crm_id(ws, "CUSTOMER", "20000"),
+        order = submit_order(ws, crm_person(ws), crm_id(ws, "CUSTOMER", "20000"),
                               "Phone order", [("1896-S", "PCS", 2, 100)])
         assert ws.sync("SALES ORDERS").result("SALES ORDERS").count("inserted") == 1
         bc = ws.connections.business_central
@@ -131,7 +104,7 @@ def test_deleted_bc_order_returns_the_crm_order_to_active(
                         headers={"If-Match": "*"})
         result = ws.sync("SALES ORDERS").result("SALES ORDERS")
         assert result.count("uncoupled") == 1
-        crm = _crm_order(ws, order["salesorderid"])
+        crm = crm_order(ws, order["salesorderid"])
         assert (crm["statecode"], crm["statuscode"]) == (0, 1)
         assert crm["nav_submittedtobackoffice"] is False
         assert ws.store.couplings_frame("SALES ORDERS").filter(
@@ -147,7 +120,7 @@ def test_order_for_an_uncoupled_customer_fails_naming_the_customer(
             "POST", "accounts", headers={"Prefer": "return=representation"},
             json={"name": "Northwind Prospects", "accountnumber": "P-991",
                   "customertypecode": 8}).json()
-        order = _submit_order(ws, crm_person(ws), prospect["accountid"], "Trial order",
+        order = submit_order(ws, crm_person(ws), prospect["accountid"], "Trial order",
                               [("1896-S", "PCS", 1, 100)])
         result = ws.sync("SALES ORDERS").result("SALES ORDERS")
         assert result.count("failed") == 1 and result.count("inserted") == 0
@@ -155,7 +128,7 @@ def test_order_for_an_uncoupled_customer_fails_naming_the_customer(
             pl.col("source_id") == order["salesorderid"])["message"].item(0)
         assert "Northwind Prospects" in message and "couple" in message
         assert "CUSTOMER" in message
-        assert _crm_order(ws, order["salesorderid"])["nav_submittedtobackoffice"] is False
+        assert crm_order(ws, order["salesorderid"])["nav_submittedtobackoffice"] is False
         assert ws.connections.business_central.read(
             "salesOrders", filter=f"yourReference eq '{order['ordernumber']}'").height == 0
 
@@ -165,13 +138,13 @@ def test_order_with_an_uncoupled_product_fails_naming_the_product(
     with open_workspace(workspace_dir) as ws:
         ws.sync_all()
         http = crm_person(ws).http
-        unit = _base_unit(ws, "PCS")
+        unit = base_unit(ws, "PCS")
         gift = http.request("POST", "products", headers={"Prefer": "return=representation"},
                             json={"name": "Gift card", "productnumber": "GC-50",
                                   "defaultuomscheduleid@odata.bind":
-                                  f"/uomschedules({_crm_id(ws, 'UNIT OF MEASURE', 'PCS')})",
+                                  f"/uomschedules({crm_id(ws, 'UNIT OF MEASURE', 'PCS')})",
                                   "defaultuomid@odata.bind": f"/uoms({unit})"}).json()
-        account = _crm_id(ws, "CUSTOMER", "10000")
+        account = crm_id(ws, "CUSTOMER", "10000")
         reply = http.request("POST", "salesorders", headers={"Prefer": "return=representation"},
                              json={"name": "Gift order", "customerid_account@odata.bind":
                                    f"/accounts({account})", "order_details": [

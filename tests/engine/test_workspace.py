@@ -243,10 +243,12 @@ def test_sync_now_with_an_explicit_direction_overwrites_the_other_side(ws: Works
 def test_links_open_both_records(ws: Workspace, workspace_dir: Path) -> None:
     links = ws.record_links("CUSTOMER", nav_id="abc", crm_id="def")
     assert links["dynamics_365"].endswith("/crm/main.aspx?etn=account&pagetype=entityrecord&id=def")
+    assert "/businesscentral/" in links["business_central"]  # the sandbox's record pages
     config = load_config(workspace_dir)
+    # without a configured web client URL, an online API URL gives the online web client
     online = config.model_copy(update={"business_central": config.business_central.model_copy(
         update={"api_url": "https://api.businesscentral.dynamics.com/v2.0/t1/Production/api/v2.0/",
-                "company_name": "CRONUS UK Ltd."})})
+                "company_name": "CRONUS UK Ltd.", "web_client_url": ""})})
     with Workspace(online) as other:
         link = other.record_links("CUSTOMER", nav_id="abc")["business_central"]
     assert link == ("https://businesscentral.dynamics.com/t1/Production/?company=CRONUS%20UK%20Ltd."

@@ -21,8 +21,12 @@ def test_sales_order_job_sends_submitted_orders_and_shows_them(tmp_path: Path) -
     assert orders.counts["failed"] == 0
     assert orders.output_notebook is not None
     notebook = json.loads(orders.output_notebook.read_text(encoding="utf-8"))
-    assert notebook["cells"][0]["source"][0].startswith("# Sales orders job")
+    assert notebook["cells"][0]["source"][0].startswith("# Sales orders job report")
     text = json.dumps(notebook)
-    assert "ORD-1001" in text and "Orders handed to Business Central" in text
+    assert orders.output_html is not None
+    report = orders.output_html.read_text(encoding="utf-8")
+    for number in ("ORD-1001", "ORD-1002", "ORD-1003"):  # each order sent, by its number
+        assert number in report
+    assert "create in BC" in report and "succeeded" in report
     secret = json.loads((tmp_path / "sandbox" / "sandbox.json").read_text())["client_secret"]
     assert secret not in text

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import polars as pl
 import pytest
 
 from nav_crm_ops.engine.workspace import open_workspace
@@ -149,6 +150,18 @@ def button(page: Page, text: str) -> Locator:
     return page.locator("button.widget-button", has_text=text).first
 
 
+def grid(page: Page, index: int) -> Locator:
+    """The ``index``-th record grid (a DataTable's itables grid) of the page, in page order."""
+    return page.locator(".nav-crm-ops-table").nth(index).locator("table.dataTable")
+
+
+def cell(table: Locator, row: int, column: str) -> str:
+    """The text of ``column`` (a header name) in the ``row``-th row of the grid."""
+    headers = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    return table.locator("tbody tr").nth(row).locator("td").nth(
+        headers.index(column)).inner_text().replace("\xa0", " ").strip()
+
+
 def test_the_printed_token_address_opens_the_dashboards(dashboards: Dashboards) -> None:
     """The address ``nav-crm-ops ui`` prints (``/?token=...``) logs a fresh browser straight in;
     without it the same browser only gets the login page."""
@@ -161,8 +174,8 @@ def test_the_printed_token_address_opens_the_dashboards(dashboards: Dashboards) 
             page.goto(f"{dashboards.url}/voila/tree")
             page.locator("input[type=password]").first.wait_for()
             page.goto(f"{dashboards.url}/?token={dashboards.token}")
-            page.get_by_text("preview_changes.ipynb").first.wait_for()
-            shot(page, "login-4-token-address-tree")
+            page.get_by_role("link", name="Preview changes").wait_for()
+            shot(page, "login-4-token-address-start-page")
             page.goto(f"{dashboards.url}/voila/render/analyse_logs.ipynb")
             page.get_by_text("Analyse logs and failed records", exact=True).wait_for()
         finally:
@@ -178,10 +191,10 @@ def test_preview_select_apply_in_the_browser(page: Page, voila_url: str,
     page.get_by_text("records in 1 mapping(s)").wait_for()
     shot(page, "preview-1-summary")
     select_in(page, "action").select_option(label="insert_crm")
-    records = select_in(page, "Select")
-    sync_api.expect(records.locator("option").first).to_contain_text("insert_crm")
-    first = records.locator("option").first.inner_text().replace("\xa0", " ")
-    records.select_option(index=0)
+    records = grid(page, 0)
+    sync_api.expect(records.locator("tbody tr").first).to_contain_text("insert_crm")
+    code = cell(records, 0, "nav_record").split()[0]
+    records.locator("tbody tr").first.click()  # rows are selected in the grid
     page.locator(".nav-crm-ops-diff").wait_for()
     assert "insert_crm" in page.locator(".widget-html").filter(
         has=page.locator(".nav-crm-ops-diff")).first.inner_text()
@@ -197,7 +210,6 @@ def test_preview_select_apply_in_the_browser(page: Page, voila_url: str,
     result = page.locator(".widget-html", has_text="Result").last.inner_text()
     assert "finished" in result
     shot(page, "preview-3-applied")
-    code = first.split(" · ")[2]
     with open_workspace(workspace_dir) as ws:
         couplings = ws.store.couplings_frame("CURRENCY")
     assert code not in couplings.get_column("nav_key").to_list()
@@ -215,18 +227,19 @@ def test_drill_into_failed_record_and_retry_in_the_browser(page: Page, voila_url
     page.get_by_text("Analyse logs and failed records", exact=True).wait_for()
     shot(page, "logs-1-job-log")
     page.locator(".lm-TabBar-tab", has_text="Errors by cause").click()
-    # the panel's row selectors in page order: job log, error groups, group records, failed
-    groups = page.locator(".widget-select-multiple select").nth(1)
-    salesperson = groups.locator("option", has_text="salespersonCode").first
-    groups.select_option(label=salesperson.inner_text())
-    records = page.locator(".widget-select-multiple select").nth(2)
-    records.locator("option").first.wait_for()
-    source = records.locator("option").first.inner_text().replace("\xa0", " ").split(" · ")[0]
-    records.select_option(index=0)
+    # the panel's grids in page order: job log, error groups, group records, failed records
+    grid(page, 1).locator("tbody tr", has_text="salespersonCode").first.click()
+    records = grid(page, 2)
+    records.locator("tbody tr:not(:has(td.dt-empty))").first.wait_for()
+    record = cell(records, 0, "record")
+    with open_workspace(workspace_dir) as ws:
+        failed = ws.failed_records("CUSTOMER")
+    source = failed.filter(pl.col("record") == record).get_column("source_id")[0]
+    records.locator("tbody tr").first.click()
     detail = page.locator(".widget-html", has_text="Payload sent").first
     detail.wait_for()
     text = detail.inner_text()
-    assert source in text and "Source values" in text and "Service response" in text
+    assert record in text and "Source values" in text and "Service response" in text
     assert "History of runs" in text and "salespersonCode" in text
     shot(page, "logs-2-record")
     button(page, "Retry selected").click()

@@ -315,3 +315,81 @@ def test_option_members_are_written_as_nav_writes_them() -> None:
     options = ("", "G/L Account", "Item")
     assert decode_option("G_x002F_L_x0020_Account", options) == "G/L Account"
     assert decode_option("G_L_Account", options) == "G_L_Account"  # not a member: BC words it
+
+
+def test_contact_business_relations_name_the_customer(nav: httpx.Client,
+                                                      bc: httpx.Client) -> None:
+    """Page 5061 Contact Business Relations (table 5054): a company contact's relation ``CUST``
+    links it to the customer by number; the table's key fields (Contact No., Business Relation
+    Code) are published although the page has no control for Contact No. The sandbox
+    publishes it read-only."""
+    service = f"{COMPANY}/ContactBusinessRelations"
+    rows = nav.get(service, params={"$filter": "No eq '10000'"}).json()["value"]
+    assert len(rows) == 1
+    relation = rows[0]
+    assert (relation["Business_Relation_Code"], relation["Business_Relation_Description"],
+            relation["Link_to_Table"]) == ("CUST", "Customer", "Customer")
+    company = nav.get(f"{COMPANY}/Contact('{relation['Contact_No']}')").json()
+    assert company["Type"] == "Company" and company["Name"] == relation["Contact_Name"]
+    url = f"{service}(Contact_No='{relation['Contact_No']}',Business_Relation_Code='CUST')"
+    one = nav.get(url)
+    assert one.status_code == 200 and one.json()["No"] == "10000"
+    assert one.headers["etag"] == one.json()["@odata.etag"]
+    nav_error(nav.get(f"{service}('{relation['Contact_No']}')"), 400)
+    nav_error(nav.get(f"{service}(Contact_No='{relation['Contact_No']}',"
+                      "Business_Relation_Code='VEND')"), 404)
+    # Link to Table is an option: its enum member names in $filter; the key as NAV orders it.
+    customers = nav.get(service, params={"$filter": "Link_to_Table eq 'Customer'",
+                                         "$select": "Contact_No,No"}).json()["value"]
+    assert len(customers) == len(bc.get("customers").json()["value"])
+    assert all(set(row) == {"@odata.etag", "Contact_No", "No"} for row in customers)
+    contacts = [row["Contact_No"] for row in customers]
+    assert contacts == sorted(contacts)
+    # A customer created in Business Central gets its company contact and relation.
+    created = bc.post("customers", json={"displayName": "Relation Test Ltd."}).json()
+    made = nav.get(service, params={"$filter": f"No eq '{created['number']}'"}).json()["value"]
+    assert [row["Contact_Name"] for row in made] == ["Relation Test Ltd."]
+    nav_error(nav.post(service, json={"Contact_No": "CT1", "Business_Relation_Code": "CUST"}),
+              405)
+    nav_error(nav.delete(url, headers={"If-Match": "*"}), 405)
+    schema = ET.fromstring(nav.get("$metadata").content).find(f".//{EDM}Schema")
+    assert schema is not None
+    page = next(t for t in schema.findall(f"{EDM}EntityType")
+                if t.get("Name") == "ContactBusinessRelations")
+    assert [ref.get("Name") for ref in page.iter(f"{EDM}PropertyRef")] == [
+        "Contact_No", "Business_Relation_Code"]
+    types = {p.get("Name"): p.get("Type") for p in page.iter(f"{EDM}Property")}
+    assert types["No"] == types["Business_Relation_Code"] == "Edm.String"
+    assert types["Link_to_Table"] == "NAV.ContactBusinessRelations_Link_to_Table"
+
+
+def test_line_types_are_nav_options(nav: httpx.Client, bc: httpx.Client) -> None:
+    """A sales line's Type has NAV 2018's options (" ,G/L Account,Item,Resource,Fixed
+    Asset,Charge (Item)"), not the API's (Comment, Account, ...), in rows, $filter, writes
+    and $metadata."""
+    order = nav.get(f"{COMPANY}/SalesOrder", params={"$top": "1"}).json()["value"][0]
+    lines = f"{COMPANY}/SalesOrderSalesLines"
+    account = nav.post(lines, json={"Document_No": order["No"], "Type": "G_x002F_L_x0020_Account",
+                                    "No": "6610", "Description": "Freight", "Quantity": 1,
+                                    "Unit_Price": 25})
+    assert account.status_code == 201, account.text
+    comment = nav.post(lines, json={"Document_No": order["No"], "Type": "_x0020_",
+                                    "Description": "Deliver before noon"})
+    assert comment.status_code == 201, comment.text
+    assert (account.json()["Type"], comment.json()["Type"]) == ("G_x002F_L_x0020_Account",
+                                                                "_x0020_")
+    header = bc.get("salesOrders", params={"$filter": f"number eq '{order['No']}'",
+                                           "$expand": "salesOrderLines"}).json()["value"][0]
+    stored = {line["sequence"]: line["lineType"] for line in header["salesOrderLines"]}
+    assert (stored[account.json()["Line_No"]], stored[comment.json()["Line_No"]]) == (
+        "Account", "Comment")
+    found = nav.get(lines, params={"$filter": f"Document_No eq '{order['No']}' and "
+                                              "Type eq 'G_x002F_L_x0020_Account'"}).json()
+    assert [line["No"] for line in found["value"]] == ["6610"]
+    schema = ET.fromstring(nav.get("$metadata").content).find(f".//{EDM}Schema")
+    assert schema is not None
+    enum = next(e for e in schema.findall(f"{EDM}EnumType")
+                if e.get("Name") == "SalesOrderSalesLines_Type")
+    assert {m.get("Name") for m in enum.findall(f"{EDM}Member")} == {
+        "_x0020_", "G_x002F_L_x0020_Account", "Item", "Resource", "Fixed_x0020_Asset",
+        "Charge_x0020__x0028_Item_x0029_"}

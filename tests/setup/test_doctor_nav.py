@@ -73,3 +73,18 @@ def test_a_wrong_company_and_a_wrong_access_key(nav_workspace: Path, cli: CliRun
     assert code == 3, out + err
     assert "✗ nav authentication" in out and "not-the-key" not in out + err
     assert "web service access key" in out
+
+
+def test_price_lists_computed_by_the_connection_need_their_pages(nav_workspace: Path,
+                                                                 cli: CliRunner) -> None:
+    """NAV 2018 has no price-list table: the connection computes the lists from the Sales
+    Prices, Customer Price Groups and General Ledger Setup pages, so those must be published
+    (the computed Sales_Price_Id / Price_List_Code are never looked for on the server)."""
+    _edit(nav_workspace, 'generalLedgerSetup = "GeneralLedgerSetup"',
+          'generalLedgerSetup = "GLSetup"')
+    code, out, _ = cli("doctor", "-w", str(nav_workspace))
+    assert code == 1
+    assert "✗ CUSTPRCGRP-PRICE: not ready" in out
+    assert "no page is published as 'GLSetup' (for generalLedgerSetup)" in out
+    assert "✓ SALESPRC-PRODUCTPRICE: ready" in out
+    assert "Sales_Price_Id" not in out and "Price_List_Code" not in out

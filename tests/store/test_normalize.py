@@ -31,3 +31,24 @@ def test_record_numbers_with_a_prefix_group_together() -> None:
     assert a == b == "Customer <no> cannot be posted: order <no> is open"
     assert normalize_error_message("HTTP 400 Application_StringExceededLength") == \
         "HTTP <n> Application_StringExceededLength"
+
+
+def _guids(count: int, seed: int) -> list[str]:
+    return [f"{seed + n:08x}-1111-2222-3333-{n:012x}" for n in range(count)]
+
+
+def test_lists_of_ids_are_one_cause_whatever_their_length() -> None:
+    """The same error naming 1, 3 or 40 records (GUID lists, quoted code lists, a "more"
+    tail) is one group; a different error stays apart."""
+    template = "Duplicate detection: the account matches existing records {ids}."
+    one = normalize_error_message(template.format(ids=_guids(1, 1)[0]))
+    three = normalize_error_message(template.format(ids=", ".join(_guids(3, 7))))
+    forty = normalize_error_message(template.format(ids=", ".join(_guids(40, 99))))
+    listed = normalize_error_message(template.format(
+        ids="[" + "; ".join("{" + g + "}" for g in _guids(5, 3)) + "] (and 35 more)"))
+    assert one == three == forty == listed == (
+        "Duplicate detection: the account matches existing records <guid>.")
+    codes = [normalize_error_message(f"salespeople {codes} have no matching CRM user")
+             for codes in ("'BD'", "'BD', 'PS' and 'JR'", "'AH', 'BD', 'PS', 'JR', 'MH'")]
+    assert codes[0] == codes[1] == codes[2] == "salespeople '<value>' have no matching CRM user"
+    assert normalize_error_message("no CRM user for salesperson 'BD'") != codes[0]

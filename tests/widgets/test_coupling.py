@@ -54,6 +54,9 @@ def test_suggestions_count_matched_and_unmatched(sandbox_workspace: Workspace) -
     statuses = panel.suggestions.frame.get_column("status").to_list()
     assert set(statuses) <= {"matched", "unmatched", "ambiguous"}
     assert f"{statuses.count('matched')} matched" in panel.errors.message
+    nav_side = panel.suggestions.frame.filter(pl.col("source_side") == "nav")
+    assert nav_side.height and all(
+        r.split(" ")[0].isdigit() for r in nav_side.get_column("source_record").to_list())
     assert sandbox_workspace.store.couplings_frame("CUSTOMER").height == 0
 
 
@@ -70,7 +73,7 @@ def test_couple_show_links_and_uncouple(sandbox_workspace: Workspace) -> None:
         == crm_id
     assert f"id={crm_id}" in panel.links.value and "Open in Dynamics 365 Sales" in \
         panel.links.value
-    panel.crm_table.selector.value = ()
+    panel.crm_table.select([])
     panel.nav_table.select([nav_id])
     panel.uncouple_button.click()
     assert ws.store.get_coupling_by_nav("CUSTOMER", nav_id) is None
@@ -203,3 +206,38 @@ def test_buttons_without_a_selection_explain_what_to_do(sandbox_workspace: Works
     panel.sync_button.click()
     assert panel.errors.message == "Select the records to synchronize first."
     assert sandbox_workspace.store.couplings_frame("CUSTOMER").height == 0
+
+
+def test_the_integrations_own_write_is_not_newer_data(sandbox_workspace: Workspace) -> None:
+    """After a sync wrote CRM, CRM's modified-on is later than BC's — but it is the
+    integration's own write (the version the sync stored): no warning. A person's edit after
+    it does warn, in amber, never in a green box."""
+    ws = sandbox_workspace
+    ws.sync_all(["CURRENCY", "SALESPEOPLE", "CUSTOMER"])
+    coupling = ws.store.couplings_frame("CUSTOMER").filter(pl.col("nav_key") == "10000")
+    nav_id, crm_id = coupling["nav_id"].item(), coupling["crm_id"].item()
+    panel = loaded_panel(ws)
+    nav_row = panel.nav_table.frame.filter(pl.col("id") == nav_id).row(0, named=True)
+    crm_row = panel.crm_table.frame.filter(pl.col("id") == crm_id).row(0, named=True)
+    assert str(crm_row["modified"]) > str(nav_row["modified"])
+    assert crm_row["version"] == crm_row["synced_version"]
+    assert nav_row["record"] == "10000 The Cannon Group PLC"
+    assert nav_row["coupled_record"] == crm_row["record"]
+    shown = panel.nav_table.columns or ()
+    assert shown[0] == "record" and not {"id", "version", "coupled_to"} & set(shown)
+    panel.nav_table.select([nav_id])
+    assert f"NAV/BC 10000 The Cannon Group PLC (id {nav_id})" in panel.links.value
+    panel.direction.value = "to_crm"
+    assert panel.newer_destination() == "" and panel.warning.value == ""
+    people = ws.connections.dataverse.read("systemusers", select=["systemuserid"],
+                                           filter="accessmode ne 4 and isdisabled eq false")
+    with ws.connections.dataverse.acting_as(str(people["systemuserid"][0])) as person:
+        [edit] = person.write([WriteOp.update("accounts", crm_id, {"telephone1": "+1 555"})])
+    assert edit.ok
+    panel.search_button.click()
+    panel.nav_table.select([nav_id])
+    panel.direction.value = "from_crm"
+    panel.direction.value = "to_crm"
+    assert f"{crm_row['record']} was changed at" in panel.warning.value
+    panel.sync_button.click()
+    assert panel.errors.kind == "warning" and "Not synchronized" in panel.errors.message

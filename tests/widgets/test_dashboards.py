@@ -271,7 +271,8 @@ def test_ui_refuses_requests_without_the_token_and_serves_with_it(start_ui: Star
     for address in (page, f"{page}?token=wrong", f"{server.url}/"):
         assert is_login_redirect(httpx.get(address)), address
     assert httpx.post(f"{server.url}/api/kernels").status_code in (403, 404, 405)
-    assert httpx.get(f"{server.url}/voila/api/contents").status_code == 403
+    # the contents API would list the folder: not served at all (with or without a login)
+    assert httpx.get(f"{server.url}/voila/api/contents").status_code == 404
     with httpx.Client() as client:
         kernel = render_with(client, server, token=token)
     ws_url = server.url.replace("http", "ws") + f"/api/kernels/{kernel}/channels"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import re
 from pathlib import Path
 
 import polars as pl
@@ -22,6 +23,7 @@ from nav_crm_ops.store import RecordFailure
 from nav_crm_ops.widgets import LogsPanel
 
 TOO_LONG = "Field 'telephone1' is too long: {n} characters, at most 30 (record {key})"
+GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-")
 LOOKUP = "The lookup to salesperson PS is not coupled"
 
 
@@ -57,7 +59,9 @@ def test_job_log_and_groups(offline_workspace: Workspace) -> None:
     assert "changes and failures per run" in panel.runs_chart.value
     durations = panel.runs_table.view.get_column("duration_s").to_list()
     assert all(d is not None and 0 <= d < 60 for d in durations)
-    assert f"#{runs['first']} CUSTOMER to_crm" in panel.runs_chart.value
+    # runs are named by time on a time axis, not by id
+    assert "2 runs, oldest left, newest right: CUSTOMER to_crm at " in panel.runs_chart.value
+    assert f"#{runs['first']}" not in panel.runs_chart.value
     groups = panel.groups_table.view
     assert sorted(groups.select("normalized_message", "count").rows()) == [
         ("Field '<value>' is too long: <n> characters, at most <n> (record <n>)", 2),
@@ -145,8 +149,13 @@ def test_retry_a_failed_group_end_to_end(sandbox_workspace: Workspace) -> None:
     failed_before = set(ws.failed_records("CUSTOMER").get_column("source_id").to_list())
     assert set(sources) <= failed_before
     panel.retry_button.click()
-    report = panel.progress.wait()
-    assert report is panel.report and report is not None and report.failed == 0
+    result = panel.progress.wait()
+    assert result is panel.retry_result and result is not None
+    report = result.report
+    assert report is panel.report and report.failed == 0
+    assert dict(result.outcomes.select("source_id", "outcome").rows()) == dict.fromkeys(
+        sources, "done")
+    assert f"{len(sources)} done" in panel.result.value
     failed_after = set(ws.failed_records("CUSTOMER").get_column("source_id").to_list())
     assert not set(sources) & failed_after
     assert failed_after <= failed_before
@@ -179,4 +188,89 @@ def test_runs_that_deviate_are_flagged(offline_workspace: Workspace) -> None:
     assert flags[runs["first"]] == "2 failed, status failed"
     panel.runs_table.search.value = "unusual"
     assert panel.runs_table.view.get_column("id").to_list() == [ids[-1]]
-    assert "background:#fff8e1" in panel.runs_table.html.value
+    assert "background:#fff8e1" in panel.runs_table.rendered_page
+
+
+def test_retry_of_a_skipped_record_says_unskip_first(offline_workspace: Workspace) -> None:
+    """Retry on a skipped record does nothing and says so (never "done")."""
+    fill_store(offline_workspace)
+    panel = LogsPanel(offline_workspace)
+    panel.failed_table.select(["CUSTOMER|to_crm|n3"])
+    panel.retry_button.click()
+    assert not panel.progress.running and panel.retry_result is None
+    assert panel.errors.kind == "warning"
+    assert panel.errors.message.startswith("1 of the selected record(s) are skipped — unskip "
+                                           "first")
+    status = offline_workspace.store.record_status("CUSTOMER", "n3", "to_crm")
+    assert status is not None and status.state == "skipped"
+
+
+def test_groups_count_records_name_examples_and_advise(offline_workspace: Workspace) -> None:
+    store = offline_workspace.store
+    run = store.start_run("CUSTOMER", "to_crm")
+    message = ("salespersonCode 'BD' is not coupled to a CRM systemuser (mapping SALESPEOPLE): "
+               "run SALESPEOPLE first, or couple salespeople 'BD' by hand")
+    for source, label in (("g1", "10000 The Cannon Group PLC"), ("g2", "20000 Selangorian")):
+        for _ in range(2):
+            store.add_record_error("CUSTOMER", "to_crm", message, run_id=run, source_id=source,
+                                   source_label=label)
+    store.record_outcomes("CUSTOMER", "to_crm", failed=[RecordFailure("g1", message)],
+                          run_id=run)
+    panel = LogsPanel(offline_workspace)
+    group = panel.groups_table.frame.row(0, named=True)
+    assert (group["count"], group["records"]) == (4, 2)
+    assert set(group["examples"].split(", ")) == {"10000 The Cannon Group PLC",
+                                                   "20000 Selangorian"}
+    assert group["advice"].startswith("salespersonCode BD has no matching CRM systemuser: "
+                                      "couple it in Couple records")
+    failed = panel.failed_table.frame.row(0, named=True)
+    assert failed["record"] == "10000 The Cannon Group PLC"
+    panel.failed_table.select(["CUSTOMER|to_crm|g1"])
+    detail = panel.detail.value
+    assert "10000 The Cannon Group PLC" in detail and html.escape(message) in detail
+    assert "href='couple_records.ipynb'" in detail and "nav-crm-ops errors" not in detail
+
+
+def test_a_capped_drill_down_says_so(offline_workspace: Workspace) -> None:
+    store = offline_workspace.store
+    store.add_record_errors({"mapping": "CUSTOMER", "direction": "to_crm",
+                             "source_id": f"c{n}", "message": f"Customer C{n:07d} is blocked"}
+                            for n in range(10_050))
+    panel = LogsPanel(offline_workspace)
+    panel.select_group("CUSTOMER", "Customer <no> is blocked")
+    assert panel.records_table.frame.height == 10_000
+    assert "Showing the newest 10,000 of 10,050 occurrences — narrow the filter" in \
+        panel.records_note.value
+
+
+def test_unskip_and_retry_shows_each_outcome_and_refreshes_the_detail(
+        sandbox_workspace: Workspace) -> None:
+    """A record skipped for a missing salesperson: fixed (salespeople synchronized), then
+    Unskip and retry synchronizes it; the panel names it, says "done", and the detail pane
+    no longer shows the old failure."""
+    ws = sandbox_workspace
+    ws.sync_all(["CUSTOMER"])
+    ws.sync_all(["CUSTOMER"])
+    skipped = ws.failed_records("CUSTOMER").filter(
+        (pl.col("state") == "skipped") & (pl.col("direction") == "to_crm")
+        & pl.col("message").str.contains("salespersonCode"))
+    assert skipped.height > 0
+    row = skipped.row(0, named=True)
+    assert row["record"] != row["source_id"] and not GUID.search(row["record"])
+    ws.sync_all(["SALESPEOPLE"])
+    panel = LogsPanel(ws)
+    key = f"CUSTOMER|to_crm|{row['source_id']}"
+    panel.failed_table.search.value = row["record"]
+    panel.failed_table.select([key])
+    assert "skipped since" in panel.detail.value and "salespersonCode" in panel.detail.value
+    panel.retry_button.click()
+    assert panel.errors.message.startswith("1 of the selected record(s) are skipped")
+    panel.failed_table.select([key])
+    panel.unskip_retry_button.click()
+    result = panel.progress.wait()
+    assert result is panel.retry_result and result is not None
+    assert result.outcomes.select("record", "outcome").rows() == [(row["record"], "done")]
+    assert "1 done" in panel.result.value and html.escape(row["record"]) in panel.result.value
+    assert "not in the retry pass" in panel.detail.value
+    assert ws.store.record_status("CUSTOMER", row["source_id"], "to_crm") is None
+    assert ws.store.get_coupling_by_nav("CUSTOMER", row["source_id"]) is not None

@@ -137,8 +137,9 @@ def _conflict_message() -> pl.Expr:
         .then(
             pl.format(
                 "held: both sides changed {} to different values since the last sync; "
-                "nothing was written for this record. Edit one side to agree, or preview "
-                "again with conflict_policy 'nav_wins' or 'crm_wins'",
+                "nothing was written for this record. Keep one side's value (Keep BC value "
+                "/ Keep CRM value in Preview changes), edit one side to agree, or set "
+                "update_conflict: nav_wins or crm_wins in the mapping",
                 pl.col("__details"),
             )
         )

@@ -93,8 +93,8 @@ class MappingSet:
         """Packaged defaults (unless ``defaults=False``) merged with the override files, each
         entry as the ERP ``profile`` uses it (its ``profiles`` section merged over it). On
         another profile than Business Central online, a default mapping without a section for
-        that profile is left out: it is not written for that ERP's field names yet (NAV 2018:
-        the price, document and statistics mappings)."""
+        that profile is left out: it is not written for that ERP's field names (every default
+        has a ``nav2018`` section today; a mapping added later may not)."""
         entries: dict[str, dict[str, Any]] = {}
         left_out: set[str] = set()
         if defaults:

@@ -46,6 +46,9 @@ class NavSide(Frozen):
     api: str = Field("v2.0", description="'v2.0' (standard API) or a custom API path such as navcrm/sync/v1.0")
     key: str = "id"
     natural_key: str | None = Field(None, description="human key, e.g. number or code")
+    name: str | None = Field(
+        None, description="the field people know a record by beside its key (displayName): "
+        "previews, couplings, errors and reports show 'number name'")
     modified: str = "lastModifiedDateTime"
     modified_is_date: StrictBool = Field(
         False, description="the modified field holds a date without a time of day (NAV "
@@ -84,6 +87,9 @@ class CrmSide(Frozen):
     logical_name: str = Field(description="logical name, e.g. account")
     key: str = Field(description="primary key column, e.g. accountid")
     natural_key: str | None = None
+    name: str | None = Field(
+        None, description="the column people know a record by beside its key (name, "
+        "fullname): previews, couplings, errors and reports show 'number name'")
     modified: str = "modifiedon"
     filter: str = ""
 

@@ -230,11 +230,10 @@ class TableMapping(Frozen):
         return ("to_crm", "from_crm") if self.direction == "bidirectional" else (self.direction,)
 
     def nav_select(self) -> list[str]:
-        """NAV ``$select``: key, modified (incremental sets), natural key, every enabled
+        """NAV ``$select``: key, modified (incremental sets), natural key and name, every enabled
         field's NAV column and the columns the preview mentions (``not_synchronized``)."""
         columns = [self.nav.key, *([self.nav.modified] if self.nav.incremental else [])]
-        if self.nav.natural_key:
-            columns.append(self.nav.natural_key)
+        columns += [c for c in (self.nav.natural_key, self.nav.name) if c]
         if self.nav.coupled_in_field:
             columns.append(self.nav.coupled_in_field)
         columns += [f.nav for f in self.enabled_fields()]
@@ -244,8 +243,7 @@ class TableMapping(Frozen):
     def crm_select(self) -> list[str]:
         """Dataverse ``$select`` (lookups as ``_x_value``)."""
         columns = [self.crm.key, self.crm.modified]
-        if self.crm.natural_key:
-            columns.append(self.crm.natural_key)
+        columns += [c for c in (self.crm.natural_key, self.crm.name) if c]
         columns += [f.crm_read_column for f in self.enabled_fields()]
         columns += [n.column for n in self.not_synchronized if n.side == Side.CRM]
         return list(dict.fromkeys(columns))

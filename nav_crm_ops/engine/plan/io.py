@@ -9,7 +9,7 @@ import os
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
@@ -24,7 +24,25 @@ from .schema import (
     PlanMetadata,
 )
 
-__all__ = ["read_plan", "read_plan_metadata", "signed_text", "write_plan"]
+__all__ = ["read_plan", "read_plan_metadata", "replace_atomically", "signed_text",
+           "write_plan"]
+
+T = TypeVar("T")
+
+
+def replace_atomically(target: Path, write: Callable[[Path], T], what: str) -> T:
+    """``write`` a temporary file beside ``target``, then put it in ``target``'s place: a
+    reader never sees half a file. PlanError naming ``what`` when it cannot be written."""
+    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
+    try:
+        result = write(partial)
+        os.replace(partial, target)
+    except OSError as error:
+        raise PlanError(f"cannot write {what} {target}: {error}; pick a writable path") \
+            from error
+    finally:
+        partial.unlink(missing_ok=True)
+    return result
 
 
 def _digest(metadata: Mapping[str, Any], content: pl.DataFrame) -> str:
@@ -139,14 +157,7 @@ def write_plan(path: str | os.PathLike[str], records: pl.DataFrame, field_change
     table = table.replace_schema_metadata(
         (table.schema.metadata or {}) | {METADATA_KEY: json.dumps(metadata).encode()}
     )
-    partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
-    try:
-        pq.write_table(table, partial)
-        os.replace(partial, target)
-    except OSError as error:
-        raise PlanError(f"cannot write plan file {target}: {error}") from error
-    finally:
-        partial.unlink(missing_ok=True)
+    replace_atomically(target, lambda partial: pq.write_table(table, partial), "plan file")
     return target
 
 

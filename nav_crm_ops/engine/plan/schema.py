@@ -60,6 +60,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "crm_id": pl.Utf8(),
     "nav_key": pl.Utf8(),
     "crm_key": pl.Utf8(),
+    "nav_name": pl.Utf8(),
+    "crm_name": pl.Utf8(),
     "action": ACTION_DTYPE,
     "direction": DIRECTION_DTYPE,
     "skip_reason": SKIP_REASON_DTYPE,
@@ -71,7 +73,8 @@ RECORD_SCHEMA: dict[str, pl.DataType] = {
     "included": pl.Boolean(),
 }
 """Columns of :attr:`Plan.records`; ``record_id`` is unique within a mapping; ``nav_key`` /
-``crm_key`` are the natural keys (customer number, currency code ...) people recognise;
+``crm_key`` are the natural keys (customer number, currency code ...) and ``nav_name`` /
+``crm_name`` the names people recognise (:mod:`~nav_crm_ops.engine.labels`);
 ``nav_coupled_to`` / ``crm_coupled_to`` the coupling each side's record had when the preview
 read it (apply refuses a record whose coupling changed since: ``engine.freshness``)."""
 

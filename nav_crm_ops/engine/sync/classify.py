@@ -84,6 +84,21 @@ def _insert_messages(mapping: TableMapping, frame: pl.DataFrame, target: Side,
     return pl.Series("message", notes, dtype=pl.Utf8)
 
 
+def _coupling_labels(snap: Snapshot, pair: str) -> dict[str, Any]:
+    """The numbers and names a coupled pair's coupling remembers (for ``skip`` rows)."""
+    found = snap.couplings.filter(pl.col("nav_id") == pair)
+    columns = ("nav_key", "crm_key", "nav_name", "crm_name")
+    if found.height == 0:
+        return {}
+    row = found.row(0, named=True)
+    return {c: row.get(c) for c in columns if row.get(c) is not None}
+
+
+def _name(frame: pl.DataFrame) -> pl.Expr:
+    """The records' names (``_name``; none in frames made without one)."""
+    return pl.col("_name") if "_name" in frame.columns else pl.lit(None, pl.Utf8)
+
+
 def insert_frames(mapping: TableMapping, frame: pl.DataFrame, target: Side | str, *,
                   message: str | None = None, salt: str = "") -> InsertFrames:
     """Plan rows for creating every record of ``frame`` on ``target`` (vectorized: a first
@@ -100,12 +115,14 @@ def insert_frames(mapping: TableMapping, frame: pl.DataFrame, target: Side | str
         records = frame.select(
             *common, pl.col("_id").alias("pair_id"), pl.col("_id").alias("nav_id"),
             crm_ids, pl.lit(str(PlanAction.INSERT_CRM)).alias("action"),
-            pl.col("_version").alias("nav_version"), pl.col("_key").alias("nav_key"), note)
+            pl.col("_version").alias("nav_version"), pl.col("_key").alias("nav_key"),
+            _name(frame).alias("nav_name"), note)
     else:
         records = frame.select(
             *common, pl.lit(None, pl.Utf8).alias("pair_id"), pl.lit(None, pl.Utf8).alias("nav_id"),
             pl.col("_id").alias("crm_id"), pl.lit(str(PlanAction.INSERT_NAV)).alias("action"),
-            pl.col("_version").alias("crm_version"), pl.col("_key").alias("crm_key"), note)
+            pl.col("_version").alias("crm_version"), pl.col("_key").alias("crm_key"),
+            _name(frame).alias("crm_name"), note)
     names = [f.name for f in mapping.enabled_fields()
              if target.pick(f.writes_to_nav, f.writes_to_crm)]
     if not names:
@@ -185,7 +202,7 @@ def classify_coupled(snap: Snapshot) -> None:
         reason = snap.statuses.filter(pl.col("source_id").is_in([pair, snap.nav_to_crm[pair]]))
         snap.record_rows.append(plan_row(
             mapping, pair, pair, snap.nav_to_crm[pair], PlanAction.SKIP,
-            skip_reason="skipped_coupling",
+            skip_reason="skipped_coupling", **_coupling_labels(snap, pair),
             message=reason["message"].item(0) if reason.height else "skipped"))
     for pair, side in sorted(deleted.items()):
         if pair not in skipped_pairs:
@@ -236,9 +253,10 @@ def _only_coupled_skips(snap: Snapshot, nav: pl.DataFrame, crm: pl.DataFrame,
     rows = []
     for frame, side in ((nav, Side.NAV), (crm, Side.CRM)):
         waiting = frame.filter(~pl.col("_id").is_in(list(retrying)))
-        for record_id, key in waiting.select("_id", "_key").iter_rows():
+        for record_id, key, name in waiting.select("_id", "_key", _name(waiting)).iter_rows():
             rows.append(side_row(snap.mapping, record_id, side, PlanAction.SKIP,
-                                 skip_reason="only_coupled", **{side.column("key"): key},
+                                 skip_reason="only_coupled", **{side.column("key"): key,
+                                                                side.column("name"): name},
                                  message=ONLY_COUPLED))
     return rows
 
@@ -280,11 +298,15 @@ def uncoupled_decisions(mapping: TableMapping, acting: Uncoupled,
                            pl.col("other_id").alias("__crm_id"), "message")
     rows: list[dict[str, Any]] = []
     unmatched: dict[Side, list[str]] = {Side.NAV: [], Side.CRM: []}
+    names = {(side, i): n for side, frame in ((Side.NAV, acting.sources_nav),
+                                              (Side.CRM, acting.sources_crm))
+             for i, n in frame.select("_id", _name(frame)).iter_rows()}
     for entry in result.iter_rows(named=True):
         side, record_id = Side(entry["source_side"]), entry["source_id"]
         if (side, record_id) not in source_ids or entry["status"] == "matched":
             continue
-        key = {side.column("key"): entry["source_key"]}
+        key = {side.column("key"): entry["source_key"],
+               side.column("name"): names.get((side, record_id))}
         if entry["status"] == "ambiguous":
             rows.append(side_row(mapping, record_id, side, PlanAction.FAIL,
                                  message=entry["message"], **key))
@@ -301,11 +323,14 @@ def _skipped_sources(snap: Snapshot, nav: pl.DataFrame,
     """``skip`` rows for uncoupled records marked skipped; the others."""
     skipped = {*snap.skipped_ids("to_crm"), *snap.skipped_ids("from_crm")}
     for frame, side in ((nav, Side.NAV), (crm, Side.CRM)):
-        for record_id in set(frame["_id"].to_list()) & skipped:
+        for row in frame.filter(pl.col("_id").is_in(list(skipped))).iter_rows(named=True):
+            record_id = row["_id"]
             reason = snap.statuses.filter(pl.col("source_id") == record_id)
             snap.record_rows.append(side_row(snap.mapping, record_id, side, PlanAction.SKIP,
                                              skip_reason="skipped_coupling",
-                                             message=reason["message"].item(0)))
+                                             message=reason["message"].item(0),
+                                             **{side.column("key"): row.get("_key"),
+                                                side.column("name"): row.get("_name")}))
     return (nav.filter(~pl.col("_id").is_in(list(skipped))),
             crm.filter(~pl.col("_id").is_in(list(skipped))))
 

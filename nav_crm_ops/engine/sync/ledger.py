@@ -18,6 +18,7 @@ from ...connectors.models import WriteOutcome
 from ...exceptions import StateStoreError
 from ...store import RecordFailure, StateStore
 from ..ids import record_id
+from ..labels import record_label
 from ..mapping import TableMapping
 from ..vocabulary import Direction, PlanAction, Side, action_is
 from .run import ApplyRun, DirectionTally, Failure, by_record
@@ -45,6 +46,29 @@ def source_id(record: dict[str, Any], target: Side) -> str:
     return str(record[target.other.column("id")])
 
 
+def _label_of(record: Mapping[str, Any], side: Side) -> str | None:
+    """How people name a plan record's ``side`` record (number and name), if known."""
+    return record_label(record.get(side.column("key")), record.get(side.column("name"))) or None
+
+
+def _names(mapping: TableMapping, record: dict[str, Any], target: Side,
+           body: dict[str, Any], values: list[dict[str, Any]]) -> dict[str, Any]:
+    """Both sides' record names for the coupling of a written record: as read by the
+    preview, the target's as the service sent it back, or the value the write gave it."""
+    names = {"nav_name": record.get("nav_name"), "crm_name": record.get("crm_name")}
+    column = target.pick(mapping.nav.name, mapping.crm.name)
+    if not column:
+        return names
+    written = next((c["new_value"] for c in values
+                    if (f := mapping.fields_by_name.get(str(c["field"]).lower())) is not None
+                    and target.pick(f.nav, f.crm) == column), None)
+    sent_back = body.get(column)
+    name = sent_back if sent_back not in (None, "") else written
+    if name not in (None, ""):
+        names[target.column("name")] = str(name)
+    return names
+
+
 class Ledger:
     """Books one workspace's apply outcomes in its state store (module docstring)."""
 
@@ -70,7 +94,8 @@ class Ledger:
         if crm_key is None and target is Side.CRM and natural is not None:
             crm_key = next((c["new_value"] for c in values if c["field"] == natural), None)
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
-                               "crm_key": crm_key, "base_values": base}
+                               "crm_key": crm_key, "base_values": base,
+                               **_names(mapping, record, target, body, values)}
         # never an empty version: it would become *
         row[target.column("etag")] = outcome.etag or None
         row[target.other.column("etag")] = record.get(target.other.column("version"))
@@ -114,6 +139,7 @@ class Ledger:
             errors.append({"mapping": mapping.name, "direction": str(direction),
                            "message": message, "run_id": tally.run_id, "source_id": source,
                            "destination_id": other, "transient": transient,
+                           "source_label": _label_of(record, target.other),
                            "payload": payload, "response": response, "source_values": sent,
                            "http_status": reply.get("status") if response else None,
                            "service_code": reply.get("code") if response else None})
@@ -166,7 +192,9 @@ class Ledger:
             base = {**(run.bases.get(nav_id) or {}), **same.get(record["record_id"], {})}
             coupling_rows.append({"nav_id": nav_id, "crm_id": record["crm_id"],
                                   "nav_key": record.get("nav_key"),
-                                  "crm_key": record.get("crm_key"), "base_values": base,
+                                  "crm_key": record.get("crm_key"),
+                                  "nav_name": record.get("nav_name"),
+                                  "crm_name": record.get("crm_name"), "base_values": base,
                                   "nav_etag": record.get("nav_version"),
                                   "crm_etag": record.get("crm_version")})
             if new:
@@ -181,7 +209,8 @@ class Ledger:
             self.store.add_record_error(mapping.name, run.first_direction,
                                         f"conflict: {message}", run_id=first.run_id,
                                         source_id=record["nav_id"],
-                                        destination_id=record["crm_id"])
+                                        destination_id=record["crm_id"],
+                                        source_label=_label_of(record, Side.NAV))
             self.store.record_outcomes(mapping.name, Direction.TO_CRM, failed=[RecordFailure(
                 record["nav_id"], f"conflict: {message}", conflict=True,
                 destination_id=record["crm_id"])], run_id=first.run_id)

@@ -89,18 +89,26 @@ def _versions(pair_couplings: pl.DataFrame, nav_side: pl.DataFrame,
         "__note")
 
 
+_LABELS = ("nav_key", "crm_key", "nav_name", "crm_name")
+
+
 def _keys(pair_couplings: pl.DataFrame, nav_side: pl.DataFrame,
           crm_side: pl.DataFrame) -> pl.DataFrame:
-    """Both natural keys of every pair (read now, else remembered by the coupling)."""
-    return pl.concat([
-        pair_couplings.select("pair_id" if "pair_id" in pair_couplings.columns
-                              else pl.col("nav_id").alias("pair_id"), "nav_key", "crm_key"),
-        nav_side.select("pair_id", pl.col("_key").alias("nav_key"),
-                        pl.lit(None, pl.Utf8).alias("crm_key")),
-        crm_side.select("pair_id", pl.lit(None, pl.Utf8).alias("nav_key"),
-                        pl.col("_key").alias("crm_key")),
-    ], how="vertical_relaxed").group_by("pair_id").agg(
-        pl.col("nav_key").drop_nulls().last(), pl.col("crm_key").drop_nulls().last())
+    """Both natural keys and names of every pair (read now, else remembered by the
+    coupling)."""
+    def side_rows(frame: pl.DataFrame, side: str) -> pl.DataFrame:
+        none = pl.lit(None, pl.Utf8)
+        own = {f"{side}_key": pl.col("_key"),
+               f"{side}_name": pl.col("_name") if "_name" in frame.columns else none}
+        return frame.select("pair_id", *(own.get(c, none).alias(c) for c in _LABELS))
+
+    remembered = pair_couplings.select(
+        "pair_id" if "pair_id" in pair_couplings.columns else pl.col("nav_id").alias("pair_id"),
+        *(pl.col(c) if c in pair_couplings.columns else pl.lit(None, pl.Utf8).alias(c)
+          for c in _LABELS))
+    return pl.concat([remembered, side_rows(nav_side, "nav"), side_rows(crm_side, "crm")],
+                     how="vertical_relaxed").group_by("pair_id").agg(
+        pl.col(c).drop_nulls().last() for c in _LABELS)
 
 
 def _with_coupling_notes(records: pl.DataFrame, versions: pl.DataFrame) -> pl.DataFrame:

@@ -35,6 +35,8 @@ def _property(page: Page, item: Field) -> str:
         kind = "Edm.Date"
     elif item.source is Source.COMPUTED:
         kind = "Edm.String" if item.name in ("No", "Name") else "Edm.Decimal"
+    elif item.source is not Source.COLUMN:
+        kind = "Edm.String"  # a constant, a code, a number shown in place of an id
     elif column is not None and column.type == "option":
         kind = f"NAV.{_enum_name(page, item)}"
     else:
@@ -50,8 +52,10 @@ def _enums(page: Page) -> Iterator[str]:
         column = entity.column(item.column) if entity and item.column else None
         if column is None or column.type != "option" or item.source is not Source.COLUMN:
             continue
-        members = "".join(f'<Member Name="{encode_option(option)}" Value="{index}" />'
-                          for index, option in enumerate(column.options or ()))
+        captions = dict(item.captions)
+        members = "".join(
+            f'<Member Name="{encode_option(captions.get(option, option))}" Value="{index}" />'
+            for index, option in enumerate(column.options or ()))
         yield f'<EnumType Name="{_enum_name(page, item)}">{members}</EnumType>'
 
 

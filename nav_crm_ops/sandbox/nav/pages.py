@@ -28,17 +28,29 @@ PostedSalesInvoiceLines     133   Posted Sales Invoice Subform salesInvoiceLines
 SalesOrder                  42    Sales Order                  salesOrders
 SalesOrderSalesLines        46    Sales Order Subform          salesOrderLines
 CustomerStatistics          151   Customer Statistics          customers (computed figures)
+ContactBusinessRelations    5061  Contact Business Relations   contactsInformation
+GeneralLedgerSetup          118   General Ledger Setup         companies (one setup record)
 ==========================  ====  ===========================  ==============================
 
 ``Last_Date_Modified`` is the *date* part of the row's ``lastModifiedDateTime``: NAV 2018
 tables carry "Last Date Modified" (a Date) and no time of day. Document tables (Sales Header,
 Sales Invoice Header, lines) have no such field in NAV 2018, so their pages do not show one.
+
+Contact Business Relations (table 5054) is how NAV knows a contact's customer: a company
+contact's relation ``CUST`` links it to table Customer, record ``No``. Page 5061 shows the
+relation code and description, the contact name, Link to Table and No.; NAV adds the table's
+primary key fields to a page web service even when the page has no control for them ("How to:
+Use OData to Return/Obtain a Service Metadata (EDMX) Document", NAV 2018), so ``Contact_No`` is
+published too. The sandbox publishes the page read-only: Business Central keeps these rows as a
+side effect of creating customers, and no mapping writes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+
+from ..business_central.common import LOCAL_CURRENCY
 
 __all__ = ["PAGES", "Field", "Page", "Source", "page_by_service"]
 
@@ -56,6 +68,12 @@ class Source(StrEnum):
     """A line's document number: the ``number`` of the header its ``documentId`` names."""
     COMPUTED = "computed"
     """A figure of a computed page (customer statistics), named by ``column``."""
+    CODE = "code"
+    """A code NAV's setup assigns to each value of ``column`` (:attr:`Field.codes`): the
+    business relation code Marketing Setup gives relations to customers, vendors, banks."""
+    RELATED_NUMBER = "related_number"
+    """The ``number`` of the :attr:`Field.refers_to` record whose id ``column`` holds (a
+    business relation's ``No``: the customer number)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,14 @@ class Field:
     source: Source = Source.COLUMN
     editable: bool = True
     constant: str | None = None
+    codes: tuple[tuple[str, str], ...] = ()
+    """For :attr:`Source.CODE`: (column value, code) pairs; other values show blank."""
+    refers_to: str | None = None
+    """For :attr:`Source.RELATED_NUMBER`: the BC entity whose record ``column`` names."""
+    captions: tuple[tuple[str, str], ...] = ()
+    """For option columns: (stored value, NAV caption) where NAV's option caption differs
+    from the Business Central API's value (a sales line's ``Account`` is NAV's ``G/L
+    Account``); other values keep their caption."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,13 @@ class Page:
     parent: str | None = None
     """For line pages: the BC entity of the document header."""
     computed: bool = False
+    stands_for: str | None = None
+    """The Business Central entity set a workspace's ``[nav.pages]`` names this page for,
+    when not :attr:`entity` (a computed page, a setup record over the company row)."""
+
+    @property
+    def entity_set(self) -> str:
+        return self.stands_for or self.entity
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -193,8 +226,12 @@ POSTED_INVOICE = Page("PostedSalesInvoice", 132, "Posted Sales Invoice", "salesI
                           _ro("Remaining_Amount", "remainingAmount")),
                       editable=False, scope=_POSTED)
 
+# NAV 2018's Sales Line and Sales Invoice Line Type: " ,G/L Account,Item,Resource,Fixed
+# Asset,Charge (Item)" (the blank option is a comment line).
+_LINE_TYPE_CAPTIONS = (("Comment", " "), ("Account", "G/L Account"), ("Charge", "Charge (Item)"))
+
 _LINE_FIELDS = (
-    DOCUMENT_NO, _c("Line_No", "sequence"), _c("Type", "lineType"),
+    DOCUMENT_NO, _c("Line_No", "sequence"), Field("Type", "lineType", captions=_LINE_TYPE_CAPTIONS),
     _c("No", "lineObjectNumber"), _c("Description", "description"),
     _c("Unit_of_Measure_Code", "unitOfMeasureCode"), _c("Quantity", "quantity"),
     _c("Unit_Price", "unitPrice"), _c("Line_Discount_Percent", "discountPercent"),
@@ -227,12 +264,45 @@ CUSTOMER_STATISTICS = Page("CustomerStatistics", 151, "Customer Statistics", "cu
                                _stat("Outstanding_Invoices_LCY", "outstandingInvoices"),
                                _stat("Balance_Due_LCY", "overdueAmount"),
                                _stat("Sales_LCY", "totalSales")),
-                           editable=False, computed=True)
+                           editable=False, computed=True, stands_for="customerStatistics")
+
+# CRONUS's Marketing Setup: "Bus. Rel. Code for Customers" CUST, Vendors VEND, Bank Accounts
+# BANK (table 5053 Business Relation holds the descriptions).
+_RELATION_CODES = (("Customer", "CUST"), ("Vendor", "VEND"), ("Bank Account", "BANK"),
+                   ("Employee", "EMP"))
+_RELATION_NAMES = (("Customer", "Customer"), ("Vendor", "Vendor"), ("Bank Account", "Bank"),
+                   ("Employee", "Employee"))
+
+# The sandbox's business relations all link to customers (the BC rules create them with the
+# customer), so the relation's No. is the number of the customer its relatedId names.
+CONTACT_RELATIONS = Page("ContactBusinessRelations", 5061, "Contact Business Relations",
+                         "contactsInformation", ("Contact_No", "Business_Relation_Code"), (
+                             _ro("Contact_No", "contactNumber"),
+                             Field("Business_Relation_Code", "relatedType", Source.CODE,
+                                   editable=False, codes=_RELATION_CODES),
+                             Field("Business_Relation_Description", "relatedType", Source.CODE,
+                                   editable=False, codes=_RELATION_NAMES),
+                             _ro("Contact_Name", "contactName"),
+                             _ro("Link_to_Table", "relatedType"),
+                             Field("No", "relatedId", Source.RELATED_NUMBER, editable=False,
+                                   refers_to="customers")),
+                         editable=False)
+
+# Table 98 General Ledger Setup has one record (Primary Key blank) per company: the sandbox
+# shows it over the company row, with CRONUS's local currency (LCY) code.
+GL_SETUP = Page("GeneralLedgerSetup", 118, "General Ledger Setup", "companies",
+                ("Primary_Key",), (
+                    Field("Primary_Key", None, Source.CONSTANT, editable=False, constant=""),
+                    Field("LCY_Code", None, Source.CONSTANT, editable=False,
+                          constant=LOCAL_CURRENCY),
+                    Field("Additional_Reporting_Currency", None, Source.CONSTANT,
+                          editable=False, constant="")),
+                editable=False, stands_for="generalLedgerSetup")
 
 PAGES: tuple[Page, ...] = (
     CUSTOMER, CONTACT, SALESPERSON, CURRENCIES, UNITS_OF_MEASURE, ITEM, RESOURCE, PRICE_GROUPS,
     SALES_PRICES, POSTED_INVOICE, POSTED_INVOICE_LINES, SALES_ORDER, SALES_ORDER_LINES,
-    CUSTOMER_STATISTICS,
+    CUSTOMER_STATISTICS, CONTACT_RELATIONS, GL_SETUP,
 )
 
 _BY_SERVICE = {page.service: page for page in PAGES}

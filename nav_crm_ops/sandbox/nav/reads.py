@@ -117,19 +117,19 @@ class NavReads(ServiceBase):
         if view.page.parent:
             return [("documentId", False), ("sequence", False)]
         return [(view.field(name).column or "", False) for name in view.page.keys
-                if view.field(name).source is Source.COLUMN]
+                if view.field(name).source in (Source.COLUMN, Source.CODE)]
 
-    def _document_numbers(self, view: PageView,
-                          rows: list[dict[str, Any]]) -> dict[str, str]:
-        """Header id → number for the lines of one page of rows."""
-        if not view.page.parent:
-            return {}
-        ids = sorted({row["documentId"] for row in rows})
-        if not ids:
-            return {}
-        headers = self.store.query(f"{BC_SERVICE}:{view.page.parent}",
-                                   f'"id" IN ({", ".join("?" for _ in ids)})', ids)
-        return {row["id"]: row["number"] for row in headers}
+    def _numbers(self, view: PageView, rows: list[dict[str, Any]]) -> dict[str, str]:
+        """Id → number of the records one page of rows names by id (a line's document, a
+        business relation's customer), read once per page of rows."""
+        numbers: dict[str, str] = {}
+        for column, entity in view.numbered_columns().items():
+            ids = sorted({row[column] for row in rows if row.get(column)})
+            if ids:
+                found = self.store.query(f"{BC_SERVICE}:{entity}",
+                                         f'"id" IN ({", ".join("?" for _ in ids)})', ids)
+                numbers.update((row["id"], row["number"]) for row in found)
+        return numbers
 
     def _list(self, target: Target, params: Mapping[str, str]) -> Reply:
         self._check_options(params)
@@ -145,7 +145,7 @@ class NavReads(ServiceBase):
         rows, more = cut_page(self.store.query(
             f"{BC_SERVICE}:{page.entity}", where, args, order_by=order, after=window.after,
             limit=window.limit + 1), window.limit)
-        numbers = self._document_numbers(view, rows)
+        numbers = self._numbers(view, rows)
         body: dict[str, Any] = {"@odata.context": target.context,
                                 "value": [view.wire(row, select, numbers) for row in rows]}
         left = None if window.left is None else window.left - len(rows)
@@ -184,7 +184,7 @@ class NavReads(ServiceBase):
         else:
             view = self._view(page)
             row = self._find(page, key)
-            record = view.wire(row, select, self._document_numbers(view, [row]))
+            record = view.wire(row, select, self._numbers(view, [row]))
         return Reply(200, {"@odata.context": target.context + "/$entity", **record},
                      {"content-type": JSON_UTF8, "etag": record["@odata.etag"]})
 

@@ -21,13 +21,15 @@ from .pages import Field, Page, Source
 __all__ = ["PageView"]
 
 _NUMERIC = {"decimal", "money"}
+_TEXT_SOURCES = (Source.CONSTANT, Source.DOCUMENT_NUMBER, Source.CODE, Source.RELATED_NUMBER)
+"""Fields whose value is text whatever the column behind them holds."""
 
 
-def _option_sql(column: Column) -> str:
-    """SQL giving a stored option caption as NAV's enum member name (so ``$filter`` compares
-    member names, as NAV's OData endpoint does)."""
+def _option_sql(column: Column, captions: Mapping[str, str]) -> str:
+    """SQL giving a stored option value as NAV's enum member name of its caption (so
+    ``$filter`` compares member names, as NAV's OData endpoint does)."""
     name = f'"{column.name}"'
-    cases = "".join(f" WHEN '{option}' THEN '{encode_option(option)}'"
+    cases = "".join(f" WHEN '{option}' THEN '{encode_option(captions.get(option, option))}'"
                     for option in column.options or () if option.strip())
     return (f"CASE WHEN {name} IS NULL OR {name} IN ('', ' ') THEN '{encode_option(None)}' "
             f"ELSE CASE {name}{cases} ELSE {name} END END")
@@ -51,7 +53,7 @@ class PageView:
         """The schema type of a field (``date`` for Last_Date_Modified)."""
         if item.source is Source.MODIFIED_DATE:
             return "date"
-        if item.source in (Source.CONSTANT, Source.DOCUMENT_NUMBER):
+        if item.source in _TEXT_SOURCES:
             return "string"
         column = self.column(item)
         return column.type if column is not None else "string"
@@ -62,18 +64,37 @@ class PageView:
             return 'substr("lastModifiedDateTime", 1, 10)'
         if item.source is Source.CONSTANT:
             return "'" + (item.constant or "").replace("'", "''") + "'"
-        if item.source is Source.DOCUMENT_NUMBER:
-            header = self._table_of(self.page.parent or "")
-            return f'(SELECT h."number" FROM "{header}" AS h WHERE h."id" = "documentId")'
+        numbered = self.numbered(item)
+        if numbered is not None:
+            table = self._table_of(numbered)
+            return (f'COALESCE((SELECT r."number" FROM "{table}" AS r '
+                    f'WHERE r."id" = "{item.column}"), \'\')')
+        if item.source is Source.CODE:
+            cases = "".join(f" WHEN '{value}' THEN '{code}'" for value, code in item.codes)
+            return f'CASE "{item.column}"{cases} ELSE \'\' END'
         column = self.column(item)
         if column is not None and column.type == "option":
-            return _option_sql(column)
+            return _option_sql(column, dict(item.captions))
         blank = wire_value(column, None) if column is not None else None
         if blank is None:
             return f'"{item.column}"'
         # NAV has no nulls: a blank field is '' / 0 / 0001-01-01, in filters and keys too.
         literal = ("'" + blank + "'") if isinstance(blank, str) else str(int(blank))
         return f'COALESCE("{item.column}", {literal})'
+
+    def numbered(self, item: Field) -> str | None:
+        """The BC entity whose ``number`` the field shows in place of the id its column holds
+        (a line's document, a business relation's customer); None for other fields."""
+        if item.source is Source.DOCUMENT_NUMBER:
+            return self.page.parent or ""
+        if item.source is Source.RELATED_NUMBER:
+            return item.refers_to or ""
+        return None
+
+    def numbered_columns(self) -> dict[str, str]:
+        """Id column → the BC entity whose ``number`` the page shows for it."""
+        return {item.column or "": entity for item in self.page.fields
+                if (entity := self.numbered(item)) is not None}
 
     def resolver(self) -> Callable[[str], FilterColumn]:
         """``$filter`` property → SQL, in NAV field names only."""
@@ -102,35 +123,35 @@ class PageView:
 
     # --------------------------------------------------------------- rows
     def wire(self, row: Mapping[str, Any], select: set[str] | None,
-             document_numbers: Mapping[str, str]) -> dict[str, Any]:
-        """A stored row as NAV's JSON (``@odata.etag`` first)."""
+             numbers: Mapping[str, str]) -> dict[str, Any]:
+        """A stored row as NAV's JSON (``@odata.etag`` first); ``numbers`` maps the ids of
+        :meth:`numbered_columns` to the numbers shown for them."""
         out: dict[str, Any] = {"@odata.etag": etag_for(row["_version"])}
         for item in self.page.fields:
             if select is None or item.name in select:
-                out[item.name] = self._value(item, row, document_numbers)
+                out[item.name] = self._value(item, row, numbers)
         return out
 
-    def _value(self, item: Field, row: Mapping[str, Any],
-               document_numbers: Mapping[str, str]) -> Any:
+    def _value(self, item: Field, row: Mapping[str, Any], numbers: Mapping[str, str]) -> Any:
         if item.source is Source.MODIFIED_DATE:
             return str(row.get("lastModifiedDateTime") or "0001-01-01")[:10]
         if item.source is Source.CONSTANT:
             return item.constant
-        if item.source is Source.DOCUMENT_NUMBER:
-            return document_numbers.get(row["documentId"], "")
+        if item.source in (Source.DOCUMENT_NUMBER, Source.RELATED_NUMBER):
+            return numbers.get(str(row.get(item.column or "") or ""), "")
+        if item.source is Source.CODE:
+            return dict(item.codes).get(str(row.get(item.column or "") or ""), "")
         column = self.column(item)
         assert column is not None
         value = wire_value(column, row.get(column.name))
         if column.type == "option":
-            return encode_option(value)
+            return encode_option(dict(item.captions).get(value, value))
         if column.type in _NUMERIC and isinstance(value, float) and value.is_integer():
             return int(value)
         return value
 
-    def key_values(self, row: Mapping[str, Any],
-                   document_numbers: Mapping[str, str]) -> dict[str, Any]:
-        return {name: self._value(self.field(name), row, document_numbers)
-                for name in self.page.keys}
+    def key_values(self, row: Mapping[str, Any], numbers: Mapping[str, str]) -> dict[str, Any]:
+        return {name: self._value(self.field(name), row, numbers) for name in self.page.keys}
 
     def shown(self, item: Field, written: Mapping[str, Any]) -> Any:
         """What the field will show for a record written as ``written`` (NAV page fields):
@@ -177,7 +198,10 @@ class PageView:
     def _written(self, item: Field, value: Any) -> Any:
         column = self.column(item)
         if column is not None and column.type == "option" and isinstance(value, str):
-            return decode_option(value, column.options or ())
+            shown = dict(item.captions)
+            stored = {shown.get(option, option): option for option in column.options or ()}
+            caption = decode_option(value, stored)
+            return stored.get(caption, caption)
         return value
 
     def bc_names(self) -> dict[str, str]:

@@ -79,7 +79,7 @@ class NavWrites(NavReads):
         """The record as the page shows it after a write."""
         row = self.store.get(f"business_central:{view.page.entity}", row_id)
         assert row is not None
-        numbers = self._document_numbers(view, [row])
+        numbers = self._numbers(view, [row])
         record = view.wire(row, None, numbers)
         headers = {"content-type": JSON_UTF8, "etag": record["@odata.etag"]}
         if status == 201:
@@ -132,10 +132,39 @@ class NavWrites(NavReads):
         if not headers:
             raise NavError(400, "BadRequest", f"Document_No must name an existing document; "
                                               f"'{number or ''}' does not.")
+        self._check_new_line(page, headers[0], payload)
         info = self.ctx.info
         return (f"/v2.0/{info.tenant}/{info.environment}/api/{STANDARD_API}/"
                 f"companies({info.company_id})/{parent.name}({headers[0]['id']})/"
                 f"{page.entity}")
+
+    def _check_new_line(self, page: Page, header: Mapping[str, Any],
+                        payload: Mapping[str, Any]) -> None:
+        """Sales Line rules of NAV that the Business Central emulation leaves out: the table's
+        primary key (Document Type, Document No., Line No.) refuses a line number the document
+        already has, and Unit of Measure Code must name a unit (an item line's relation is Item
+        Unit of Measure, whose codes are units of measure)."""
+        entity = bc_entity(page.entity)
+        assert entity is not None
+        label = entity.extra.get("label")
+        line_no = payload.get("sequence")
+        if line_no and self.store.query(f"business_central:{page.entity}",
+                                        '"documentId" = ? AND "sequence" = ?',
+                                        [str(header["id"]).lower(), line_no], limit=1):
+            kind = page.field("Document_Type")
+            raise NavError(400, "Internal_EntityWithSameKeyExists",
+                           f"The record in table {label} already exists. Identification fields "
+                           f"and values: Document_Type={key_literal(kind and kind.constant)},"
+                           f"Document_No={key_literal(header['number'])},"
+                           f"Line_No={key_literal(line_no)}")
+        unit = payload.get("unitOfMeasureCode")
+        if unit and not self.store.query("business_central:unitsOfMeasure", '"code" = ?',
+                                         [unit], limit=1):
+            table = {"Item": "Item Unit of Measure", "Resource": "Resource Unit of Measure"
+                     }.get(payload.get("lineType") or "Item", "Unit of Measure")
+            raise NavError(400, "Internal_InvalidTableRelation",
+                           f"The field Unit of Measure Code of table {label} contains a value "
+                           f"({unit}) that cannot be found in the related table ({table}).")
 
     def _modify(self, target: Target, headers: Mapping[str, str], body: bytes) -> Reply:
         page = target.page

@@ -1,0 +1,115 @@
+"""Browser fixtures for the dashboards as an application: Voilà served as ``nav-crm-ops ui``
+serves it (behind the login, random token), a logged-in headless Debian Chromium page.
+
+Used by ``test_browser_app.py`` (and ``make screenshots``). Without chromium these tests skip
+with the reason, unless ``NAV_CRM_OPS_REQUIRE_BROWSER=1`` (``make test``) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import httpx
+import pytest
+
+from nav_crm_ops.widgets.dashboards import DashboardAuth, dashboard_environment, voila_command
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMEOUT_MS = 90_000
+SCREENSHOTS_ENV = "NAV_CRM_OPS_SCREENSHOTS"
+"""A folder (``make screenshots``: docs/screenshots) that the screen tests write PNGs to."""
+
+
+@dataclass(frozen=True)
+class App:
+    """The dashboards as served: base address and the login token."""
+
+    url: str
+    token: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _need_browser() -> None:
+    pytest.importorskip("voila", reason="the dashboard tests need voila")
+    pytest.importorskip("playwright.sync_api", reason="the dashboard tests need playwright")
+    if CHROMIUM is None:
+        if os.environ.get("NAV_CRM_OPS_REQUIRE_BROWSER") == "1":
+            raise RuntimeError("chromium is not installed: run `make browser`")
+        pytest.skip("Debian's chromium is not installed (make browser)")
+
+
+@pytest.fixture
+def app(workspace_dir: Path, tmp_path: Path) -> Iterator[App]:
+    """Voilà serving notebooks/ as ``nav-crm-ops ui`` does, on the test workspace."""
+    _need_browser()
+    port = _free_port()
+    auth = DashboardAuth.generate()
+    log_path = tmp_path / "voila.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port),
+                                   env=dashboard_environment(workspace_dir, auth=auth),
+                                   stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/login", timeout=2).status_code < 500:
+                        break
+                except httpx.TransportError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"voila did not start: {log_path.read_text()}")
+                time.sleep(0.3)
+            yield App(url, auth.token)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def app_page(app: App) -> Iterator[Page]:
+    """A Chromium page logged in through the address ``nav-crm-ops ui`` prints, on the
+    start page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport={"width": 1440, "height": 1000})
+            context.set_default_timeout(TIMEOUT_MS)
+            page = context.new_page()
+            page.goto(f"{app.url}/?token={app.token}")
+            page.get_by_role("heading", name="nav-crm-ops dashboards").wait_for()
+            yield page
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def screenshot_dir() -> Path:
+    """Where screen tests save PNGs: ``$NAV_CRM_OPS_SCREENSHOTS`` or tests/artifacts/."""
+    folder = Path(os.environ.get(SCREENSHOTS_ENV) or ROOT / "tests" / "artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
