@@ -65,8 +65,9 @@ dashboards: venv
 # docs/screenshots/*.png (linked from the README): pytest starts the sandbox and the dashboards
 # (as `nav-crm-ops ui` serves them) and each test drives its screens in Debian's chromium,
 # saving PNGs to $$NAV_CRM_OPS_SCREENSHOTS. One test per screen set; add yours to the list
-# (the job report's screenshot, docs/screenshots/job-report.png, goes here too).
-SCREENSHOT_TESTS := tests/notebooks/test_browser_app.py::test_screens
+# (the job report's screenshot is docs/screenshots/job-report.png).
+SCREENSHOT_TESTS := tests/notebooks/test_browser_app.py::test_screens \
+  tests/jobs/test_run_reports.py::test_a_report_renders_in_a_browser_with_its_headline_and_chart
 screenshots: venv browser
 	NAV_CRM_OPS_REQUIRE_BROWSER=1 NAV_CRM_OPS_SCREENSHOTS=$(CURDIR)/docs/screenshots \
 	  $(BIN)/python -m pytest -q -p no:cacheprovider $(SCREENSHOT_TESTS)

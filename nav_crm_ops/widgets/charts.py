@@ -164,13 +164,18 @@ class _Run:
         written = sum(int(row.get(c) or 0) for c in ("inserted", "modified", "deleted"))
         parts = (written, *(float(row.get(c) or 0) for c in ("conflicts", "failed", "skipped")))
         name = " ".join(str(row.get(c) or "") for c in ("mapping", "direction")).strip()
-        outcome = RunOutcome.decide(str(row.get("outcome") or row.get("status") or ""),
-                                    failed=int(row.get("failed") or 0),
-                                    conflicts=int(row.get("conflicts") or 0),
-                                    message=str(row.get("message") or ""))
+        outcome = _outcome(row)
         return cls(started=_parse_time(row["started_at"]), name=name, parts=parts,
                    duration=float(row.get("duration_s") or 0.0),
                    requests=float(row.get("requests") or 0), outcome=outcome)
+
+
+def _outcome(row: dict[str, Any]) -> RunOutcome:
+    """A job-log row's outcome (its ``outcome_key`` when the dashboard added one)."""
+    stored = row.get("outcome_key") or row.get("outcome") or row.get("status")
+    return RunOutcome.decide(str(stored or ""), failed=int(row.get("failed") or 0),
+                             conflicts=int(row.get("conflicts") or 0),
+                             message=str(row.get("message") or ""))
 
 
 def _parse_time(value: Any) -> datetime:

@@ -28,6 +28,7 @@ import polars as pl
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
 from ..engine.troubleshoot import Outcome, RetryResult, advice_for
+from ..store.runs import RunOutcome
 from .charts import runs_over_time_html
 from .dashboard_links import advice_html
 from .errors import ActionButton, ErrorArea, guarded
@@ -61,8 +62,9 @@ _MIN_VOLUME = 10
 
 
 def run_flags() -> pl.Expr:
-    """Why a run deserves a look (comma separated, empty when none): failed records, a status
-    other than finished, unusual volume or duration against its peers (Census-style alerts)."""
+    """Why a run deserves a look (comma separated, empty when none): failed records, unusual
+    volume or duration against its peers (Census-style alerts). How the run ended is its
+    ``outcome`` column (:func:`with_outcomes`)."""
     peers = ("mapping", "direction", "kind")
     changes = pl.col("inserted") + pl.col("modified") + pl.col("deleted")
     enough = pl.len().over(peers) >= DEVIATION_MIN_RUNS
@@ -71,12 +73,30 @@ def run_flags() -> pl.Expr:
         DEVIATION_FACTOR * pl.col("duration_s").median().over(peers), pl.lit(_MIN_SLOW_S)))
     parts = [
         pl.when(pl.col("failed") > 0).then(pl.format("{} failed", pl.col("failed"))),
-        pl.when(~pl.col("status").is_in(["finished", "running"])).then(
-            pl.format("status {}", pl.col("status"))),
         pl.when(volume).then(pl.lit("unusual volume")),
         pl.when(slow.fill_null(False)).then(pl.lit("slow")),
     ]
     return pl.concat_list(parts).list.drop_nulls().list.join(", ")
+
+
+def with_outcomes(runs: pl.DataFrame) -> pl.DataFrame:
+    """The job log with ``outcome`` in words (``succeeded with 2 failed records``, as
+    ``jobs list`` and the job reports say it) and ``outcome_colour`` (by meaning)."""
+    outcomes = [RunOutcome(value) for value in runs.get_column("outcome").to_list()]
+    failed, conflicts = runs.get_column("failed").to_list(), runs.get_column("conflicts").to_list()
+    return runs.with_columns(
+        pl.Series("outcome", [o.label(f or 0, c or 0)
+                              for o, f, c in zip(outcomes, failed, conflicts, strict=True)],
+                  dtype=pl.Utf8),
+        pl.Series("outcome_colour", [o.colour for o in outcomes], dtype=pl.Utf8),
+        pl.Series("outcome_key", [o.value for o in outcomes], dtype=pl.Utf8))
+
+
+def _run_style(row: dict[str, Any]) -> str:
+    """A run's row tinted by its outcome (succeeded: plain; flagged: light amber)."""
+    if row.get("outcome_key") not in (None, RunOutcome.SUCCEEDED.value):
+        return f"background:{row['outcome_colour']}22"
+    return "background:#fff8e1" if row.get("flags") else ""
 
 
 def _pretty(text: str | None) -> str:
@@ -169,10 +189,10 @@ class LogsPanel(Panel):
         self.refresh_button = ActionButton(description="Refresh", icon="refresh")
         self.runs_chart = widgets.HTML(value="")
         self.runs_table = DataTable(
-            key_column="id", label_columns=("id", "mapping", "started_at", "status", "flags"),
-            row_style=lambda row: "background:#fff8e1" if row.get("flags") else "",
-            choice_columns=("mapping", "kind", "status", "direction"),
-            columns=("id", "mapping", "direction", "kind", "job_name", "started_at", "status",
+            key_column="id", label_columns=("id", "mapping", "started_at", "outcome", "flags"),
+            row_style=_run_style,
+            choice_columns=("mapping", "kind", "outcome", "direction"),
+            columns=("id", "mapping", "direction", "kind", "job_name", "started_at", "outcome",
                      "flags",
                      "inserted", "modified", "deleted", "unchanged", "failed", "skipped",
                      "conflicts", "coupled", "requests", "duration_s", "message", "output_path"),
@@ -275,7 +295,7 @@ class LogsPanel(Panel):
         mapping = self.mapping
         runs = self.workspace.runs(mapping)
         runs = runs.with_columns(_duration_s("started_at", "finished_at").alias("duration_s"))
-        runs = runs.with_columns(run_flags().alias("flags"))
+        runs = with_outcomes(runs.with_columns(run_flags().alias("flags")))
         self.runs_table.set_frame(runs)
         self.runs_chart.value = self._runs_charts(runs)
         groups = self.workspace.error_groups(mapping).with_columns(

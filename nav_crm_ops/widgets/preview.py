@@ -287,7 +287,8 @@ class PreviewPanel(Panel):
 
         self.apply_button.disabled = True
         self.result.value = ""
-        self.progress.start(f"preview {label}", work, self.show_plan)
+        self.progress.start(f"preview {label}", work, self.show_plan,
+                            mappings=self.workspace.mappings.dependency_order(chosen))
 
     def show_plan(self, plan: Plan) -> None:
         """Show a plan (from a preview or a file): summary, table, field filter."""

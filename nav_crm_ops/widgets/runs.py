@@ -16,6 +16,7 @@ import polars as pl
 
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
+from ..store.runs import RunOutcome
 from .charts import RUN_SERIES, stacked_bars_html
 from .dashboard_links import next_steps_html, without_cli_hints
 from .errors import ActionButton, ErrorArea, guarded
@@ -25,7 +26,7 @@ from .protocols import RunWorkspace, mapping_names
 
 __all__ = ["RunMappingsPanel"]
 
-_RESULT_COLUMNS = ("mapping", "status", "inserted", "modified", "deleted", "unchanged",
+_RESULT_COLUMNS = ("mapping", "outcome", "inserted", "modified", "deleted", "unchanged",
                    "conflicts", "failed", "skipped", "coupled", "requests", "retries",
                    "duration_s", "message")
 
@@ -83,11 +84,13 @@ class RunMappingsPanel(Panel):
                                            job_name=self.job_name)
 
         self.results.value = ""
-        self.progress.start(f"run {label}", work, self.show_report)
+        self.progress.start(f"run {label}", work, self.show_report,
+                            mappings=self.workspace.mappings.dependency_order(chosen))
 
     def show_report(self, report: SyncReport) -> None:
         self.report = report
-        frame = report.to_frame()
+        frame = report.to_frame().with_columns(
+            pl.Series("outcome", [r.outcome.value for r in report.results], dtype=pl.Utf8))
         self.results.value = _results_html(frame) + next_steps_html(report) + stacked_bars_html(
             [(r["mapping"], [r["inserted"] + r["modified"] + r["deleted"],
                              r.get("conflicts") or 0, r["failed"], r.get("skipped") or 0])
@@ -100,8 +103,11 @@ def _results_html(frame: pl.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = []
     for row in frame.iter_rows(named=True):
-        style = "" if row["status"] == "finished" else "background:#fdecea"
-        cells = "".join(f"<td>{html.escape(_shown(c, row[c]))}</td>" for c in columns)
+        outcome = RunOutcome(row["outcome"])
+        style = "" if outcome is RunOutcome.SUCCEEDED else f"background:{outcome.colour}22"
+        shown = {**row, "outcome": outcome.label(row.get("failed") or 0,
+                                                 row.get("conflicts") or 0)}
+        cells = "".join(f"<td>{html.escape(_shown(c, shown[c]))}</td>" for c in columns)
         rows.append(f"<tr style='{style}'>{cells}</tr>")
     return (f"<h4>Results per mapping</h4><table><thead><tr>{head}</tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")

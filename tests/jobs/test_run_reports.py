@@ -6,6 +6,7 @@ with its full message; cancelled and failed notebook runs saying so on top of th
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -178,8 +179,10 @@ def test_a_report_renders_in_a_browser_with_its_headline_and_chart(runner: JobRu
             assert chart.evaluate("img => img.complete && img.naturalWidth > 400")
             assert page.get_by_text("Failed records by cause").is_visible()
             assert page.locator(".jp-InputArea-editor").count() == 0  # markdown only
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "job-report.png"), full_page=True)
+            # make screenshots keeps it in docs/screenshots/ (linked from the README)
+            shots = Path(os.environ.get("NAV_CRM_OPS_SCREENSHOTS") or ARTIFACTS)
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "job-report.png"), full_page=True)
         finally:
             browser.close()
 
