@@ -406,12 +406,27 @@ def errors(mapping: str | None, groups: bool, run_id: int | None, workspace_path
         _print_frame(frame, as_json)
         return
     for row in frame.iter_rows(named=True):
-        if groups:
-            click.echo(f"{row['count']:>6} x {row['mapping']}: {row['example']}")
-        else:
-            kind = "transient" if row["transient"] else "permanent"
-            click.echo(f"#{row['id']} run {row['run_id']} {row['mapping']} {row['direction']} "
-                       f"{row['source_id']} ({kind})\n    {row['message']}")
+        click.echo(_group_text(row) if groups else _error_text(row))
+
+
+def _group_text(row: dict[str, Any]) -> str:
+    """One cause: how many records (and occurrences), which, the message and what to do."""
+    text = (f"{row['records']:>6} record(s) ({row['count']} x) {row['mapping']}: "
+            f"{row['example']}")
+    if row.get("examples"):
+        text += f"\n       e.g. {row['examples']}"
+    if row.get("advice"):
+        text += f"\n       what to do: {row['advice']}"
+    return text
+
+
+def _error_text(row: dict[str, Any]) -> str:
+    """One error: the record by number and name (its id in brackets), the full message."""
+    kind = "transient" if row["transient"] else "permanent"
+    label = row.get("source_label")
+    record = f"{label} [{row['source_id']}]" if label else str(row["source_id"])
+    return (f"#{row['id']} run {row['run_id']} {row['mapping']} {row['direction']} {record} "
+            f"({kind})\n    {row['message']}")
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +103,10 @@ def test_preview_saved_plan_sync_logs_and_exit_codes(workspace: Path, tmp_path: 
     assert code == 0 and any("is not coupled to a CRM systemuser" in g["example"] for g in groups)
     code, out, _ = cli("errors", "CUSTOMER", "-w", str(workspace))
     assert code == 0 and "Atlantis" in out
+    # records by number and name, the id after: "72000 Elkhorn Airport [2147bae2-…]"
+    assert re.search(r" \d{5} [A-Z][^\[\n]+ \[[0-9a-f-]{36}\] \(permanent\)", out), out
+    code, out, _ = cli("errors", "CUSTOMER", "--groups", "-w", str(workspace))
+    assert code == 0 and "record(s) (" in out and "what to do: " in out
 
     code, out, _ = cli("retry", "CUSTOMER", "-w", str(workspace), "--json")
     assert code == 1 and json.loads(out)[0]["failed"] > 0

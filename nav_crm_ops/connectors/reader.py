@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +95,19 @@ class PagedReader:
                                       modified_field=modified_field, schema=schema, etag=etag,
                                       top=top))
         return _concat(frames, [*select, ETAG] if etag and select else select, schema)
+
+    def read_counting(self, entity_set: str, on_rows: Callable[[int], None], *,
+                      select: Sequence[str] = (), filter: Filter | str | None = None,
+                      etag: bool = False) -> pl.DataFrame:
+        """As :meth:`read`, telling ``on_rows`` how many rows have arrived after each page (a
+        long read shows progress instead of "0" until it ends)."""
+        frames: list[pl.DataFrame] = []
+        rows = 0
+        for frame in self.read_pages(entity_set, select=select, filter=filter, etag=etag):
+            frames.append(frame)
+            rows += frame.height
+            on_rows(rows)
+        return _concat(frames, [*select, ETAG] if etag and select else select, None)
 
     def read_by_ids(self, entity_set: str, key: str, ids: Sequence[Any],
                     select: Sequence[str] = (), schema: dict[str, Any] | None = None,

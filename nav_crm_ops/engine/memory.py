@@ -30,7 +30,7 @@ instead of making a request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -119,11 +119,17 @@ class MemorySide:
         return frame.select([pl.col(c) if c in frame.columns else pl.lit(None, pl.Utf8).alias(c)
                              for c in [*self.select, ETAG]])
 
-    def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
+    def changed(self, since: datetime | None, overlap: timedelta,
+                on_rows: Callable[[int], None] | None = None) -> pl.DataFrame:
         """Rows modified at or after ``since - overlap`` (every row when None)."""
         if since is None or not self.incremental:
-            return self._read(self._in_table())
-        return self._read(self._modified_from(self._in_table(), since - overlap, strictly=False))
+            rows = self._read(self._in_table())
+        else:
+            rows = self._read(self._modified_from(self._in_table(), since - overlap,
+                                                  strictly=False))
+        if on_rows is not None:
+            on_rows(rows.height)
+        return rows
 
     def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
         """Rows with these ids (without case), wherever the table filter puts them."""

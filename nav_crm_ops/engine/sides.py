@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
@@ -99,8 +99,10 @@ class SideSource(Protocol):
     polars frame, so planning can be tested without HTTP. ``Planner(sources=...)`` takes
     any implementation."""
 
-    def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
-        """Rows modified at or after ``since - overlap`` (every row when None)."""
+    def changed(self, since: datetime | None, overlap: timedelta,
+                on_rows: Callable[[int], None] | None = None) -> pl.DataFrame:
+        """Rows modified at or after ``since - overlap`` (every row when None); ``on_rows``
+        hears how many have arrived so far."""
         ...
 
     def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
@@ -162,18 +164,23 @@ class SideReader:
     def incremental(self) -> bool:
         return reads_incrementally(self.mapping, self.side)
 
-    def changed(self, since: datetime | None, overlap: timedelta) -> pl.DataFrame:
-        """Rows in the table filter modified at or after ``since - overlap`` (all when None).
+    def changed(self, since: datetime | None, overlap: timedelta,
+                on_rows: Callable[[int], None] | None = None) -> pl.DataFrame:
+        """Rows in the table filter modified at or after ``since - overlap`` (all when None);
+        ``on_rows`` hears the number of rows read so far after each page.
 
         ``ge`` and the overlap matter: Dataverse keeps whole seconds, clocks differ, and a row
         read twice costs nothing (the diff sees it unchanged).
         """
-        if since is None or not self.incremental:
+        condition: Filter | None = self.table_filter
+        if since is not None and self.incremental:
+            condition = all_of([self.table_filter, self._since(since, overlap),
+                                self._not_ours()])
+        if on_rows is None:
             return self.client.read(self.entity, select=self.select, etag=True,
-                                    filter=self.table_filter)
-        moment = self._since(since, overlap)
-        return self.client.read(self.entity, select=self.select, etag=True,
-                                filter=all_of([self.table_filter, moment, self._not_ours()]))
+                                    filter=condition)
+        return self.client.read_counting(self.entity, on_rows, select=self.select, etag=True,
+                                         filter=condition)
 
     def _since(self, since: datetime, overlap: timedelta) -> Filter:
         """Modified at or after ``since - overlap``; for a modified field that holds a date

@@ -18,6 +18,7 @@ from nav_crm_ops.engine.mapping import MappingSet
 from nav_crm_ops.engine.planner import parse_moment
 from nav_crm_ops.engine.sides import MODIFIED_BY, SideReader, integration_user_id
 from nav_crm_ops.engine.workspace import Workspace
+from nav_crm_ops.sandbox import Sandbox
 from nav_crm_ops.secrets import Secret
 
 OVERLAP = timedelta(seconds=30)
@@ -184,3 +185,18 @@ def test_the_integration_user_is_asked_once_and_remembered_across_processes(
     assert cached is not None
     with open_workspace(workspace_dir) as third:
         assert str(integration_user_id(third.connections.dataverse)) == cached[0]["user"]
+
+
+def test_a_long_read_reports_the_rows_read_after_each_page(fresh_sandbox: Sandbox,
+                                                           workspace_dir: Path) -> None:
+    """The preview's "read crm" stage counts rows as pages arrive (Dataverse pages by
+    ``Prefer: odata.maxpagesize``), instead of showing 0 until the read ends."""
+    from nav_crm_ops.engine.progress import ProgressEvent
+
+    events: list[ProgressEvent] = []
+    with open_workspace(workspace_dir) as ws:
+        ws.connections.dataverse.page_size = 2
+        ws.preview("CUSTOMER", progress=events.append)
+    reads = [e.done for e in events if e.stage == "read crm"]
+    assert reads[0] == 0 and len(reads) > 3 and reads == sorted(reads)
+    assert reads[-1] > 4

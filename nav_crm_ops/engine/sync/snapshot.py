@@ -280,10 +280,12 @@ def _read_changes(snap: Snapshot, side: Side | str, overlap: timedelta,
     """One side's changes since its watermark (everything on a first sync); None when the
     side's changes are not needed (:func:`target_only`)."""
     side = Side(side)
-    emit(progress, ProgressEvent(snap.mapping.name, f"read {side}", 0))
+    stage = f"read {side}"
+    emit(progress, ProgressEvent(snap.mapping.name, stage, 0))
     changed = None
     if not target_only(snap.mapping, side, snap.first):
         since = None if snap.first else parse_moment(snap.marks[side])
-        changed = snap.reader(side).changed(since, overlap)
+        changed = snap.reader(side).changed(since, overlap, lambda rows: emit(
+            progress, ProgressEvent(snap.mapping.name, stage, rows)))
     check_cancelled(cancel, f"the {snap.mapping.name} preview")
     return changed
