@@ -160,7 +160,12 @@ def guarded(area: ErrorArea, action: str) -> Callable[[Callable[P, R]], Callable
 
 
 class ActionButton(widgets.Button):
-    """A Button whose ``click()`` lets callback exceptions through under the test switch."""
+    """A Button whose ``click()`` lets callback exceptions through under the test switch;
+    as wide as its label (ipywidgets' fixed width cuts "Create and couple unmatched")."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("layout", widgets.Layout(width="auto", min_width="8em"))
+        super().__init__(**kwargs)
 
     def click(self) -> None:
         if not callbacks_raise():
