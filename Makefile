@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_DIR ?= .nav_crm_ops/demo
 
-.PHONY: help venv browser lint typecheck test test-all demo sandbox bench soak lab dashboards screenshots clean
+.PHONY: help venv browser postgres lint typecheck test test-all demo sandbox bench soak lab dashboards screenshots clean
 
 help:
 	@echo "make demo   - set up, start the CRONUS sandbox, run the main synchronization job"
@@ -33,17 +33,27 @@ browser:
 	    apt-get install -y -qq chromium >/dev/null || { \
 	    echo "could not install chromium with apt-get (root or passwordless sudo needed)"; exit 2; }; }
 
+# The store, engine and jobs tests also run against a private PostgreSQL server (Debian's
+# postgresql: initdb/pg_ctl; tests/pg.py starts it on a free port with its socket in a temp dir).
+postgres:
+	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing Debian's postgresql for the PostgreSQL state-database tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq postgresql >/dev/null || { \
+	    echo "could not install postgresql with apt-get (root or passwordless sudo needed)"; exit 2; }; }
+
 lint: venv
 	$(BIN)/ruff check nav_crm_ops tests $(wildcard benchmarks)
 
 typecheck: venv
 	$(BIN)/mypy
 
-test: lint typecheck browser
-	NAV_CRM_OPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -m "not slow" -q
+test: lint typecheck browser postgres
+	NAV_CRM_OPS_REQUIRE_BROWSER=1 NAV_CRM_OPS_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -m "not slow" -q
 
-test-all: lint typecheck browser
-	NAV_CRM_OPS_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -q
+test-all: lint typecheck browser postgres
+	NAV_CRM_OPS_REQUIRE_BROWSER=1 NAV_CRM_OPS_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q
 
 demo: venv
 	$(BIN)/nav-crm-ops demo --dir $(DEMO_DIR)

@@ -111,7 +111,12 @@ def _report_exit(report: Any, as_json: bool) -> int:
               show_default=True, help="The ERP: Business Central online (API v2.0) or NAV "
               "2013 R2-2018 / BC on-premises (OData v4 page web services).")
 @click.option("--force", is_flag=True, help="Overwrite an existing nav_crm_ops.toml.")
-def init(directory: Path, sandbox_url: str | None, profile: str, force: bool) -> None:
+@click.option("--state-url", metavar="URL", help="The state database: sqlite:///state.db "
+              "(default) or postgresql+psycopg://user@host:5432/dbname (no password in it).")
+@click.option("--state-password-env", metavar="NAME", help="Environment variable holding the "
+              "PostgreSQL state database's password.")
+def init(directory: Path, sandbox_url: str | None, profile: str, force: bool,
+         state_url: str | None, state_password_env: str | None) -> None:
     """Write nav_crm_ops.toml: connections, auth (secrets by environment variable name),
     state database and mapping files."""
     from .config import CONFIG_FILE, write_config
@@ -122,6 +127,8 @@ def init(directory: Path, sandbox_url: str | None, profile: str, force: bool) ->
     nav = profile == "nav2018"
     config = (_sandbox_config(sandbox_url, directory, nav=nav) if sandbox_url
               else _template_config(directory, nav=nav))
+    if state_url or state_password_env:
+        config = _with_state_database(config, state_url, state_password_env)
     path = write_config(config, directory)
     click.echo(f"wrote {path}")
     if sandbox_url:
@@ -132,6 +139,24 @@ def init(directory: Path, sandbox_url: str | None, profile: str, force: bool) ->
     else:
         click.echo("edit the URLs, company and " + ("NAV user" if nav else "client ids")
                    + "; put the secrets in the environment variables the file names")
+
+
+def _with_state_database(config: Any, url: str | None, password_env: str | None) -> Any:
+    """``config`` with its state database set by ``init --state-url``: the URL checked
+    (:func:`nav_crm_ops.store.urls.check_state_url`) and, for PostgreSQL, opened once (schema
+    created) so an unusable database fails here, with exit code 2, before anything is
+    written. Messages show the URL without its password."""
+    from .store import StateStore
+    from .store.urls import check_state_url
+
+    settings = config.workspace.model_copy(update={
+        "state_url": check_state_url(url or config.workspace.state_url),
+        "state_password_env": password_env})
+    checked = config.model_copy(update={"workspace": settings})
+    if not settings.state_url.startswith("sqlite"):
+        with StateStore.open(checked.state_url) as store:
+            click.echo(f"state database {store.where}: schema version {store.schema_version}")
+    return checked
 
 
 def _sandbox_config(url: str, directory: Path, *, nav: bool = False) -> Any:
@@ -469,6 +494,25 @@ def runs(mapping: str | None, limit: int, workspace_path: Path, as_json: bool) -
                              "inserted", "modified", "unchanged", "failed", "skipped",
                              "conflicts", "coupled", "requests", "message")
     _print_frame(frame, as_json)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@workspace_option
+@json_option
+def purge(dry_run: bool, workspace_path: Path, as_json: bool) -> None:
+    """Remove runs, resolved record errors and settled journal writes older than the
+    workspace's [retention] days (what the daily retention job does); prints rows per table."""
+    from .jobs.retention import purge_workspace
+
+    policy, counts = purge_workspace(workspace_path, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({**counts.to_dict(), "policy": vars(policy)}, indent=1))
+        return
+    click.echo(f"retention: runs {policy.runs_days} days, resolved errors "
+               f"{policy.resolved_errors_days} days, journal {policy.journal_days} days"
+               + (" (dry run: nothing removed)" if dry_run else ""))
+    click.echo(str(counts))
 
 
 @cli.command()

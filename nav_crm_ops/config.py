@@ -7,6 +7,8 @@ entry, never by value), the state database URL and mapping override files::
     [workspace]
     name = "cronus"
     state_url = "sqlite:///state.db"          # relative paths are relative to the workspace
+    # state_url = "postgresql+psycopg://sync@dbhost:5432/navcrm"   # or PostgreSQL, with
+    # state_password_env = "NAV_CRM_OPS_STATE_PASSWORD"            # its password's variable
     mapping_files = ["mappings.yaml"]          # optional overrides of the default mappings
 
     [business_central]
@@ -35,6 +37,11 @@ entry, never by value), the state database URL and mapping override files::
 
     [http]
     timeout_s = 60                             # seconds to wait for a service's answer
+
+    [retention]                                # days kept; the daily retention job purges older
+    runs_days = 90                             # job log entries
+    resolved_errors_days = 30                  # errors of records that synced since
+    journal_days = 7                           # settled (done/failed) journal writes
 
 A NAV 2013 R2-2018 / Business Central on-premises workspace (``profile = "nav2018"``) has a
 ``[nav]`` section instead of ``[business_central]``: the OData v4 page web services::
@@ -93,6 +100,7 @@ __all__ = [
     "ErpProfile",
     "HttpSettings",
     "NavConfig",
+    "RetentionSettings",
     "WorkspaceConfig",
     "WorkspaceSettings",
     "configured_secrets",
@@ -292,10 +300,35 @@ class HttpSettings(_Frozen):
         "retried like other transient failures)")
 
 
+class RetentionSettings(_Frozen):
+    """How long the state database keeps what only explains the past (``[retention]``); the
+    default retention job purges older rows daily (see ``nav_crm_ops.store.retention``)."""
+
+    runs_days: int = Field(90, strict=True, description="days the job log keeps a run")
+    resolved_errors_days: int = Field(
+        30, strict=True, description="days a record error is kept once its record synced (errors "
+        "of records still failing or skipped are kept while they are)")
+    journal_days: int = Field(
+        7, strict=True, description="days the journal keeps a write whose outcome is known (done "
+        "or failed); unfinished writes are never purged")
+
+    @field_validator("runs_days", "resolved_errors_days", "journal_days")
+    @classmethod
+    def _days(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            default = cls.model_fields[str(info.field_name)].default
+            raise ValueError(f"must be a whole number of days, at least 1 (got {value}; the "
+                             f"default is {default})")
+        return value
+
+
 class WorkspaceSettings(_Frozen):
     name: str = "workspace"
     profile: ErpProfile = ErpProfile.BC_ONLINE
     state_url: str = "sqlite:///state.db"
+    state_password_env: str | None = None
+    """Environment variable holding the state database's password (PostgreSQL); the URL
+    itself never holds one (see :mod:`nav_crm_ops.store.urls`)."""
     mapping_files: tuple[str, ...] = ()
     runs_dir: str = "runs"
 
@@ -308,6 +341,7 @@ class WorkspaceConfig(_Frozen):
     nav: NavConfig | None = None
     dataverse: DataverseConfig
     http: HttpSettings = HttpSettings()
+    retention: RetentionSettings = RetentionSettings()
     root: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="before")
@@ -361,11 +395,22 @@ class WorkspaceConfig(_Frozen):
 
     @property
     def state_url(self) -> str:
-        """The SQLAlchemy URL with a relative SQLite path made relative to the workspace."""
+        """The SQLAlchemy URL with a relative SQLite path made relative to the workspace, and
+        the password from ``state_password_env`` when the config names one (never print
+        this URL: show ``self.workspace.state_url``, which holds no password)."""
         url = self.workspace.state_url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/"):
             return prefix + str(self.resolve_path(url[len(prefix):]))
+        name = self.workspace.state_password_env
+        if name:
+            from .store.urls import with_password
+
+            password = os.environ.get(name)
+            if not password:
+                raise ConfigError(f"workspace.state_password_env names {name}, which is not "
+                                  "set: export the state database's password in it")
+            return with_password(url, password)
         return url
 
 
@@ -414,6 +459,9 @@ def configured_secrets(config: WorkspaceConfig) -> list[tuple[str, str]]:
         value = os.environ.get(auth.client_secret_env or "") if auth.client_secret_env else None
         if value:
             found.append((f"{side}.auth ({auth.client_secret_env})", value))
+    state_env = config.workspace.state_password_env
+    if state_env and os.environ.get(state_env):
+        found.append((f"workspace.state_password_env ({state_env})", os.environ[state_env]))
     return found
 
 

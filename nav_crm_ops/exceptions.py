@@ -7,7 +7,8 @@ The tree (catch the narrowest class that fits)::
     │   └── MappingError                a mapping or field mapping is invalid (names mapping+field)
     ├── PlanError                       a plan file is unreadable, tampered with or stale
     ├── StateStoreError                 the state database cannot be opened/migrated/locked
-    │   └── LeaseHeldError              another process holds the lease (says who)
+    │   ├── LeaseHeldError              another process holds the lease (says who)
+    │   └── StateConflictError          a write broke a uniqueness rule (another writer won)
     ├── SyncError                       the engine cannot continue a run (dependency, cycle, ...)
     │   └── SyncCancelled               a person cancelled the run (finished batches are kept)
     ├── SandboxError                    the embedded sandbox cannot start or seed
@@ -41,6 +42,7 @@ __all__ = [
     "PermanentError",
     "PlanError",
     "SandboxError",
+    "StateConflictError",
     "StateStoreError",
     "SyncCancelled",
     "SyncError",
@@ -68,6 +70,17 @@ class PlanError(NavCrmOpsError):
 
 class StateStoreError(NavCrmOpsError):
     """The state database cannot be used."""
+
+
+class StateConflictError(StateStoreError):
+    """A state-database write broke a uniqueness or integrity rule, usually because another
+    process or thread wrote the same row at the same moment; the message names the table
+    and rule, and retrying the operation normally succeeds."""
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+        """The database's own words (constraint name, duplicate key)."""
 
 
 class LeaseHeldError(StateStoreError):

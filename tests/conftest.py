@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from nav_crm_ops.demo import (
 )
 from nav_crm_ops.sandbox import Sandbox
 from nav_crm_ops.sandbox.nav import nav_credentials
+from tests.pg import MISSING as PG_MISSING
+from tests.pg import REQUIRE_ENV as PG_REQUIRE_ENV
+from tests.pg import PgServer, find_bin
+from tests.pg import driver_missing as pg_driver_missing
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +111,31 @@ def no_solution_sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     with Sandbox(data_dir=tmp_path / "bare", seed="cronus", port=0,
                  crm_solution=False) as sb:
         yield sb
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A private PostgreSQL server for the session (tests/pg.py). Missing binaries or driver
+    fail with what to run (``make postgres``); they skip only when
+    ``NAV_CRM_OPS_REQUIRE_POSTGRES`` is unset, i.e. outside ``make test``."""
+    problem = None if find_bin("initdb") and find_bin("pg_ctl") else PG_MISSING
+    problem = problem or pg_driver_missing()
+    if problem is not None:
+        if os.environ.get(PG_REQUIRE_ENV) == "1":
+            pytest.fail(problem)
+        pytest.skip(problem)
+    server = PgServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty state database, once on SQLite and once on PostgreSQL (a new
+    database of the session's private server per test)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database()

@@ -2,7 +2,10 @@
 
 Exit codes follow the main CLI: 0 success (or nothing was due), 1 a job's notebook failed or
 timed out, 2 bad input (config, unknown job, bad option), 3 a service problem, 4 the job named
-on the command line is being run by another runner (its lease is held).
+on the command line did not run because it is busy elsewhere (another runner holds the job, or
+its mapping is being synchronized by someone else), 5 with ``--skip-on-hold``: the job named is
+On Hold and was not run. 4 and 5 are "not run", never success, so Airflow and cron wrappers
+can retry (4) or skip (5).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from ..config import configured_secrets, load_config
 from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
 from ..store.runs import RunOutcome
+from .airflow import DEFAULT_DAG_ID, EXIT_ON_HOLD, airflow_dag, render_dag
 from .defaults import DEFAULT_EVERY_MINUTES, init_queue
 from .queue import (
     JOB_KINDS,
+    ON_HOLD,
     JobEntry,
     JobQueue,
     check_parameter_values,
@@ -308,25 +313,36 @@ def remove_command(name: str, workspace_path: Path) -> None:
 @click.option("--loop", is_flag=True, help="With --due: keep running until Ctrl+C.")
 @click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds between --loop rounds.")
+@click.option("--skip-on-hold", is_flag=True,
+              help=f"With NAME: a job On Hold is not run (exit {EXIT_ON_HOLD}; for Airflow).")
 @workspace_option
 @json_option
 def run_command(name: str | None, due: bool, run_all: bool, loop: bool, interval: float,
-                workspace_path: Path, as_json: bool) -> None:
+                skip_on_hold: bool, workspace_path: Path, as_json: bool) -> None:
     """Run NAME now, the due jobs (--due, --loop) or all jobs (--all) through papermill."""
     if loop:
         due = True
     if sum([name is not None, due, run_all]) != 1:
         raise click.UsageError("give exactly one of NAME, --due or --all (--loop implies --due)")
+    if skip_on_hold and name is None:
+        raise click.UsageError("--skip-on-hold goes with NAME (--due and --all never run a "
+                               "job On Hold)")
     echo: Callable[[str], object] = (lambda _text: None) if as_json else click.echo
     with _reported_errors(), JobRunner(workspace_path, echo=echo) as runner:
         if name is not None:
-            runs = [runner.run(name)]
+            runs = [_run_named(runner, name, skip_on_hold)]
         elif run_all:
             runs = runner.run_all()
         elif loop:
             runs = _loop(runner, interval)
         else:
             runs = runner.run_due()
+    _report_runs(runs, named=name is not None, as_json=as_json)
+
+
+def _report_runs(runs: list[JobRun], *, named: bool, as_json: bool) -> None:
+    """Print the runs; exit 1 if one failed, 4 if the job named was not run (busy or held
+    by another runner: never success, so a scheduler retries it)."""
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in runs], indent=2))
     elif runs:
@@ -335,8 +351,45 @@ def run_command(name: str | None, due: bool, run_all: bool, loop: bool, interval
         click.echo("No job was due.")
     if any(r.outcome.is_failure for r in runs):
         sys.exit(EXIT_JOB_FAILED)
-    if name is not None and runs[0].outcome is RunOutcome.SKIPPED:
+    if named and runs[0].outcome in (RunOutcome.SKIPPED, RunOutcome.BUSY):
         sys.exit(EXIT_LEASE)
+
+
+def _run_named(runner: JobRunner, name: str, skip_on_hold: bool) -> JobRun:
+    """``jobs run NAME``: runs it whatever its status, unless ``--skip-on-hold`` and a person
+    put it On Hold (then exits :data:`EXIT_ON_HOLD`, so Airflow marks the task skipped)."""
+    job = runner.queue.get(name)
+    if skip_on_hold and job.status == ON_HOLD:
+        click.echo(f"not run: {job.name!r} is On Hold", err=True)
+        sys.exit(EXIT_ON_HOLD)
+    return runner.run(job.name)
+
+
+@jobs.command("airflow-dag")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the DAG file here (default: standard output).")
+@click.option("--dag-id", default=DEFAULT_DAG_ID, show_default=True, help="The DAG's id.")
+@click.option("--executable", default="nav-crm-ops", show_default=True,
+              help="The nav-crm-ops command as the Airflow worker finds it (name or path).")
+@workspace_option
+def airflow_dag_command(out_path: Path | None, dag_id: str, executable: str,
+                        workspace_path: Path) -> None:
+    """An Airflow DAG of the job queue: one task per job, the mappings' dependencies as
+    edges, busy retried, On Hold skipped; no secrets (regenerate when jobs change)."""
+    from ..engine.mapping import MappingSet
+
+    with _reported_errors(), _open_queue(workspace_path) as queue:
+        config = load_config(workspace_path)
+        spec = airflow_dag(queue.list(), MappingSet.for_workspace(config),
+                           str(config.root.resolve()), dag_id=dag_id, executable=executable)
+    text = render_dag(spec)
+    if out_path is None:
+        click.echo(text, nl=False)
+        return
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    schedules = ", ".join(f"{dag.dag_id}: {dag.schedule}" for dag in spec.dags)
+    click.echo(f"wrote {out_path} ({len(spec.tasks)} tasks; {schedules})")
 
 
 def _loop(runner: JobRunner, interval: float) -> list[JobRun]:

@@ -7,6 +7,10 @@ Mappings with a notebook of their own run it instead of the generic one: sales o
 (``jobs/sales_orders.ipynb``: orders sent to BC, their fate reported back) and customer
 statistics when ``jobs/customer_statistics.ipynb`` exists. The sales-order job never waits for
 inactivity: a posted or deleted BC order leaves no modified record to probe for.
+
+After the sync jobs comes the maintenance job :data:`RETENTION_JOB` (``jobs/retention.ipynb``,
+daily, never on hold for inactivity): it purges the runs, resolved record errors and settled
+journal writes older than the workspace's ``[retention]`` days.
 """
 
 from __future__ import annotations
@@ -23,11 +27,14 @@ from .runner import notebooks_dir
 __all__ = [
     "DEFAULT_EVERY_MINUTES",
     "DEFAULT_INACTIVITY_TIMEOUT_MIN",
+    "RETENTION_JOB",
+    "RETENTION_NOTEBOOK",
     "SALES_ORDERS_NOTEBOOK",
     "STATISTICS_NOTEBOOK",
     "SYNC_NOTEBOOK",
     "default_jobs",
     "init_queue",
+    "maintenance_jobs",
     "sync_job_name",
 ]
 
@@ -40,6 +47,9 @@ STATISTICS_INACTIVITY_TIMEOUT_MIN = 1440
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_RERUN_DELAY_S = 60
 DEFAULT_EXECUTION_TIMEOUT_S = 1800
+RETENTION_NOTEBOOK = "jobs/retention.ipynb"
+RETENTION_JOB = "Retention - purge old job log, record errors and journal"
+RETENTION_EVERY_MINUTES = 24 * 60
 
 
 def sync_job_name(mapping: str) -> str:
@@ -80,14 +90,28 @@ def default_jobs(mappings: MappingSet, *, every_minutes: int = DEFAULT_EVERY_MIN
     return entries
 
 
+def maintenance_jobs(*, notebooks: Path | None = None) -> list[JobEntry]:
+    """The default jobs that synchronize nothing, run after the sync jobs: retention (daily,
+    never on hold for inactivity: a day that purged nothing still runs the next day)."""
+    folder = notebooks or notebooks_dir()
+    if not (folder / RETENTION_NOTEBOOK).is_file():
+        raise ConfigError(f"the job notebook {folder / RETENTION_NOTEBOOK} is missing; "
+                          "reinstall nav-crm-ops from its repository (notebooks/ ships with it)")
+    return [JobEntry(name=RETENTION_JOB, kind="notebook", notebook=RETENTION_NOTEBOOK,
+                     recurrence=Recurrence(every_minutes=RETENTION_EVERY_MINUTES),
+                     max_attempts=DEFAULT_MAX_ATTEMPTS, rerun_delay_s=DEFAULT_RERUN_DELAY_S,
+                     inactivity_timeout_min=0,
+                     execution_timeout_s=DEFAULT_EXECUTION_TIMEOUT_S)]
+
+
 def init_queue(queue: JobQueue, mappings: MappingSet, *,
                every_minutes: int = DEFAULT_EVERY_MINUTES, now: datetime | None = None
                ) -> list[tuple[JobEntry, bool]]:
     """Create the default entries that do not exist yet (existing ones are left as they are);
-    returns (entry, created) in run order."""
+    returns (entry, created) in run order: the sync jobs, then :func:`maintenance_jobs`."""
     existing = {entry.name.lower(): entry for entry in queue.list()}
     outcome = []
-    for entry in default_jobs(mappings, every_minutes=every_minutes):
+    for entry in [*default_jobs(mappings, every_minutes=every_minutes), *maintenance_jobs()]:
         found = existing.get(entry.name.lower())
         if found is not None:
             outcome.append((found, False))

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import polars as pl
 from sqlalchemy import Connection, Select, Table
 
-from ..exceptions import StateStoreError
+from ..exceptions import StateConflictError, StateStoreError
 
 __all__ = ["Repository", "Side", "SyncDirection", "Transactions"]
 
@@ -47,6 +47,42 @@ class Repository:
         with self._tx(write=False) as conn:
             rows = conn.execute(query).all()
         return rows_frame(rows, table)
+
+
+def conflict_error(where: str, exc: Exception) -> StateConflictError:
+    """The :class:`StateConflictError` for a database integrity error (``exc``, SQLAlchemy's
+    IntegrityError): which rule broke, in the driver's words, and what to do. Another writer
+    that won a race for the same row is the usual cause."""
+    detail = str(getattr(exc, "orig", exc)).strip().splitlines()
+    return StateConflictError(
+        f"a write to the state database {where} broke a uniqueness or integrity rule "
+        f"({'; '.join(line.strip() for line in detail[:2])}); another process or thread "
+        "probably wrote the same row at the same moment: retry the operation",
+        detail=" ".join(detail))
+
+
+def dialect_insert(dialect: str, table: Table) -> Any:
+    """The INSERT of ``dialect`` (SQLite or PostgreSQL, the two supported state databases),
+    which knows ``ON CONFLICT``."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    raise StateStoreError(f"the state database supports SQLite and PostgreSQL, not {dialect}")
+
+
+def upsert(conn: Connection, table: Table, keys: Sequence[str]) -> Any:
+    """``INSERT INTO table … ON CONFLICT (keys) DO UPDATE`` setting every other column to the
+    inserted value: one atomic statement where an update-or-insert in two steps would race
+    with another writer."""
+    statement = dialect_insert(conn.dialect.name, table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys})
 
 
 def mapping_key(name: str) -> str:

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import polars as pl
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import delete, select
 
-from .base import Repository, mapping_key, rows_frame
+from .base import Repository, mapping_key, rows_frame, upsert
 from .schema import option_mappings, reference_cache, utc_now
 
 __all__ = ["CacheRepository"]
@@ -39,26 +39,29 @@ class CacheRepository(Repository):
                 (datetime.now(UTC) - written).total_seconds())
 
     def put_cached_map(self, scope: str, table: Mapping[str, str | None]) -> None:
-        """Replace the cached table ``scope`` (an empty table is kept as one empty marker)."""
+        """Replace the cached table ``scope`` (an empty table is kept as one empty marker).
+
+        Race-free: the rows are upserted (``ON CONFLICT DO UPDATE``, in key order so two
+        writers lock rows in the same order), then the scope's rows this write did not stamp
+        are deleted; two processes refreshing one scope at once both succeed and the later
+        write's table is what stays."""
         now = utc_now()
         rows = [{"scope": scope, "key": k, "value": v, "updated_at": now}
-                for k, v in table.items()] or [
+                for k, v in sorted(table.items())] or [
             {"scope": scope, "key": "", "value": None, "updated_at": now}]
         with self._tx() as conn:
-            conn.execute(delete(reference_cache).where(reference_cache.c.scope == scope))
-            conn.execute(insert(reference_cache), rows)
+            conn.execute(upsert(conn, reference_cache, ("scope", "key")), rows)
+            conn.execute(delete(reference_cache).where(
+                reference_cache.c.scope == scope, reference_cache.c.updated_at != now))
 
     # -- option mappings -------------------------------------------------------------------------
     def set_option_mapping(self, mapping: str, field: str, nav_value: str, crm_value: int,
                            caption: str = "") -> None:
         key = mapping_key(mapping)
-        row = {"crm_value": crm_value, "caption": caption, "updated_at": utc_now()}
-        where = and_(option_mappings.c.mapping == key, option_mappings.c.field == field,
-                     option_mappings.c.nav_value == nav_value)
         with self._tx() as conn:
-            if not conn.execute(update(option_mappings).where(where).values(**row)).rowcount:
-                conn.execute(insert(option_mappings).values(
-                    mapping=key, field=field, nav_value=nav_value, **row))
+            conn.execute(upsert(conn, option_mappings, ("mapping", "field", "nav_value")).values(
+                mapping=key, field=field, nav_value=nav_value, crm_value=crm_value,
+                caption=caption, updated_at=utc_now()))
 
     def option_mappings(self, mapping: str, field: str | None = None) -> pl.DataFrame:
         query = select(option_mappings).where(option_mappings.c.mapping == mapping_key(mapping))

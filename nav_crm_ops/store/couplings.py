@@ -13,10 +13,17 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 
-from ..exceptions import StateStoreError
-from .base import Repository, Transactions, chunks, dumps, loads, mapping_key
+from ..exceptions import StateConflictError, StateStoreError
+from .base import (
+    Repository,
+    Transactions,
+    chunks,
+    dialect_insert,
+    dumps,
+    loads,
+    mapping_key,
+)
 from .schema import couplings, utc_now
 
 __all__ = ["Coupling", "CouplingRepository"]
@@ -167,25 +174,15 @@ class CouplingRepository(Repository):
         try:
             with self._tx() as conn:
                 conn.execute(statement, values)
-        except IntegrityError as exc:
-            raise StateStoreError(
+        except StateConflictError as exc:
+            raise StateConflictError(
                 f"mapping {key}: a CRM id in the batch is already coupled to another NAV "
-                f"record ({exc.orig}); uncouple it first"
+                f"record ({exc.detail}); uncouple it first", detail=exc.detail,
             ) from None
         return len(values)
 
     def _upsert_statement(self) -> Any:
-        dialect = self._dialect
-        if dialect == "sqlite":
-            from sqlalchemy.dialects import sqlite
-
-            statement: Any = sqlite.insert(couplings)
-        elif dialect == "postgresql":
-            from sqlalchemy.dialects import postgresql
-
-            statement = postgresql.insert(couplings)
-        else:
-            raise StateStoreError(f"bulk upsert supports SQLite and PostgreSQL, not {dialect}")
+        statement = dialect_insert(self._dialect, couplings)
         return statement.on_conflict_do_update(
             index_elements=["mapping", "nav_id"],
             set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,

@@ -11,10 +11,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
 from ..exceptions import StateStoreError
 from .base import Repository, check_side, chunks, dumps, mapping_key
+from .retention import SETTLED_OP_STATES, delete_in_chunks
 from .schema import pending_ops, utc_now
 
 __all__ = ["OP_STATES", "JournalRepository"]
@@ -65,7 +66,21 @@ class JournalRepository(Repository):
         query = select(pending_ops).where(pending_ops.c.state.in_(list(states)))
         return self._frame(pending_ops, query.order_by(pending_ops.c.id), mapping)
 
-    def purge(self, *, states: Sequence[str] = ("done",)) -> int:
-        with self._tx() as conn:
-            return conn.execute(delete(pending_ops).where(
-                pending_ops.c.state.in_(list(states)))).rowcount or 0
+    def purge(self, *, states: Sequence[str] = ("done",), older_than: str | None = None,
+              dry_run: bool = False) -> int:
+        """Delete ops in settled ``states`` (last marked before ``older_than``, UTC ISO text,
+        when given) in short chunked transactions; returns the rows removed (``dry_run``: that
+        would be). Unsettled states are refused: a crash may have left those ops unfinished."""
+        unsettled = sorted(set(states) - set(SETTLED_OP_STATES))
+        if unsettled:
+            raise StateStoreError(f"op state(s) {unsettled} are not settled (a crashed run may "
+                                  f"have left them unfinished); only {list(SETTLED_OP_STATES)} "
+                                  "can be purged")
+        c = pending_ops.c
+        settled = c.state.in_(list(states))
+        query = select(c.id).where(settled)
+        if older_than is not None:
+            query = query.where(c.updated_at < older_than)
+        with self._tx(write=False) as conn:
+            old = list(conn.execute(query).scalars())
+        return len(old) if dry_run else delete_in_chunks(self._tx, pending_ops, old, settled)

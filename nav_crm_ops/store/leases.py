@@ -11,15 +11,19 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, delete, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..exceptions import LeaseHeldError, StateStoreError
 from .base import Repository
 from .schema import leases, utc_now
 
-__all__ = ["Lease", "LeaseRepository", "default_holder", "holder_is_dead"]
+__all__ = ["Lease", "LeaseRepository", "database_now", "default_holder", "holder_is_dead"]
+
+_PG_STAMP = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+"""to_char format of the store's fixed-width UTC text (see :func:`schema.utc_now`)."""
 
 
 def default_holder(description: str = "") -> str:
@@ -48,6 +52,28 @@ def holder_is_dead(holder: str) -> bool:
     return False
 
 
+def database_now(conn: Connection, ttl_s: float) -> tuple[str, str]:
+    """Now and now + ``ttl_s`` in the store's UTC text form, by the database's clock on
+    PostgreSQL (``now()``: runners on several hosts judge expiry by one clock), by this
+    machine's on SQLite (a local file: every client shares this clock)."""
+    if conn.dialect.name != "postgresql":
+        return utc_now(), utc_now(ttl_s)
+    row = conn.execute(text(
+        "SELECT to_char(now() AT TIME ZONE 'UTC', :fmt), "
+        "to_char((now() + make_interval(secs => CAST(:ttl AS double precision))) "
+        "AT TIME ZONE 'UTC', :fmt)"), {"fmt": _PG_STAMP, "ttl": ttl_s}).one()
+    return str(row[0]), str(row[1])
+
+
+def _insert_if_absent(dialect: str) -> Any:
+    """``INSERT INTO leases … ON CONFLICT DO NOTHING`` for the two supported databases."""
+    if dialect == "postgresql":
+        return postgresql.insert(leases).on_conflict_do_nothing(index_elements=["name"])
+    if dialect == "sqlite":
+        return sqlite.insert(leases).on_conflict_do_nothing(index_elements=["name"])
+    raise StateStoreError(f"leases support SQLite and PostgreSQL state databases, not {dialect}")
+
+
 @dataclass(frozen=True)
 class Lease:
     name: str
@@ -63,39 +89,41 @@ class LeaseRepository(Repository):
         """Take ``name`` for ``holder`` for ``ttl_s`` seconds, or raise LeaseHeldError.
 
         Atomic in SQL: an expired lease (or one ``holder`` already holds) is taken with one
-        conditional UPDATE; a missing one with an INSERT that a concurrent INSERT makes fail.
-        A lease of a process of this host that no longer runs (:func:`holder_is_dead`) is
-        taken over at once instead of waiting for it to expire.
+        conditional UPDATE; a missing one with an ``INSERT … ON CONFLICT DO NOTHING``, so a
+        refusal is a row count of 0, never a unique-key violation in the server's log. Times
+        come from the database's clock (:func:`database_now`), not each client's. A lease of
+        a process of this host that no longer runs (:func:`holder_is_dead`) is taken over at
+        once instead of waiting for it to expire.
         """
         if ttl_s <= 0:
             raise StateStoreError(f"lease {name!r}: ttl_s must be positive, got {ttl_s}")
-        now, expires = utc_now(), utc_now(ttl_s)
-        try:
-            with self._tx() as conn:
-                taken = conn.execute(update(leases).where(
-                    leases.c.name == name,
-                    or_(leases.c.expires_at <= now, leases.c.holder == holder),
-                ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
-                if not taken:
-                    conn.execute(insert(leases).values(
-                        name=name, holder=holder, acquired_at=now, expires_at=expires))
-        except IntegrityError:
-            current = self.get(name)
-            if current is not None and holder_is_dead(current.holder):
-                return self.take_over(name, current.holder, holder, ttl_s)
-            raise LeaseHeldError(
-                f"lease {name!r} is held by {current.holder if current else 'another process'} "
-                f"until {current.expires_at if current else 'unknown'}; wait for it to finish "
-                "or, if that process is gone, wait until the lease expires",
-                holder=current.holder if current else "",
-                expires_at=current.expires_at if current else "",
-            ) from None
-        return Lease(name, holder, now, expires)
+        with self._tx() as conn:
+            now, expires = database_now(conn, ttl_s)
+            taken = conn.execute(update(leases).where(
+                leases.c.name == name,
+                or_(leases.c.expires_at <= now, leases.c.holder == holder),
+            ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
+            if not taken:
+                taken = conn.execute(_insert_if_absent(conn.dialect.name).values(
+                    name=name, holder=holder, acquired_at=now, expires_at=expires,
+                ).returning(leases.c.name)).first() is not None
+        if taken:
+            return Lease(name, holder, now, expires)
+        current = self.get(name)
+        if current is not None and holder_is_dead(current.holder):
+            return self.take_over(name, current.holder, holder, ttl_s)
+        raise LeaseHeldError(
+            f"lease {name!r} is held by {current.holder if current else 'another process'} "
+            f"until {current.expires_at if current else 'unknown'}; wait for it to finish "
+            "or, if that process is gone, wait until the lease expires",
+            holder=current.holder if current else "",
+            expires_at=current.expires_at if current else "",
+        )
 
     def renew(self, name: str, holder: str, ttl_s: float) -> Lease:
         """Extend a lease ``holder`` still holds (LeaseHeldError if it was lost)."""
-        now, expires = utc_now(), utc_now(ttl_s)
         with self._tx() as conn:
+            now, expires = database_now(conn, ttl_s)
             renewed = conn.execute(update(leases).where(
                 leases.c.name == name, leases.c.holder == holder, leases.c.expires_at > now,
             ).values(expires_at=expires)).rowcount
@@ -115,8 +143,8 @@ class LeaseRepository(Repository):
     def take_over(self, name: str, dead_holder: str, holder: str, ttl_s: float) -> Lease:
         """Take a lease from a holder known to be dead (e.g. a killed process on this host)
         without waiting for it to expire; LeaseHeldError if someone else took it meanwhile."""
-        now, expires = utc_now(), utc_now(ttl_s)
         with self._tx() as conn:
+            now, expires = database_now(conn, ttl_s)
             taken = conn.execute(update(leases).where(
                 leases.c.name == name, leases.c.holder == dead_holder,
             ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, select, upda
 from ..exceptions import StateStoreError
 from .base import Repository, check_direction, chunks, dumps, mapping_key, new_id, rows_frame
 from .normalize import normalize_error_message
+from .retention import delete_in_chunks, open_error
 from .schema import record_errors, record_status, utc_now
 
 __all__ = ["STATUS_STATES", "RecordFailure", "RecordOutcomeRepository", "RecordStatus"]
@@ -258,6 +259,18 @@ class RecordOutcomeRepository(Repository):
             with self._tx() as conn:
                 conn.execute(insert(record_errors), values)
         return len(values)
+
+    def purge_errors(self, older_than: str, *, dry_run: bool = False) -> int:
+        """Delete resolved record errors created before ``older_than`` (UTC ISO text), in
+        short chunked transactions; errors of records still in the retry pass or skipped are
+        kept (:func:`retention.open_error`). Returns the rows removed (``dry_run``: that would
+        be)."""
+        c = record_errors.c
+        with self._tx(write=False) as conn:
+            old = list(conn.execute(select(c.id).where(
+                c.created_at < older_than, ~open_error())).scalars())
+        return len(old) if dry_run else delete_in_chunks(self._tx, record_errors, old,
+                                                          ~open_error())
 
     def errors_frame(self, mapping: str | None = None, *, run_id: int | None = None,
                      transient: bool | None = None, normalized_message: str | None = None,

@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert, select, update
 
 from ..exceptions import StateStoreError
 from .base import Repository, chunks, mapping_key, new_id
+from .retention import open_error
 from .schema import record_errors, record_status, runs, utc_now
 
 __all__ = ["RUN_COUNTS", "RUN_KINDS", "STOPPED_PREFIX", "RunOutcome", "RunRepository"]
@@ -176,19 +177,28 @@ class RunRepository(Repository):
                         strict=True)] if frame.height else []
         return frame.with_columns(pl.Series("outcome", outcomes, dtype=pl.Utf8))
 
-    def purge(self, older_than: str) -> int:
-        """Delete runs finished before ``older_than`` (UTC ISO text) and their record errors.
+    def purge(self, older_than: str, *, dry_run: bool = False) -> int:
+        """Delete runs finished before ``older_than`` (UTC ISO text) and their record errors,
+        in short chunked transactions; returns the runs removed (``dry_run``: that would be).
 
-        Runs that a skipped record still points at are kept: they explain why it was skipped.
+        Runs that a record in the retry pass or a skipped record still points at are kept (they
+        explain it), and so are runs holding an open error (:func:`retention.open_error`).
         """
-        kept = select(record_status.c.run_id).where(
-            record_status.c.state == "skipped", record_status.c.run_id.is_not(None))
-        with self._tx() as conn:
-            keep = {row[0] for row in conn.execute(kept)}
-            old = [row[0] for row in conn.execute(select(runs.c.id).where(
-                runs.c.finished_at.is_not(None), runs.c.finished_at < older_than))
-                if row[0] not in keep]
-            for chunk in chunks(old):
-                conn.execute(delete(record_errors).where(record_errors.c.run_id.in_(chunk)))
-                conn.execute(delete(runs).where(runs.c.id.in_(chunk)))
-        return len(old)
+        c = runs.c
+        still = (c.id.not_in(select(record_status.c.run_id).where(
+                     record_status.c.run_id.is_not(None))),
+                 c.id.not_in(select(record_errors.c.run_id).where(
+                     record_errors.c.run_id.is_not(None), open_error())))
+        with self._tx(write=False) as conn:
+            old = list(conn.execute(select(c.id).where(
+                c.finished_at.is_not(None), c.finished_at < older_than, *still)).scalars())
+        if dry_run:
+            return len(old)
+        removed = 0
+        for chunk in chunks(old):
+            with self._tx() as conn:
+                conn.execute(delete(record_errors).where(
+                    record_errors.c.run_id.in_(chunk), ~open_error()))
+                removed += conn.execute(delete(runs).where(c.id.in_(chunk), *still)
+                                        ).rowcount or 0
+        return removed

@@ -29,6 +29,7 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
+    text,
 )
 
 from ..exceptions import StateStoreError
@@ -99,7 +100,7 @@ runs = Table(
     Column("job_name", String(200), nullable=False, default=""),
     Column("started_at", String(32), nullable=False),
     Column("finished_at", String(32)),
-    Column("status", String(20), nullable=False),
+    Column("status", String(40), nullable=False),
     *(Column(name, Integer, nullable=False, default=0) for name in (
         "inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled",
         "uncoupled", "conflicts", "requests", "retries", "bytes")),
@@ -237,7 +238,7 @@ jobs = Table(
     Column("run_count", Integer, nullable=False, default=0),
     Column("last_run_at", String(32)),
     Column("last_finished_at", String(32)),
-    Column("last_outcome", String(20), nullable=False, default=""),
+    Column("last_outcome", String(40), nullable=False, default=""),
     Column("last_duration_ms", Integer),
     Column("last_counts", Text),
     Column("last_run_ids", Text),
@@ -299,6 +300,16 @@ def _record_names(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE record_errors ADD COLUMN source_label VARCHAR(500)")
 
 
+def _wider_outcomes(conn: Connection) -> None:
+    """``succeeded_with_failures`` (23 characters) did not fit the 20 of ``runs.status`` and
+    ``jobs.last_outcome``: SQLite ignores declared lengths, PostgreSQL refused the write.
+    Widen both to 40 where lengths are enforced (new databases get 40 from the tables)."""
+    if conn.dialect.name == "sqlite":
+        return
+    for table, column in (("runs", "status"), ("jobs", "last_outcome")):
+        conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR(40)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -310,10 +321,15 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (5, "workspace identity: state database id and plan signing key", _workspace_identity),
     (6, "record names beside natural keys: couplings' nav_name/crm_name, errors' "
         "source_label", _record_names),
+    (7, "run and job outcomes up to 40 characters (succeeded_with_failures)",
+     _wider_outcomes),
 )
 """(version, description, function) in ascending order; append, never edit."""
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+MIGRATION_LOCK = 0x6E61_7663_726D_0001
+"""PostgreSQL advisory lock key ("navcrm" + 1) that :func:`migrate` holds while it runs."""
 
 
 def current_version(conn: Connection) -> int:
@@ -325,7 +341,13 @@ def current_version(conn: Connection) -> int:
 
 
 def migrate(conn: Connection, where: str) -> int:
-    """Bring the schema to :data:`SCHEMA_VERSION` (caller holds a write transaction)."""
+    """Bring the schema to :data:`SCHEMA_VERSION` (caller holds a write transaction).
+
+    Serialized: on PostgreSQL a transaction-scoped advisory lock (:data:`MIGRATION_LOCK`)
+    makes processes that open one database at once migrate one after the other (the others
+    then find the schema current); on SQLite the write transaction already does."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     schema_version.create(conn, checkfirst=True)
     version = current_version(conn)
     if version > SCHEMA_VERSION:

@@ -26,10 +26,11 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..exceptions import StateStoreError
 from . import schema
+from .base import conflict_error
 from .caches import CacheRepository
 from .couplings import Coupling, CouplingRepository
 from .identity import WorkspaceIdentity, read_identity
@@ -81,8 +82,14 @@ class StateStore:
         url = _to_url(url_or_path)
         try:
             parsed = make_url(url)
-        except SQLAlchemyError as exc:
-            raise StateStoreError(f"state URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+        except (SQLAlchemyError, ValueError):
+            # Neither the URL nor the parser's message (which quotes it) is shown: an
+            # unparseable URL may still hold a password.
+            raise StateStoreError("the state URL is not a valid SQLAlchemy URL; use e.g. "
+                                  "sqlite:///state.db or postgresql+psycopg://user@host/db") from None
+        if parsed.drivername == "postgresql":  # psycopg 3, not SQLAlchemy's default psycopg2
+            parsed = parsed.set(drivername="postgresql+psycopg")
+            url = parsed.render_as_string(hide_password=False)
         where = parsed.render_as_string(hide_password=True)
         is_sqlite = parsed.get_backend_name() == "sqlite"
         if is_sqlite and parsed.database and parsed.database != ":memory:":
@@ -160,6 +167,8 @@ class StateStore:
                 f"state database {self.where} is unavailable or locked ({exc.orig}); "
                 "check the file/server and that no other process keeps it locked"
             ) from None
+        except IntegrityError as exc:
+            raise conflict_error(self.where, exc) from None
 
     # -- couplings (CouplingRepository) ----------------------------------------------------------
     def get_coupling_by_nav(self, mapping: str, nav_id: str) -> Coupling | None:

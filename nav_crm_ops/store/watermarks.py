@@ -6,9 +6,9 @@ moves it after a run; one small table with one rule (a value per mapping and sid
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select
 
-from .base import Repository, check_side, mapping_key
+from .base import Repository, check_side, mapping_key, upsert
 from .schema import utc_now, watermarks
 
 __all__ = ["WatermarkRepository"]
@@ -26,13 +26,9 @@ class WatermarkRepository(Repository):
 
     def set(self, mapping: str, side: str, value: str) -> None:
         key, side = mapping_key(mapping), check_side(side)
-        with self._tx() as conn:
-            changed = conn.execute(update(watermarks).where(
-                watermarks.c.mapping == key, watermarks.c.side == side).values(
-                value=value, updated_at=utc_now())).rowcount
-            if not changed:
-                conn.execute(insert(watermarks).values(
-                    mapping=key, side=side, value=value, updated_at=utc_now()))
+        with self._tx() as conn:  # one upsert: no update-then-insert race between writers
+            conn.execute(upsert(conn, watermarks, ("mapping", "side")).values(
+                mapping=key, side=side, value=value, updated_at=utc_now()))
 
     def all(self, mapping: str) -> dict[str, str]:
         """Every side's watermark of ``mapping``."""

@@ -11,6 +11,7 @@ from nav_crm_ops.config import load_config
 from nav_crm_ops.engine.mapping import MappingSet
 from nav_crm_ops.jobs import sync_job_name
 from nav_crm_ops.jobs.cli import jobs
+from nav_crm_ops.jobs.defaults import RETENTION_JOB
 from nav_crm_ops.store import StateStore
 
 
@@ -23,7 +24,8 @@ def test_init_list_show_and_set(offline_workspace: Path) -> None:
     ws = ["--workspace", str(offline_workspace)]
     code, out = invoke("init", *ws)
     assert code == 0, out
-    names = [sync_job_name(m) for m in MappingSet.load().dependency_order()]
+    # the sync jobs in dependency order, then the daily retention job
+    names = [*(sync_job_name(m) for m in MappingSet.load().dependency_order()), RETENTION_JOB]
     assert [line.split(None, 2)[-1] for line in out.splitlines()] == names
     assert all(line.startswith("created") for line in out.splitlines())
     code, out = invoke("init", *ws)

@@ -149,8 +149,9 @@ def test_the_whole_default_queue_runs_end_to_end(runner: JobRunner,
     for run in runs:
         assert run.outcome.completed, f"{run.job}: {run.error}"
         assert secret not in written_text(run)
-        assert_linked_to_the_job_log(runner, run)
-    assert sum(r.counts["failed"] for r in runs) > 0
+        if runner.queue.get(run.job).mapping:  # sync jobs; the retention job logs no run
+            assert_linked_to_the_job_log(runner, run)
+    assert sum(r.counts.get("failed", 0) for r in runs) > 0
 
 
 def test_a_mapping_being_synchronized_elsewhere_postpones_the_job_without_an_attempt(

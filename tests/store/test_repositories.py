@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from nav_crm_ops.exceptions import ConfigError
@@ -22,8 +20,9 @@ from nav_crm_ops.store import (
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    with StateStore.open(tmp_path / "state.db") as opened:
+def store(state_url: str):
+    """A new state database, once on SQLite and once on PostgreSQL (``state_url``)."""
+    with StateStore.open(state_url) as opened:
         yield opened
 
 

@@ -16,8 +16,9 @@ from nav_crm_ops.store import SCHEMA_VERSION, RecordFailure, StateStore, default
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    with StateStore.open(tmp_path / "state.db") as opened:
+def store(state_url: str):
+    """A new state database, once on SQLite and once on PostgreSQL (``state_url``)."""
+    with StateStore.open(state_url) as opened:
         yield opened
 
 
@@ -275,8 +276,8 @@ def _race(path: str, holder: str, start: float, queue: multiprocessing.Queue) ->
             queue.put("")
 
 
-def test_lease_race_between_processes_has_one_winner(tmp_path: Path) -> None:
-    path = str(tmp_path / "state.db")
+def test_lease_race_between_processes_has_one_winner(state_url: str) -> None:
+    path = state_url
     StateStore.open(path).close()
     context = multiprocessing.get_context("fork")
     for attempt in range(3):
