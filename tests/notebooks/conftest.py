@@ -8,43 +8,27 @@ with the reason, unless ``NAV_CRM_OPS_REQUIRE_BROWSER=1`` (``make test``) makes 
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
-from nav_crm_ops.widgets.dashboards import DashboardAuth, dashboard_environment, voila_command
+from nav_crm_ops.widgets.dashboards import DashboardAuth
+from tests.notebooks.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    TIMEOUT_MS,
+    App,
+    serving_voila,
+)
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TIMEOUT_MS = 90_000
 SCREENSHOTS_ENV = "NAV_CRM_OPS_SCREENSHOTS"
 """A folder (``make screenshots``: docs/screenshots) that the screen tests write PNGs to."""
-
-
-@dataclass(frozen=True)
-class App:
-    """The dashboards as served: base address and the login token."""
-
-    url: str
-    token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _need_browser() -> None:
@@ -60,32 +44,9 @@ def _need_browser() -> None:
 def app(workspace_dir: Path, tmp_path: Path) -> Iterator[App]:
     """Voilà serving notebooks/ as ``nav-crm-ops ui`` does, on the test workspace."""
     _need_browser()
-    port = _free_port()
     auth = DashboardAuth.generate()
-    log_path = tmp_path / "voila.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port),
-                                   env=dashboard_environment(workspace_dir, auth=auth),
-                                   stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/login", timeout=2).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"voila did not start: {log_path.read_text()}")
-                time.sleep(0.3)
-            yield App(url, auth.token)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with serving_voila(workspace_dir, tmp_path, auth=auth) as url:
+        yield App(url, auth.token)
 
 
 @pytest.fixture

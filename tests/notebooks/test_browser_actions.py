@@ -17,21 +17,16 @@ Screenshots land in ``tests/artifacts/actions-*.png``. Without Debian's chromium
 from __future__ import annotations
 
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import polars as pl
 import pytest
 
 from nav_crm_ops import WriteOp
 from nav_crm_ops.engine.workspace import Workspace, open_workspace
-from nav_crm_ops.widgets.dashboards import dashboard_environment, voila_command
+from tests.notebooks.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, serving_voila
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -40,11 +35,7 @@ pytest.importorskip("voila", reason="the dashboard test needs voila (pip install
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the dashboard test needs playwright (pip install playwright)")
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TIMEOUT_MS = 90_000
 GUID = re.compile(r"^\{?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                   r"[0-9a-fA-F]{12}\}?$")
 
@@ -52,41 +43,12 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None,
                                 reason="Debian's chromium is not installed (make browser)")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def voila_url(workspace_dir: Path, tmp_path: Path) -> Iterator[str]:
     """Voilà serving notebooks/ on loopback without a login, the test workspace as default."""
-    port = _free_port()
-    log_path = tmp_path / "voila.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port, no_auth=True),
-                                   env=dashboard_environment(workspace_dir), stdout=log,
-                                   stderr=subprocess.STDOUT, cwd=tmp_path)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/voila/render/run_mappings.ipynb",
-                                 timeout=2).status_code < 500:
-                        break
-                except httpx.TransportError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"voila did not start: {log_path.read_text()}")
-                time.sleep(0.3)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    with serving_voila(workspace_dir, tmp_path,
+                       ready_path="/voila/render/run_mappings.ipynb") as url:
+        yield url
 
 
 @pytest.fixture

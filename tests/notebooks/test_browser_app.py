@@ -21,7 +21,7 @@ from nav_crm_ops.widgets.landing import DASHBOARDS
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
 
-    from .conftest import App
+    from tests.notebooks.browser import App
 
 SCREENSHOTS_ENV = "NAV_CRM_OPS_SCREENSHOTS"  # as in conftest.py (make screenshots sets it)
 

@@ -13,21 +13,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import polars as pl
 import pytest
 
 from nav_crm_ops.engine.workspace import open_workspace
-from nav_crm_ops.widgets.dashboards import DashboardAuth, dashboard_environment, voila_command
+from tests.notebooks.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, App
 
 if TYPE_CHECKING:
     from playwright.sync_api import Locator, Page
@@ -36,11 +30,7 @@ pytest.importorskip("voila", reason="the dashboard test needs voila (pip install
 sync_api = pytest.importorskip("playwright.sync_api",
                                reason="the dashboard test needs playwright (pip install playwright)")
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TIMEOUT_MS = 90_000
 
 if CHROMIUM is None and os.environ.get("NAV_CRM_OPS_REQUIRE_BROWSER") == "1":
     raise RuntimeError("chromium is not installed: run `make browser` (apt-get install chromium)")
@@ -50,48 +40,15 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Dashboards:
-    url: str
-    token: str
+Dashboards = App
+"""The dashboards as served (the ``app`` fixture of tests/notebooks/conftest.py)."""
 
 
 @pytest.fixture
-def dashboards(workspace_dir: Path, tmp_path: Path) -> Iterator[Dashboards]:
+def dashboards(app: App) -> App:
     """Voilà serving notebooks/ behind the login (as ``nav-crm-ops ui``), with the test
     workspace as the notebooks' default."""
-    port = free_port()
-    auth = DashboardAuth.generate()
-    log = (tmp_path / "voila.log").open("w")
-    process = subprocess.Popen(voila_command(ROOT / "notebooks", port=port),
-                               env=dashboard_environment(workspace_dir, auth=auth), stdout=log,
-                               stderr=subprocess.STDOUT, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/login", timeout=2).status_code < 500:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"voila did not start: {(tmp_path / 'voila.log').read_text()}")
-            time.sleep(0.3)
-        yield Dashboards(url, auth.token)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    return app
 
 
 @pytest.fixture
