@@ -8,11 +8,11 @@ papermill writes are untrusted, so scripts and widgets would not render).
 from __future__ import annotations
 
 import io
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from ..charts import bar_width, time_axis
 from ..store.runs import RunOutcome
 
 __all__ = ["RunPoint", "RunsChart", "runs_chart"]
@@ -42,30 +42,9 @@ class RunsChart:
         return self.title
 
 
-_MIN_SPAN = timedelta(minutes=1)
-"""The time axis shows at least this much, so a single run is a thin bar, not a wall."""
-
-
-def _bar_width(times: Sequence[datetime]) -> timedelta:
-    """Bars stay thin and apart: 60 % of the smallest gap between runs, at most a fortieth of
-    the time axis, and never thinner than a two-hundredth (runs seconds apart still show)."""
-    span = max(times[-1] - times[0], _MIN_SPAN)
-    gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
-    width = min([min(gaps) * 0.6, span / 40] if gaps else [span / 40])
-    return max(width, span / 200)
-
-
-def _time_limits(times: Sequence[datetime]) -> tuple[datetime, datetime]:
-    """The time axis: the runs with a margin, at least :data:`_MIN_SPAN` wide."""
-    span = max(times[-1] - times[0], _MIN_SPAN)
-    middle = times[0] + (times[-1] - times[0]) / 2
-    return middle - span * 0.55, middle + span * 0.55
-
-
 def runs_chart(points: Sequence[RunPoint], title: str) -> RunsChart:
     """Bars of records written plus failed per run (height), coloured by the run's outcome;
     a dot marks runs that wrote nothing, so every run is visible. Oldest left, newest right."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
@@ -77,17 +56,15 @@ def runs_chart(points: Sequence[RunPoint], title: str) -> RunsChart:
     colours = [p.outcome.colour for p in ordered]
     heights = [p.written + p.failed for p in ordered]
     if ordered:
-        axes.bar(times, heights, width=_bar_width(times), color=colours, align="center")  # type: ignore[arg-type]
+        axes.bar(times, heights, width=bar_width(times), color=colours, align="center")  # type: ignore[arg-type]
         axes.scatter(times, [0] * len(times), color=colours, s=18, zorder=3, clip_on=False)  # type: ignore[arg-type]
-        axes.set_xlim(*_time_limits(times))  # type: ignore[arg-type]
-        locator = AutoDateLocator()
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        time_axis(axes, times, fontsize=10)
     else:
         axes.text(0.5, 0.5, "no runs recorded yet", ha="center", va="center",
                   transform=axes.transAxes, color="#555")
     axes.set_ylabel("records written\n+ failed")
-    axes.set_xlabel("run started (UTC)")
+    if not ordered:
+        axes.set_xlabel("run started (UTC)")
     axes.set_ylim(bottom=0, top=max([*heights, 1]) * 1.15)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))  # records come whole
     axes.spines[["top", "right"]].set_visible(False)

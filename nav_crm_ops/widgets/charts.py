@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from ..charts import bar_width, span, time_axis
 from ..store.runs import RunOutcome
 
 if TYPE_CHECKING:
@@ -184,10 +184,6 @@ def _parse_time(value: Any) -> datetime:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
-_MIN_SPAN = timedelta(minutes=10)
-"""The time axis shows at least this much (minute ticks), so a few runs are not walls."""
-
-
 @dataclass(frozen=True)
 class _Bar:
     """Runs that started together (one "sync all", or a mapping's two directions): one bar."""
@@ -208,14 +204,10 @@ class _Bar:
                    outcome=RunOutcome.worst(r.outcome for r in runs))
 
 
-def _span(times: Sequence[datetime]) -> timedelta:
-    return max(times[-1] - times[0], _MIN_SPAN)
-
-
 def _bars(runs: Sequence[_Run]) -> list[_Bar]:
     """Runs in time order, those less than a hundredth of the time shown after the previous
     one joined into its bar (they could not be told apart at this scale)."""
-    close = _span([r.started for r in runs]) / 100
+    close = span([r.started for r in runs]) / 100
     groups: list[list[_Run]] = []
     for run in runs:
         if groups and run.started - groups[-1][-1].started < close:
@@ -223,14 +215,6 @@ def _bars(runs: Sequence[_Run]) -> list[_Bar]:
         else:
             groups.append([run])
     return [_Bar.of(group) for group in groups]
-
-
-def _bar_width(times: Sequence[datetime]) -> timedelta:
-    """Bars stay apart: 70 % of the smallest gap between them, between a hundred-fiftieth and
-    a twenty-fifth of the time shown."""
-    span = _span(times)
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    return max(min([min(gaps) * 0.7, span / 25] if gaps else [span / 25]), span / 150)
 
 
 def runs_over_time_html(runs: pl.DataFrame, *, title: str) -> str:
@@ -243,7 +227,7 @@ def runs_over_time_html(runs: pl.DataFrame, *, title: str) -> str:
                     key=lambda r: r.started)
     bars = _bars(points)
     times = [b.started for b in bars]
-    width = _bar_width(times)
+    width = bar_width(times)
     figure, (records, duration, requests) = _figure(9.0, 4.6, rows=3)
     _stack_records(records, bars, times, width)
     duration.bar(times, [b.duration for b in bars], width=width, align="edge",
@@ -252,7 +236,7 @@ def runs_over_time_html(runs: pl.DataFrame, *, title: str) -> str:
     requests.bar(times, [b.requests for b in bars], width=width, align="edge",
                  color=Meaning.MEASURE.colour)
     requests.set_ylabel("requests", fontsize=8)
-    _time_axis(requests, times)
+    time_axis(requests, times)
     from matplotlib.patches import Patch
 
     seen = list(dict.fromkeys(b.outcome for b in bars))
@@ -278,16 +262,3 @@ def _stack_records(axes: Any, bars: Sequence[_Bar], times: Sequence[datetime],
     axes.set_ylabel("records", fontsize=8)
     if any(bottom):
         axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
-
-
-def _time_axis(axes: Any, times: Sequence[datetime]) -> None:
-    """A concise date axis around the runs (at least :data:`_MIN_SPAN` wide), in UTC."""
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
-
-    span = _span(times)
-    middle = times[0] + (times[-1] - times[0]) / 2
-    axes.set_xlim(middle - span * 0.55, middle + span * 0.55)
-    locator = AutoDateLocator()
-    axes.xaxis.set_major_locator(locator)
-    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, tz=UTC))
-    axes.set_xlabel("run started (UTC)", fontsize=8)
