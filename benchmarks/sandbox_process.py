@@ -70,18 +70,27 @@ def _command() -> list[str]:
 
 
 @contextmanager
-def running_sandbox(data_dir: Path, seed: str) -> Iterator[RunningSandbox]:
-    """Start ``nav-crm-ops sandbox`` seeded with ``seed`` on a free port; stop it on exit."""
+def running_sandbox(data_dir: Path, seed: str, *, reset: bool = True, port: int = 0
+                    ) -> Iterator[RunningSandbox]:
+    """Start ``nav-crm-ops sandbox`` seeded with ``seed`` on a free port; stop it on exit.
+    ``reset=False`` serves the data a previous process left in ``data_dir`` (a scenario whose
+    jobs run in separate processes, so each job's peak memory is its own); ``port`` (0: any
+    free one) keeps its address, as a real service's stays, so what a workspace caches per
+    service URL (the integration user's id) still applies."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_hex(32)
-    (data_dir / "sandbox.json").write_text(json.dumps({"client_secret": secret}))
+    identity = data_dir / "sandbox.json"
+    if not reset and identity.exists():
+        secret = str(json.loads(identity.read_text())["client_secret"])
+    else:
+        secret = secrets.token_hex(32)
+        identity.write_text(json.dumps({"client_secret": secret}))
     ready = data_dir / "ready.json"
     ready.unlink(missing_ok=True)
     log = (data_dir / "sandbox.log").open("ab")
     started = time.monotonic()
     process = subprocess.Popen(
-        [*_command(), "sandbox", "--port", "0", "--data", str(data_dir), "--seed", seed,
-         "--reset", "--ready-file", str(ready)], stdout=log, stderr=log)
+        [*_command(), "sandbox", "--port", str(port), "--data", str(data_dir), "--seed", seed,
+         *(["--reset"] if reset else []), "--ready-file", str(ready)], stdout=log, stderr=log)
     try:
         while not ready.exists():
             if process.poll() is not None:

@@ -115,8 +115,15 @@ def _report_exit(report: Any, as_json: bool) -> int:
               "(default) or postgresql+psycopg://user@host:5432/dbname (no password in it).")
 @click.option("--state-password-env", metavar="NAME", help="Environment variable holding the "
               "PostgreSQL state database's password.")
+@click.option("--company", "company_name", metavar="NAME", help="The ERP company of this "
+              "workspace, by name (a sandbox serving several: `sandbox --companies 2`).")
+@click.option("--company-id", metavar="GUID", help="The Business Central company, by id.")
+@click.option("--multi-company", is_flag=True, help="Several ERP companies share the Dataverse "
+              "org: read and stamp only this company's CRM rows (bcbi_companyid); on by "
+              "itself for a sandbox serving several companies (docs/multi-company.md).")
 def init(directory: Path, sandbox_url: str | None, profile: str, force: bool,
-         state_url: str | None, state_password_env: str | None) -> None:
+         state_url: str | None, state_password_env: str | None, company_name: str | None,
+         company_id: str | None, multi_company: bool) -> None:
     """Write nav_crm_ops.toml: connections, auth (secrets by environment variable name),
     state database and mapping files."""
     from .config import CONFIG_FILE, write_config
@@ -124,13 +131,18 @@ def init(directory: Path, sandbox_url: str | None, profile: str, force: bool,
     target = directory / CONFIG_FILE
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; use --force to overwrite it")
+    from .setup.crm_company import CompanyChoice
+
     nav = profile == "nav2018"
-    config = (_sandbox_config(sandbox_url, directory, nav=nav) if sandbox_url
-              else _template_config(directory, nav=nav))
+    company = CompanyChoice(company_name, company_id, multi_company)
+    config = (_sandbox_config(sandbox_url, directory, nav=nav, company=company) if sandbox_url
+              else company.apply(_template_config(directory, nav=nav)))
     if state_url or state_password_env:
         config = _with_state_database(config, state_url, state_password_env)
     path = write_config(config, directory)
     click.echo(f"wrote {path}")
+    if config.dataverse.multi_company:
+        _fill_company_row(config, directory)
     if sandbox_url:
         from .demo import SANDBOX_NAV_KEY_ENV, SANDBOX_SECRET_ENV
 
@@ -146,6 +158,8 @@ def _with_state_database(config: Any, url: str | None, password_env: str | None)
     (:func:`nav_crm_ops.store.urls.check_state_url`) and, for PostgreSQL, opened once (schema
     created) so an unusable database fails here, with exit code 2, before anything is
     written. Messages show the URL without its password."""
+    from sqlalchemy.engine import make_url
+
     from .store import StateStore
     from .store.urls import check_state_url
 
@@ -153,13 +167,37 @@ def _with_state_database(config: Any, url: str | None, password_env: str | None)
         "state_url": check_state_url(url or config.workspace.state_url),
         "state_password_env": password_env})
     checked = config.model_copy(update={"workspace": settings})
-    if not settings.state_url.startswith("sqlite"):
-        with StateStore.open(checked.state_url) as store:
+    database = make_url(str(checked.state_url)).database or ""
+    if not settings.state_url.startswith("sqlite") or Path(database).is_file():
+        # A database shared with other companies' workspaces: never take their rows.
+        with StateStore.open(checked.state_url, adopt_rows=False) as store:
             click.echo(f"state database {store.where}: schema version {store.schema_version}")
     return checked
 
 
-def _sandbox_config(url: str, directory: Path, *, nav: bool = False) -> Any:
+def _fill_company_row(config: Any, directory: Path) -> None:
+    """``init`` of a multi-company workspace: its company's bcbi_company row found or
+    created in Dataverse when the secret is at hand, else what to run later."""
+    from .connectors.factory import connect
+    from .exceptions import ConfigError
+    from .setup.crm_company import fill_company_row
+
+    try:
+        connections = connect(config)
+    except ConfigError:
+        click.echo("multi-company workspace: set the secrets, then run `nav-crm-ops setup crm` "
+                   "(it finds or creates this company's bcbi_company row in Dataverse)")
+        return
+    try:
+        _, row = fill_company_row(config, connections.dataverse, directory)
+    finally:
+        connections.dataverse.http.close()
+    click.echo(f"{'created' if row.created else 'found'} bcbi_company {row.name!r} in "
+               f"Dataverse: dataverse.company_row_id = {row.row_id}")
+
+
+def _sandbox_config(url: str, directory: Path, *, nav: bool = False,
+                    company: Any = None) -> Any:
     import httpx
 
     from .demo import nav_sandbox_workspace_config, sandbox_workspace_config
@@ -173,14 +211,20 @@ def _sandbox_config(url: str, directory: Path, *, nav: bool = False) -> Any:
     except (httpx.HTTPError, ValueError) as error:
         raise ConfigError(f"no sandbox answers at {base} ({error}); start one with "
                           "`nav-crm-ops sandbox` and pass the URL it prints") from None
+    from .setup.crm_company import CompanyChoice
+
+    chosen = (company or CompanyChoice()).pick(status)
     info = SandboxInfo(base_url=base, tenant=status["tenant"], environment=status["environment"],
-                       company_id=status["company_id"], company_name=status["company_name"],
+                       company_id=chosen["id"], company_name=chosen["name"],
                        client_id=status["client_id"], client_secret=Secret(""))
+    several = len(status.get("companies") or ()) > 1
     if nav:
         from .sandbox.nav.common import NAV_USER
 
-        return nav_sandbox_workspace_config(info, NAV_USER, directory)
-    return sandbox_workspace_config(info, directory)
+        config = nav_sandbox_workspace_config(info, NAV_USER, directory)
+    else:
+        config = sandbox_workspace_config(info, directory)
+    return (company or CompanyChoice()).apply(config, multi_company=several)
 
 
 def _template_config(directory: Path, *, nav: bool = False) -> Any:
@@ -547,6 +591,7 @@ def ui(notebooks: Path, port: int, ip: str, token: str | None, password_hash: st
 
 
 def _register_groups() -> None:
+    from .cli_alerts import alerts_command
     from .jobs.cli import jobs
     from .sandbox.cli import sandbox_group
     from .setup.cli import doctor_command, setup_group
@@ -555,6 +600,7 @@ def _register_groups() -> None:
     cli.add_command(jobs)
     cli.add_command(doctor_command)
     cli.add_command(setup_group)
+    cli.add_command(alerts_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_RECORDS", "EXIT_LEASE", "EXIT_SERVICE",
-           "JSON_LINES_SUFFIXES", "WORKSPACE_ENV", "OutputKind", "json_option", "output_kind",
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED_RECORDS", "EXIT_LEASE", "EXIT_ON_HOLD",
+           "EXIT_SERVICE", "JSON_LINES_SUFFIXES", "WORKSPACE_ENV", "OutputKind", "json_option", "output_kind",
            "workspace_option"]
 
 EXIT_FAILED_RECORDS = 1
@@ -24,7 +24,11 @@ EXIT_BAD_INPUT = 2
 EXIT_SERVICE = 3
 """A service cannot be reached or refuses the credentials."""
 EXIT_LEASE = 4
-"""Another process holds the mapping's (or job's) lease."""
+"""Another process holds the mapping's (or job's) lease, or (``jobs run NAME``) a job it
+depends on is running: not run, so a scheduler retries it."""
+EXIT_ON_HOLD = 5
+"""``jobs run NAME --skip-on-hold`` exits with this when the job is On Hold (not run); the
+generated Airflow DAG marks the task skipped on it."""
 WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
 
 workspace_option = click.option(

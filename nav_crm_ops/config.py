@@ -27,6 +27,8 @@ entry, never by value), the state database URL and mapping override files::
     [dataverse]
     url = "https://<org>.crm4.dynamics.com/api/data/v9.2/"
     web_url = "https://<org>.crm4.dynamics.com"
+    # multi_company = true                     # several ERP companies share this org: only
+    # company_row_id = "<guid>"                # this company's rows (docs/multi-company.md)
 
     [dataverse.auth]
     kind = "client_credentials"
@@ -94,6 +96,7 @@ from .secrets import Secret, resolve_secret
 __all__ = [
     "CONFIG_FILE",
     "DEFAULT_NAV_PAGES",
+    "AlertSettings",
     "AuthConfig",
     "BusinessCentralConfig",
     "DataverseConfig",
@@ -101,6 +104,7 @@ __all__ = [
     "HttpSettings",
     "NavConfig",
     "RetentionSettings",
+    "StateUrl",
     "WorkspaceConfig",
     "WorkspaceSettings",
     "configured_secrets",
@@ -277,6 +281,26 @@ class DataverseConfig(_Frozen):
         "user (WhoAmI), as the reference integration does, so a run does not read back what "
         "the previous run wrote; people and scripts editing CRM need their own identity (or "
         "impersonation) for their changes to be synchronized")
+    multi_company: StrictBool = Field(
+        False, description="several ERP companies share this Dataverse org (Business "
+        "Central's multi-company synchronization, docs/multi-company.md): the default "
+        "mappings read only the CRM rows of this workspace's company (bcbi_companyid) and "
+        "set it on the rows they create")
+    company_row_id: str = Field(
+        "", description="the id of this workspace's company in Dataverse's bcbi_company "
+        "table (the row whose bcbi_externalid is the ERP company); `nav-crm-ops init` and "
+        "`nav-crm-ops setup crm` find or create it and write it here")
+
+    @field_validator("company_row_id")
+    @classmethod
+    def _row_guid(cls, value: str) -> str:
+        if value:
+            try:
+                return str(uuid.UUID(value))
+            except ValueError:
+                raise ValueError(f"{value!r} is not a GUID; leave it empty and run "
+                                 "`nav-crm-ops setup crm` to fill it") from None
+        return value
 
     @field_validator("url")
     @classmethod
@@ -322,6 +346,42 @@ class RetentionSettings(_Frozen):
         return value
 
 
+class AlertSettings(_Frozen):
+    """``[alerts]``: thresholds of the alert rules (:mod:`nav_crm_ops.engine.alerts`, see
+    docs/alerts.md) and where alerts are sent. Secrets (the webhook URL carries its own
+    token; the SMTP password) come from environment variables named here."""
+
+    enabled: StrictBool = True
+    failed_ratio: float = Field(0.1, gt=0, le=1, description="share of a run's attempted "
+                                "writes that failed")
+    failed_min_records: int = Field(10, ge=1, description="attempted writes before the "
+                                    "failed share counts")
+    count_factor: float = Field(5.0, gt=1, description="a run changes this many times more "
+                                "(or fewer) records than the median of its recent runs")
+    count_min_records: int = Field(100, ge=1, description="changes that make a deviation "
+                                   "worth telling")
+    runtime_factor: float = Field(3.0, gt=1, description="a run takes this many times the "
+                                  "median duration of its recent runs")
+    runtime_min_s: float = Field(60.0, ge=0, description="runs shorter than this never alert")
+    history_runs: int = Field(10, ge=3, description="recent runs a deviation is measured "
+                              "against (at least 3 are needed)")
+    job_stale_hours: float = Field(24.0, gt=0, description="an active job without a "
+                                   "successful run for this long")
+    conflict_backlog: int = Field(25, ge=1, description="held conflicts per mapping")
+    skipped_backlog: int = Field(25, ge=1, description="skipped records per mapping")
+    watermark_stuck_hours: float = Field(24.0, gt=0, description="a watermark this far "
+                                         "behind while runs keep changing records")
+    webhook_url_env: str | None = Field(None, description="environment variable holding a "
+                                        "Teams or Slack incoming-webhook URL")
+    email_to: tuple[str, ...] = ()
+    email_from: str = "nav-crm-ops@localhost"
+    smtp_host: str = ""
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_starttls: StrictBool = False
+    smtp_user: str = ""
+    smtp_password_env: str | None = None
+
+
 class WorkspaceSettings(_Frozen):
     name: str = "workspace"
     profile: ErpProfile = ErpProfile.BC_ONLINE
@@ -333,6 +393,24 @@ class WorkspaceSettings(_Frozen):
     runs_dir: str = "runs"
 
 
+class StateUrl(str):
+    """The state database URL of a workspace, naming the ERP company the workspace keeps in
+    it (``.company``).
+
+    Why a string that carries the company: several companies may share one state database
+    (docs/multi-company.md), and every opener of a workspace's store — the engine, the job
+    runner, ``jobs list``, retention — must open it for the workspace's company.
+    :meth:`nav_crm_ops.store.StateStore.open` reads ``.company`` from the URL it is given, so
+    passing ``config.state_url`` is enough; code that only needs the text uses it as text."""
+
+    company: str
+
+    def __new__(cls, url: str, *, company: str = "") -> StateUrl:
+        made = super().__new__(cls, url)
+        made.company = company
+        return made
+
+
 class WorkspaceConfig(_Frozen):
     """The whole ``nav_crm_ops.toml``; ``root`` is the workspace folder (not stored)."""
 
@@ -342,6 +420,7 @@ class WorkspaceConfig(_Frozen):
     dataverse: DataverseConfig
     http: HttpSettings = HttpSettings()
     retention: RetentionSettings = RetentionSettings()
+    alerts: AlertSettings = AlertSettings()
     root: Path = Field(default=Path("."), exclude=True)
 
     @model_validator(mode="before")
@@ -394,10 +473,14 @@ class WorkspaceConfig(_Frozen):
         return path if path.is_absolute() else self.root / path
 
     @property
-    def state_url(self) -> str:
+    def state_url(self) -> StateUrl:
         """The SQLAlchemy URL with a relative SQLite path made relative to the workspace, and
         the password from ``state_password_env`` when the config names one (never print
-        this URL: show ``self.workspace.state_url``, which holds no password)."""
+        this URL: show ``self.workspace.state_url``, which holds no password); it names the
+        workspace's company (:class:`StateUrl`, :attr:`erp_company`)."""
+        return StateUrl(self._state_url(), company=self.erp_company)
+
+    def _state_url(self) -> str:
         url = self.workspace.state_url
         prefix = "sqlite:///"
         if url.startswith(prefix) and not url.startswith(prefix + "/"):

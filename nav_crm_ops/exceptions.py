@@ -7,7 +7,9 @@ The tree (catch the narrowest class that fits)::
     │   └── MappingError                a mapping or field mapping is invalid (names mapping+field)
     ├── PlanError                       a plan file is unreadable, tampered with or stale
     ├── StateStoreError                 the state database cannot be opened/migrated/locked
-    │   ├── LeaseHeldError              another process holds the lease (says who)
+    │   ├── LeaseError                  a lease could not be taken or kept
+    │   │   ├── LeaseHeldError          another process holds the lease (says who): busy
+    │   │   └── LeaseLostError          a lease held was lost mid-work: the run failed
     │   └── StateConflictError          a write broke a uniqueness rule (another writer won)
     ├── SyncError                       the engine cannot continue a run (dependency, cycle, ...)
     │   └── SyncCancelled               a person cancelled the run (finished batches are kept)
@@ -35,7 +37,9 @@ __all__ = [
     "ConcurrencyError",
     "ConfigError",
     "ConnectorError",
+    "LeaseError",
     "LeaseHeldError",
+    "LeaseLostError",
     "MappingError",
     "NavCrmOpsError",
     "NotFoundError",
@@ -83,13 +87,25 @@ class StateConflictError(StateStoreError):
         """The database's own words (constraint name, duplicate key)."""
 
 
-class LeaseHeldError(StateStoreError):
-    """Another process holds the lease on a mapping or job."""
+class LeaseError(StateStoreError):
+    """A lease on a mapping or job could not be taken or kept (``holder``: who has it now,
+    ``expires_at``: until when, both empty when unknown)."""
 
     def __init__(self, message: str, *, holder: str = "", expires_at: str = "") -> None:
         super().__init__(message)
         self.holder = holder
         self.expires_at = expires_at
+
+
+class LeaseHeldError(LeaseError):
+    """Another process holds the lease on a mapping or job: the work did not start (a runner
+    counts it as busy, not as an attempt)."""
+
+
+class LeaseLostError(LeaseError):
+    """A lease this process held was lost while it worked (another holder took it after it
+    expired, or it could not be renewed in time): the work stopped at the next safe point and
+    counts as a failed attempt, since someone else may now be doing the same work."""
 
 
 class SyncError(NavCrmOpsError):

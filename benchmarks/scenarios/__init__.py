@@ -70,6 +70,16 @@ SCENARIOS: tuple[ScenarioSpec, ...] = (
         module="benchmarks.scenarios.sandbox_throughput", full_size=20_000, quick_size=600,
         jobs=("services",), full_repeats=1, prepare=False,
     ),
+    ScenarioSpec(
+        name="scale_sync", number=7,
+        title="Initial sync of 1,000,000 NAV customers, then a 1% incremental sync",
+        module="benchmarks.scenarios.scale_sync", full_size=1_000_000, quick_size=300,
+        jobs=("ours", "ours_incremental", "per_record_patch", "per_record"), full_repeats=1,
+        prepare=False,
+        target="initial: <= 600 MB peak per 100,000 records, <= 100 µs client CPU per record; "
+               "1% incremental: < 500 MB, >= 3x one PATCH per changed record; requests <= "
+               "1.05x minimum",
+    ),
 )
 
 

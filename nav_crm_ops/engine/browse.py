@@ -26,7 +26,7 @@ def compare_pairs(ctx: EngineContext, spec: TableMapping) -> pl.DataFrame:
     """Coupled pairs whose mapped values differ right now (``Workspace.compare``)."""
     resolver = ctx.resolver()
     nav_reader, crm_reader = ctx.readers(spec)
-    couplings = ctx.store.couplings_frame(spec.name).select("nav_id", "crm_id")
+    couplings = ctx.store.couplings_frame(spec.name, columns=["nav_id", "crm_id"])
     nav = field_frame(nav_reader.by_ids(couplings["nav_id"].to_list()), spec, "nav", resolver)
     crm = field_frame(crm_reader.by_ids(couplings["crm_id"].to_list()), spec, "crm", resolver)
     fields = spec.diff_fields()
@@ -91,7 +91,7 @@ def pick_records(ctx: EngineContext, spec: TableMapping, side: Side | str,
     else:
         raw = reader.client.read(reader.entity, select=reader.select, top=top, etag=True)
     frame = field_frame(raw, spec, side.literal, ctx.resolver())
-    couplings = ctx.store.couplings_frame(spec.name)
+    couplings = _couplings_of(ctx, spec, side, frame["_id"].to_list())
     own, other = side.column("id"), side.other.column("id")
     partners = couplings.select(
         pl.col(own).alias("_id"), pl.col(other).alias("coupled_to"),
@@ -106,16 +106,24 @@ def pick_records(ctx: EngineContext, spec: TableMapping, side: Side | str,
          "_modified": "modified"})
 
 
+def _couplings_of(ctx: EngineContext, spec: TableMapping, side: Side,
+                  ids: list[str]) -> pl.DataFrame:
+    """The couplings of the records ``ids`` of ``side`` (never the mapping's whole table)."""
+    if side is Side.NAV:
+        return ctx.store.couplings_frame(spec.name, nav_ids=ids)
+    return ctx.store.couplings_frame(spec.name, crm_ids=ids)
+
+
 def refuse_unknown_ids(ctx: EngineContext, spec: TableMapping, selection: Selection) -> None:
     """Refuse (naming them) selected ids that are neither coupled in ``spec`` nor exist
     on their side; a coupled record that is gone is a deletion the sync handles."""
-    couplings = ctx.store.couplings_frame(spec.name)
     nav_reader, crm_reader = ctx.readers(spec)
     missing: list[str] = []
-    for ids, reader, coupled, what in (
-            (selection.nav_ids, nav_reader, "nav_id", f"BC {spec.nav.entity}"),
-            (selection.crm_ids, crm_reader, "crm_id", f"CRM {spec.crm.logical_name}")):
-        known = set(couplings[coupled].to_list())
+    for ids, reader, side, what in (
+            (selection.nav_ids, nav_reader, Side.NAV, f"BC {spec.nav.entity}"),
+            (selection.crm_ids, crm_reader, Side.CRM, f"CRM {spec.crm.logical_name}")):
+        coupled = side.column("id")
+        known = set(_couplings_of(ctx, spec, side, list(ids))[coupled].to_list())
         unknown = [i for i in dict.fromkeys(ids) if i not in known]
         if not unknown:
             continue

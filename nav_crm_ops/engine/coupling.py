@@ -92,11 +92,15 @@ def _uncoupled(ctx: EngineContext, spec: TableMapping) -> tuple[pl.DataFrame, pl
     planner = ctx.planner()
     resolver = ctx.resolver()
     nav_reader, crm_reader = planner.readers(spec)
-    couplings = ctx.store.couplings_frame(spec.name)
     nav = field_frame(nav_reader.changed(None, planner.overlap), spec, "nav", resolver)
     crm = field_frame(crm_reader.changed(None, planner.overlap), spec, "crm", resolver)
-    return (nav.filter(~pl.col("_id").is_in(couplings["nav_id"].to_list())),
-            crm.filter(~pl.col("_id").is_in(couplings["crm_id"].to_list())))
+    # The couplings of the records read (ids only), not the mapping's whole table with bases.
+    coupled_nav = ctx.store.couplings_frame(spec.name, columns=["nav_id"],
+                                            nav_ids=nav["_id"].to_list())["nav_id"]
+    coupled_crm = ctx.store.couplings_frame(spec.name, columns=["crm_id"],
+                                            crm_ids=crm["_id"].to_list())["crm_id"]
+    return (nav.filter(~pl.col("_id").is_in(coupled_nav.to_list())),
+            crm.filter(~pl.col("_id").is_in(coupled_crm.to_list())))
 
 
 def _couple_matches(ctx: EngineContext, spec: TableMapping, frame: pl.DataFrame,

@@ -335,8 +335,10 @@ class SalesOrderFollowUp:
         """The posts for this run's invoices of coupled customers: ``(invoice id, post id)``
         and the creates (each post's id made from its invoice, so it is never posted twice)."""
         fields = self.fields
+        customers = [fields.same_id(c) for c in invoices[fields.customer].to_list()
+                     if c is not None] if invoices.height else []
         accounts = {fields.same_id(n): c for n, c in self.store.couplings_frame(
-            self.customer_mapping, columns=["nav_id", "crm_id"]).iter_rows()}
+            self.customer_mapping, columns=["nav_id", "crm_id"], nav_ids=customers).iter_rows()}
         ops: list[WriteOp] = []
         sources: list[tuple[str, str]] = []
         for row in invoices.iter_rows(named=True):

@@ -32,6 +32,7 @@ from ..exceptions import ConnectorError, SyncError
 from ..store import StateStore
 from .ids import record_id
 from .mapping import FieldMapping, MappingSet, TableMapping
+from .plan.schema import split_line_field
 from .vocabulary import Side
 
 __all__ = ["REFERENCE_TTL_S", "UNRESOLVED_PREFIXES", "Resolver", "is_unresolved"]
@@ -68,6 +69,56 @@ _NAME_COLUMNS = ("name", "fullname", "title")
 """CRM columns that name a record for people (first found wins)."""
 
 
+class _LookupIndex:
+    """What a lookup's referenced mappings' couplings say about the ids and keys asked for so
+    far in this run: ``to_crm`` (nav_key -> crm_id), ``to_nav`` (crm_id -> nav_key),
+    ``by_nav_id`` (nav_id -> nav_key).
+
+    Why not the whole mappings: a preview of ten changes must not load 200,000 couplings to
+    translate the few values its rows hold. Each dictionary is filled only from lookups by its
+    own key column, mapping by mapping in the lookup's order (so the first mapping that knows
+    a key wins, as it did over whole tables); couplings without a NAV key translate nothing."""
+
+    def __init__(self, store: StateStore, names: tuple[str, ...]) -> None:
+        self.store, self.names = store, names
+        self.to_crm: dict[str, str] = {}
+        self.to_nav: dict[str, str] = {}
+        self.by_nav_id: dict[str, str] = {}
+        self._asked: dict[str, set[str]] = {c: set() for c in ("crm_id", "nav_key", "nav_id")}
+        self._nav_ids_of_key: dict[str, list[str]] = {}
+
+    def ensure(self, *, crm_ids: Iterable[str] = (), nav_keys: Iterable[str] = (),
+               nav_ids: Iterable[str] = ()) -> None:
+        """Look up the ids and keys not asked for yet."""
+        for column, values in (("crm_id", crm_ids), ("nav_key", nav_keys), ("nav_id", nav_ids)):
+            asked = self._asked[column]
+            fresh = [v for v in dict.fromkeys(values) if v and v not in asked]
+            if fresh:
+                asked.update(fresh)
+                self._fill(column, fresh)
+
+    def _fill(self, column: str, values: list[str]) -> None:
+        """Fill the dictionary keyed by ``column`` from each mapping's couplings of
+        ``values`` (a ``nav_key`` lookup also remembers every NAV id coupled under a key)."""
+        for name in self.names:
+            found = self.store.couplings_frame(
+                name, columns=["nav_id", "crm_id", "nav_key"],
+                **{f"{column}s": values}).filter(pl.col("nav_key").is_not_null())
+            for nav_id, crm_id, key in found.iter_rows():
+                if column == "crm_id":
+                    self.to_nav.setdefault(record_id(crm_id), key)
+                elif column == "nav_key":
+                    self.to_crm.setdefault(key, record_id(crm_id))
+                    self._nav_ids_of_key.setdefault(key, []).append(record_id(nav_id))
+                else:
+                    self.by_nav_id.setdefault(record_id(nav_id), key)
+
+    def nav_ids_of(self, key: str) -> list[str]:
+        """The NAV ids coupled under the NAV key ``key`` in any referenced mapping."""
+        self.ensure(nav_keys=[key])
+        return list(dict.fromkeys(self._nav_ids_of_key.get(key, [])))
+
+
 @dataclass
 class Resolver:
     """Translations for one run (create one per preview or apply)."""
@@ -75,8 +126,7 @@ class Resolver:
     mappings: MappingSet
     store: StateStore
     connections: Connections
-    _lookups: dict[str, tuple[dict[str, str], dict[str, str], dict[str, str]]] = field(
-        default_factory=dict)
+    _lookups: dict[str, _LookupIndex] = field(default_factory=dict)
     _tables: dict[str, dict[str, str]] = field(default_factory=dict)
     _refreshed: set[str] = field(default_factory=set)
     _options: dict[tuple[str, str], tuple[dict[str, int], dict[int, str]]] = field(
@@ -107,30 +157,45 @@ class Resolver:
         return None
 
     # -- lookups ---------------------------------------------------------------------------
-    def _lookup_maps(self, fld: FieldMapping) -> tuple[dict[str, str], dict[str, str],
-                                                       dict[str, str]]:
-        """(nav_key -> crm_id, crm_id -> nav_key, nav_id -> nav_key) of the referenced
-        mappings' couplings (the first mapping wins when several know a key)."""
+    def _lookup_index(self, fld: FieldMapping) -> _LookupIndex:
+        """The translations of ``fld``'s referenced mappings known so far (one per run)."""
         assert fld.lookup is not None
         names = tuple(self.mappings.get(n).name for n in fld.lookup.mappings)
         cache_key = " | ".join(names)
-        cached = self._lookups.get(cache_key)
-        if cached is None:
-            to_crm: dict[str, str] = {}
-            to_nav: dict[str, str] = {}
-            by_nav_id: dict[str, str] = {}
-            for name in names:
-                couplings = self.store.couplings_frame(
-                    name, columns=["nav_id", "crm_id", "nav_key"]).filter(
-                    pl.col("nav_key").is_not_null())
-                for nav_id, crm_id, key in couplings.select(
-                        "nav_id", "crm_id", "nav_key").iter_rows():
-                    to_crm.setdefault(key, record_id(crm_id))
-                    to_nav.setdefault(record_id(crm_id), key)
-                    by_nav_id.setdefault(record_id(nav_id), key)
-            cached = (to_crm, to_nav, by_nav_id)
-            self._lookups[cache_key] = cached
-        return cached
+        index = self._lookups.get(cache_key)
+        if index is None:
+            index = self._lookups[cache_key] = _LookupIndex(self.store, names)
+        return index
+
+    def _lookup_maps(self, fld: FieldMapping, *, crm_ids: Iterable[str] = (),
+                     nav_keys: Iterable[str] = (), nav_ids: Iterable[str] = (),
+                     ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        """(nav_key -> crm_id, crm_id -> nav_key, nav_id -> nav_key) of the referenced
+        mappings' couplings (the first mapping wins when several know a key), holding at
+        least the ``crm_ids``, ``nav_keys`` and ``nav_ids`` asked for (looked up in the state
+        store, never whole mappings)."""
+        index = self._lookup_index(fld)
+        index.ensure(crm_ids=crm_ids, nav_keys=nav_keys, nav_ids=nav_ids)
+        return index.to_crm, index.to_nav, index.by_nav_id
+
+    def prefetch(self, mapping: TableMapping, changes: pl.DataFrame) -> None:
+        """Look up at once, in chunks, the couplings behind the lookup values ``changes``
+        (plan field changes of ``mapping``) write: an apply builds payloads one record at a
+        time, and asking the state store once per value would cost a query per record."""
+        if changes.height == 0:
+            return
+        values = changes.filter(pl.col("new_value").is_not_null()).group_by(
+            "field", maintain_order=True).agg(pl.col("new_value").unique())
+        for name, keys in values.iter_rows():
+            line = split_line_field(name)
+            table = mapping.line_mapping if line is not None and mapping.lines else mapping
+            fld = table.fields_by_name.get((line[1] if line else name).lower())
+            if fld is None or fld.lookup is None:
+                continue
+            index = self._lookup_index(fld)
+            index.ensure(nav_keys=keys)
+            if fld.lookup.via is not None:
+                index.ensure(nav_ids=[n for k in keys for n in index.nav_ids_of(k)])
 
     def _children(self, fld: FieldMapping, *, child_ids: Iterable[str] = (),
                   parent_ids: Iterable[str] = ()) -> dict[str, str]:
@@ -163,10 +228,16 @@ class Resolver:
                                                     select=[target.crm.key, natural])
             return {record_id(i): str(k) for i, k in frame.iter_rows() if i and k}
 
+        crm_ids, nav_keys = list(crm_ids), list(nav_keys)
         table = self._table(f"crm:{target.crm.entity}:{natural}", load, keys=crm_ids,
                             values=nav_keys)
-        to_crm, to_nav, _ = self._lookup_maps(fld)
-        for crm_id, key in table.items():
+        # Only the table's records of the keys wanted: whether each is coupled decides, in the
+        # table's order, as over the whole table.
+        keys = {table[i] for i in crm_ids if i in table} | set(nav_keys)
+        entries = [(i, k) for i, k in table.items() if k in keys]
+        to_crm, to_nav, _ = self._lookup_maps(fld, crm_ids=[i for i, _ in entries],
+                                              nav_keys=keys)
+        for crm_id, key in entries:
             if crm_id not in to_nav and key not in to_crm:
                 to_crm[key] = crm_id
                 to_nav[crm_id] = key
@@ -190,7 +261,7 @@ class Resolver:
         """CRM GUIDs of a lookup column as NAV keys (``<not coupled: guid>`` when unknown)."""
         guids = self._parent_guids(
             fld, [None if v is None else record_id(v) for v in values.to_list()])
-        _, to_nav, _ = self._lookup_maps(fld)
+        _, to_nav, _ = self._lookup_maps(fld, crm_ids=[g for g in guids if g])
         missing = [g for g in guids if g and g not in to_nav]
         if missing and _falls_back_to_natural_keys(fld):
             self._crm_natural_keys(fld, crm_ids=missing)
@@ -200,7 +271,7 @@ class Resolver:
     def lookup_nav_to_crm(self, fld: FieldMapping, nav_keys: Iterable[str]) -> dict[str, str]:
         """NAV keys -> CRM GUIDs for the keys that can be resolved (others are absent)."""
         keys = [k for k in dict.fromkeys(nav_keys) if k]
-        to_crm, _, _ = self._lookup_maps(fld)
+        to_crm, _, _ = self._lookup_maps(fld, nav_keys=keys)
         missing = [k for k in keys if k not in to_crm]
         if missing and _falls_back_to_natural_keys(fld):
             self._crm_natural_keys(fld, nav_keys=missing)
@@ -226,7 +297,8 @@ class Resolver:
         """NAV values of a ``via`` lookup as the referenced mapping's NAV keys."""
         raw = [None if v is None or v == "" else str(v) for v in values.to_list()]
         table = self._via_table(fld, keys=[v for v in raw if v])
-        _, _, by_nav_id = self._lookup_maps(fld)
+        _, _, by_nav_id = self._lookup_maps(
+            fld, nav_ids=[table[v] for v in raw if v is not None and v in table])
         out: list[str | None] = []
         for value in raw:
             if value is None:
@@ -240,8 +312,9 @@ class Resolver:
 
     def key_to_via(self, fld: FieldMapping, key: str) -> str | None:
         """The NAV value a ``via`` lookup field takes for the referenced record ``key``."""
-        _, _, by_nav_id = self._lookup_maps(fld)
-        nav_ids = [n for n, k in by_nav_id.items() if k == key]
+        candidates = self._lookup_index(fld).nav_ids_of(key)
+        _, _, by_nav_id = self._lookup_maps(fld, nav_ids=candidates)
+        nav_ids = [n for n in candidates if by_nav_id.get(n) == key]
         if not nav_ids:
             return None
         table = self._via_table(fld, values=nav_ids)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
@@ -19,6 +20,7 @@ from ..config import WorkspaceConfig, load_config
 from ..connectors.factory import Connections, connect
 from ..exceptions import PlanError, SyncError
 from ..store import Coupling, StateStore
+from .alerts import with_titles
 from .browse import compare_pairs, pick_records, refuse_unknown_ids
 from .conflicts import ConflictChoice, conflict_choices
 from .context import EngineContext
@@ -36,6 +38,9 @@ from .sync.followups import follow_up, sync_with_followups, without
 from .sync.planner import MappingPlan, Planner, Selection
 from .troubleshoot import RetryResult, groups_for_people, labelled_status, retry_outcomes
 
+if TYPE_CHECKING:
+    from .notify import AlertCheck
+
 __all__ = ["MatchResult", "Workspace", "open_workspace"]
 
 
@@ -48,6 +53,8 @@ class Workspace:
         self.mappings = MappingSet.for_workspace(config)
         self.store = StateStore.open(config.state_url)
         self._connections = connections
+        self.last_alerts: AlertCheck | None = None
+        """What the alert rules found after the last run (``None`` before one)."""
 
     # -- plumbing ---------------------------------------------------------------------------------
     @property
@@ -182,7 +189,7 @@ class Workspace:
             results.append(result)
             if result.status == "cancelled":
                 break
-        return SyncReport(tuple(results))
+        return self.after_runs(SyncReport(tuple(results)))
 
     def _lease(self, mapping: str) -> MappingLease:
         return mapping_lease(self.store, mapping)
@@ -217,7 +224,7 @@ class Workspace:
             report = report + SyncReport((result,))
             if result.status == "cancelled":
                 break
-        return report
+        return self.after_runs(report)
 
     def _sync_one(self, mapping: TableMapping, selection: Selection | None,
                   progress: Progress | None, cancel: CancelToken | None,
@@ -306,6 +313,25 @@ class Workspace:
                               tuple(record_id(i) for i in crm_ids), direction)
         refuse_unknown_ids(self._context(), spec, selection)
         return self._sync_selection(spec, selection, progress).with_skipped_totals(self.store)
+
+    # -- alerts (engine.alerts, docs/alerts.md) --------------------------------------------------
+    def after_runs(self, report: SyncReport) -> SyncReport:
+        """Evaluate the alert rules after a run (``last_alerts`` keeps what they found)."""
+        for result in report.results:
+            self.store.runs.link_sync(result.run_ids)
+        if self.config.alerts.enabled:
+            self.last_alerts = self.check_alerts()
+        return report
+
+    def check_alerts(self, *, now: datetime | None = None) -> AlertCheck:
+        """Evaluate every alert rule now, record what holds, send the alerts raised."""
+        from .notify import check_workspace_alerts
+
+        return check_workspace_alerts(self.config, self.store, now=now)
+
+    def alerts(self, *, state: str | None = "open", limit: int = 200) -> pl.DataFrame:
+        """Alerts newest first (open ones; ``state=None``: all), with each rule's ``title``."""
+        return with_titles(self.store.alerts.frame(state=state, limit=limit))
 
     # -- logs and failed records ---------------------------------------------------------------------
     def runs(self, mapping: str | None = None, limit: int = 200) -> pl.DataFrame:

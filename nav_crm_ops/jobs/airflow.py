@@ -32,19 +32,17 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..cli_options import EXIT_LEASE
+from ..cli_options import EXIT_LEASE, EXIT_ON_HOLD
 from ..engine.mapping import MappingSet
 from ..exceptions import ConfigError
 from .defaults import sync_job_name
+from .dependencies import upstream_mappings
 from .queue import JobEntry
 from .recurrence import Recurrence
 
 __all__ = ["DEFAULT_DAG_ID", "EXIT_ON_HOLD", "AirflowDag", "AirflowTask", "DagSchedule",
            "airflow_dag", "cron_schedule", "render_dag"]
 
-EXIT_ON_HOLD = 5
-"""``jobs run NAME --skip-on-hold`` exits with this when the job is On Hold (not run); the
-generated DAG marks the task skipped on it."""
 DEFAULT_DAG_ID = "nav_crm_ops_jobs"
 _TASK_ID = re.compile(r"[^a-z0-9_.-]+")
 
@@ -145,24 +143,6 @@ def _task_id(job: JobEntry, taken: set[str]) -> str:
     return unique
 
 
-def _upstream_mappings(mapping: str, mappings: MappingSet, has_job: set[str]) -> set[str]:
-    """The mappings whose jobs must run before ``mapping``'s: its depends_on, and for a
-    dependency without a job, that dependency's own (so the order still holds)."""
-    found: set[str] = set()
-    pending = list(mappings.get(mapping).depends_on) if mapping in mappings else []
-    seen: set[str] = set()
-    while pending:
-        name = mappings.get(pending.pop()).name.upper()
-        if name in seen:
-            continue
-        seen.add(name)
-        if name in has_job:
-            found.add(name)
-        else:
-            pending.extend(mappings.get(name).depends_on)
-    return found
-
-
 def _dag_schedules(jobs: Sequence[JobEntry], task_ids: Sequence[str],
                    dag_id: str) -> list[DagSchedule]:
     """One DAG per cron schedule (None for jobs cron cannot say), one per job and in queue
@@ -195,7 +175,7 @@ def airflow_dag(jobs: Sequence[JobEntry], mappings: MappingSet, workspace: str, 
             by_mapping.setdefault(job.mapping.upper(), []).append(task_id)
     tasks = []
     for job, task_id, dag in zip(jobs, ids, dags, strict=True):
-        upstream = sorted(upstream_id for name in _upstream_mappings(
+        upstream = sorted(upstream_id for name in upstream_mappings(
             job.mapping, mappings, set(by_mapping)) for upstream_id in by_mapping[name])
         elsewhere = [u for u in upstream if dag_of[u] != dag.dag_id]
         cron, note = cron_schedule(job.recurrence)

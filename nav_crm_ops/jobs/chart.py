@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..charts import bar_width, time_axis
+from ..presentation import bar_width, time_axis
 from ..store.runs import RunOutcome
 
 __all__ = ["RunPoint", "RunsChart", "runs_chart"]

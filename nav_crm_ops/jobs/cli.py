@@ -2,8 +2,9 @@
 
 Exit codes follow the main CLI: 0 success (or nothing was due), 1 a job's notebook failed or
 timed out, 2 bad input (config, unknown job, bad option), 3 a service problem, 4 the job named
-on the command line did not run because it is busy elsewhere (another runner holds the job, or
-its mapping is being synchronized by someone else), 5 with ``--skip-on-hold``: the job named is
+on the command line did not run because it is busy elsewhere (another runner holds the job, a
+job it depends on or that depends on it is running, or its mapping is being synchronized by
+someone else), 5 with ``--skip-on-hold``: the job named is
 On Hold and was not run. 4 and 5 are "not run", never success, so Airflow and cron wrappers
 can retry (4) or skip (5).
 """
@@ -25,6 +26,7 @@ from ..cli_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED_RECORDS,
     EXIT_LEASE,
+    EXIT_ON_HOLD,
     EXIT_SERVICE,
     json_option,
     workspace_option,
@@ -33,7 +35,7 @@ from ..config import configured_secrets, load_config
 from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
 from ..store.runs import RunOutcome
-from .airflow import DEFAULT_DAG_ID, EXIT_ON_HOLD, airflow_dag, render_dag
+from .airflow import DEFAULT_DAG_ID, airflow_dag, render_dag
 from .defaults import DEFAULT_EVERY_MINUTES, init_queue
 from .queue import (
     JOB_KINDS,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import Any
 
 from ..exceptions import ConfigError, LeaseHeldError
 from ..store import StateStore
+from ..store.claims import ClaimRequest
 from ..store.runs import RunOutcome
 from ..store.schema import utc_now
 from .recurrence import (
@@ -54,6 +55,7 @@ __all__ = [
     "ON_HOLD",
     "ON_HOLD_INACTIVITY",
     "READY",
+    "JobClaim",
     "JobEntry",
     "JobQueue",
     "check_parameter_values",
@@ -422,6 +424,23 @@ def _entry(data: Mapping[str, Any]) -> JobEntry:
         created_at=_from_text(data["created_at"]), updated_at=_from_text(data["updated_at"]))
 
 
+@dataclass(frozen=True)
+class JobClaim:
+    """A claim's result: ``job`` started (In Process, its lease held by the claimer) and
+    ``before`` as it was, or both None and ``refusal`` says why (``holder``: who holds the
+    job's lease when that refused it)."""
+
+    job: JobEntry | None = None
+    before: JobEntry | None = None
+    refusal: str = ""
+    holder: str = ""
+    expires_at: str = ""
+
+
+StartCheck = Callable[[JobEntry, list[JobEntry]], str]
+"""Given a job and its related jobs, read under lock: why it may not start ("" if it may)."""
+
+
 def job_lease_name(name: str) -> str:
     """The state-store lease a runner holds while it runs job ``name``."""
     return f"job:{name}"
@@ -497,6 +516,23 @@ class JobQueue:
         runner may have started it since it was read)."""
         return self.store.jobs.update_if_status(name, if_status, {
             "next_run_at": _to_text(next_run_at), "updated_at": _to_text(utc_clock())})
+
+    def claim(self, name: str, related: Collection[str], check: StartCheck, *, holder: str,
+              ttl_s: float, now: datetime) -> JobClaim:
+        """Start job ``name`` for ``holder`` if ``check`` allows it, in one transaction with
+        the rows of ``related`` jobs locked and read again (see
+        :mod:`nav_crm_ops.store.claims`): several runners never start one job twice, nor a
+        job alongside one it depends on. Started means In Process, one more run counted and
+        the job's lease held by ``holder`` for ``ttl_s`` seconds."""
+        request = ClaimRequest(name=name, related=related, lease_name=job_lease_name(name),
+                               holder=holder, ttl_s=ttl_s, status=IN_PROCESS,
+                               at=_to_text(now))
+        claim = self.store.jobs.claim(
+            request, lambda row, rows: check(_entry(row), [_entry(r) for r in rows]))
+        if claim.started is None or claim.before is None:
+            return JobClaim(refusal=claim.refusal, holder=claim.holder,
+                            expires_at=claim.expires_at)
+        return JobClaim(job=_entry(claim.started), before=_entry(claim.before))
 
     def begin_run(self, name: str, now: datetime) -> JobEntry:
         """Mark the job In Process and count the run (the caller holds its lease); the run

@@ -10,6 +10,8 @@ workspace; the :class:`JobReport` it returns renders the report's parts, each a 
   with the fields (old → new) and what became of it;
 * :meth:`JobReport.failures_by_cause` — failed records grouped by cause with record counts,
   each with its full message (never cut);
+* :meth:`JobReport.alerts` — the workspace's open alerts (:mod:`nav_crm_ops.engine.alerts`),
+  this job's and mapping's first, each with what happened and where to look;
 * :meth:`JobReport.runs_over_time` — the job's last runs on a time axis, by outcome colour;
 * :meth:`JobReport.troubleshooting` — the link to the troubleshooting dashboard.
 
@@ -38,6 +40,7 @@ from ..engine.plan import Plan
 from ..engine.report import SyncReport
 from ..engine.vocabulary import PlanAction, shown_change
 from ..engine.workspace import Workspace, open_workspace
+from ..presentation import alerts_html
 from ..store.runs import RunOutcome
 from .chart import RunPoint, RunsChart, runs_chart
 from .output import outcome_badge
@@ -128,6 +131,7 @@ class JobReport:
     history: tuple[RunPoint, ...] = ()
     dashboards_url: str = DEFAULT_DASHBOARDS_URL
     dry_run: bool = False
+    open_alerts: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     # -- the parts ---------------------------------------------------------------------------
     def headline(self) -> Html:
@@ -177,6 +181,10 @@ class JobReport:
             lines.append(f"{_plural(count, 'record')}: {_cause_text(cause)}")
         return Html("".join(parts), "\n".join(lines))
 
+    def alerts(self) -> Html:
+        """The open alerts (evaluated after this run), this job's and mapping's first."""
+        return Html(*alerts_html(self.open_alerts))
+
     def runs_over_time(self) -> RunsChart:
         """The job's last :data:`HISTORY_RUNS` runs, this one included."""
         count = len(self.history)
@@ -197,6 +205,16 @@ class JobReport:
     def hand_back(self, result_path: str | Path) -> JobResult:
         """Write the summary the job runner reads (nothing when run interactively)."""
         return write_result(result_path, self.result)
+
+
+def _open_alerts(ws: Workspace, info: _RunInfo) -> pl.DataFrame:
+    """Open alerts, those about this job or mapping first."""
+    frame = ws.alerts()
+    if not frame.height:
+        return frame
+    mine = (pl.col("subject") == info.job_name) | pl.col("subject").str.starts_with(info.mapping)
+    return frame.with_columns(mine.alias("_mine")).sort(["_mine", "id"], descending=True
+                                                         ).drop("_mine")
 
 
 def _cause_text(cause: str) -> str:
@@ -252,7 +270,8 @@ def _gather(ws: Workspace, plan: Plan, report: SyncReport | None, info: _RunInfo
         return JobReport(info.title, RunOutcome.SUCCEEDED, "dry run: nothing written",
                          {}, info.started_at, info.duration_s, result, (result.message,),
                          _changes(plan, set(), erp, dry_run=True), pl.DataFrame(),
-                         _history(ws, info, ()), info.dashboards_url, dry_run=True)
+                         _history(ws, info, ()), info.dashboards_url, dry_run=True,
+                         open_alerts=_open_alerts(ws, info))
     result = JobResult.from_report(report)
     errors = _failed_not_held(ws, info.mapping, report.run_ids)
     failed_ids = set(errors["source_id"].drop_nulls().to_list())
@@ -265,7 +284,8 @@ def _gather(ws: Workspace, plan: Plan, report: SyncReport | None, info: _RunInfo
     return JobReport(info.title, report.outcome, report.outcome_label(), counts,
                      info.started_at, info.duration_s, result, notes,
                      _changes(plan, failed_ids, erp, dry_run=False), _failures(errors, erp),
-                     _history(ws, info, report.run_ids), info.dashboards_url)
+                     _history(ws, info, report.run_ids), info.dashboards_url,
+                     open_alerts=_open_alerts(ws, info))
 
 
 def _skipped_notes(report: SyncReport) -> tuple[str, ...]:

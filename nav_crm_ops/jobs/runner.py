@@ -5,10 +5,13 @@ opens to see exactly what happened, including the traceback of a failing cell.
 
 One run of a job:
 
-1. take the lease ``job:<name>`` in the state store (another runner holding it → the run is
-   skipped and says who holds it; a runner that died leaves a lease that expires and is taken
-   over); the lease is renewed by a background thread while the notebook runs;
-2. mark the job In Process and execute its notebook with papermill, kernel ``python3``, an
+1. claim the job (:meth:`JobQueue.claim`, one transaction): it must still be due (``--due``),
+   no job it depends on or that depends on it may be In Process, no job it depends on may be
+   due (:mod:`nav_crm_ops.jobs.dependencies`); then it is marked In Process and the lease
+   ``job:<name>`` taken. Another runner holding it → the run is skipped and says who holds
+   it; a runner that died leaves a lease that expires and is taken over. A heartbeat renews
+   the lease while the notebook runs (:class:`~nav_crm_ops.store.heartbeat.LeaseHeartbeat`);
+2. execute its notebook with papermill, kernel ``python3``, an
    execution timeout per cell (a hung or dead kernel fails the run instead of hanging the
    runner), parameters ``workspace``, ``job_name``, ``result_path`` (+ ``mapping``, + the job's
    own) — never secrets (a parameter holding a configured client secret fails the run before
@@ -39,13 +42,17 @@ from typing import Any
 from ..config import WorkspaceConfig, configured_secrets, load_config
 from ..exceptions import ConfigError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore, default_holder
+from ..store.heartbeat import LeaseHeartbeat
 from ..store.runs import RunOutcome
+from ..store.schema import utc_now
+from .dependencies import JobGraph, start_refusal
 from .output import finish_output_notebook
 from .queue import (
     IN_PROCESS,
     ON_HOLD,
     ON_HOLD_INACTIVITY,
     READY,
+    JobClaim,
     JobEntry,
     JobQueue,
     check_parameter_values,
@@ -73,8 +80,10 @@ DEFAULT_LEASE_TTL_S = 120.0
 KERNEL_START_TIMEOUT_S = 120
 OUTCOMES = tuple(RunOutcome)
 """How a job run ends (:class:`RunOutcome`). ``busy``: the engine found the mapping being
-synchronized by someone else (not counted as a failed attempt); ``skipped``: another runner
-holds the job's lease, or it is no longer due."""
+synchronized by someone else (``LeaseHeldError``: not counted as a failed attempt);
+``skipped``: another runner holds the job's lease, it is no longer due, or a job it depends on
+(or that depends on it) is running or due. A lease lost mid-run (``LeaseLostError``) is
+``failed``: an attempt."""
 _CANCELLED_ERRORS = ("SyncCancelled", "KeyboardInterrupt")
 """Exceptions of a notebook cell that mean a person cancelled the run."""
 
@@ -167,32 +176,6 @@ class WorkspaceChangeProbe:
             self._workspace = None
 
 
-class _LeaseKeeper:
-    """Renews a job's lease every third of its lifetime while the notebook runs."""
-
-    def __init__(self, store: StateStore, name: str, holder: str, ttl_s: float) -> None:
-        self.store, self.name, self.holder, self.ttl_s = store, name, holder, ttl_s
-        self.lost = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._renew, name=f"lease {name}", daemon=True)
-
-    def _renew(self) -> None:
-        while not self._stop.wait(self.ttl_s / 3):
-            try:
-                self.store.renew_lease(self.name, self.holder, self.ttl_s)
-            except NavCrmOpsError as exc:
-                self.lost = str(exc)
-                return
-
-    def __enter__(self) -> _LeaseKeeper:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @dataclass
 class _Execution:
     """One started run of a job, filled in step by step: run the notebook, collect what it
@@ -213,6 +196,9 @@ class _Execution:
     interrupted: bool = False
     """The runner itself was interrupted (Ctrl+C): the run is recorded as cancelled, then the
     interrupt goes on."""
+    lease_lost: bool = False
+    """The job's lease was lost during the run: a failed attempt, settled only while no other
+    runner holds the job."""
 
     @property
     def result_path(self) -> Path:
@@ -243,6 +229,7 @@ class JobRunner:
         self.probe: ChangeProbe = probe or default_probe
         self.clock = clock
         self.echo = echo or (lambda _text: None)
+        self._mappings: Any = None
 
     @property
     def runs_dir(self) -> Path:
@@ -260,6 +247,14 @@ class JobRunner:
         self.close()
 
     # -- choosing what to run ------------------------------------------------------------------
+    def graph(self, jobs: list[JobEntry] | None = None) -> JobGraph:
+        """The dependencies between the queue's jobs (from the workspace's mappings)."""
+        if self._mappings is None:
+            from ..engine.mapping import MappingSet
+
+            self._mappings = MappingSet.for_workspace(self.config)
+        return JobGraph.build(self.queue.list() if jobs is None else jobs, self._mappings)
+
     def run(self, name: str) -> JobRun:
         """Run one job now, whatever its schedule (a person asked for it)."""
         return self._run_leased(self.queue.get(name).name, due_at=None, changes_detected=False)
@@ -275,7 +270,9 @@ class JobRunner:
         now = now or self.clock()
         self.recover_stale()
         results = []
-        for job in self.queue.list():
+        jobs = self.queue.list()
+        self._graph = self.graph(jobs)
+        for job in jobs:
             changes = False
             if needs_probe(job, now):
                 changes = self.probe(job)
@@ -336,35 +333,44 @@ class JobRunner:
         return recovered
 
     # -- one run -----------------------------------------------------------------------------------
+    _graph: JobGraph | None = None
+
+    def _claim(self, name: str, *, due_at: datetime | None, changes_detected: bool,
+               started: datetime) -> JobClaim:
+        """Claim ``name`` (see :meth:`JobQueue.claim`) under the dependency rules."""
+        graph = self._graph if due_at is not None and self._graph is not None else self.graph()
+        depends_on = graph.depends_on.get(name, frozenset())
+
+        def check(job: JobEntry, related: list[JobEntry]) -> str:
+            return start_refusal(job, related, depends_on, due_at=due_at,
+                                 changes_detected=changes_detected)
+
+        return self.queue.claim(name, graph.related(name), check, holder=self.holder,
+                                ttl_s=self.lease_ttl_s, now=started)
+
     def _run_leased(self, name: str, *, due_at: datetime | None,
                     changes_detected: bool) -> JobRun:
-        lease_name = job_lease_name(name)
-        try:
-            self.store.acquire_lease(lease_name, self.holder, self.lease_ttl_s)
-        except LeaseHeldError as held:
-            message = (f"skipped {name!r}: it is being run by {held.holder} (lease until "
-                       f"{held.expires_at})")
+        started = self.clock()
+        claim = self._claim(name, due_at=due_at, changes_detected=changes_detected,
+                            started=started)
+        if claim.job is None or claim.before is None:
+            message = f"skipped {name!r}: {claim.refusal}"
             self.echo(message)
             return JobRun(name, RunOutcome.SKIPPED, self.queue.get(name).status, message=message)
         try:
-            job = self.queue.get(name)
-            if due_at is not None and not is_due(job, due_at, changes_detected=changes_detected):
-                return JobRun(name, RunOutcome.SKIPPED, job.status,
-                              message=f"skipped {name!r}: another runner already ran it")
-            return self._execute(job)
+            return self._execute(claim.job, claim.before, started)
         finally:
-            self.store.release_lease(lease_name, self.holder)
+            self.store.release_lease(job_lease_name(name), self.holder)
 
-    def _execute(self, job: JobEntry) -> JobRun:
-        """Check, run, collect and settle one run; a run that cannot start fails the job."""
-        started = self.clock()
-        previous_status = job.status
+    def _execute(self, job: JobEntry, before: JobEntry, started: datetime) -> JobRun:
+        """Check, run, collect and settle one claimed run (``job`` In Process, ``before`` as
+        it was); a run that cannot start fails the job."""
+        previous_status = before.status
         try:
             notebook = resolve_notebook(job.notebook, self.root)
             check_parameter_values(job.name, job.parameters, configured_secrets(self.config))
         except ConfigError as exc:
-            return self._fail_unstarted(job, started, str(exc))
-        job = self.queue.begin_run(job.name, started)
+            return self._fail_unstarted(before, started, str(exc))
         run = _Execution(job, previous_status, started, notebook,
                          self._output_path(job, started))
         self._run_notebook(run)
@@ -385,13 +391,15 @@ class JobRunner:
         return parameters
 
     def _run_notebook(self, run: _Execution) -> None:
-        """Execute the notebook while a background thread keeps the lease; a lease lost
-        meanwhile is added to the error (another runner may have started the job too)."""
+        """Execute the notebook while a heartbeat keeps the job's lease; a lease lost
+        meanwhile (another runner may have started the job too) fails the run."""
         parameters = self._parameters(run)
         self.echo(f"running {run.job.name!r} ({run.notebook.name}) -> {run.output}")
         clock_start = time.monotonic()
-        with _LeaseKeeper(self.store, job_lease_name(run.job.name), self.holder,
-                          self.lease_ttl_s) as keeper:
+        lease_name = job_lease_name(run.job.name)
+        with LeaseHeartbeat(lambda: self.store.renew_lease(lease_name, self.holder,
+                                                           self.lease_ttl_s),
+                            lease_name, self.lease_ttl_s) as keeper:
             try:
                 run.outcome, run.error = self._papermill(run.notebook, run.output, parameters,
                                                          run.job.execution_timeout_s)
@@ -400,7 +408,10 @@ class JobRunner:
                 run.error = "cancelled: the job runner was interrupted (Ctrl+C) during the run"
         run.duration_s = time.monotonic() - clock_start
         if keeper.lost:
-            run.error = f"{run.error}; {keeper.lost}" if run.error else keeper.lost
+            lost = f"LeaseLostError: {keeper.lost}"
+            run.lease_lost = True
+            run.outcome = RunOutcome.CANCELLED if run.interrupted else RunOutcome.FAILED
+            run.error = f"{run.error}; {lost}" if run.error else lost
 
     def _collect(self, run: _Execution) -> None:
         """Keep what the run left: the result summary (an unreadable summary fails the run),
@@ -426,6 +437,13 @@ class JobRunner:
         """Settle the job in the queue and say what happened."""
         finished = self.clock()
         job, result, saved = run.job, run.result, run.saved
+        if run.lease_lost and self._taken_by_another(job.name):
+            self.echo(f"{job.name!r}: failed - {run.error}; another runner took the job over, "
+                      "so it settles the job")
+            return JobRun(job=job.name, outcome=run.outcome, status=self.queue.get(job.name)
+                          .status, run_number=job.run_count, error=run.error,
+                          output_notebook=saved, output_html=run.html,
+                          duration_s=run.duration_s)
         settled = self._settled(job, run.previous_status, run.outcome, run.error,
                                 True if result is None else result.changed, run.started,
                                 finished)
@@ -438,11 +456,33 @@ class JobRunner:
         label = run.outcome.label(counts.get("failed", 0), counts.get("conflicts", 0))
         self.echo(f"{job.name!r}: {label}, status {settled.status}"
                   + (f" - {run.error}" if run.error else ""))
+        self._check_alerts()
         return JobRun(job=job.name, outcome=run.outcome, status=settled.status,
                       run_number=job.run_count, counts=counts, run_ids=run_ids,
                       changed=None if result is None else result.changed, error=run.error,
                       output_notebook=saved, output_html=run.html, duration_s=run.duration_s,
                       message=run.html_error or (result.message if result else ""))
+
+    def _check_alerts(self) -> None:
+        """Evaluate the alert rules after the job settled (a job that stopped succeeding is
+        seen here; its syncs evaluated them too) and say what was raised or cleared."""
+        if not self.config.alerts.enabled:
+            return
+        from ..engine.notify import check_workspace_alerts
+
+        try:
+            check = check_workspace_alerts(self.config, self.store)
+        except NavCrmOpsError as exc:  # never fails the run that was just settled
+            self.echo(f"alerts could not be evaluated: {exc}")
+            return
+        for line in check.lines():
+            self.echo(line)
+
+    def _taken_by_another(self, name: str) -> bool:
+        """Whether another holder has the job's lease now (it took it after ours expired)."""
+        lease = self.store.lease(job_lease_name(name))
+        return (lease is not None and lease.holder != self.holder
+                and lease.expires_at > utc_now())
 
     def _output_path(self, job: JobEntry, started: datetime) -> Path:
         """``runs/<date>/<job>-<run number>.ipynb`` (unique even if names slug alike)."""

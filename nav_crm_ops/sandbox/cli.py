@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from ..exceptions import SandboxError
+from .companies import MAX_COMPANIES
 from .nav.common import nav_credentials
 from .server import DEFAULT_DATA_DIR, Sandbox, SandboxInfo
 
@@ -107,6 +108,11 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 @click.option("--no-crm-solution", "no_crm_solution", is_flag=True,
               help="Dataverse without the integration solution (the nav_ tables and columns); "
                    "`nav-crm-ops setup crm` creates them.")
+@click.option("--companies", default=1, show_default=True,
+              type=click.IntRange(1, MAX_COMPANIES),
+              help="Business Central companies served beside the one Dataverse org "
+                   "(CRONUS International Ltd., CRONUS UK Ltd., ...): multi-company sync, "
+                   "with Dataverse's bcbi_company table (docs/multi-company.md).")
 @click.option("--ready-file", type=click.Path(dir_okay=False), default=None,
               help="Write the URLs as JSON here once listening (no secret in it).")
 @click.option("--pidfile", type=click.Path(dir_okay=False), default=None,
@@ -120,7 +126,7 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed: str,
                   reset: bool, faults: str | None, limits: str, ready_file: str | None,
                   pidfile: str | None, log_level: str, no_crm_solution: bool,
-                  profile: str) -> None:
+                  profile: str, companies: int) -> None:
     """Run the local Dataverse + Business Central sandbox (serves until Ctrl+C)."""
     ctx.ensure_object(dict)
     ctx.obj["data_dir"] = data_dir
@@ -129,7 +135,7 @@ def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed:
     try:
         sandbox = Sandbox(data_dir=data_dir, seed=seed, host=host, port=port, reset=reset,
                           limits=limits == "on", faults=faults, log_level=log_level,
-                          crm_solution=not no_crm_solution)
+                          crm_solution=not no_crm_solution, companies=companies)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--faults") from exc
     written: list[Path] = []
@@ -140,9 +146,15 @@ def sandbox_group(ctx: click.Context, host: str, port: int, data_dir: str, seed:
             Path(pidfile).write_text(str(os.getpid()), encoding="utf-8")
             written.append(Path(pidfile))
         click.echo(_banner(sandbox.info, profile))
+        for company in sandbox.context.companies:
+            click.echo(f"  Also company           {company.info.company_id} "
+                       f"({company.info.company_name}): nav-crm-ops init --dir ws2 --sandbox "
+                       f"{sandbox.info.base_url} --company '{company.info.company_name}'")
         if ready_file:
-            _write_json(Path(ready_file), {"pid": os.getpid(),
-                                           **_describe(sandbox.info, include_secret=False)})
+            _write_json(Path(ready_file), {
+                "pid": os.getpid(), **_describe(sandbox.info, include_secret=False),
+                "companies": [{"id": c.company_id, "name": c.company_name} for c in
+                              (sandbox.info, *(o.info for o in sandbox.context.companies))]})
             written.append(Path(ready_file))
         while True:
             time.sleep(0.5)

@@ -21,6 +21,14 @@ from ..exceptions import SandboxError
 from ..secrets import Secret
 from .auth import TokenRegistry
 from .bc_schema import BC_ENTITIES
+from .companies import (
+    MAX_COMPANIES,
+    CompanyData,
+    company_definitions,
+    company_file,
+    extra_company_info,
+    rename_for_company,
+)
 from .dataverse_catalog import DataverseCatalog, base_entities
 from .info import SandboxInfo
 from .limits import FaultInjector, ServiceProtection
@@ -50,6 +58,9 @@ class SandboxOptions:
     client_secret: str | None = None
     crm_solution: bool = True
     revoked_privileges: tuple[str, ...] = ()
+    companies: int = 1
+    """Business Central companies served beside the one Dataverse org (see
+    :mod:`.companies`); more than one adds the ``bcbi_company`` table and lookups."""
 
 
 def _load_identity(data_dir: Path, client_secret: str | None) -> dict[str, str]:
@@ -98,6 +109,8 @@ class SandboxContext:
         self.faults: FaultInjector | None = FaultInjector.from_spec(options.faults)
         self.seed = options.seed
         self._lock = threading.RLock()
+        self.companies: tuple[CompanyData, ...] = ()
+        """The further BC companies (the first is this context's own store and info)."""
 
     @classmethod
     def open(cls, options: SandboxOptions, *, base_url: str) -> SandboxContext:
@@ -109,6 +122,9 @@ class SandboxContext:
             raise SandboxError(f"cannot create the sandbox data directory {data_dir}: {exc}") \
                 from exc
         FaultInjector.from_spec(options.faults)  # fail early on a bad spec
+        if not 1 <= options.companies <= MAX_COMPANIES:
+            raise SandboxError(f"--companies must be 1 to {MAX_COMPANIES}, got "
+                               f"{options.companies}")
         identity = _load_identity(data_dir, options.client_secret)
         info = SandboxInfo(
             base_url=base_url.rstrip("/"), tenant=identity["tenant"],
@@ -118,12 +134,21 @@ class SandboxContext:
         )
         store = SandboxStore(data_dir / DATABASE_FILE,
                              (*base_entities(options.crm_solution), *BC_ENTITIES))
+        context: SandboxContext | None = None
         try:
             context = cls(options, info, store)
+            context.companies = tuple(
+                CompanyData(SandboxStore(company_file(data_dir, index), store.entities),
+                            extra_company_info(info, index))
+                for index in range(1, options.companies))
             if options.reset or sum(store.counts().values()) == 0:
                 context.reset(options.seed, clear=options.reset)
+            else:
+                context._ensure_companies(options.seed, clear=False)
         except BaseException:
             store.close()
+            for company in context.companies if context is not None else ():
+                company.store.close()
             raise
         return context
 
@@ -139,6 +164,7 @@ class SandboxContext:
                 self.store.reset()
                 self.revoked_privileges = frozenset(self.options.revoked_privileges)
             self._load_seed(spec)
+            self._ensure_companies(spec, clear=clear)
             self.seed = spec
 
     def _load_seed(self, spec: str) -> None:
@@ -160,6 +186,36 @@ class SandboxContext:
                 "businessProfileId": "", "systemVersion": "24.0.16410.18040",
             })
 
+    def _ensure_companies(self, spec: str, *, clear: bool) -> None:
+        """With several companies: the further companies' data (seeded when empty or
+        ``clear``), their rows in the companies collection, and the ``bcbi_company`` table
+        and lookups in Dataverse (see :mod:`.companies`)."""
+        if not self.companies:
+            return
+        for index, company in enumerate(self.companies, start=1):
+            if clear:
+                company.store.reset()
+            if sum(company.store.counts().values()) == 0:
+                from .seed import load_seed
+                from .seed_rows import bc_ids_of_company
+
+                with bc_ids_of_company(company.info.company_id):
+                    load_seed(company.store, spec, company.info)
+                rename_for_company(company.store, index)
+            name = "business_central:companies"
+            if self.store.get(name, company.info.company_id) is None:
+                self.store.insert(name, {
+                    "id": company.info.company_id, "name": company.info.company_name,
+                    "displayName": company.info.company_name, "businessProfileId": "",
+                    "systemVersion": "24.0.16410.18040"})
+        for definition in company_definitions():
+            present = self.catalog.by_name.get(str(definition.get("entity") or
+                                                   definition["name"]))
+            missing = present is None if definition["kind"] == "table" else (
+                present is not None and present.column("bcbi_companyid") is None)
+            if missing:
+                self.catalog.add(definition)
+
     def status(self) -> dict[str, Any]:
         """What ``GET /_sandbox/status`` reports: identity (never the secret), rows per table,
         limits, faults injected."""
@@ -168,6 +224,8 @@ class SandboxContext:
             "environment": self.info.environment,
             "company_id": self.info.company_id,
             "company_name": self.info.company_name,
+            "companies": [{"id": info.company_id, "name": info.company_name}
+                          for info in (self.info, *(c.info for c in self.companies))],
             "client_id": self.info.client_id,
             "seed": self.seed,
             "crm_solution": self.catalog.crm_solution,
@@ -193,3 +251,5 @@ class SandboxContext:
 
     def close(self) -> None:
         self.store.close()
+        for company in self.companies:
+            company.store.close()

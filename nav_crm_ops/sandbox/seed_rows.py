@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -58,8 +60,25 @@ def dv_id(entity: str, key: str) -> str:
     return seed_id(DATAVERSE, entity, key)
 
 
+BC_ID_SCOPE: ContextVar[str] = ContextVar("bc_id_scope", default="")
+"""Which BC company the seed is loading (``""``: the sandbox's first). Business Central's
+SystemIds are random, so two companies never share one; a further company's seeded records
+get ids of their own too (:func:`bc_ids_of_company`)."""
+
+
 def bc_id(entity: str, key: str) -> str:
-    return seed_id(BUSINESS_CENTRAL, entity, key)
+    scope = BC_ID_SCOPE.get()
+    return seed_id(BUSINESS_CENTRAL, entity, f"{key}@{scope}" if scope else key)
+
+
+@contextmanager
+def bc_ids_of_company(scope: str) -> Iterator[None]:
+    """Seed BC records of the company ``scope`` (see :data:`BC_ID_SCOPE`)."""
+    token = BC_ID_SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        BC_ID_SCOPE.reset(token)
 
 
 def owned(owner: str) -> Row:

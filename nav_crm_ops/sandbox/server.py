@@ -68,6 +68,7 @@ class Sandbox:
         log_level: str = "warning",
         crm_solution: bool = True,
         crm_privileges: Mapping[str, Sequence[str]] | None = None,
+        companies: int = 1,
     ) -> None:
         from .context import SandboxContext, SandboxOptions
 
@@ -78,6 +79,7 @@ class Sandbox:
             data_dir=Path(data_dir), seed=seed, reset=reset, limits=limits, faults=faults,
             client_secret=client_secret, crm_solution=crm_solution,
             revoked_privileges=tuple((crm_privileges or {}).get("revoke", ())),
+            companies=companies,
         )
         self.context = SandboxContext.open(options, base_url=f"http://{host}:{self.port}")
         self._server: uvicorn.Server | None = None

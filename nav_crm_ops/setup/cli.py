@@ -83,6 +83,18 @@ def _render(plan: SetupPlan, results: list[SetupResult] | None, dry_run: bool) -
     return "\n".join(lines)
 
 
+def _company_row(workspace_path: Path, as_json: bool) -> None:
+    """A multi-company workspace's bcbi_company row, found or created first (its id is what
+    the mappings filter by)."""
+    from .crm_company import fill_workspace_company_row
+
+    row = fill_workspace_company_row(workspace_path)
+    if row is not None and not as_json:
+        click.echo(f"  ✓ {'created' if row.created else 'found'}: bcbi_company {row.name!r} "
+                   f"(bcbi_externalid {row.external_id}) — dataverse.company_row_id = "
+                   f"{row.row_id}")
+
+
 @setup_group.command("crm")
 @click.option("--dry-run", is_flag=True, help="Only show what would be created.")
 @workspace_option
@@ -90,7 +102,10 @@ def _render(plan: SetupPlan, results: list[SetupResult] | None, dry_run: bool) -
 def setup_crm(dry_run: bool, workspace_path: Path, as_json: bool) -> int:
     """Create in Dataverse the integration solution's tables and columns and the option
     values the mappings need (POST EntityDefinitions / Attributes / RelationshipDefinitions,
-    InsertOptionValue); idempotent: what exists is left alone."""
+    InsertOptionValue); idempotent: what exists is left alone. A workspace sharing the org
+    with other companies (``[dataverse] multi_company``) gets its company's bcbi_company row
+    first (found or created; its id written to the config)."""
+    _company_row(workspace_path, as_json)
     with Checkup.open(workspace_path) as checkup:
         facts = checkup.facts()
         if facts.crm is None or not facts.crm.tables_read:

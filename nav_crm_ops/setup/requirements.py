@@ -187,7 +187,9 @@ def _crm_side(c: _Collector, m: TableMapping, where: str) -> None:
             c.column(table, note.column, Use.READ, f"{where} not_synchronized")
     for template in m.templates.crm:
         for column in template.values:
-            c.column(table, column, Use.WRITE, f"{where} template {template.name!r}")
+            # A lookup set by a template is written as ``<navigation>@odata.bind``.
+            c.column(table, column.split("@", 1)[0], Use.WRITE,
+                     f"{where} template {template.name!r}")
             writes = True
     if m.mark_source_on_create and m.direction == "from_crm":
         for column in m.mark_source_on_create:

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol
 
 import polars as pl
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import ColumnElement, Connection, Select, Table
 
 from ..exceptions import StateConflictError, StateStoreError
 
@@ -34,19 +34,31 @@ class Transactions(Protocol):
 
 
 class Repository:
-    """A table family's queries; every public method runs in its own transaction."""
+    """A table family's queries; every public method runs in its own transaction.
 
-    def __init__(self, tx: Transactions) -> None:
+    Why a company: one state database may serve several ERP companies (issue #19, item 5).
+    A repository is made for one of them (``company``, ``''`` when the store was opened
+    without one) and every query it runs is narrowed by :meth:`scoped`; rows it inserts carry
+    the company (named explicitly, and by the column default as a safety net). Two
+    workspaces of different companies on one database never see each other's rows."""
+
+    def __init__(self, tx: Transactions, company: str = "") -> None:
         self._tx = tx
+        self.company = company
+
+    def scoped(self, table: Table) -> ColumnElement[bool]:
+        """The condition that keeps a query on ``table`` to this repository's company."""
+        return table.c.company == self.company
 
     def _frame(self, table: Table, query: Select[Any], mapping: str | None) -> pl.DataFrame:
         """The rows ``query`` selects from ``table`` as a frame (every column of the table),
         narrowed to one mapping when ``mapping`` is given."""
+        query = query.where(self.scoped(table))
         if mapping is not None:
             query = query.where(table.c.mapping == mapping_key(mapping))
         with self._tx(write=False) as conn:
             rows = conn.execute(query).all()
-        return rows_frame(rows, table)
+        return without_company(rows_frame(rows, table))
 
 
 def conflict_error(where: str, exc: Exception) -> StateConflictError:
@@ -117,6 +129,12 @@ def rows_frame(rows: Sequence[Any], table: Table, columns: Sequence[str] | None 
     dtype_of = {int: pl.Int64(), bool: pl.Boolean(), str: pl.Utf8()}
     frame_schema = {n: dtype_of.get(types.get(n, str), pl.Utf8()) for n in names}
     return pl.DataFrame([tuple(r) for r in rows], schema=frame_schema, orient="row")
+
+
+def without_company(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` without the ``company`` column: a repository's rows are all of its own
+    company, so the column only repeats it."""
+    return frame.drop("company") if "company" in frame.columns else frame
 
 
 def new_id(result: Any) -> int:

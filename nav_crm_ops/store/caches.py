@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import polars as pl
 from sqlalchemy import delete, select
 
-from .base import Repository, mapping_key, rows_frame, upsert
+from .base import Repository, mapping_key, rows_frame, upsert, without_company
 from .schema import option_mappings, reference_cache, utc_now
 
 __all__ = ["CacheRepository"]
@@ -30,7 +30,8 @@ class CacheRepository(Repository):
         with self._tx(write=False) as conn:
             rows = conn.execute(select(reference_cache.c.key, reference_cache.c.value,
                                        reference_cache.c.updated_at)
-                                .where(reference_cache.c.scope == scope)).all()
+                                .where(self.scoped(reference_cache),
+                                       reference_cache.c.scope == scope)).all()
         if not rows:
             return None
         stamp = min(row[2] for row in rows)
@@ -46,28 +47,31 @@ class CacheRepository(Repository):
         are deleted; two processes refreshing one scope at once both succeed and the later
         write's table is what stays."""
         now = utc_now()
-        rows = [{"scope": scope, "key": k, "value": v, "updated_at": now}
+        company = self.company
+        rows = [{"company": company, "scope": scope, "key": k, "value": v, "updated_at": now}
                 for k, v in sorted(table.items())] or [
-            {"scope": scope, "key": "", "value": None, "updated_at": now}]
+            {"company": company, "scope": scope, "key": "", "value": None, "updated_at": now}]
         with self._tx() as conn:
-            conn.execute(upsert(conn, reference_cache, ("scope", "key")), rows)
+            conn.execute(upsert(conn, reference_cache, ("company", "scope", "key")), rows)
             conn.execute(delete(reference_cache).where(
-                reference_cache.c.scope == scope, reference_cache.c.updated_at != now))
+                self.scoped(reference_cache), reference_cache.c.scope == scope, reference_cache.c.updated_at != now))
 
     # -- option mappings -------------------------------------------------------------------------
     def set_option_mapping(self, mapping: str, field: str, nav_value: str, crm_value: int,
                            caption: str = "") -> None:
         key = mapping_key(mapping)
         with self._tx() as conn:
-            conn.execute(upsert(conn, option_mappings, ("mapping", "field", "nav_value")).values(
-                mapping=key, field=field, nav_value=nav_value, crm_value=crm_value,
+            conn.execute(upsert(conn, option_mappings,
+                                ("company", "mapping", "field", "nav_value")).values(
+                company=self.company, mapping=key, field=field, nav_value=nav_value, crm_value=crm_value,
                 caption=caption, updated_at=utc_now()))
 
     def option_mappings(self, mapping: str, field: str | None = None) -> pl.DataFrame:
-        query = select(option_mappings).where(option_mappings.c.mapping == mapping_key(mapping))
+        query = select(option_mappings).where(self.scoped(option_mappings),
+                                              option_mappings.c.mapping == mapping_key(mapping))
         if field is not None:
             query = query.where(option_mappings.c.field == field)
         with self._tx(write=False) as conn:
             rows = conn.execute(query.order_by(option_mappings.c.field,
                                                option_mappings.c.crm_value)).all()
-        return rows_frame(rows, option_mappings)
+        return without_company(rows_frame(rows, option_mappings))

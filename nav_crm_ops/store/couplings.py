@@ -62,12 +62,14 @@ class Coupling:
 def _coupling(row: Any) -> Coupling:
     data = dict(row._mapping)
     data.pop("id", None)
+    data.pop("company", None)
     data["base_values"] = loads(data.get("base_values"))
     return Coupling(**data)
 
 
 def _find(conn: Connection, mapping: str, column: str, value: str) -> Coupling | None:
-    row = conn.execute(select(couplings).where(
+    row = conn.execute(select(couplings).where(  # the transaction's company: the repository's
+        couplings.c.company == conn.info.get("company", ""),
         couplings.c.mapping == mapping, couplings.c[column] == value)).first()
     return None if row is None else _coupling(row)
 
@@ -96,8 +98,8 @@ def _upsert_row(key: str, record: Mapping[str, Any], now: str) -> dict[str, Any]
 class CouplingRepository(Repository):
     """The ``couplings`` table. ``dialect`` (the engine's) picks the bulk upsert statement."""
 
-    def __init__(self, tx: Transactions, dialect: str) -> None:
-        super().__init__(tx)
+    def __init__(self, tx: Transactions, dialect: str, company: str = "") -> None:
+        super().__init__(tx, company)
         self._dialect = dialect
 
     def by_nav(self, mapping: str, nav_id: str) -> Coupling | None:
@@ -135,7 +137,7 @@ class CouplingRepository(Repository):
                 )
             now = utc_now()
             conn.execute(insert(couplings).values(
-                mapping=key, nav_id=nav_id, crm_id=crm_id, nav_key=nav_key, crm_key=crm_key,
+                company=self.company, mapping=key, nav_id=nav_id, crm_id=crm_id, nav_key=nav_key, crm_key=crm_key,
                 nav_name=_name(nav_name), crm_name=_name(crm_name), base_values=dumps(base_values), nav_modified_at=nav_modified_at,
                 crm_modified_at=crm_modified_at, created_at=now, updated_at=now))
             found = _find(conn, key, "nav_id", nav_id)
@@ -147,7 +149,7 @@ class CouplingRepository(Repository):
         key = mapping_key(mapping)
         if nav_id is None and crm_id is None:
             raise StateStoreError(f"mapping {key}: give nav_id or crm_id of the pair to uncouple")
-        conditions = [couplings.c.mapping == key]
+        conditions = [self.scoped(couplings), couplings.c.mapping == key]
         if nav_id is not None:
             conditions.append(couplings.c.nav_id == nav_id)
         if crm_id is not None:
@@ -169,7 +171,8 @@ class CouplingRepository(Repository):
         if not records:
             return 0
         now = utc_now()
-        values = [_upsert_row(key, record, now) for record in records]
+        values = [{**_upsert_row(key, record, now), "company": self.company}
+                  for record in records]
         statement = self._upsert_statement()
         try:
             with self._tx() as conn:
@@ -184,7 +187,7 @@ class CouplingRepository(Repository):
     def _upsert_statement(self) -> Any:
         statement = dialect_insert(self._dialect, couplings)
         return statement.on_conflict_do_update(
-            index_elements=["mapping", "nav_id"],
+            index_elements=["company", "mapping", "nav_id"],
             set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,
                   **{name: func.coalesce(statement.excluded[name], couplings.c[name])
                      for name in _KEPT_ON_UPSERT}},
@@ -192,10 +195,16 @@ class CouplingRepository(Repository):
 
     def frame(self, mapping: str, *, columns: Sequence[str] | None = None,
               nav_ids: Iterable[str] | None = None,
-              crm_ids: Iterable[str] | None = None) -> pl.DataFrame:
+              crm_ids: Iterable[str] | None = None,
+              nav_keys: Iterable[str] | None = None) -> pl.DataFrame:
         """Couplings of ``mapping`` as a polars frame (``base_values`` as JSON text): every
         column or only ``columns``, every coupling or only those of ``nav_ids`` (or of
-        ``crm_ids``)."""
+        ``crm_ids``, or of the natural keys ``nav_keys``).
+
+        Why the id lists: a preview needs the couplings of the records in play, not the whole
+        table (200,000 couplings with their bases cost half a gigabyte); they are asked for in
+        :data:`~.base.CHUNK`-sized ``IN`` lists, each chunk's rows in the order they were
+        coupled (so "the first coupling of a key" means the same as over the whole table)."""
         key = mapping_key(mapping)
         names = list(columns or _COUPLING_FRAME_SCHEMA)
         unknown = [n for n in names if n not in _COUPLING_FRAME_SCHEMA]
@@ -203,22 +212,24 @@ class CouplingRepository(Repository):
             raise StateStoreError(f"unknown coupling column(s) {unknown}; valid: "
                                   f"{list(_COUPLING_FRAME_SCHEMA)}")
         schema = {n: _COUPLING_FRAME_SCHEMA[n] for n in names}
-        query = select(*(couplings.c[c] for c in names)).where(couplings.c.mapping == key)
+        query = select(*(couplings.c[c] for c in names)).where(self.scoped(couplings),
+                                                               couplings.c.mapping == key)
         rows: list[Any] = []
+        wanted = [(couplings.c[c], ids) for c, ids in (("nav_id", nav_ids), ("crm_id", crm_ids),
+                                                        ("nav_key", nav_keys)) if ids is not None]
         with self._tx(write=False) as conn:
-            if nav_ids is None and crm_ids is None:
+            if not wanted:
                 rows = list(conn.execute(query.order_by(couplings.c.id)).all())
             else:
-                by, ids = ((couplings.c.nav_id, nav_ids) if nav_ids is not None
-                           else (couplings.c.crm_id, crm_ids))
+                by, ids = wanted[0]
                 for chunk in chunks(list(dict.fromkeys(ids or ()))):
-                    rows += conn.execute(query.where(by.in_(chunk))).all()
+                    rows += conn.execute(query.where(by.in_(chunk)).order_by(couplings.c.id)).all()
         return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
     def count(self, mapping: str) -> int:
         with self._tx(write=False) as conn:
             return int(conn.execute(select(func.count()).select_from(couplings).where(
-                couplings.c.mapping == mapping_key(mapping))).scalar() or 0)
+                self.scoped(couplings), couplings.c.mapping == mapping_key(mapping))).scalar() or 0)
 
     def update_synced(self, mapping: str, nav_id: str, *, base_values: Mapping[str, Any],
                       nav_modified_at: str | None = None,
@@ -232,6 +243,6 @@ class CouplingRepository(Repository):
         key = mapping_key(mapping)
         with self._tx() as conn:
             count = conn.execute(update(couplings).where(
-                couplings.c.mapping == key, couplings.c.nav_id == nav_id).values(**changes)).rowcount
+                self.scoped(couplings), couplings.c.mapping == key, couplings.c.nav_id == nav_id).values(**changes)).rowcount
         if not count:
             raise StateStoreError(f"mapping {key}: NAV record {nav_id} is not coupled")

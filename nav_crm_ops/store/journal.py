@@ -41,9 +41,9 @@ class JournalRepository(Repository):
             known: set[str] = set()
             for chunk in chunks([str(r["op_id"]) for r in rows]):
                 known.update(conn.execute(select(pending_ops.c.op_id).where(
-                    pending_ops.c.op_id.in_(chunk))).scalars())
+                    self.scoped(pending_ops), pending_ops.c.op_id.in_(chunk))).scalars())
             fresh = [{
-                "run_id": run_id, "mapping": key, "op_id": str(r["op_id"]), "kind": str(r["kind"]),
+                "run_id": run_id, "company": self.company, "mapping": key, "op_id": str(r["op_id"]), "kind": str(r["kind"]),
                 "target": str(r["target"]), "record_key": str(r.get("record_key", "")),
                 "payload": dumps(r.get("payload")), "state": "pending", "created_at": now,
                 "updated_at": now,
@@ -57,7 +57,8 @@ class JournalRepository(Repository):
             raise StateStoreError(f"op state {state!r} is not one of {list(OP_STATES)}")
         ids = list(op_ids)
         with self._tx() as conn:
-            return conn.execute(update(pending_ops).where(pending_ops.c.op_id.in_(ids)).values(
+            return conn.execute(update(pending_ops).where(
+                self.scoped(pending_ops), pending_ops.c.op_id.in_(ids)).values(
                 state=state, result=dumps(result), updated_at=utc_now())).rowcount or 0
 
     def frame(self, mapping: str | None = None, *,
@@ -77,7 +78,7 @@ class JournalRepository(Repository):
                                   f"have left them unfinished); only {list(SETTLED_OP_STATES)} "
                                   "can be purged")
         c = pending_ops.c
-        settled = c.state.in_(list(states))
+        settled = c.state.in_(list(states)) & self.scoped(pending_ops)
         query = select(c.id).where(settled)
         if older_than is not None:
             query = query.where(c.updated_at < older_than)

@@ -8,9 +8,12 @@ the holder identity (:func:`default_holder`) and the dead-holder takeover live w
 from __future__ import annotations
 
 import os
-import secrets
+import re
 import socket
+import uuid
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, delete, or_, select, text, update
@@ -20,36 +23,76 @@ from ..exceptions import LeaseHeldError, StateStoreError
 from .base import Repository
 from .schema import leases, utc_now
 
-__all__ = ["Lease", "LeaseRepository", "database_now", "default_holder", "holder_is_dead"]
+__all__ = ["Lease", "LeaseRepository", "database_now", "default_holder", "holder_is_dead",
+           "take_lease"]
 
 _PG_STAMP = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 """to_char format of the store's fixed-width UTC text (see :func:`schema.utc_now`)."""
 
 
-def default_holder(description: str = "") -> str:
-    """``host:pid #token description``: who holds a lease, readable in error messages.
+_KEY = re.compile(r" @(([0-9a-f]+)\.([0-9]+)\.[0-9]+)$")
+"""The process key at the end of a holder (:func:`default_holder`)."""
 
-    The token is new on every call, so each caller — process, thread, notebook kernel, or two
+
+def _process_key(pid: int | str = "self") -> str:
+    """``<boot id>.<pid namespace>.<start time>`` of process ``pid`` (Linux), "" when unknown.
+
+    Why all three: a pid alone names different processes in two containers (each has its own
+    pid namespace, yet both may share the host name) and after a reboot (boot id); the start
+    time tells a recycled pid from the holder. Only when the boot id and the pid namespace are
+    this process's own can a holder's pid be checked here at all."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+        namespace = os.stat(f"/proc/{pid}/ns/pid").st_ino
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat.rsplit(")", 1)[1].split()[19]  # field 22, counted after the name
+    except (OSError, IndexError):
+        return ""
+    return f"{boot}.{namespace}.{start}"
+
+
+@cache
+def _own_key() -> tuple[str, str]:
+    """(boot id, pid namespace) of this process: whose pids :func:`holder_is_dead` may check."""
+    key = _process_key()
+    boot, _, rest = key.partition(".")
+    return boot, rest.partition(".")[0]
+
+
+def default_holder(description: str = "") -> str:
+    """``host:pid #uuid description @process-key``: who holds a lease, readable in messages.
+
+    The uuid is new on every call, so each caller — process, thread, notebook kernel, or two
     syncs of one process — holds a lease under its own identity: a lease is never granted to a
-    second caller because it runs in the same process as the holder."""
-    base = f"{socket.gethostname()}:{os.getpid()} #{secrets.token_hex(4)}"
-    return f"{base} {description}".strip()
+    second caller because it runs in the same process (or a process of the same host name and
+    pid in another container). The process key (:func:`_process_key`) only lets
+    :func:`holder_is_dead` prove a holder of this very machine and pid namespace gone."""
+    key = _process_key(os.getpid())
+    text = f"{socket.gethostname()}:{os.getpid()} #{uuid.uuid4().hex} {description}".strip()
+    return f"{text} @{key}" if key else text
 
 
 def holder_is_dead(holder: str) -> bool:
-    """True when ``holder`` (from :func:`default_holder`) names a process of this host that
-    no longer runs: its lease can be taken over at once instead of waiting for it to expire."""
-    where = holder.split(" ", 1)[0]
-    host, _, pid = where.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+    """True only when ``holder`` (from :func:`default_holder`) provably no longer runs: same
+    host name, same boot and pid namespace as this process, and its pid is gone or now names
+    a process started at another time. Then its lease can be taken over at once; in every
+    other case (another container or host, an older holder without a process key) liveness
+    is the lease's expiry, which the holder's heartbeat keeps in the future."""
+    host, _, pid = holder.split(" ", 1)[0].rpartition(":")
+    found = _KEY.search(holder)
+    if host != socket.gethostname() or not pid.isdigit() or found is None:
+        return False
+    key, boot, namespace = found.group(1), found.group(2), found.group(3)
+    if (boot, namespace) != _own_key() or not boot:
         return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return True
     except PermissionError:
-        return False
-    return False
+        pass
+    current = _process_key(pid)
+    return bool(current) and current != key
 
 
 def database_now(conn: Connection, ttl_s: float) -> tuple[str, str]:
@@ -68,10 +111,31 @@ def database_now(conn: Connection, ttl_s: float) -> tuple[str, str]:
 def _insert_if_absent(dialect: str) -> Any:
     """``INSERT INTO leases … ON CONFLICT DO NOTHING`` for the two supported databases."""
     if dialect == "postgresql":
-        return postgresql.insert(leases).on_conflict_do_nothing(index_elements=["name"])
+        return postgresql.insert(leases).on_conflict_do_nothing(
+            index_elements=["company", "name"])
     if dialect == "sqlite":
-        return sqlite.insert(leases).on_conflict_do_nothing(index_elements=["name"])
+        return sqlite.insert(leases).on_conflict_do_nothing(
+            index_elements=["company", "name"])
     raise StateStoreError(f"leases support SQLite and PostgreSQL state databases, not {dialect}")
+
+
+def take_lease(conn: Connection, name: str, holder: str, ttl_s: float) -> Lease | None:
+    """Take ``name`` for ``holder`` inside the caller's transaction, or None when another
+    live holder has it: an expired lease (or one ``holder`` already holds) with one
+    conditional UPDATE, a missing one with ``INSERT … ON CONFLICT DO NOTHING`` (a refusal is a
+    row count of 0, never a unique-key violation in the server's log). Why a function: the
+    job queue takes a job's lease in the same transaction that claims the job."""
+    now, expires = database_now(conn, ttl_s)
+    taken = conn.execute(update(leases).where(
+        # A lease name per company: the company of the caller's store (``conn.info``).
+        leases.c.company == conn.info.get("company", ""), leases.c.name == name,
+        or_(leases.c.expires_at <= now, leases.c.holder == holder),
+    ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
+    if not taken:
+        taken = conn.execute(_insert_if_absent(conn.dialect.name).values(
+            company=conn.info.get("company", ""), name=name, holder=holder, acquired_at=now, expires_at=expires,
+        ).returning(leases.c.name)).first() is not None
+    return Lease(name, holder, now, expires) if taken else None
 
 
 @dataclass(frozen=True)
@@ -98,17 +162,9 @@ class LeaseRepository(Repository):
         if ttl_s <= 0:
             raise StateStoreError(f"lease {name!r}: ttl_s must be positive, got {ttl_s}")
         with self._tx() as conn:
-            now, expires = database_now(conn, ttl_s)
-            taken = conn.execute(update(leases).where(
-                leases.c.name == name,
-                or_(leases.c.expires_at <= now, leases.c.holder == holder),
-            ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
-            if not taken:
-                taken = conn.execute(_insert_if_absent(conn.dialect.name).values(
-                    name=name, holder=holder, acquired_at=now, expires_at=expires,
-                ).returning(leases.c.name)).first() is not None
-        if taken:
-            return Lease(name, holder, now, expires)
+            lease = take_lease(conn, name, holder, ttl_s)
+        if lease is not None:
+            return lease
         current = self.get(name)
         if current is not None and holder_is_dead(current.holder):
             return self.take_over(name, current.holder, holder, ttl_s)
@@ -125,14 +181,17 @@ class LeaseRepository(Repository):
         with self._tx() as conn:
             now, expires = database_now(conn, ttl_s)
             renewed = conn.execute(update(leases).where(
-                leases.c.name == name, leases.c.holder == holder, leases.c.expires_at > now,
+                self.scoped(leases), leases.c.name == name, leases.c.holder == holder,
+                leases.c.expires_at > now,
             ).values(expires_at=expires)).rowcount
         if not renewed:
             current = self.get(name)
+            taken = current is not None and current.holder != holder
             raise LeaseHeldError(
                 f"lease {name!r} is no longer held by {holder!r}"
-                + (f"; {current.holder} holds it until {current.expires_at}" if current else
-                   " (it expired)") + "; stop the work it protected and acquire it again",
+                + (f"; {current.holder} holds it until {current.expires_at}" if taken
+                   and current else f" (it expired{' at ' + current.expires_at if current else ''})")
+                + "; stop the work it protected and acquire it again",
                 holder=current.holder if current else "",
                 expires_at=current.expires_at if current else "",
             )
@@ -146,7 +205,7 @@ class LeaseRepository(Repository):
         with self._tx() as conn:
             now, expires = database_now(conn, ttl_s)
             taken = conn.execute(update(leases).where(
-                leases.c.name == name, leases.c.holder == dead_holder,
+                self.scoped(leases), leases.c.name == name, leases.c.holder == dead_holder,
             ).values(holder=holder, acquired_at=now, expires_at=expires)).rowcount
         if not taken:
             return self.acquire(name, holder, ttl_s)
@@ -156,10 +215,14 @@ class LeaseRepository(Repository):
         """Give the lease back; False when ``holder`` did not hold it."""
         with self._tx() as conn:
             return bool(conn.execute(delete(leases).where(
-                leases.c.name == name, leases.c.holder == holder)).rowcount)
+                self.scoped(leases), leases.c.name == name,
+                leases.c.holder == holder)).rowcount)
 
     def get(self, name: str) -> Lease | None:
         """The current lease row of ``name`` (may be expired), or None."""
         with self._tx(write=False) as conn:
-            row = conn.execute(select(leases).where(leases.c.name == name)).first()
-        return None if row is None else Lease(**dict(row._mapping))
+            row = conn.execute(select(leases).where(self.scoped(leases),
+                                                    leases.c.name == name)).first()
+        if row is None:
+            return None
+        return Lease(**{k: v for k, v in row._mapping.items() if k != "company"})

@@ -25,7 +25,16 @@ import polars as pl
 from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from ..exceptions import StateStoreError
-from .base import Repository, check_direction, chunks, dumps, mapping_key, new_id, rows_frame
+from .base import (
+    Repository,
+    check_direction,
+    chunks,
+    dumps,
+    mapping_key,
+    new_id,
+    rows_frame,
+    without_company,
+)
 from .normalize import normalize_error_message
 from .retention import delete_in_chunks, open_error
 from .schema import record_errors, record_status, utc_now
@@ -95,9 +104,9 @@ def failure_values(row: Any, failure: RecordFailure, skip_after: int,
     return values
 
 
-def _error_row(row: Mapping[str, Any], now: str) -> dict[str, Any]:
+def _error_row(row: Mapping[str, Any], now: str, company: str) -> dict[str, Any]:
     return {
-        "run_id": row.get("run_id"), "mapping": mapping_key(str(row["mapping"])),
+        "company": company, "run_id": row.get("run_id"), "mapping": mapping_key(str(row["mapping"])),
         "direction": row["direction"], "source_id": row.get("source_id"),
         "destination_id": row.get("destination_id"),
         "source_label": (str(row["source_label"])[:500] if row.get("source_label") else None),
@@ -110,10 +119,10 @@ def _error_row(row: Mapping[str, Any], now: str) -> dict[str, Any]:
     }
 
 
-def _error_filter(mapping: str | None, run_id: int | None, transient: bool | None,
-                  normalized_message: str | None = None,
+def _error_filter(company: str, mapping: str | None, run_id: int | None,
+                  transient: bool | None, normalized_message: str | None = None,
                   source_id: str | None = None) -> list[Any]:
-    conditions: list[Any] = []
+    conditions: list[Any] = [record_errors.c.company == company]
     if mapping is not None:
         conditions.append(record_errors.c.mapping == mapping_key(mapping))
     if run_id is not None:
@@ -130,10 +139,11 @@ def _error_filter(mapping: str | None, run_id: int | None, transient: bool | Non
 class _Batch:
     """One run's outcomes for one mapping and direction, applied on one connection."""
 
-    def __init__(self, conn: Connection, key: str, direction: str) -> None:
+    def __init__(self, conn: Connection, company: str, key: str, direction: str) -> None:
         self.conn, self.key, self.direction = conn, key, direction
+        self.company = company
         c = record_status.c
-        self.where = (c.mapping == key, c.direction == direction)
+        self.where = (c.company == company, c.mapping == key, c.direction == direction)
 
     def clear(self, source_ids: Sequence[str]) -> None:
         for chunk in chunks(source_ids):
@@ -154,9 +164,10 @@ class _Batch:
         if not updates:
             return
         c = record_status.c
-        names = [n for n in updates[0] if n not in _KEY_COLUMNS]
+        names = [n for n in updates[0] if n not in (*_KEY_COLUMNS, "company")]
         self.conn.execute(
             update(record_status).where(
+                c.company == self.company,
                 c.mapping == bindparam("k_mapping"),
                 c.direction == bindparam("k_direction"),
                 c.source_id == bindparam("k_source_id"))
@@ -181,7 +192,7 @@ class RecordOutcomeRepository(Repository):
         now = utc_now()
         result: list[RecordStatus] = []
         with self._tx() as conn:
-            batch = _Batch(conn, key, direction)
+            batch = _Batch(conn, self.company, key, direction)
             batch.clear(ok)
             current = batch.current([f.source_id for f in failures])
             inserts: list[dict[str, Any]] = []
@@ -190,13 +201,14 @@ class RecordOutcomeRepository(Repository):
                 row = current.get(failure.source_id)
                 values = failure_values(row, failure, skip_after, now)
                 values.update(
-                    mapping=key, direction=direction, source_id=failure.source_id,
+                    company=self.company, mapping=key, direction=direction, source_id=failure.source_id,
                     run_id=run_id, updated_at=now,
                     destination_id=failure.destination_id or (
                         row.destination_id if row is not None else None),
                     first_failed_at=row.first_failed_at if row is not None else now)
                 (inserts if row is None else updates).append(values)
-                result.append(RecordStatus(**values))
+                result.append(RecordStatus(**{k: v for k, v in values.items()
+                                              if k != "company"}))
             batch.write(inserts, updates)
         return result
 
@@ -204,9 +216,11 @@ class RecordOutcomeRepository(Repository):
         c = record_status.c
         with self._tx(write=False) as conn:
             row = conn.execute(select(record_status).where(
-                c.mapping == mapping_key(mapping), c.direction == check_direction(direction),
+                self.scoped(record_status), c.mapping == mapping_key(mapping), c.direction == check_direction(direction),
                 c.source_id == source_id)).first()
-        return None if row is None else RecordStatus(**dict(row._mapping))
+        if row is None:
+            return None
+        return RecordStatus(**{k: v for k, v in row._mapping.items() if k != "company"})
 
     def status_frame(self, mapping: str | None = None, *,
                      states: Sequence[str] = STATUS_STATES) -> pl.DataFrame:
@@ -221,7 +235,8 @@ class RecordOutcomeRepository(Repository):
                direction: str | None = None) -> int:
         """Put skipped records back into the retry pass (all of ``mapping`` when no ids)."""
         c = record_status.c
-        query = update(record_status).where(c.mapping == mapping_key(mapping),
+        query = update(record_status).where(self.scoped(record_status),
+                                            c.mapping == mapping_key(mapping),
                                             c.state == "skipped")
         if direction is not None:
             query = query.where(c.direction == check_direction(direction))
@@ -241,7 +256,7 @@ class RecordOutcomeRepository(Repository):
                   source_values: Any = None, source_label: str | None = None) -> int:
         with self._tx() as conn:
             result = conn.execute(insert(record_errors).values(
-                run_id=run_id, mapping=mapping_key(mapping), direction=direction,
+                company=self.company, run_id=run_id, mapping=mapping_key(mapping), direction=direction,
                 source_id=source_id, destination_id=destination_id,
                 source_label=source_label[:500] if source_label else None, transient=transient,
                 service_code=service_code, http_status=http_status, message=message,
@@ -254,7 +269,7 @@ class RecordOutcomeRepository(Repository):
         """Many record errors in one transaction (keys as :meth:`add_error`'s arguments plus
         ``mapping``, ``direction`` and ``message``)."""
         now = utc_now()
-        values = [_error_row(row, now) for row in rows]
+        values = [_error_row(row, now, self.company) for row in rows]
         if values:
             with self._tx() as conn:
                 conn.execute(insert(record_errors), values)
@@ -268,7 +283,8 @@ class RecordOutcomeRepository(Repository):
         c = record_errors.c
         with self._tx(write=False) as conn:
             old = list(conn.execute(select(c.id).where(
-                c.created_at < older_than, ~open_error())).scalars())
+                self.scoped(record_errors), c.created_at < older_than,
+                ~open_error())).scalars())
         return len(old) if dry_run else delete_in_chunks(self._tx, record_errors, old,
                                                           ~open_error())
 
@@ -279,10 +295,10 @@ class RecordOutcomeRepository(Repository):
         ``normalized_message`` drills into one :meth:`error_groups` group, ``source_id``
         gives one record's history."""
         query = select(record_errors).where(*_error_filter(
-            mapping, run_id, transient, normalized_message, source_id))
+            self.company, mapping, run_id, transient, normalized_message, source_id))
         with self._tx(write=False) as conn:
             rows = conn.execute(query.order_by(record_errors.c.id.desc()).limit(limit)).all()
-        return rows_frame(rows, record_errors)
+        return without_company(rows_frame(rows, record_errors))
 
     def error_groups(self, mapping: str | None = None, *, run_id: int | None = None,
                      transient: bool | None = None) -> pl.DataFrame:
@@ -295,7 +311,7 @@ class RecordOutcomeRepository(Repository):
                         func.min(c.created_at).label("first_seen"),
                         func.max(c.created_at).label("last_seen"),
                         func.max(c.message).label("example"))
-                 .where(*_error_filter(mapping, run_id, transient))
+                 .where(*_error_filter(self.company, mapping, run_id, transient))
                  .group_by(c.mapping, c.normalized_message)
                  .order_by(func.count().desc(), c.mapping))
         with self._tx(write=False) as conn:

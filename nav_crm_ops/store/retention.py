@@ -69,16 +69,17 @@ class PurgeCounts:
     runs: int = 0
     record_errors: int = 0
     pending_ops: int = 0
+    alerts: int = 0
     dry_run: bool = False
 
     @property
     def total(self) -> int:
-        return self.runs + self.record_errors + self.pending_ops
+        return self.runs + self.record_errors + self.pending_ops + self.alerts
 
     def tables(self) -> dict[str, int]:
         """``{table: rows}`` in the order a person reads them."""
         return {"runs": self.runs, "record_errors": self.record_errors,
-                "pending_ops": self.pending_ops}
+                "pending_ops": self.pending_ops, "alerts": self.alerts}
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "tables": self.tables(), "total": self.total}
@@ -92,7 +93,7 @@ def open_error() -> ColumnElement[bool]:
     """True for a ``record_errors`` row whose record is still in ``record_status`` (retry
     pass, conflict or skipped): such errors, and their runs, are never purged."""
     status, error = record_status.c, record_errors.c
-    return exists().where(status.mapping == error.mapping, status.direction == error.direction,
+    return exists().where(status.company == error.company, status.mapping == error.mapping, status.direction == error.direction,
                           status.source_id == error.source_id)
 
 
@@ -111,11 +112,14 @@ def delete_in_chunks(tx: Transactions, table: Table, ids: Sequence[Any],
 def purge_old(store: StateStore, policy: RetentionPolicy | None = None, *,
               dry_run: bool = False, now: datetime | None = None) -> PurgeCounts:
     """Purge what ``policy`` says is old: resolved record errors first (their payloads and
-    responses are what makes the database big), then runs, then settled journal ops."""
+    responses are what makes the database big), then runs, then settled journal ops, then
+    alerts resolved as long ago as the runs kept (open alerts stay)."""
     policy = policy or RetentionPolicy()
     errors = store.outcomes.purge_errors(policy.cutoff(policy.resolved_errors_days, now),
                                          dry_run=dry_run)
     runs = store.runs.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)
     ops = store.journal.purge(older_than=policy.cutoff(policy.journal_days, now),
                               states=SETTLED_OP_STATES, dry_run=dry_run)
-    return PurgeCounts(runs=runs, record_errors=errors, pending_ops=ops, dry_run=dry_run)
+    alerts = store.alerts.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)
+    return PurgeCounts(runs=runs, record_errors=errors, pending_ops=ops, alerts=alerts,
+                       dry_run=dry_run)

@@ -140,7 +140,7 @@ class RunRepository(Repository):
             raise StateStoreError(f"run kind {kind!r} is not one of {list(RUN_KINDS)}")
         with self._tx() as conn:
             result = conn.execute(insert(runs).values(
-                mapping=mapping_key(mapping), direction=direction, kind=kind, job_name=job_name,
+                company=self.company, mapping=mapping_key(mapping), direction=direction, kind=kind, job_name=job_name,
                 started_at=utc_now(), status="running", message="",
                 **dict.fromkeys(RUN_COUNTS, 0)))
             return new_id(result)
@@ -153,17 +153,29 @@ class RunRepository(Repository):
         if unknown:
             raise StateStoreError(f"unknown run count(s) {unknown}; valid: {list(RUN_COUNTS)}")
         with self._tx() as conn:
-            count = conn.execute(update(runs).where(runs.c.id == run_id).values(
+            count = conn.execute(update(runs).where(
+                runs.c.id == run_id, self.scoped(runs)).values(
                 status=status, finished_at=utc_now(), message=message, output_path=output_path,
                 **counts)).rowcount
         if not count:
-            raise StateStoreError(f"run {run_id} does not exist")
+            raise StateStoreError(f"run {run_id} does not exist (in company "
+                                  f"{self.company or 'of this store'})")
+
+    def link_sync(self, run_ids: Iterable[int]) -> None:
+        """Mark job-log rows as one sync (both directions, the second pass): ``sync_id`` is
+        the smallest of their ids. The alert rules judge a sync, not each of its rows."""
+        ids = sorted({int(i) for i in run_ids})
+        if ids:
+            with self._tx() as conn:
+                conn.execute(update(runs).where(runs.c.id.in_(ids), self.scoped(runs))
+                             .values(sync_id=ids[0]))
 
     def set_output(self, run_ids: Iterable[int], output_path: str) -> int:
         """Link job-log entries to the output notebook (or report) that recorded them."""
         ids = [int(i) for i in run_ids]
         with self._tx() as conn:
-            return conn.execute(update(runs).where(runs.c.id.in_(ids)).values(
+            return conn.execute(update(runs).where(
+                runs.c.id.in_(ids), self.scoped(runs)).values(
                 output_path=output_path)).rowcount or 0
 
     def frame(self, mapping: str | None = None, *, limit: int = 200) -> pl.DataFrame:
@@ -191,7 +203,7 @@ class RunRepository(Repository):
                      record_errors.c.run_id.is_not(None), open_error())))
         with self._tx(write=False) as conn:
             old = list(conn.execute(select(c.id).where(
-                c.finished_at.is_not(None), c.finished_at < older_than, *still)).scalars())
+                self.scoped(runs), c.finished_at.is_not(None), c.finished_at < older_than, *still)).scalars())
         if dry_run:
             return len(old)
         removed = 0

@@ -14,6 +14,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -45,6 +46,21 @@ def utc_now(offset_s: float = 0.0) -> str:
     return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _company_default(context: Any) -> str:
+    """The company of the store whose transaction inserts the row (``conn.info["company"]``,
+    set by :meth:`StateStore._tx`): a repository that forgets to name the company still
+    writes its own company's rows, never another's."""
+    return str(context.root_connection.info.get("company", ""))
+
+
+def company_column() -> Column[str]:
+    """The ``company`` column every company-scoped table carries (see
+    :mod:`nav_crm_ops.store.base`, ``Repository.scoped``): the ERP company the row belongs
+    to, ``''`` for a store opened without one."""
+    return Column("company", String(250), nullable=False, default=_company_default,
+                  server_default="")
+
+
 schema_version = Table(
     "schema_version", metadata,
     Column("version", Integer, primary_key=True),
@@ -55,6 +71,7 @@ schema_version = Table(
 couplings = Table(
     "couplings", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
     Column("mapping", String(100), nullable=False),
     Column("nav_id", String(100), nullable=False),
     Column("crm_id", String(100), nullable=False),
@@ -69,12 +86,14 @@ couplings = Table(
     Column("base_values", Text),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
-    UniqueConstraint("mapping", "nav_id", name="uq_couplings_nav"),
-    UniqueConstraint("mapping", "crm_id", name="uq_couplings_crm"),
+    UniqueConstraint("company", "mapping", "nav_id", name="uq_couplings_nav"),
+    UniqueConstraint("company", "mapping", "crm_id", name="uq_couplings_crm"),
 )
 
 record_status = Table(
     "record_status", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("mapping", String(100), primary_key=True),
     Column("direction", String(10), primary_key=True),
     Column("source_id", String(100), primary_key=True),
@@ -88,16 +107,18 @@ record_status = Table(
     Column("first_failed_at", String(32), nullable=False),
     Column("skipped_since", String(32)),
     Column("updated_at", String(32), nullable=False),
-    Index("ix_record_status_state", "mapping", "state"),
+    Index("ix_record_status_state", "company", "mapping", "state"),
 )
 
 runs = Table(
     "runs", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
     Column("mapping", String(100), nullable=False),
     Column("direction", String(20), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("job_name", String(200), nullable=False, default=""),
+    Column("sync_id", Integer),
     Column("started_at", String(32), nullable=False),
     Column("finished_at", String(32)),
     Column("status", String(40), nullable=False),
@@ -107,12 +128,14 @@ runs = Table(
     Column("message", Text, nullable=False, default=""),
     Column("output_path", Text),
     Index("ix_runs_mapping_started", "mapping", "started_at"),
+    Index("ix_runs_company", "company", "id"),
 )
 
 record_errors = Table(
     "record_errors", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer),
+    company_column(),
     Column("mapping", String(100), nullable=False),
     Column("direction", String(20), nullable=False),
     Column("source_id", String(100)),
@@ -129,10 +152,13 @@ record_errors = Table(
     Column("created_at", String(32), nullable=False),
     Index("ix_record_errors_run", "run_id"),
     Index("ix_record_errors_mapping", "mapping", "created_at"),
+    Index("ix_record_errors_company", "company", "mapping", "created_at"),
 )
 
 watermarks = Table(
     "watermarks", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("mapping", String(100), primary_key=True),
     Column("side", String(3), primary_key=True),
     Column("value", String(40), nullable=False),
@@ -141,6 +167,8 @@ watermarks = Table(
 
 reference_cache = Table(
     "reference_cache", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("scope", String(200), primary_key=True),
     Column("key", String(250), primary_key=True),
     Column("value", Text),
@@ -149,6 +177,8 @@ reference_cache = Table(
 
 option_mappings = Table(
     "option_mappings", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("mapping", String(100), primary_key=True),
     Column("field", String(100), primary_key=True),
     Column("nav_value", String(100), primary_key=True),
@@ -161,8 +191,9 @@ pending_ops = Table(
     "pending_ops", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", Integer),
+    company_column(),
     Column("mapping", String(100), nullable=False),
-    Column("op_id", String(200), nullable=False, unique=True),
+    Column("op_id", String(200), nullable=False),
     Column("kind", String(20), nullable=False),
     Column("target", String(3), nullable=False),
     Column("record_key", String(200), nullable=False),
@@ -172,10 +203,13 @@ pending_ops = Table(
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
     Index("ix_pending_ops_state", "state", "mapping"),
+    UniqueConstraint("company", "op_id", name="uq_pending_ops_op"),
 )
 
 leases = Table(
     "leases", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("name", String(200), primary_key=True),
     Column("holder", String(300), nullable=False),
     Column("acquired_at", String(32), nullable=False),
@@ -216,6 +250,8 @@ def _record_status(conn: Connection) -> None:
 
 jobs = Table(
     "jobs", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default,
+           server_default=""),
     Column("name", String(200), primary_key=True),
     Column("position", Integer, nullable=False, default=0),
     Column("kind", String(20), nullable=False),
@@ -248,7 +284,7 @@ jobs = Table(
     Column("on_hold_since", String(32)),
     Column("created_at", String(32), nullable=False),
     Column("updated_at", String(32), nullable=False),
-    Index("ix_jobs_position", "position"),
+    Index("ix_jobs_position", "company", "position"),
 )
 """The job queue (``nav_crm_ops.jobs``): one row per recurring job, its schedule and last run."""
 
@@ -310,6 +346,142 @@ def _wider_outcomes(conn: Connection) -> None:
         conn.exec_driver_sql(f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR(40)")
 
 
+COMPANY_KEYED = ("couplings", "record_status", "watermarks", "reference_cache",
+                 "option_mappings", "pending_ops", "leases", "jobs")
+"""Tables whose keys gain the company (migration 8 rebuilds them on SQLite)."""
+COMPANY_ADDED = ("runs", "record_errors")
+"""Tables that only gain the column (and an index)."""
+
+
+def _companies(conn: Connection) -> None:
+    """Several ERP companies share one state database: every company-scoped table gets a
+    ``company`` column and its unique keys include it (issue #19, item 5).
+
+    Existing rows belong to the one company that used the database so far; the migration
+    cannot read a workspace config, so it fills them with the company of the store that runs
+    it (``conn.info["company"]``: the workspace that opens the database first after the
+    upgrade), ``''`` when opened without one. SQLite cannot change a key in place: those
+    tables are rebuilt (rename, create, copy, drop); PostgreSQL alters them. Idempotent:
+    tables created by :func:`_initial` already have the column."""
+    company = str(conn.info.get("company", ""))
+    inspector = inspect(conn)
+    if not conn.info.get("adopt_rows", True):
+        _refuse_to_adopt(conn, inspector.get_table_names())
+    for name in (*COMPANY_KEYED, *COMPANY_ADDED):
+        if not inspector.has_table(name):
+            continue
+        if "company" in {c["name"] for c in inspector.get_columns(name)}:
+            continue
+        table = metadata.tables[name]
+        if name in COMPANY_ADDED:
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN company VARCHAR(250) "
+                                 "NOT NULL DEFAULT ''")
+            conn.execute(table.update().values(company=company))
+            present = {c["name"] for c in inspect(conn).get_columns(name)}
+            for index in table.indexes:  # not those of columns later migrations add
+                if {c.name for c in index.columns} <= present:
+                    index.create(conn, checkfirst=True)
+        elif conn.dialect.name == "sqlite":
+            _rebuild_sqlite(conn, table, company)
+        else:
+            _rekey_postgresql(conn, table, company)
+
+
+def _refuse_to_adopt(conn: Connection, present: list[str]) -> None:
+    """A new workspace (``init``) must not take the rows of a database written before
+    companies existed: they are the workspace's that wrote them."""
+    for name in ("couplings", "runs", "jobs"):
+        if name in present and conn.execute(select(text("1")).select_from(
+                metadata.tables[name]).limit(1)).first() is not None:
+            raise StateStoreError(
+                "this state database was written by an older nav-crm-ops, before several "
+                "companies could share one; its rows belong to the workspace that uses it: "
+                "run any command in that workspace first (it upgrades the database and keeps "
+                "them), then create this workspace again")
+
+
+def _rebuild_sqlite(conn: Connection, table: Table, company: str) -> None:
+    inspector = inspect(conn)
+    old = [c["name"] for c in inspector.get_columns(table.name)]
+    for index in inspector.get_indexes(table.name):
+        conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{index["name"]}"')
+    conn.exec_driver_sql(f"ALTER TABLE {table.name} RENAME TO {table.name}__before_company")
+    table.create(conn)
+    kept = ", ".join(c for c in old if c in table.c)
+    conn.execute(text(f"INSERT INTO {table.name} ({kept}, company) SELECT {kept}, :company "
+                      f"FROM {table.name}__before_company"), {"company": company})
+    conn.exec_driver_sql(f"DROP TABLE {table.name}__before_company")
+
+
+def _rekey_postgresql(conn: Connection, table: Table, company: str) -> None:
+    inspector = inspect(conn)
+    name = table.name
+    conn.exec_driver_sql(f"ALTER TABLE {name} ADD COLUMN company VARCHAR(250) NOT NULL "
+                         "DEFAULT ''")
+    conn.execute(table.update().values(company=company))
+    for unique in inspector.get_unique_constraints(name):
+        conn.exec_driver_sql(f'ALTER TABLE {name} DROP CONSTRAINT "{unique["name"]}"')
+    if "company" in table.primary_key.columns:
+        primary = inspector.get_pk_constraint(name)["name"]
+        conn.exec_driver_sql(f'ALTER TABLE {name} DROP CONSTRAINT "{primary}"')
+        columns = ", ".join(c.name for c in table.primary_key.columns)
+        conn.exec_driver_sql(f"ALTER TABLE {name} ADD PRIMARY KEY ({columns})")
+    for constraint in table.constraints:
+        if isinstance(constraint, UniqueConstraint):
+            columns = ", ".join(c.name for c in constraint.columns)
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint.name} "
+                                 f"UNIQUE ({columns})")
+    present = {c["name"] for c in inspect(conn).get_columns(name)}
+    for index in table.indexes:  # not those of columns later migrations add
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
+        if {c.name for c in index.columns} <= present:
+            index.create(conn)
+
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
+    Column("rule", String(40), nullable=False),
+    Column("subject", String(250), nullable=False),
+    Column("severity", String(10), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("where_to_look", Text, nullable=False),
+    Column("details", Text),
+    Column("first_seen", String(32), nullable=False),
+    Column("last_seen", String(32), nullable=False),
+    Column("seen_count", Integer, nullable=False, default=1),
+    Column("resolved_at", String(32)),
+    Column("notified", Text),
+    Column("notified_at", String(32)),
+    Index("ix_alerts_one_open", "company", "rule", "subject", unique=True,
+          sqlite_where=text("state = 'open'"), postgresql_where=text("state = 'open'")),
+    Index("ix_alerts_state", "company", "state", "id"),
+)
+"""Alerts (:mod:`nav_crm_ops.store.alerts`): one row per condition the alert rules found;
+at most one open row per rule and subject (a persisting condition is one alert)."""
+
+
+def _alerts(conn: Connection) -> None:
+    """Alerts on runs (issue #20): rules evaluated after every run, sent once; a run's rows
+    name the sync they belong to (``runs.sync_id``: both directions and the second pass are
+    one sync, however fast syncs follow each other). Idempotent: tables rebuilt by migration
+    8 already have the column."""
+    alerts.create(conn, checkfirst=True)
+    inspector = inspect(conn)
+    if inspector.has_table("runs") and "sync_id" not in {
+            c["name"] for c in inspector.get_columns("runs")}:
+        conn.exec_driver_sql("ALTER TABLE runs ADD COLUMN sync_id INTEGER")
+
+
+def _coupling_key_index(conn: Connection) -> None:
+    """Lookups resolve the natural keys they need (a preview asks for the couplings of the
+    records in play, by id or by NAV key): an index instead of a scan of the mapping."""
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_couplings_nav_key "
+                         "ON couplings (company, mapping, nav_key)")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -323,6 +495,12 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
         "source_label", _record_names),
     (7, "run and job outcomes up to 40 characters (succeeded_with_failures)",
      _wider_outcomes),
+    (8, "several ERP companies per state database: a company column in every scoped "
+        "table and in its keys", _companies),
+    (9, "alerts: one row per condition the alert rules found; runs name their sync",
+     _alerts),
+    (10, "index couplings by natural key (lookups of the records in play)",
+     _coupling_key_index),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

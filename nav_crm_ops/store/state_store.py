@@ -6,7 +6,7 @@ the same state; every change goes through a repository method and runs in its ow
 so a crash never leaves half a change behind. :class:`StateStore` owns the engine and the
 transactions and exposes the repositories (``store.couplings``, ``store.outcomes``,
 ``store.runs``, ``store.journal``, ``store.leases``, ``store.caches``,
-``store.sync_watermarks``, ``store.jobs``); its older flat methods (``couple``,
+``store.sync_watermarks``, ``store.jobs``, ``store.alerts``); its older flat methods (``couple``,
 ``record_outcomes``, ``acquire_lease``...) delegate to them and keep working.
 
 A SQLite file in the workspace by default (WAL mode, busy timeout, writes take the write lock
@@ -30,6 +30,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from ..exceptions import StateStoreError
 from . import schema
+from .alerts import AlertRepository
 from .base import conflict_error
 from .caches import CacheRepository
 from .couplings import Coupling, CouplingRepository
@@ -62,23 +63,40 @@ def _to_url(url_or_path: str | Path) -> str:
 class StateStore:
     """Open with :meth:`open`; close with :meth:`close` (or use as a context manager)."""
 
-    def __init__(self, engine: Engine, where: str) -> None:
+    def __init__(self, engine: Engine, where: str, company: str = "") -> None:
         self._engine = engine
         self.where = where
+        self.company = company
+        """The ERP company this store is opened for: every repository reads and writes only
+        its rows (``''``: opened without one, e.g. by a script)."""
         tx = self.transaction
-        self.couplings = CouplingRepository(tx, engine.dialect.name)
-        self.outcomes = RecordOutcomeRepository(tx)
-        self.runs = RunRepository(tx)
-        self.journal = JournalRepository(tx)
-        self.leases = LeaseRepository(tx)
-        self.caches = CacheRepository(tx)
-        self.sync_watermarks = WatermarkRepository(tx)
-        self.jobs = JobRepository(tx)
+        self.couplings = CouplingRepository(tx, engine.dialect.name, company)
+        self.outcomes = RecordOutcomeRepository(tx, company)
+        self.runs = RunRepository(tx, company)
+        self.journal = JournalRepository(tx, company)
+        self.leases = LeaseRepository(tx, company)
+        self.caches = CacheRepository(tx, company)
+        self.sync_watermarks = WatermarkRepository(tx, company)
+        self.jobs = JobRepository(tx, company)
+        self.alerts = AlertRepository(tx, company)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
-    def open(cls, url_or_path: str | Path) -> StateStore:
-        """Open (creating and migrating as needed) a SQLAlchemy URL, SQLite file or folder."""
+    def open(cls, url_or_path: str | Path, *, company: str | None = None,
+             adopt_rows: bool = True) -> StateStore:
+        """Open (creating and migrating as needed) a SQLAlchemy URL, SQLite file or folder
+        for one ERP ``company`` (see :mod:`nav_crm_ops.store.base`, ``Repository``).
+
+        Without ``company``, a URL that names its own (the workspace config's
+        :attr:`~nav_crm_ops.config.WorkspaceConfig.state_url` carries the workspace's ERP
+        company as ``.company``) opens for that company, anything else for ``''``.
+
+        A database written before companies existed gives its rows to the company that
+        upgrades it (:func:`schema._companies`); ``adopt_rows=False`` (``init`` of a new
+        workspace) refuses to upgrade one that holds rows instead, since they belong to the
+        workspace that wrote them."""
+        if company is None:
+            company = str(getattr(url_or_path, "company", "") or "")
         url = _to_url(url_or_path)
         try:
             parsed = make_url(url)
@@ -101,9 +119,10 @@ class StateStore:
             raise StateStoreError(f"cannot open the state database {where}: {exc}") from None
         if is_sqlite:
             cls._configure_sqlite(engine)
-        store = cls(engine, where)
+        store = cls(engine, where, company)
         try:
             with store._tx() as conn:
+                conn.info["adopt_rows"] = adopt_rows
                 schema.migrate(conn, where)
         except SQLAlchemyError as exc:
             engine.dispose()
@@ -138,7 +157,7 @@ class StateStore:
         self.close()
 
     def __repr__(self) -> str:
-        return f"StateStore({self.where!r})"
+        return f"StateStore({self.where!r}, company={self.company!r})"
 
     def identity(self) -> WorkspaceIdentity:
         """This database's id and plan signing key (see :mod:`nav_crm_ops.store.identity`)."""
@@ -160,6 +179,7 @@ class StateStore:
         try:
             with self._engine.connect() as conn:
                 conn.info["write"] = write
+                conn.info["company"] = self.company
                 with conn.begin():
                     yield conn
         except OperationalError as exc:
@@ -199,9 +219,12 @@ class StateStore:
 
     def couplings_frame(self, mapping: str, *, columns: Sequence[str] | None = None,
                         nav_ids: Iterable[str] | None = None,
-                        crm_ids: Iterable[str] | None = None) -> pl.DataFrame:
-        """Couplings as a polars frame (:meth:`CouplingRepository.frame`)."""
-        return self.couplings.frame(mapping, columns=columns, nav_ids=nav_ids, crm_ids=crm_ids)
+                        crm_ids: Iterable[str] | None = None,
+                        nav_keys: Iterable[str] | None = None) -> pl.DataFrame:
+        """Couplings as a polars frame, all or those of some ids or keys
+        (:meth:`CouplingRepository.frame`)."""
+        return self.couplings.frame(mapping, columns=columns, nav_ids=nav_ids, crm_ids=crm_ids,
+                                    nav_keys=nav_keys)
 
     def count_couplings(self, mapping: str) -> int:
         return self.couplings.count(mapping)

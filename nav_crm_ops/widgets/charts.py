@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..charts import bar_width, span, time_axis
+from ..presentation import bar_width, span, time_axis
 from ..store.runs import RunOutcome
 
 if TYPE_CHECKING:

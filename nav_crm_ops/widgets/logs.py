@@ -28,6 +28,7 @@ import polars as pl
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
 from ..engine.troubleshoot import Outcome, RetryResult, advice_for
+from ..presentation import alerts_html
 from ..store.runs import RunOutcome
 from .charts import runs_over_time_html
 from .dashboard_links import advice_html
@@ -187,6 +188,7 @@ class LogsPanel(Panel):
         self.mapping_filter = widgets.Dropdown(options=[ALL, *mapping_names(self.workspace)],
                                                value=ALL, description="Mapping")
         self.refresh_button = ActionButton(description="Refresh", icon="refresh")
+        self.alerts_box = widgets.HTML(value="")
         self.runs_chart = widgets.HTML(value="")
         self.runs_table = DataTable(
             key_column="id", label_columns=("id", "mapping", "started_at", "outcome", "flags"),
@@ -277,7 +279,7 @@ class LogsPanel(Panel):
         return widgets.VBox([
             widgets.HTML("<h3>Analyse logs and failed records</h3>"),
             widgets.HBox([self.mapping_filter, self.refresh_button]),
-            self.errors.widget, tabs, self.detail,
+            self.errors.widget, self.alerts_box, tabs, self.detail,
             widgets.HBox([self.retry_button, self.unskip_button, self.unskip_retry_button]),
             self.progress.widget, self.result,
             widgets.HBox([self.export_choice, self.export_format, self.export_path,
@@ -298,6 +300,7 @@ class LogsPanel(Panel):
         runs = with_outcomes(runs.with_columns(run_flags().alias("flags")))
         self.runs_table.set_frame(runs)
         self.runs_chart.value = self._runs_charts(runs)
+        self.alerts_box.value = self._alerts(mapping)
         groups = self.workspace.error_groups(mapping).with_columns(
             pl.concat_str("mapping", pl.lit(_SEP), "normalized_message").alias("group_key"))
         self.groups_table.set_frame(groups)
@@ -306,6 +309,15 @@ class LogsPanel(Panel):
             pl.concat_str("mapping", pl.lit(_SEP), "direction", pl.lit(_SEP), "source_id")
             .alias("status_key"))
         self.failed_table.set_frame(failed)
+
+    def _alerts(self, mapping: str | None) -> str:
+        """The open alerts (of the mapping filtered on), each with where to look."""
+        alerts = self.workspace.alerts()
+        if mapping is not None:
+            alerts = alerts.filter(pl.col("subject").str.starts_with(mapping))
+        listed, _ = alerts_html(alerts)
+        heading = f"Open alerts ({alerts.height})" if alerts.height else "Open alerts"
+        return f"<b>{heading}</b>{listed}"
 
     def _runs_charts(self, runs: pl.DataFrame) -> str:
         syncs = runs.head(CHART_RUNS)

@@ -88,6 +88,8 @@ class LogsWorkspace(Protocol):
 
     def unskip(self, mapping: str, source_ids: Sequence[str] | None = None) -> int: ...
 
+    def alerts(self, *, state: str | None = "open", limit: int = 200) -> pl.DataFrame: ...
+
 
 class CouplingWorkspace(Protocol):
     mappings: Any

@@ -96,3 +96,27 @@ def test_markdown_table_has_a_row_per_measurement(
     assert document["machine_summary"] in text
     for spec in SCENARIOS:
         assert f"| {spec.number} | {spec.name} |" in text
+
+
+def test_the_scale_scenario_syncs_then_updates_the_planted_changes(
+        quick_run: tuple[Path, dict[str, Any]]) -> None:
+    """Scenario 7 (1M customers in full runs): the initial sync creates every customer in the
+    mapping's filter, the incremental sync (a process of its own on the kept sandbox data and
+    state) writes exactly the planted 1%, and the figures its targets read are there."""
+    _, document = quick_run
+    rows = {r["variant"]: r for r in document["rows"] if r["scenario"] == "scale_sync"}
+    assert set(rows) == {"ours", "ours_incremental", "per_record_patch", "per_record"}
+    initial, incremental = rows["ours"], rows["ours_incremental"]
+    assert initial["counts"]["inserted"] == initial["records"] > 0
+    assert initial["counts"]["failed"] == 0
+    assert set(initial["limits"]) >= {"peak_rss_mb_per_100k_max",
+                                      "client_cpu_us_per_record_max",
+                                      "requests_vs_minimum_max"}
+    assert initial["figures"]["sync_peak_rss_mb"] <= initial["peak_rss_mb"] + 1
+    assert _is_number(initial["figures"]["client_cpu_us_per_record"])
+    planted = incremental["counts"]["planted_changes"]
+    assert planted >= 1 and incremental["counts"]["modified"] == planted
+    assert incremental["counts"]["failed"] == 0 and incremental["counts"]["inserted"] == 0
+    assert set(incremental["limits"]) >= {"sync_peak_rss_mb_max", "ratio_min"}
+    assert rows["per_record_patch"]["figures"]["measured_changes"] >= 1
+    assert incremental["counts_match"] is True

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 from click.testing import CliRunner
 
-from nav_crm_ops.config import load_config
+from nav_crm_ops.config import load_config, write_config
 from nav_crm_ops.jobs.cli import jobs
 from nav_crm_ops.jobs.queue import (
     ERROR,
@@ -267,3 +267,25 @@ def test_a_parameter_holding_a_configured_secret_fails_the_run_before_papermill(
     assert entry.last_outcome == "failed" and secret not in entry.last_error
     assert not (offline_workspace / "runs").exists() or not any(
         p.is_file() for p in (offline_workspace / "runs").rglob("*"))
+
+
+def test_a_job_that_keeps_failing_raises_an_alert_after_it_settles(
+        offline_workspace: Path, test_notebooks: Path) -> None:
+    """The runner evaluates the alert rules after each job: a job without a successful run
+    for longer than ``[alerts] job_stale_hours`` is reported once, on the runner's output."""
+    config = load_config(offline_workspace)
+    stale = config.alerts.model_copy(update={"job_stale_hours": 0.0005})  # 1.8 s
+    write_config(config.model_copy(update={"alerts": stale}), offline_workspace)
+    add_job(offline_workspace, "Broken", test_notebooks / "failing.ipynb", max_attempts=5,
+            rerun_delay_s=0)
+    said: list[str] = []
+    time.sleep(2.0)
+    with JobRunner(offline_workspace, echo=said.append) as runner:
+        runner.run("Broken")
+        runner.run("Broken")
+        alerts = runner.store.alerts.frame()
+    raised = [line for line in said if line.startswith("alert: ")]
+    assert len(raised) == 1, said  # the second failure finds the alert open: not again
+    assert "job Broken has not succeeded" in raised[0] and "last run: failed" in raised[0]
+    assert alerts["rule"].to_list() == ["job_not_succeeded"]
+    assert alerts["seen_count"].to_list() == [2]

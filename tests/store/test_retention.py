@@ -18,6 +18,7 @@ from nav_crm_ops.config import (
     BusinessCentralConfig,
     DataverseConfig,
     WorkspaceConfig,
+    load_config,
     write_config,
 )
 from nav_crm_ops.exceptions import StateStoreError
@@ -173,22 +174,23 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def test_cli_purge_dry_run_json_then_purge(workspace: Path, cli: Any) -> None:
-    with StateStore.open(workspace / "state.db") as opened:
+    with StateStore.open(load_config(workspace).state_url) as opened:  # its company
         finished_run(opened, 100, source_id="n1")
         kept = finished_run(opened, 1, source_id="n2")
 
     code, out, err = cli("purge", "--dry-run", "--json", "-w", str(workspace))
     assert code == 0, err
     assert json.loads(out) == {
-        "dry_run": True, "tables": {"runs": 1, "record_errors": 1, "pending_ops": 0},
+        "dry_run": True, "tables": {"runs": 1, "record_errors": 1, "pending_ops": 0,
+                                     "alerts": 0},
         "total": 2, "policy": {"runs_days": 90, "resolved_errors_days": 30, "journal_days": 7}}
-    with StateStore.open(workspace / "state.db") as opened:
+    with StateStore.open(load_config(workspace).state_url) as opened:  # its company
         assert opened.runs_frame().height == 2
 
     code, out, err = cli("purge", "-w", str(workspace))
     assert code == 0, err
     assert "runs           removed 1" in out and "record_errors  removed 1" in out
-    with StateStore.open(workspace / "state.db") as opened:
+    with StateStore.open(load_config(workspace).state_url) as opened:  # its company
         assert opened.runs_frame()["id"].to_list() == [kept]
 
 
@@ -206,3 +208,22 @@ def test_bad_retention_config_exits_2_saying_what_to_write(workspace: Path, cli:
     assert code == 2
     assert f"retention.{key}:" in err
     assert "at least 1" in err or "whole number" in err
+
+
+def test_resolved_alerts_are_purged_with_the_runs_open_ones_stay(store: StateStore) -> None:
+    from nav_crm_ops.engine.alerts import AlertRule, Finding
+    from nav_crm_ops.store.schema import alerts
+
+    def finding(subject: str) -> Finding:
+        return Finding(AlertRule.CONFLICT_BACKLOG, subject, f"{subject}: 30 held conflicts",
+                       "the preview dashboard")
+
+    store.alerts.record([finding("CUSTOMER"), finding("CONTACT"), finding("ITEM")])
+    store.alerts.record([finding("ITEM")])  # CUSTOMER and CONTACT cleared
+    age(store, alerts, "resolved_at", 100, alerts.c.subject == "CUSTOMER")
+    age(store, alerts, "first_seen", 200, alerts.c.subject == "ITEM")  # old, still open
+    assert purge_old(store, dry_run=True) == PurgeCounts(alerts=1, dry_run=True)
+    assert purge_old(store) == PurgeCounts(alerts=1)
+    left = store.alerts.frame(state=None)
+    assert sorted(zip(left["subject"], left["state"], strict=True)) == [
+        ("CONTACT", "resolved"), ("ITEM", "open")]

@@ -325,14 +325,18 @@ def test_a_lease_of_a_dead_process_on_this_host_can_be_taken_over(store: StateSt
     import sys
 
     from nav_crm_ops.store import holder_is_dead
+    from nav_crm_ops.store.leases import _process_key
 
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    key = _process_key(child.pid)
+    child.kill()
     child.wait()
-    dead = f"{socket.gethostname()}:{child.pid} sync CUSTOMER"
+    dead = f"{socket.gethostname()}:{child.pid} #0123abcd sync CUSTOMER @{key}"
     store.acquire_lease("mapping:CUSTOMER", dead, 600)
     assert holder_is_dead(dead)
     assert not holder_is_dead(default_holder("me"))
-    assert not holder_is_dead(f"other-host:{child.pid} sync")
+    assert not holder_is_dead(f"other-host:{child.pid} #0123abcd sync @{key}")
+    assert not holder_is_dead(f"{socket.gethostname()}:{child.pid} sync CUSTOMER")  # no key
     taken = store.take_over_lease("mapping:CUSTOMER", dead, "me", 60)
     assert taken.holder == "me" and store.lease("mapping:CUSTOMER").holder == "me"  # type: ignore[union-attr]
 

@@ -17,7 +17,8 @@ import yaml
 from pydantic import ValidationError as PydanticValidationError
 
 from ...config import ErpProfile, WorkspaceConfig
-from ...exceptions import MappingError
+from ...exceptions import ConfigError, MappingError
+from .companies import company_scoped
 from .entries import for_profile, overlay, read_entries
 from .messages import pydantic_message
 from .specs import FieldMapping
@@ -89,12 +90,14 @@ class MappingSet:
 
     @classmethod
     def load(cls, override_files: Sequence[str | Path] = (), *, defaults: bool = True,
-             profile: str = BC_ONLINE) -> MappingSet:
+             profile: str = BC_ONLINE, crm_company: str = "") -> MappingSet:
         """Packaged defaults (unless ``defaults=False``) merged with the override files, each
         entry as the ERP ``profile`` uses it (its ``profiles`` section merged over it). On
         another profile than Business Central online, a default mapping without a section for
         that profile is left out: it is not written for that ERP's field names (every default
-        has a ``nav2018`` section today; a mapping added later may not)."""
+        has a ``nav2018`` section today; a mapping added later may not). ``crm_company``, the
+        ``bcbi_company`` row id of a multi-company workspace, narrows the CRM rows of
+        company-scoped tables to that company (:mod:`.companies`)."""
         entries: dict[str, dict[str, Any]] = {}
         left_out: set[str] = set()
         if defaults:
@@ -111,14 +114,25 @@ class MappingSet:
             found = read_entries(file.read_text(encoding="utf-8"), str(file))
             _refuse_left_out(found, left_out, profile, file)
             entries = overlay(entries, [for_profile(e, profile) for e in found])
+        if crm_company:
+            return cls.from_entries(company_scoped(entries.values(), crm_company))
         return cls.from_entries(entries.values())
 
     @classmethod
     def for_workspace(cls, config: WorkspaceConfig) -> MappingSet:
         """Defaults merged with the workspace's ``mapping_files`` (relative to the workspace),
-        in the field names of the workspace's ERP profile."""
+        in the field names of the workspace's ERP profile, narrowed to the workspace's company
+        in Dataverse when it shares the org with other companies (``[dataverse]
+        multi_company``)."""
+        crm = config.dataverse
+        if crm.multi_company and not crm.company_row_id:
+            raise ConfigError(
+                "dataverse.multi_company is true but dataverse.company_row_id is empty: run "
+                "`nav-crm-ops setup crm` (it finds or creates this company's bcbi_company row "
+                "in Dataverse and writes its id there)")
         return cls.load([config.resolve_path(f) for f in config.workspace.mapping_files],
-                        profile=config.workspace.profile.value)
+                        profile=config.workspace.profile.value,
+                        crm_company=crm.company_row_id if crm.multi_company else "")
 
     @classmethod
     def from_yaml(cls, text: str) -> MappingSet:

@@ -241,8 +241,13 @@ def _candidates(snap: Snapshot, sources: pl.DataFrame, present: pl.DataFrame,
             if values:
                 raw = reader.by_values(side.pick(fld.nav, fld.crm), values)
                 frames.append(field_rows(raw, mapping, side, snap.resolver))
-    coupled = side.pick(snap.nav_to_crm, snap.crm_to_nav)
     found = unique_rows(pl.concat(frames, how="diagonal_relaxed"))
+    ids = found["_id"].to_list()
+    if side is Side.NAV:
+        snap.load_couplings(nav_ids=ids)
+    else:
+        snap.load_couplings(crm_ids=ids)
+    coupled = side.pick(snap.nav_to_crm, snap.crm_to_nav)
     return found.filter(~pl.col("_id").is_in(list(coupled)))
 
 
@@ -354,4 +359,9 @@ def classify_uncoupled(snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
         insert_frames(mapping, frame.filter(pl.col("_id").is_in(unmatched[side])), side.other)
         for frame, side in ((acting.sources_nav, Side.NAV), (acting.sources_crm, Side.CRM))
         if unmatched[side]]
+    # The plan remembers the coupling each record had (engine.freshness), the new CRM ids of
+    # the records it creates included.
+    created = [records for records, _ in snap.insert_frames]
+    snap.load_couplings([i for f in created for i in f["nav_id"].to_list() if i],
+                        [i for f in created for i in f["crm_id"].to_list() if i])
     return matched_nav, matched_crm

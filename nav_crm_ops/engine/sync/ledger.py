@@ -87,7 +87,8 @@ class Ledger:
             natural = mapping.nav.natural_key
             nav_key = str(body.get(natural)) if natural and body.get(natural) else nav_key
         nav_id, crm_id = record["nav_id"], record["crm_id"]
-        base = run.new_base(nav_id, values)
+        base = run.new_base(nav_id, values,
+                            keep=not PlanAction(record["action"]).is_insert)
         run.mark_written(nav_id, target)
         crm_key = record.get("crm_key")
         natural = mapping.crm_natural_key_field

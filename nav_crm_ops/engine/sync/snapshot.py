@@ -10,6 +10,15 @@ Reading (:func:`read_snapshot`): each side's changes since its watermark (``ge``
 overlap; everything on the first sync), plus the records in the retry pass (failed or
 conflicting, read by id on both sides) — or, for "synchronize now" and retries, only the
 selected records.
+
+Couplings (:meth:`Snapshot.load_couplings`): never the mapping's whole table. The couplings, with
+their bases, of the ids in play are looked up in the state store in chunks as the ids become
+known — the selection and the retry pass first, then every record read (changes, records read
+by id, matching candidates read by value) and at last the records a plan creates — so memory
+grows with the changes, not with the table. Deletions need nothing more: a pair is found
+deleted when a record asked for by id (retry pass, selection, pairs read on both sides) is not
+there (``engine.sync.classify``). On a first sync everything is read, so the couplings of
+everything are looked up, still only those of the records read.
 """
 
 from __future__ import annotations
@@ -29,8 +38,8 @@ from ..resolve import Resolver
 from ..sides import SideSource, empty_field_frame, field_frame
 from ..vocabulary import Direction, Side
 
-__all__ = ["NOTES", "SCOPE", "Selection", "Snapshot", "field_rows", "format_moment",
-           "parse_moment", "read_snapshot", "unique_rows", "watermark"]
+__all__ = ["NOTES", "SCOPE", "Selection", "Snapshot", "coupled_in_scope", "field_rows",
+           "format_moment", "parse_moment", "read_snapshot", "unique_rows", "watermark"]
 
 SCOPE = "__scope"
 BC_BLANK_DATE = "0001-01-01"
@@ -141,10 +150,12 @@ class Snapshot:
     nav_reader: SideSource
     crm_reader: SideSource
     marks: dict[str, str]
-    couplings: pl.DataFrame
+    store: StateStore
     statuses: pl.DataFrame
     retry_pass: pl.DataFrame
     skipped: pl.DataFrame
+    couplings: pl.DataFrame = field(default_factory=pl.DataFrame)
+    """The couplings (every column) of the ids looked up so far (:meth:`load_couplings`)."""
     nav: pl.DataFrame = field(default_factory=pl.DataFrame)
     crm: pl.DataFrame = field(default_factory=pl.DataFrame)
     changed_nav: pl.DataFrame | None = None
@@ -158,10 +169,48 @@ class Snapshot:
     diff_pairs: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.nav_to_crm: dict[str, str] = dict(zip(self.couplings["nav_id"].to_list(),
-                                                   self.couplings["crm_id"].to_list(),
-                                                   strict=True))
-        self.crm_to_nav: dict[str, str] = {c: n for n, c in self.nav_to_crm.items()}
+        self.couplings = self.store.couplings_frame(self.mapping.name, nav_ids=[])
+        self.nav_to_crm: dict[str, str] = {}
+        self.crm_to_nav: dict[str, str] = {}
+        self._asked: dict[Side, set[str]] = {Side.NAV: set(), Side.CRM: set()}
+        # Nothing stored, nothing to look up (a first sync: no query per chunk of ids read).
+        self._none_stored = self.store.count_couplings(self.mapping.name) == 0
+
+    def load_couplings(self, nav_ids: Iterable[str] = (), crm_ids: Iterable[str] = ()) -> None:
+        """Look up the couplings of the ids not looked up yet (module docstring). A coupling
+        found is the pair of both of its ids; one that contradicts a pair already known (a
+        person coupled meanwhile) is left out: apply re-checks every coupling anyway
+        (``engine.freshness``)."""
+        if self._none_stored:
+            return
+        by_nav, by_crm = self._unasked(Side.NAV, nav_ids), self._unasked(Side.CRM, crm_ids)
+        found = ([self.store.couplings_frame(self.mapping.name, nav_ids=by_nav)] if by_nav
+                 else []) + ([self.store.couplings_frame(self.mapping.name, crm_ids=by_crm)]
+                             if by_crm else [])
+        if not found:
+            return
+        new = pl.concat(found).unique("nav_id", keep="first", maintain_order=True).filter(
+            ~pl.col("nav_id").is_in(list(self.nav_to_crm))
+            & ~pl.col("crm_id").is_in(list(self.crm_to_nav)))
+        if new.height == 0:
+            return
+        self.couplings = pl.concat([self.couplings, new])
+        for nav_id, crm_id in new.select("nav_id", "crm_id").iter_rows():
+            self.nav_to_crm[nav_id] = crm_id
+            self.crm_to_nav[crm_id] = nav_id
+        self._asked[Side.NAV].update(new["nav_id"].to_list())
+        self._asked[Side.CRM].update(new["crm_id"].to_list())
+
+    def _unasked(self, side: Side, ids: Iterable[str]) -> list[str]:
+        """``ids`` whose coupling was not looked up yet (now marked as looked up)."""
+        asked = self._asked[side]
+        fresh = [i for i in dict.fromkeys(ids) if i and i not in asked]
+        asked.update(fresh)
+        return fresh
+
+    def load_read(self) -> None:
+        """Look up the couplings of every record read so far."""
+        self.load_couplings(self.nav["_id"].to_list(), self.crm["_id"].to_list())
 
     @property
     def first(self) -> bool:
@@ -200,6 +249,7 @@ class Snapshot:
             extra = field_rows(self.crm_reader.by_ids(missing_crm), self.mapping, Side.CRM,
                                self.resolver)
             self.crm = unique_rows(pl.concat([self.crm, extra], how="diagonal_relaxed"))
+        self.load_read()
 
     def reader(self, side: Side | str) -> SideSource:
         """Where ``side``'s rows come from."""
@@ -239,15 +289,15 @@ def target_only(mapping: TableMapping, side: Side | str, first: bool) -> bool:
 def open_snapshot(mapping: TableMapping, store: StateStore, resolver: Resolver,
                   readers: tuple[SideSource, SideSource], selection: Selection | None,
                   retry: bool, started: datetime) -> Snapshot:
-    """The state store's view of the mapping: watermarks, couplings, retry pass, skips."""
+    """The state store's view of the mapping: watermarks, retry pass, skips (couplings are
+    looked up as the records in play become known: :meth:`Snapshot.load_couplings`)."""
     statuses = store.record_status_frame(mapping.name)
     retry_pass = statuses.filter(pl.col("state") != "skipped")
     skipped = statuses.filter(pl.col("state") == "skipped") if selection is None else \
         statuses.clear()
     return Snapshot(mapping, selection, started, resolver,
-                    readers[0], readers[1], store.watermarks(mapping.name),
-                    store.couplings_frame(mapping.name), statuses,
-                    retry_pass if retry else retry_pass.clear(), skipped)
+                    readers[0], readers[1], store.watermarks(mapping.name), store,
+                    statuses, retry_pass if retry else retry_pass.clear(), skipped)
 
 
 def read_snapshot(snap: Snapshot, store: StateStore, overlap: timedelta,
@@ -255,24 +305,34 @@ def read_snapshot(snap: Snapshot, store: StateStore, overlap: timedelta,
     """Read the changes (or the selection) and the retry pass of both sides."""
     mapping, selection = snap.mapping, snap.selection
     if selection is not None:
+        snap.load_couplings(selection.nav_ids, selection.crm_ids)
         want_nav, want_crm = snap.partners(selection.nav_ids, selection.crm_ids)
     else:
         snap.changed_nav = _read_changes(snap, Side.NAV, overlap, progress, cancel)
         snap.changed_crm = _read_changes(snap, Side.CRM, overlap, progress, cancel)
         want_nav, want_crm = set(), set()
         if not snap.first:
-            want_nav, want_crm = snap.partners(snap.retry_ids("to_crm"),
-                                               snap.retry_ids("from_crm"))
+            retry_nav, retry_crm = snap.retry_ids("to_crm"), snap.retry_ids("from_crm")
+            snap.load_couplings(retry_nav, retry_crm)
+            want_nav, want_crm = snap.partners(retry_nav, retry_crm)
     snap.nav = snap.frame(Side.NAV, snap.changed_nav)
     snap.crm = snap.frame(Side.CRM, snap.changed_crm)
     if mapping.nav.coupled_in is not None:
-        scope = store.couplings_frame(mapping.nav.coupled_in,
-                                      columns=["nav_id"])["nav_id"].to_list()
-        snap.nav = snap.nav.filter(pl.col(SCOPE).is_in(scope))
+        snap.nav = snap.nav.filter(pl.col(SCOPE).is_in(
+            coupled_in_scope(store, mapping.nav.coupled_in, snap.nav[SCOPE].to_list())))
     snap.read_missing(want_nav, want_crm)
     snap.both_sides = {*want_nav, *(snap.crm_to_nav[c] for c in want_crm
                                     if c in snap.crm_to_nav)}
     return snap
+
+
+def coupled_in_scope(store: StateStore, mapping: str, ids: Iterable[str | None]) -> list[str]:
+    """Which of ``ids`` are NAV records coupled in ``mapping`` (a ``coupled_in`` scope),
+    asked for these ids only."""
+    wanted = [i for i in dict.fromkeys(ids) if i]
+    if not wanted:
+        return []
+    return store.couplings_frame(mapping, columns=["nav_id"], nav_ids=wanted)["nav_id"].to_list()
 
 
 def _read_changes(snap: Snapshot, side: Side | str, overlap: timedelta,

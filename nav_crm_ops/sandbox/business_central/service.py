@@ -219,8 +219,17 @@ class BusinessCentralService(BusinessCentralWrites):
 
 
 def build_bc_app(ctx: ServiceContext) -> Starlette:
-    """The Business Central APIs as an ASGI app, mounted at ``/bc``."""
-    service = BusinessCentralService(ctx)
+    """The Business Central APIs as an ASGI app, mounted at ``/bc``: one company's, or, when
+    the context serves several (``ctx.companies``), each request routed to the service of the
+    company it names (:class:`~nav_crm_ops.sandbox.companies.CompanyRouter`)."""
+    service: Any = BusinessCentralService(ctx)
+    others = getattr(ctx, "companies", ())
+    if others:
+        from ..companies import CompanyRouter
+
+        service = CompanyRouter(service, {company.info.company_id:
+                                          BusinessCentralService(company)
+                                          for company in others})
 
     async def endpoint(request: Request) -> Response:
         body = await request.body()

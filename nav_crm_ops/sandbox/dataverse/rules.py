@@ -199,21 +199,30 @@ class DataverseRules(DataverseReads):
     def _check_alternate_keys(self, entity: EntityDef, merged: Mapping[str, Any]) -> None:
         for column in entity.extra.get("alternate_keys", ()):
             value = merged.get(column)
-            if self._taken(entity, column, merged):
+            if self._taken(entity, column, merged, per_company=True):
                 raise DataverseError(
                     412, CODE_DUPLICATE,
                     f"A record that has the attribute values {value} already exists. The "
                     f"entity key {column} requires that this set of attributes contains "
                     f"unique values. Select unique values and try again.")
 
-    def _taken(self, entity: EntityDef, column: str, merged: Mapping[str, Any]) -> bool:
-        """Whether another row of ``entity`` holds ``merged``'s value of ``column`` (no case)."""
+    def _taken(self, entity: EntityDef, column: str, merged: Mapping[str, Any], *,
+               per_company: bool = False) -> bool:
+        """Whether another row of ``entity`` holds ``merged``'s value of ``column`` (no case).
+
+        ``per_company``: on a table with Business Central's ``bcbi_companyid`` (a sandbox of
+        several companies), only among rows of the same company — the multi-company solution
+        keys its tables by company and number, so two companies may both have customer 10000
+        (see :mod:`nav_crm_ops.sandbox.companies`)."""
         value = merged.get(column)
         if value in (None, ""):
             return False
-        return bool(self.store.query(self.qualified(entity),
-                                     f'"{column}" = ? COLLATE NOCASE AND "{entity.key}" <> ?',
-                                     [value, merged.get(entity.key) or ""], limit=1))
+        where = f'"{column}" = ? COLLATE NOCASE AND "{entity.key}" <> ?'
+        params = [value, merged.get(entity.key) or ""]
+        if per_company and entity.column("bcbi_companyid") is not None:
+            where += ' AND "bcbi_companyid" IS ?'
+            params.append(merged.get("bcbi_companyid"))
+        return bool(self.store.query(self.qualified(entity), where, params, limit=1))
 
     def _check_duplicate_rules(self, entity: EntityDef, q: Query,
                                merged: Mapping[str, Any]) -> None:

@@ -103,6 +103,8 @@ class DataverseService(DataverseDefinitions):
         if method == "GET":
             return self._get(entity, key, headers, q)
         if method == "PATCH":
+            if self._find(entity, key) is None:  # an upsert that creates needs Create, too
+                self._check_privilege("POST", entity, client_id)
             return self._upsert(entity, key, body, headers, q, client_id, content_ids)
         if method == "DELETE":
             return self._delete(entity, key, headers)
