@@ -38,8 +38,10 @@ def record_id_expr(expr: pl.Expr) -> pl.Expr:
     return pl.when(text.str.contains(GUID_PATTERN)).then(text.str.to_lowercase()).otherwise(text)
 
 
-def crm_id_for(mapping: str, nav_id: str, salt: str = "") -> str:
+def crm_id_for(mapping: str, nav_id: str, salt: str = "", *, scope: str = "") -> str:
     """The GUID the CRM record created from NAV record ``nav_id`` gets (``salt`` for a restore
-    after the first copy was deleted)."""
-    name = f"{mapping.upper()}|{nav_id.lower()}" + (f"|{salt}" if salt else "")
+    after the first copy was deleted; ``scope``: the company when several share one org, see
+    ``TableMapping.id_scope``)."""
+    name = (f"{mapping.upper()}|{nav_id.lower()}" + (f"|{salt}" if salt else "")
+            + (f"|company:{scope.lower()}" if scope else ""))
     return str(uuid.uuid5(CREATE_NAMESPACE, name))

@@ -316,7 +316,7 @@ class SalesOrderFollowUp:
         if mark is None:
             self.store.set_watermark(scope, "nav", now)
             return
-        sources, ops = self._wall_posts(scope, invoices)
+        sources, ops = self._wall_posts(scope, invoices, mapping.id_scope)
         if ops:
             for (source, post_id), outcome in zip(sources, self.connections.dataverse.write(ops),
                                                   strict=True):
@@ -330,7 +330,7 @@ class SalesOrderFollowUp:
         newest = now if self.fields.modified_is_date else self._newest(invoices, mark)
         self.store.set_watermark(scope, "nav", min(newest, now))
 
-    def _wall_posts(self, scope: str, invoices: pl.DataFrame,
+    def _wall_posts(self, scope: str, invoices: pl.DataFrame, id_scope: str = "",
                     ) -> tuple[list[tuple[str, str]], list[WriteOp]]:
         """The posts for this run's invoices of coupled customers: ``(invoice id, post id)``
         and the creates (each post's id made from its invoice, so it is never posted twice)."""
@@ -350,7 +350,7 @@ class SalesOrderFollowUp:
                     f"{fields.erp}: posted invoice {row[fields.number]}"
                     + (f", {amount:,.2f} {row.get(fields.currency) or ''}".rstrip()
                        if isinstance(amount, int | float) else "") + ".")
-            post_id = crm_id_for(scope, str(row[fields.invoice_id]))
+            post_id = crm_id_for(scope, str(row[fields.invoice_id]), scope=id_scope)
             ops.append(WriteOp.create("posts", {"text": text, "source": 1, "type": 7},
                                       key=post_id,
                                       binds={"regardingobjectid_account": f"/accounts({account})"}))

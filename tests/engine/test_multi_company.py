@@ -238,3 +238,27 @@ def test_a_single_company_sandbox_has_no_company_column(fresh_sandbox: Sandbox) 
                       headers={"Authorization": f"Bearer {token}"})
     assert reply.status_code == 400
     assert "_bcbi_companyid_value" in reply.text
+
+
+def test_nav_companies_never_share_the_ids_of_the_crm_records_they_create() -> None:
+    """NAV ids are numbers, equal across companies: the deterministic id of a created CRM
+    record includes the company, so company B's customer 10000 is never created onto (and,
+    after a lost reply, coupled to) company A's account; within one company it stays
+    deterministic (a lost create is recognised when sent again)."""
+    from nav_crm_ops.engine.sync.classify import insert_frames
+
+    a_row, b_row = "0a0a0a0a-0000-4000-8000-00000000000a", "0b0b0b0b-0000-4000-8000-00000000000b"
+    def created_ids(row: str) -> list[str]:
+        mapping = MappingSet.load(profile="nav2018", crm_company=row).get("CUSTOMER")
+        assert mapping.id_scope == row
+        frame = pl.DataFrame({"_id": ["10000", "20000"], "_version": ["1", "1"],
+                              "_key": ["10000", "20000"],
+                              **{f.name: [None, None] for f in mapping.fields}})
+        records = insert_frames(mapping, frame, "crm")[0]
+        return records["crm_id"].to_list()
+
+    first_a, first_b = created_ids(a_row), created_ids(b_row)
+    assert set(first_a).isdisjoint(first_b)
+    assert created_ids(a_row) == first_a  # deterministic per company
+    single = MappingSet.load(profile="nav2018").get("CUSTOMER")
+    assert single.id_scope == ""  # one company: ids as before the upgrade

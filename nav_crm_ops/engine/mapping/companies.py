@@ -11,6 +11,9 @@ company would be claimed by whichever company reads it first, so a workspace wit
 override mapping of a company-scoped table gets the same two changes: ``crm.filter`` gains
 ``_bcbi_companyid_value eq <row id>`` and every CRM template (one is added when there is none)
 binds ``bcbi_companyid`` on the rows the sync creates. Rows the sync updates already carry it.
+The company row also becomes the mapping's ``id_scope``: the deterministic ids of the CRM rows
+a sync creates (``engine.ids.crm_id_for``) differ per company, so a NAV company's customer
+10000 never lands on another company's account (NAV ids are numbers, equal across companies).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ COMPANY_BIND = "bcbi_companyid@odata.bind"
 
 def _scoped(entry: Mapping[str, Any], row_id: str) -> dict[str, Any]:
     scoped = copy.deepcopy(dict(entry))
+    scoped["id_scope"] = row_id
     crm = scoped["crm"]
     condition = f"{COMPANY_FILTER_COLUMN} eq {row_id}"
     current = str(crm.get("filter") or "").strip()

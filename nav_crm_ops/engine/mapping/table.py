@@ -72,6 +72,10 @@ class TableMapping(Frozen):
         None, description="work done after the mapping's sync (sales orders: posted orders "
         "make the CRM order Invoiced, deleted ones return it to Active)")
     fields: tuple[FieldMapping, ...] = ()
+    id_scope: str = Field("", description="set by the engine when several ERP companies share "
+                          "one Dataverse org (the company's bcbi_company row): part of the "
+                          "ids of the CRM records the mapping creates, so two companies' "
+                          "record 10000 never get the same CRM id")
 
     @model_validator(mode="before")
     @classmethod

@@ -110,7 +110,7 @@ def insert_frames(mapping: TableMapping, frame: pl.DataFrame, target: Side | str
     note = _insert_messages(mapping, frame, target, message)
     common = (pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"))
     if target is Side.CRM:
-        crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i, salt)
+        crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i, salt, scope=mapping.id_scope)
                                        for i in frame["_id"].to_list()], dtype=pl.Utf8)
         records = frame.select(
             *common, pl.col("_id").alias("pair_id"), pl.col("_id").alias("nav_id"),
