@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from nav_crm_ops import Workspace
-from nav_crm_ops.config import write_config
+from nav_crm_ops.config import (
+    AuthConfig,
+    BusinessCentralConfig,
+    DataverseConfig,
+    WorkspaceConfig,
+    write_config,
+)
 from nav_crm_ops.connectors.dataverse import Dataverse
 from nav_crm_ops.demo import (
     SANDBOX_NAV_KEY_ENV,
@@ -139,3 +145,20 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'state.db'}"
     server: PgServer = request.getfixturevalue("pg_server")
     return server.create_database()
+
+
+@pytest.fixture
+def offline_workspace(tmp_path: Path) -> Path:
+    """A workspace folder with nav_crm_ops.toml and state in state.db; nothing listens at
+    its URLs, so only jobs that never connect can run here."""
+    auth = AuthConfig(authority="http://127.0.0.1:9/tenant", client_id="app",
+                      client_secret_env="NAV_CRM_OPS_TEST_UNUSED_SECRET",
+                      scope="http://127.0.0.1:9/crm/.default")
+    config = WorkspaceConfig(
+        business_central=BusinessCentralConfig(
+            api_url="http://127.0.0.1:9/bc/api/v2.0/",
+            company_id="00000000-0000-4000-8000-0000000000c0", auth=auth),
+        dataverse=DataverseConfig(url="http://127.0.0.1:9/crm/api/data/v9.2/", auth=auth))
+    root = tmp_path / "workspace"
+    write_config(config, root)
+    return root

@@ -14,12 +14,7 @@ import pytest
 from sqlalchemy import Table, update
 
 from nav_crm_ops.config import (
-    AuthConfig,
-    BusinessCentralConfig,
-    DataverseConfig,
-    WorkspaceConfig,
     load_config,
-    write_config,
 )
 from nav_crm_ops.exceptions import StateStoreError
 from nav_crm_ops.store import StateStore
@@ -157,23 +152,8 @@ def test_unsettled_journal_states_and_bad_days_are_refused(store: StateStore) ->
 # -- the command line ------------------------------------------------------------------------
 
 
-@pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    """A workspace folder whose services are never called (purge only opens the database)."""
-    auth = AuthConfig(authority="http://127.0.0.1:9/tenant", client_id="app",
-                      client_secret_env="NAV_CRM_OPS_TEST_UNUSED_SECRET",
-                      scope="http://127.0.0.1:9/crm/.default")
-    config = WorkspaceConfig(
-        business_central=BusinessCentralConfig(
-            api_url="http://127.0.0.1:9/bc/api/v2.0/",
-            company_id="00000000-0000-4000-8000-0000000000c0", auth=auth),
-        dataverse=DataverseConfig(url="http://127.0.0.1:9/crm/api/data/v9.2/", auth=auth))
-    root = tmp_path / "workspace"
-    write_config(config, root)
-    return root
-
-
-def test_cli_purge_dry_run_json_then_purge(workspace: Path, cli: Any) -> None:
+def test_cli_purge_dry_run_json_then_purge(offline_workspace: Path, cli: Any) -> None:
+    workspace = offline_workspace
     with StateStore.open(load_config(workspace).state_url) as opened:  # its company
         finished_run(opened, 100, source_id="n1")
         kept = finished_run(opened, 1, source_id="n2")
@@ -196,8 +176,9 @@ def test_cli_purge_dry_run_json_then_purge(workspace: Path, cli: Any) -> None:
 
 @pytest.mark.parametrize("line", ["runs_days = 0", "resolved_errors_days = -3",
                                   'journal_days = "7"'])
-def test_bad_retention_config_exits_2_saying_what_to_write(workspace: Path, cli: Any,
+def test_bad_retention_config_exits_2_saying_what_to_write(offline_workspace: Path, cli: Any,
                                                           line: str) -> None:
+    workspace = offline_workspace
     path = workspace / "nav_crm_ops.toml"
     text = path.read_text(encoding="utf-8")
     key = line.split(" = ")[0]
