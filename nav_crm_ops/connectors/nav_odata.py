@@ -25,7 +25,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from typing import Any
 from urllib.parse import quote
@@ -50,7 +50,7 @@ from .nav_documents import DocumentWriter, document_pages, full_key, own_key_fie
 from .nav_views import NavViews
 from .odata import F, Filter, all_of, as_filter, field_name, literal
 
-__all__ = ["DEFAULT_KEY", "DEFAULT_KEYS", "NavODataV4", "key_segment"]
+__all__ = ["DEFAULT_KEY", "DEFAULT_KEYS", "NavODataV4", "day_before", "key_segment"]
 
 SERVICE = "nav"
 DEFAULT_KEY: tuple[str, ...] = ("No",)
@@ -83,6 +83,13 @@ def key_segment(key: Mapping[str, Any]) -> str:
         raise ValueError("a composite key needs at least one field")
     return ",".join(f"{field_name(name)}={literal(value)}" for name, value in key.items())
 
+
+
+def day_before(moment: datetime) -> date:
+    """The UTC date before ``moment``'s: the first day a NAV date field (``Last_Date_Modified``,
+    the server's local date of the change, no time) may show for a change made at or after
+    ``moment`` in any server time zone. Every reader of a date watermark uses this one rule."""
+    return (moment.astimezone(UTC) - timedelta(days=1)).date()
 
 class _NavServiceClient(ServiceClient):
     """The HTTP client of a NAV server: a 401 says what to check for the configured auth kind
@@ -232,8 +239,7 @@ class NavODataV4(BusinessCentral):
         again are found unchanged by the three-way diff (the cost: up to two days of changes
         read twice)."""
         if changed_since is not None and self.date_watermark:
-            since = (changed_since - timedelta(days=1)).date()
-            watermark = F(modified_field or self.modified_field).ge(since)
+            watermark = F(modified_field or self.modified_field).ge(day_before(changed_since))
             filter, changed_since = all_of([as_filter(filter), watermark]), None
         return super().read_pages(entity_set, select=select, filter=filter, orderby=orderby,
                                   changed_since=changed_since, modified_field=modified_field,

@@ -15,11 +15,12 @@ from __future__ import annotations
 import uuid
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import polars as pl
 
+from ..connectors.nav_odata import day_before
 from ..connectors.odata import F, Filter, RawFilter, all_of
 from ..connectors.reader import ETAG, PagedReader
 from ..exceptions import ConnectorError, NavCrmOpsError
@@ -189,7 +190,7 @@ class SideReader:
         behind, and a date cannot tell an edit at 09:00 from one at 17:00. Every change of those
         days is read again (the three-way diff finds those that are unchanged)."""
         if self.modified_is_date:
-            return F(self.modified).ge(_day_before(since))
+            return F(self.modified).ge(day_before(since))
         return F(self.modified).ge(since - overlap)
 
     def by_ids(self, ids: Sequence[str]) -> pl.DataFrame:
@@ -215,7 +216,7 @@ class SideReader:
             return True
         moment = None
         if since is not None:  # a date field: the watermark's day may hold later changes
-            moment = (F(self.modified).ge(_day_before(since)) if self.modified_is_date
+            moment = (F(self.modified).ge(day_before(since)) if self.modified_is_date
                       else F(self.modified).gt(since))
         not_ours = None if since is None else self._not_ours()
         frame = self.client.read(self.entity, select=[self.key], top=1,
@@ -231,12 +232,6 @@ class SideReader:
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema={name: pl.Utf8 for name in [*self.select, ETAG]})
-
-
-def _day_before(moment: datetime) -> date:
-    """The UTC date before ``moment``'s: the first day a NAV date field may show for a change
-    made at or after ``moment`` in any server time zone."""
-    return (moment.astimezone(UTC) - timedelta(days=1)).date()
 
 
 def _with_constant(expr: pl.Expr, fld: FieldMapping) -> pl.Expr:
