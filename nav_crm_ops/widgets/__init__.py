@@ -12,7 +12,7 @@ from .logs import LogsPanel
 from .preview import PreviewPanel
 from .progress import ProgressPanel
 from .runs import RunMappingsPanel
-from .session import dashboard_view, notebook_workspace
+from .session import dashboard_mapping, dashboard_view, notebook_workspace
 from .table import DataTable
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "ProgressPanel",
     "RunMappingsPanel",
     "callbacks_raise",
+    "dashboard_mapping",
     "dashboard_view",
     "notebook_workspace",
     "raise_callback_errors",

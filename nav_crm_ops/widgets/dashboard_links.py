@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import html
 import re
+import urllib.parse
+from collections.abc import Callable
 
-from ..engine.report import SyncReport
+from ..engine.report import MappingResult, SyncReport
 from ..engine.troubleshoot import Remedy
 from .landing import DASHBOARDS, Dashboard
 
@@ -41,9 +43,14 @@ _WHERE: dict[Remedy, Dashboard] = {
 }
 
 
-def dashboard_link(dashboard: Dashboard, text: str | None = None) -> str:
-    """An ``<a>`` opening ``dashboard`` in a new tab (relative to the current notebook)."""
-    href = dashboard.notebook + dashboard.query
+def dashboard_link(dashboard: Dashboard, text: str | None = None, *,
+                   mapping: str | None = None) -> str:
+    """An ``<a>`` opening ``dashboard`` in a new tab (relative to the current notebook),
+    narrowed to ``mapping`` when given (``&mapping=CUSTOMER``)."""
+    query = dashboard.query
+    if mapping:
+        query += ("&" if query else "?") + urllib.parse.urlencode({"mapping": mapping})
+    href = dashboard.notebook + query
     return (f"<a href='{html.escape(href, quote=True)}' target='_blank' "
             f"rel='noopener'>{html.escape(text or dashboard.title)}</a>")
 
@@ -62,15 +69,24 @@ def next_steps_html(report: SyncReport) -> str:
     steps = []
     stuck = report.failed + report.skipped
     if stuck:
-        link = dashboard_link(TROUBLESHOOT, "open Troubleshoot failed records")
+        link = dashboard_link(TROUBLESHOOT, "open Troubleshoot failed records",
+                              mapping=_only(report, lambda r: r.count("failed") + r.skipped))
         steps.append(f"{stuck} record(s) failed or are skipped: {link} to see why, retry or "
                      "unskip them")
     conflicts = report.counts["conflicts"]
     if conflicts:
-        steps.append(f"{conflicts} conflict(s) held: "
-                     f"{dashboard_link(PREVIEW, 'open Preview changes')} and keep "
+        where = dashboard_link(PREVIEW, "open Preview changes",
+                               mapping=_only(report, lambda r: r.count("conflicts")))
+        steps.append(f"{conflicts} conflict(s) held: {where} and keep "
                      "the BC or the CRM value")
     return "".join(f"<p style='color:#b71c1c'>{step}</p>" for step in steps)
+
+
+def _only(report: SyncReport, count: Callable[[MappingResult], int]) -> str | None:
+    """The one mapping of ``report`` with something to ``count`` (a link opens the dashboard
+    on it), None when several or none have."""
+    names = {r.mapping for r in report.results if count(r)}
+    return next(iter(names)) if len(names) == 1 else None
 
 
 def without_cli_hints(text: str | None) -> str:

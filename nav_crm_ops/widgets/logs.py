@@ -291,6 +291,14 @@ class LogsPanel(Panel):
         value = self.mapping_filter.value
         return None if value == ALL else str(value)
 
+    def show_mapping(self, name: str | None) -> None:
+        """Narrow the panel to mapping ``name`` (as a link to this dashboard asks: any case);
+        a name the workspace does not have leaves every mapping shown."""
+        wanted = {str(o).upper(): o for o in self.mapping_filter.options}.get(
+            (name or "").strip().upper())
+        if wanted is not None:
+            self.mapping_filter.value = wanted
+
     # -- loading ----------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Reload the job log, error groups and failed records for the mapping filter."""

@@ -272,6 +272,14 @@ class PreviewPanel(Panel):
         ])
 
     # -- preview ---------------------------------------------------------------------------------
+    def show_mapping(self, name: str | None) -> None:
+        """Preselect mapping ``name`` (as a link to this dashboard asks: any case); a name the
+        workspace does not have selects nothing."""
+        wanted = {str(o).upper(): o for o in self.mapping_picker.options}.get(
+            (name or "").strip().upper())
+        if wanted is not None:
+            self.mapping_picker.value = (wanted,)
+
     @property
     def selected_mappings(self) -> list[str] | None:
         """The chosen mappings (None: all of them)."""

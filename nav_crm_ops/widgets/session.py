@@ -23,7 +23,8 @@ from ..engine.workspace import Workspace, open_workspace
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
-__all__ = ["DEFAULT_SANDBOX_DIR", "WORKSPACE_ENV", "dashboard_view", "dashboards_home",
+__all__ = ["DEFAULT_SANDBOX_DIR", "WORKSPACE_ENV", "dashboard_mapping", "dashboard_view",
+           "dashboards_home",
            "notebook_workspace", "stop_notebook_sandboxes"]
 
 WORKSPACE_ENV = "NAV_CRM_OPS_WORKSPACE"
@@ -72,5 +73,15 @@ def dashboards_home() -> str | None:
 def dashboard_view() -> str:
     """The ``view`` a dashboard was opened with (``.../analyse_logs.ipynb?view=runs`` gives
     ``runs``), from the query string Voilà hands the kernel; "" when none."""
+    return _query_value("view")
+
+
+def dashboard_mapping() -> str:
+    """The ``mapping`` a dashboard was opened with (``...?view=errors&mapping=CUSTOMER``, as
+    links from another dashboard or a report about one mapping carry it); "" when none."""
+    return _query_value("mapping")
+
+
+def _query_value(name: str) -> str:
     query = urllib.parse.parse_qs(os.environ.get("QUERY_STRING", ""))
-    return (query.get("view") or [""])[0]
+    return (query.get(name) or [""])[0]

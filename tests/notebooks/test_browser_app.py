@@ -128,6 +128,25 @@ def test_no_dashboard_shows_a_repr_or_a_developer_note(app_page: Page) -> None:
             sync_api_expect(page.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text(tab)
 
 
+def test_a_link_naming_a_mapping_opens_the_dashboard_on_it(app_page: Page) -> None:
+    """Links from run results and reports carry ``&mapping=NAME``: Troubleshoot opens on its
+    errors tab narrowed to that mapping, Preview with it chosen; an unknown name shows all."""
+    page = app_page
+    base = page.url.split("?")[0].rstrip("/")
+    page.goto(f"{base}/voila/render/analyse_logs.ipynb?view=errors&mapping=customer")
+    page.locator("button.widget-button").first.wait_for()
+    sync_api_expect(page.locator(".lm-TabBar-tab.lm-mod-current")).to_have_text("Errors by cause")
+    chosen = page.get_by_label("Mapping", exact=True)
+    sync_api_expect(chosen).to_have_value("CUSTOMER")
+    page.goto(f"{base}/voila/render/preview_changes.ipynb?mapping=CONTACT")
+    page.locator("button.widget-button").first.wait_for()
+    picked = page.locator(".widget-select-multiple select option:checked")
+    sync_api_expect(picked).to_have_text("CONTACT")
+    page.goto(f"{base}/voila/render/analyse_logs.ipynb?mapping=NOSUCH")
+    page.locator("button.widget-button").first.wait_for()
+    sync_api_expect(page.get_by_label("Mapping", exact=True)).to_have_value("(all)")
+
+
 # -- screenshots (make screenshots) -------------------------------------------------------------
 def capture(page: Page, folder: Path, name: str) -> Path:
     """A PNG of the whole dashboard: the viewport grows to the content's height first (Voilà

@@ -35,10 +35,15 @@ def test_next_steps_link_the_troubleshooting_and_preview_dashboards() -> None:
     steps = next_steps_html(report)
     troubleshoot = next(d for d in DASHBOARDS if d.notebook == "analyse_logs.ipynb"
                         and d.view == "view=errors")
-    assert f"href='{troubleshoot.notebook}?{troubleshoot.view}'" in steps
+    # one mapping failed: the links open the dashboards on it
+    assert f"href='{troubleshoot.notebook}?{troubleshoot.view}&amp;mapping=CUSTOMER'" in steps
     assert "2 record(s) failed or are skipped" in steps
-    assert "1 conflict(s) held" in steps and "href='preview_changes.ipynb'" in steps
+    assert "1 conflict(s) held" in steps
+    assert "href='preview_changes.ipynb?mapping=CUSTOMER'" in steps
     assert next_steps_html(SyncReport((MappingResult("CUSTOMER", "finished", {}),))) == ""
+    two = next_steps_html(SyncReport((MappingResult("CUSTOMER", "failed", {"failed": 1}),
+                                      MappingResult("CONTACT", "failed", {"failed": 1}))))
+    assert f"href='{troubleshoot.notebook}?{troubleshoot.view}'" in two  # several: all shown
 
 
 def test_run_messages_lose_their_command_line_hints() -> None:
