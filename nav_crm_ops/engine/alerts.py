@@ -42,6 +42,7 @@ class AlertRule(StrEnum):
     CONFLICT_BACKLOG = "conflict_backlog"
     SKIPPED_BACKLOG = "skipped_backlog"
     WATERMARK_STUCK = "watermark_stuck"
+    DRIFT = "drift"
 
     @property
     def heading(self) -> str:
@@ -57,6 +58,7 @@ _TITLES = {
     AlertRule.CONFLICT_BACKLOG: "held conflicts piling up",
     AlertRule.SKIPPED_BACKLOG: "skipped records piling up",
     AlertRule.WATERMARK_STUCK: "watermark stopped moving",
+    AlertRule.DRIFT: "pairs out of step",
 }
 
 
@@ -86,12 +88,14 @@ class Finding:
 class AlertFacts:
     """What the rules read, gathered by :meth:`nav_crm_ops.store.alerts.AlertRepository.facts`:
     recent sync runs (dict rows of the job log, newest first), record-status counts per mapping
-    and state, jobs (dict rows) and watermarks (mapping, side, value, updated_at)."""
+    and state, jobs (dict rows), watermarks (mapping, side, value, updated_at) and the latest
+    reconcile of each mapping (dict rows of ``reconcile_runs``: counts per class, healed)."""
 
     runs: Sequence[dict[str, Any]] = ()
     status_counts: dict[tuple[str, str], int] = field(default_factory=dict)
     jobs: Sequence[dict[str, Any]] = ()
     watermarks: Sequence[dict[str, Any]] = ()
+    reconciles: Sequence[dict[str, Any]] = ()
     erp: str = "BC"
 
 
@@ -104,7 +108,7 @@ def evaluate(facts: AlertFacts, settings: AlertSettings, now: datetime | None = 
     by_run = _run_groups(facts.runs)
     return [*_run_findings(by_run, settings), *_backlogs(facts, settings),
             *_stale_jobs(facts.jobs, settings, now),
-            *_stuck_watermarks(facts, by_run, settings, now)]
+            *_stuck_watermarks(facts, by_run, settings, now), *_drift(facts.reconciles)]
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -332,6 +336,35 @@ def _stuck_watermarks(facts: AlertFacts, by_run: dict[str, list[_Run]],
             f"modified-on field on {name}", Severity.ERROR,
             {"side": side, "watermark": str(mark["value"]), "runs": len(writing),
              "changed": changed})
+
+
+def _drift(reconciles: Sequence[dict[str, Any]]) -> Iterator[Finding]:
+    """The latest reconcile of a mapping (``engine.reconcile``) left pairs out of step that no
+    sync will fix — edited behind the watermark, changed on both sides, coupled to a deleted
+    record — and no heal put them back in step. Clears with a later reconcile (or heal) that
+    leaves none."""
+    for run in reconciles:
+        missed, diverged, gone, healed = (int(run.get(k) or 0) for k in (
+            "missed", "diverged", "partner_gone", "healed"))
+        left = missed + diverged + gone - healed
+        if left <= 0:
+            continue
+        mapping = str(run["mapping"])
+        pairs = missed + diverged + gone + sum(int(run.get(k) or 0)
+                                               for k in ("in_step", "pending"))
+        yield Finding(
+            AlertRule.DRIFT, mapping,
+            f"{mapping}: the reconcile of {_time(run['started_at']):%Y-%m-%d %H:%M} UTC found "
+            f"{left} of {pairs} coupled pairs out of step that no sync will fix ({missed} "
+            f"edited behind the watermark, {diverged} changed on both sides, {gone} coupled "
+            f"to a record that no longer exists" + (f"; {healed} healed" if healed else "")
+            + ")",
+            f"nav-crm-ops reconcile '{mapping}' --last (the pairs and why); heal them with "
+            "--out FILE (a plan to review) or --apply", Severity.ERROR,
+            {"missed": missed, "diverged": diverged, "partner_gone": gone, "healed": healed,
+             "reconcile_run": int(run["id"])})
+
+
 def with_titles(alerts: pl.DataFrame) -> pl.DataFrame:
     """Alert rows with their rule's ``title`` (what a person reads), for lists and reports."""
     if "rule" not in alerts.columns:

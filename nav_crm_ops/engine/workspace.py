@@ -40,6 +40,7 @@ from .troubleshoot import RetryResult, groups_for_people, labelled_status, retry
 
 if TYPE_CHECKING:
     from .notify import AlertCheck
+    from .reconcile import Reconciliation
 
 __all__ = ["MatchResult", "Workspace", "open_workspace"]
 
@@ -313,6 +314,17 @@ class Workspace:
                               tuple(record_id(i) for i in crm_ids), direction)
         refuse_unknown_ids(self._context(), spec, selection)
         return self._sync_selection(spec, selection, progress).with_skipped_totals(self.store)
+
+    def reconcile(self, mapping: str, *, heal: str = "report",
+                  progress: Progress | None = None) -> Reconciliation:
+        """Compare every coupled pair now, store the result, evaluate the alerts; ``heal``
+        ``plan`` / ``apply`` plans (and applies) the drift (``engine.reconcile``)."""
+        from .reconcile import HealMode, Reconciler
+
+        done = Reconciler(self._context(), self.mappings.get(mapping), self.fingerprint).run(
+            HealMode(heal), apply=self.apply, progress=progress)
+        self.after_runs(SyncReport())
+        return done
 
     # -- alerts (engine.alerts, docs/alerts.md) --------------------------------------------------
     def after_runs(self, report: SyncReport) -> SyncReport:

@@ -32,10 +32,12 @@ from ..cli_options import (
     workspace_option,
 )
 from ..config import configured_secrets, load_config
-from ..exceptions import ConnectorError, LeaseHeldError, NavCrmOpsError
+from ..exceptions import ConfigError, ConnectorError, LeaseHeldError, NavCrmOpsError
 from ..store import StateStore
 from ..store.runs import RunOutcome
 from .airflow import DEFAULT_DAG_ID, airflow_dag, render_dag
+from .approval_gate import stop_waiting
+from .approvals import APPROVAL_PARAMETER, ApprovalSettings, approval_settings, check_fields
 from .defaults import DEFAULT_EVERY_MINUTES, init_queue
 from .queue import (
     JOB_KINDS,
@@ -88,6 +90,10 @@ def _schedule_options(function: F) -> F:
                      help="Execution timeout per notebook cell, seconds."),
         click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
                      help="Notebook parameter (JSON value or text); repeatable. Never secrets."),
+        click.option("--approval", metavar="JSON|off",
+                     help="Approval mode (sync jobs): thresholds as JSON, e.g. "
+                          "'{\"max_creates\": 50, \"fields\": [\"creditlimit\"]}'; 'off' "
+                          "ends it. See docs/approvals.md."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -143,6 +149,37 @@ def _checked_params(name: str, options: dict[str, Any], workspace_path: Path) ->
         check_parameters(name, values)
         check_parameter_values(name, values, configured_secrets(load_config(workspace_path)))
     options["params"] = values
+    options["approval"] = _approval_option(name, options["approval"])
+
+
+_OFF = "off"
+
+
+def _approval_option(name: str, text: str | None) -> ApprovalSettings | str | None:
+    """``--approval``: None (leave as is), :data:`_OFF`, or the parsed settings (ConfigError,
+    exit 2, before anything is opened or written)."""
+    if text is None:
+        return None
+    if text.strip().lower() in (_OFF, "none", ""):
+        return _OFF
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"job {name!r}: --approval must be JSON such as "
+                          "'{\"max_creates\": 50}' (or 'off'); see docs/approvals.md") from None
+    return ApprovalSettings.parse(name, value)
+
+
+def _check_approval_fields(entry: JobEntry, workspace_path: Path) -> None:
+    """The fields an approval-mode job watches must be fields of its mapping: a typo would
+    never trigger."""
+    settings = approval_settings(entry.name, entry.parameters)
+    if settings is None or not settings.fields:
+        return
+    from ..engine.mapping import MappingSet
+
+    mappings = MappingSet.for_workspace(load_config(workspace_path))
+    check_fields(settings, mappings.get(entry.mapping), entry.name)
 
 
 def _recurrence(base: Recurrence, options: dict[str, Any]) -> Recurrence:
@@ -174,6 +211,13 @@ def _settings(job: JobEntry, options: dict[str, Any]) -> JobEntry:
             changes[attribute] = options[option]
     if options["params"]:
         changes["parameters"] = {**job.parameters, **options["params"]}
+    approval = options["approval"]
+    if approval is not None:  # --approval: set or end approval mode (docs/approvals.md)
+        parameters = {key: value for key, value in changes.get("parameters", job.parameters)
+                      .items() if key != APPROVAL_PARAMETER}
+        if isinstance(approval, ApprovalSettings):
+            parameters[APPROVAL_PARAMETER] = approval.to_dict()
+        changes["parameters"] = parameters
     return replace(job, **changes) if changes else job
 
 
@@ -264,6 +308,7 @@ def add_command(name: str, notebook: str, kind: str, mapping: str, workspace_pat
         entry = JobEntry(name=name, kind=kind, notebook=notebook, mapping=mapping.upper())
         entry = _settings(replace(entry, recurrence=_recurrence(entry.recurrence, options)),
                           options)
+        _check_approval_fields(entry, workspace_path)
         stored = queue.add(entry)
     click.echo(f"added {stored.name!r} ({stored.recurrence.describe()}), next run "
                f"{_when(stored.next_run_at)}")
@@ -285,6 +330,7 @@ def set_command(name: str, status: str | None, notebook: str | None, workspace_p
         job = queue.get(name)
         queue.refuse_while_running(job)
         updated = _settings(job, options)
+        _check_approval_fields(updated, workspace_path)
         if notebook is not None:
             updated = replace(updated, notebook=notebook)
         recurrence = _recurrence(job.recurrence, options)
@@ -293,8 +339,14 @@ def set_command(name: str, status: str | None, notebook: str | None, workspace_p
         if status is not None:
             updated = resume(updated, parse_status(status), now)
         stored = queue.save(updated, now=now)
+        ended = (stop_waiting(queue.store.approvals, stored.name)
+                 if options["approval"] == _OFF else 0)
     click.echo(f"{stored.name}: {stored.status}, {stored.recurrence.describe()}, next run "
                f"{_when(stored.next_run_at)}")
+    if options["approval"] is not None:
+        settings = approval_settings(stored.name, stored.parameters)
+        click.echo(f"approval mode: {settings.describe()}" if settings is not None else
+                   "approval mode off" + (f"; {ended} open approval(s) expired" if ended else ""))
 
 
 @jobs.command("remove")

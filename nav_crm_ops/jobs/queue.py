@@ -36,6 +36,7 @@ from ..store import StateStore
 from ..store.claims import ClaimRequest
 from ..store.runs import RunOutcome
 from ..store.schema import utc_now
+from .approvals import APPROVAL_PARAMETER, ApprovalSettings, waiting_label
 from .recurrence import (
     Recurrence,
     earliest_allowed,
@@ -220,6 +221,11 @@ class JobEntry:
                 raise ConfigError(f"job {self.name!r}: {what} must be at least {low}, "
                                   f"got {value}")
         object.__setattr__(self, "parameters", check_parameters(self.name, self.parameters))
+        if self.parameters.get(APPROVAL_PARAMETER) is not None:  # docs/approvals.md
+            if self.kind != "sync":
+                raise ConfigError(f"job {self.name!r}: approval mode is for sync jobs (kind "
+                                  f"'sync'), not {self.kind!r}")
+            ApprovalSettings.parse(self.name, self.parameters[APPROVAL_PARAMETER])
 
     @property
     def outcome(self) -> RunOutcome | None:
@@ -236,6 +242,9 @@ class JobEntry:
         outcome = self.outcome
         if outcome is None:
             return "-"
+        waiting = waiting_label(self.last_counts, "")  # the run waits for a person
+        if waiting and outcome is RunOutcome.SUCCEEDED:
+            return waiting
         return outcome.label(self.last_counts.get("failed", 0),
                              self.last_counts.get("conflicts", 0))
 

@@ -15,6 +15,11 @@ workspace; the :class:`JobReport` it returns renders the report's parts, each a 
 * :meth:`JobReport.runs_over_time` — the job's last runs on a time axis, by outcome colour;
 * :meth:`JobReport.troubleshooting` — the link to the troubleshooting dashboard.
 
+A job in approval mode (its ``approval`` parameter, docs/approvals.md) runs through
+:func:`~nav_crm_ops.jobs.approval_gate.run_gate`: a plan above its thresholds is saved and the
+report says what waits and how to approve it ("waiting for approval: 120 creates > 50");
+the run that applies an approved plan says who approved it.
+
 Why the preview first: ``Workspace.sync`` returns counts, not the records it wrote, so the run
 previews the mapping itself (the sync then plans again, which reads the changes once more) and
 lists the records of that preview. A record edited between the two is written as it is then.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +47,8 @@ from ..engine.vocabulary import PlanAction, shown_change
 from ..engine.workspace import Workspace, open_workspace
 from ..presentation import alerts_html
 from ..store.runs import RunOutcome
+from .approval_gate import GateResult, run_gate
+from .approvals import AWAITING_APPROVAL, ApprovalSettings
 from .chart import RunPoint, RunsChart, runs_chart
 from .output import outcome_badge
 from .result import JobResult, write_result
@@ -231,16 +238,28 @@ def _by_cause(failures: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
 # -- gathering ------------------------------------------------------------------------------------
 def run_sync_job(workspace: str | Path, mapping: str, *, job_name: str = "",
                  dry_run: bool = False, dashboards_url: str = "",
-                 title: str = "") -> JobReport:
+                 title: str = "", approval: Mapping[str, Any] | None = None) -> JobReport:
     """Preview and (unless ``dry_run``) synchronize ``mapping`` in the workspace at
-    ``workspace``, and gather the report; the workspace is closed when this returns."""
+    ``workspace``, and gather the report; the workspace is closed when this returns.
+
+    ``approval`` (the job's approval settings, :mod:`nav_crm_ops.jobs.approvals`) runs the job
+    in approval mode (:func:`~nav_crm_ops.jobs.approval_gate.run_gate`); approvals are kept
+    under ``job_name`` (the mapping's name when run without one)."""
     ws = open_workspace(workspace)
     try:
         mapping = ws.mappings.get(mapping).name  # an unknown mapping fails before any request
+        job = job_name or mapping
+        settings = (None if approval is None or dry_run
+                    else ApprovalSettings.parse(job, approval))
         if not dry_run:
             with mapping_lease(ws.store, mapping):  # busy elsewhere: fail before the preview
                 pass
         started, clock = datetime.now(UTC), time.monotonic()
+        if settings is not None:
+            gate = run_gate(ws, mapping, job, settings)
+            return _gated(ws, gate, _RunInfo(
+                title or job, mapping, job_name, started, time.monotonic() - clock,
+                dashboards_url or DEFAULT_DASHBOARDS_URL))
         plan = ws.preview(mapping)
         report = None if dry_run else ws.sync(mapping, job_name=job_name)
         duration = time.monotonic() - clock
@@ -261,8 +280,47 @@ class _RunInfo:
     dashboards_url: str
 
 
+def _erp(ws: Workspace) -> str:
+    return "NAV" if ws.config.workspace.profile == ErpProfile.NAV2018 else "BC"
+
+
+def _stamp(value: str | None) -> str:
+    return "-" if not value else f"{value[:16].replace('T', ' ')} UTC"
+
+
+def _gated(ws: Workspace, gate: GateResult, info: _RunInfo) -> JobReport:
+    """An approval-mode run's report: as any run's when it wrote (and who approved the plan
+    it applied), else what waits for approval, why, and how to approve or reject it."""
+    waiting = gate.waiting
+    if gate.report is not None or waiting is None:
+        report = _gather(ws, gate.plan, gate.report, info)
+        done = gate.applied
+        if done is None:
+            return report
+        note = (f"Applied plan #{done.id} ({done.plan_path}) exactly as approved by "
+                f"{done.approved_by} at {_stamp(done.approved_at)}; records changed since its "
+                "preview were refused (listed as failed) and are previewed again next run.")
+        return replace(report, notes=(note, *report.notes),
+                       result=replace(report.result, message=note))
+    label = f"waiting for approval: {waiting.why}"
+    since = ("saved by this run" if gate.new
+             else f"waiting since {_stamp(waiting.created_at)}")
+    how = (f"Nothing was written. Plan #{waiting.id} is saved as {waiting.plan_path} ({since}, "
+           f"expires {_stamp(waiting.expires_at)}). Approve it with `nav-crm-ops plans "
+           f"approve {waiting.id} --by NAME` or reject it with `nav-crm-ops plans reject "
+           f"{waiting.id} --by NAME`: the job's next run applies exactly this plan and refuses "
+           "the records changed since.")
+    # changed: a waiting job must not sleep for inactivity; its next run applies the plan
+    result = JobResult(changed=True, counts={AWAITING_APPROVAL: 1}, message=label)
+    return JobReport(info.title, RunOutcome.SUCCEEDED, label, {}, info.started_at,
+                     info.duration_s, result, (how,),
+                     _changes(gate.plan, set(), _erp(ws), dry_run=True), pl.DataFrame(),
+                     _history(ws, info, ()), info.dashboards_url,
+                     open_alerts=_open_alerts(ws, info))
+
+
 def _gather(ws: Workspace, plan: Plan, report: SyncReport | None, info: _RunInfo) -> JobReport:
-    erp = "NAV" if ws.config.workspace.profile == ErpProfile.NAV2018 else "BC"
+    erp = _erp(ws)
     if report is None:
         pending = plan.records.filter(pl.col("action").is_in([str(a) for a in _CHANGING]))
         result = JobResult(changed=pending.height > 0,

@@ -34,7 +34,9 @@ _CELL = "padding:3px 8px;border-bottom:1px solid #ddd;text-align:left"
 _WHAT = {"runs": "job log entries (runs) older than {runs_days} days",
          "record_errors": "record errors resolved more than {resolved_errors_days} days ago",
          "pending_ops": "settled journal writes older than {journal_days} days",
-         "alerts": "alerts resolved more than {runs_days} days ago (open ones stay)"}
+         "alerts": "alerts resolved more than {runs_days} days ago (open ones stay)",
+         "reconcile_runs": "drift checks older than {runs_days} days (each mapping's newest "
+                           "stays)"}
 
 
 def policy_of(config: WorkspaceConfig) -> RetentionPolicy:

@@ -45,6 +45,7 @@ from ..store import StateStore, default_holder
 from ..store.heartbeat import LeaseHeartbeat
 from ..store.runs import RunOutcome
 from ..store.schema import utc_now
+from .approvals import waiting_label
 from .dependencies import JobGraph, start_refusal
 from .output import finish_output_notebook
 from .queue import (
@@ -136,7 +137,11 @@ class JobRun:
 
     @property
     def label(self) -> str:
-        """The outcome as a person reads it (``succeeded with 2 failed records``)."""
+        """The outcome as a person reads it (``succeeded with 2 failed records``; a run
+        of an approval-mode job that waits: ``waiting for approval: 120 creates > 50``)."""
+        waiting = waiting_label(self.counts, self.message)
+        if waiting and self.outcome is RunOutcome.SUCCEEDED:
+            return waiting
         return self.outcome.label(self.counts.get("failed", 0), self.counts.get("conflicts", 0))
 
     def to_dict(self) -> dict[str, Any]:
@@ -453,7 +458,8 @@ class JobRunner:
             settled, last_finished_at=finished, last_outcome=run.outcome.value,
             last_duration_s=run.duration_s, last_counts=counts, last_run_ids=run_ids,
             last_output=str(saved) if saved else None))
-        label = run.outcome.label(counts.get("failed", 0), counts.get("conflicts", 0))
+        label = (waiting_label(counts, result.message if result else "")
+                 or run.outcome.label(counts.get("failed", 0), counts.get("conflicts", 0)))
         self.echo(f"{job.name!r}: {label}, status {settled.status}"
                   + (f" - {run.error}" if run.error else ""))
         self._check_alerts()

@@ -20,8 +20,9 @@ import polars as pl
 from sqlalchemy import and_, delete, func, insert, or_, select, update
 
 from .base import Repository, rows_frame
+from .reconcile import latest_reconciles
 from .runs import STOPPED_PREFIX
-from .schema import alerts, jobs, record_status, runs, utc_now, watermarks
+from .schema import alerts, jobs, reconcile_runs, record_status, runs, utc_now, watermarks
 
 __all__ = ["ALERT_STATES", "AlertChanges", "AlertRepository", "StoredAlert"]
 
@@ -128,7 +129,8 @@ class AlertRepository(Repository):
     def facts(self, *, runs_per_mapping: int = 12) -> dict[str, Any]:
         """The inputs of ``engine.alerts.evaluate`` (as keyword arguments of ``AlertFacts``):
         the newest sync runs of each mapping, record-status counts per mapping and state, the
-        jobs with their last successful run, the watermarks."""
+        jobs with their last successful run, the watermarks, the latest reconcile of each
+        mapping."""
         with self._tx(write=False) as conn:
             return {"runs": self._recent_runs(conn, runs_per_mapping),
                     "status_counts": {(str(m), str(s)): int(n) for m, s, n in conn.execute(
@@ -137,7 +139,8 @@ class AlertRepository(Repository):
                         .group_by(record_status.c.mapping, record_status.c.state))},
                     "jobs": self._jobs(conn),
                     "watermarks": [dict(r._mapping) for r in conn.execute(
-                        select(watermarks).where(self.scoped(watermarks)))]}
+                        select(watermarks).where(self.scoped(watermarks)))],
+                    "reconciles": latest_reconciles(conn, self.scoped(reconcile_runs))}
 
     def _recent_runs(self, conn: Any, per_mapping: int) -> list[dict[str, Any]]:
         """The newest twice ``per_mapping`` sync runs of each mapping (both directions)."""

@@ -70,16 +70,19 @@ class PurgeCounts:
     record_errors: int = 0
     pending_ops: int = 0
     alerts: int = 0
+    reconcile_runs: int = 0
     dry_run: bool = False
 
     @property
     def total(self) -> int:
-        return self.runs + self.record_errors + self.pending_ops + self.alerts
+        return (self.runs + self.record_errors + self.pending_ops + self.alerts
+                + self.reconcile_runs)
 
     def tables(self) -> dict[str, int]:
         """``{table: rows}`` in the order a person reads them."""
         return {"runs": self.runs, "record_errors": self.record_errors,
-                "pending_ops": self.pending_ops, "alerts": self.alerts}
+                "pending_ops": self.pending_ops, "alerts": self.alerts,
+                "reconcile_runs": self.reconcile_runs}
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "tables": self.tables(), "total": self.total}
@@ -113,7 +116,8 @@ def purge_old(store: StateStore, policy: RetentionPolicy | None = None, *,
               dry_run: bool = False, now: datetime | None = None) -> PurgeCounts:
     """Purge what ``policy`` says is old: resolved record errors first (their payloads and
     responses are what makes the database big), then runs, then settled journal ops, then
-    alerts resolved as long ago as the runs kept (open alerts stay)."""
+    alerts resolved and drift checks made as long ago as the runs kept (open alerts and each
+    mapping's newest drift check stay)."""
     policy = policy or RetentionPolicy()
     errors = store.outcomes.purge_errors(policy.cutoff(policy.resolved_errors_days, now),
                                          dry_run=dry_run)
@@ -121,5 +125,6 @@ def purge_old(store: StateStore, policy: RetentionPolicy | None = None, *,
     ops = store.journal.purge(older_than=policy.cutoff(policy.journal_days, now),
                               states=SETTLED_OP_STATES, dry_run=dry_run)
     alerts = store.alerts.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)
+    checks = store.reconcile_runs.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)
     return PurgeCounts(runs=runs, record_errors=errors, pending_ops=ops, alerts=alerts,
-                       dry_run=dry_run)
+                       reconcile_runs=checks, dry_run=dry_run)

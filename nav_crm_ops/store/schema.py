@@ -482,6 +482,62 @@ def _coupling_key_index(conn: Connection) -> None:
                          "ON couplings (company, mapping, nav_key)")
 
 
+reconcile_runs = Table(
+    "reconcile_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
+    Column("mapping", String(100), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("finished_at", String(32), nullable=False),
+    *(Column(name, Integer, nullable=False, default=0) for name in (
+        "in_step", "pending", "missed", "diverged", "partner_gone", "requests", "pages",
+        "duration_ms", "healed")),
+    Column("pairs", Text),
+    Column("advice", Text),
+    Column("healed_at", String(32)),
+    Index("ix_reconcile_runs_mapping", "company", "mapping", "id"),
+)
+"""Drift checks (:mod:`nav_crm_ops.store.reconcile`): one row per reconcile of a mapping."""
+
+
+def _reconcile_runs(conn: Connection) -> None:
+    """Drift checks (issue #20): what each reconcile found, for the ``drift`` alert rule and
+    ``nav-crm-ops reconcile --last``."""
+    reconcile_runs.create(conn, checkfirst=True)
+
+
+approvals = Table(
+    "approvals", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
+    Column("job", String(200), nullable=False),
+    Column("mapping", String(100), nullable=False),
+    Column("plan_id", String(36), nullable=False),
+    Column("plan_path", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("counts", Text, nullable=False),
+    Column("reasons", Text, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32)),
+    Column("approved_by", String(200)),
+    Column("approved_at", String(32)),
+    Column("rejected_by", String(200)),
+    Column("rejected_at", String(32)),
+    Column("note", Text, nullable=False, default=""),
+    Column("applied_at", String(32)),
+    Column("applied_run_ids", Text),
+    Index("ix_approvals_job", "company", "job", "state"),
+)
+"""Approvals (:mod:`nav_crm_ops.store.approvals`): plans approval-mode jobs saved instead of
+applying them, who approved or rejected each and when, and the runs that applied it."""
+
+
+def _approvals(conn: Connection) -> None:
+    """A job in approval mode keeps the plans that wait for a person (issue #20, item 2)."""
+    approvals.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -501,6 +557,9 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
      _alerts),
     (10, "index couplings by natural key (lookups of the records in play)",
      _coupling_key_index),
+    (11, "reconcile runs: what each drift check of a mapping found", _reconcile_runs),
+    (12, "approvals: plans approval-mode jobs saved, who decided and the runs that "
+         "applied them", _approvals),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

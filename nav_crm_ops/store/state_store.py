@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from ..exceptions import StateStoreError
 from . import schema
 from .alerts import AlertRepository
+from .approvals import ApprovalRepository
 from .base import conflict_error
 from .caches import CacheRepository
 from .couplings import Coupling, CouplingRepository
@@ -39,6 +40,7 @@ from .jobs import JobRepository
 from .journal import OP_STATES, JournalRepository
 from .leases import Lease, LeaseRepository, default_holder, holder_is_dead
 from .outcomes import STATUS_STATES, RecordFailure, RecordOutcomeRepository, RecordStatus
+from .reconcile import ReconcileRepository
 from .runs import RUN_COUNTS, RUN_KINDS, RunRepository
 from .watermarks import WatermarkRepository
 
@@ -79,6 +81,8 @@ class StateStore:
         self.sync_watermarks = WatermarkRepository(tx, company)
         self.jobs = JobRepository(tx, company)
         self.alerts = AlertRepository(tx, company)
+        self.reconcile_runs = ReconcileRepository(tx, company)
+        self.approvals = ApprovalRepository(tx, company)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod

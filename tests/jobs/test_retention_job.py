@@ -61,7 +61,8 @@ def test_the_retention_job_runs_green_through_papermill_and_purges(
                                         transient=False, run_id=skipped)
         run = runner.run(RETENTION_JOB)
         assert run.outcome is RunOutcome.SUCCEEDED, run.error
-        assert run.counts == {"runs": 1, "record_errors": 1, "pending_ops": 0, "alerts": 0}
+        assert run.counts == {"runs": 1, "record_errors": 1, "pending_ops": 0, "alerts": 0,
+                              "reconcile_runs": 0}
         assert sorted(runner.store.runs_frame()["id"].to_list()) == [kept, skipped]
         assert purged not in runner.store.record_errors_frame()["run_id"].to_list()
         job = runner.queue.get(RETENTION_JOB)
@@ -74,5 +75,6 @@ def test_the_retention_job_runs_green_through_papermill_and_purges(
     with JobRunner(offline_workspace) as runner:  # nothing old left: still green, still daily
         again = runner.run(RETENTION_JOB)
         assert again.outcome is RunOutcome.SUCCEEDED, again.error
-        assert again.counts == {"runs": 0, "record_errors": 0, "pending_ops": 0, "alerts": 0}
+        assert again.counts == {"runs": 0, "record_errors": 0, "pending_ops": 0, "alerts": 0,
+                              "reconcile_runs": 0}
         assert runner.queue.get(RETENTION_JOB).status == READY

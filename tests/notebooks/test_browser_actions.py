@@ -200,7 +200,8 @@ def test_a_run_with_failures_links_to_troubleshooting(page: Page, voila_url: str
     button(page, "Run").click()
     link = page.locator("a", has_text="open Troubleshoot failed records").first
     link.wait_for()
-    assert link.get_attribute("href") == "analyse_logs.ipynb?view=errors"
+    # the run's failures are all CUSTOMER's: the link opens Troubleshoot narrowed to it
+    assert link.get_attribute("href") == "analyse_logs.ipynb?view=errors&mapping=CUSTOMER"
     assert "nav-crm-ops" not in page.locator(".widget-html", has_text="Results per mapping")\
         .first.inner_text()
     shot(page, "run-mappings")

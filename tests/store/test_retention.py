@@ -162,7 +162,7 @@ def test_cli_purge_dry_run_json_then_purge(offline_workspace: Path, cli: Any) ->
     assert code == 0, err
     assert json.loads(out) == {
         "dry_run": True, "tables": {"runs": 1, "record_errors": 1, "pending_ops": 0,
-                                     "alerts": 0},
+                                     "alerts": 0, "reconcile_runs": 0},
         "total": 2, "policy": {"runs_days": 90, "resolved_errors_days": 30, "journal_days": 7}}
     with StateStore.open(load_config(workspace).state_url) as opened:  # its company
         assert opened.runs_frame().height == 2
@@ -208,3 +208,21 @@ def test_resolved_alerts_are_purged_with_the_runs_open_ones_stay(store: StateSto
     left = store.alerts.frame(state=None)
     assert sorted(zip(left["subject"], left["state"], strict=True)) == [
         ("CONTACT", "resolved"), ("ITEM", "open")]
+
+
+def test_old_drift_checks_are_purged_but_each_mappings_newest_stays(store: StateStore) -> None:
+    from nav_crm_ops.store.schema import reconcile_runs
+
+    def check(mapping: str) -> int:
+        return store.reconcile_runs.record({
+            "mapping": mapping, "started_at": days_ago(0), "requests": 2, "pages": 1,
+            "duration_s": 0.5, "counts": {"in_step": 10, "missed": 1}})
+
+    old_customer, new_customer = check("CUSTOMER"), check("CUSTOMER")
+    only_contact = check("CONTACT")
+    age(store, reconcile_runs, "finished_at", 200,
+        reconcile_runs.c.id.in_([old_customer, new_customer, only_contact]))
+    assert purge_old(store, dry_run=True) == PurgeCounts(reconcile_runs=1, dry_run=True)
+    assert purge_old(store) == PurgeCounts(reconcile_runs=1)
+    assert store.reconcile_runs.latest("CUSTOMER")["id"] == new_customer  # type: ignore[index]
+    assert store.reconcile_runs.latest("CONTACT")["id"] == only_contact  # type: ignore[index]
