@@ -36,9 +36,9 @@ __all__ = ["APPROVAL_PARAMETER", "AWAITING_APPROVAL", "DEFAULT_EXPIRES_AFTER_HOU
 APPROVAL_PARAMETER = "approval"
 """The job parameter holding the approval settings."""
 AWAITING_APPROVAL = "awaiting_approval"
-"""The count a run that waits for approval reports (1): the job list and the run table show
-"waiting for approval" for it instead of "succeeded" (the outcome stays succeeded: the run did
-what it should, and the job is neither failed nor retried)."""
+"""The count a run that waits for approval reports (1), beside its outcome
+``RunOutcome.AWAITING_APPROVAL`` (completed: the job is neither failed nor retried): labels
+say why it waits ("waiting for approval: 120 creates > 50")."""
 DEFAULT_EXPIRES_AFTER_HOURS = 72
 """A pending approval older than this expires and the job previews again: a plan nobody looked
 at for days describes data that has moved on."""

@@ -243,7 +243,7 @@ class JobEntry:
         if outcome is None:
             return "-"
         waiting = waiting_label(self.last_counts, "")  # the run waits for a person
-        if waiting and outcome is RunOutcome.SUCCEEDED:
+        if waiting and outcome is RunOutcome.AWAITING_APPROVAL:
             return waiting
         return outcome.label(self.last_counts.get("failed", 0),
                              self.last_counts.get("conflicts", 0))

@@ -311,8 +311,9 @@ def _gated(ws: Workspace, gate: GateResult, info: _RunInfo) -> JobReport:
            f"{waiting.id} --by NAME`: the job's next run applies exactly this plan and refuses "
            "the records changed since.")
     # changed: a waiting job must not sleep for inactivity; its next run applies the plan
-    result = JobResult(changed=True, counts={AWAITING_APPROVAL: 1}, message=label)
-    return JobReport(info.title, RunOutcome.SUCCEEDED, label, {}, info.started_at,
+    result = JobResult(changed=True, counts={AWAITING_APPROVAL: 1}, message=label,
+                       outcome=RunOutcome.AWAITING_APPROVAL)
+    return JobReport(info.title, RunOutcome.AWAITING_APPROVAL, label, {}, info.started_at,
                      info.duration_s, result, (how,),
                      _changes(gate.plan, set(), _erp(ws), dry_run=True), pl.DataFrame(),
                      _history(ws, info, ()), info.dashboards_url,

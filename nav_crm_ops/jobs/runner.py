@@ -140,7 +140,7 @@ class JobRun:
         """The outcome as a person reads it (``succeeded with 2 failed records``; a run
         of an approval-mode job that waits: ``waiting for approval: 120 creates > 50``)."""
         waiting = waiting_label(self.counts, self.message)
-        if waiting and self.outcome is RunOutcome.SUCCEEDED:
+        if waiting and self.outcome is RunOutcome.AWAITING_APPROVAL:
             return waiting
         return self.outcome.label(self.counts.get("failed", 0), self.counts.get("conflicts", 0))
 

@@ -24,6 +24,11 @@ __all__ = [
 ]
 
 CRLF = b"\r\n"
+# Compiled once: a 1,000-part batch looked each pattern up in re's cache several times a part.
+_LEADING_BLANK = re.compile(rb"^[ \t]*\r?\n")
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_LINE_BREAK = re.compile(rb"\r?\n")
+_REQUEST_LINE = re.compile(rb"\s*([A-Z]+) (.+?)(?: HTTP/1\.[01])?\r?\n")
 
 
 class BatchFormatError(Exception):
@@ -75,18 +80,18 @@ def _split(body: bytes, boundary: str) -> list[bytes]:
     for chunk in chunks[1:]:
         if chunk.startswith(b"--"):
             return parts
-        parts.append(re.sub(rb"^[ \t]*\r?\n", b"", chunk, count=1))
+        parts.append(_LEADING_BLANK.sub(b"", chunk, count=1))
     raise BatchFormatError(f"The $batch body is missing its closing boundary '--{boundary}--'.")
 
 
 def _headers_and_body(block: bytes) -> tuple[dict[str, str], bytes]:
-    match = re.search(rb"\r?\n\r?\n", block)
+    match = _BLANK_LINE.search(block)
     if match is None:
         head, body = block, b""
     else:
         head, body = block[:match.start()], block[match.end():]
     headers: dict[str, str] = {}
-    for line in re.split(rb"\r?\n", head):
+    for line in _LINE_BREAK.split(head):
         if not line.strip():
             continue
         name, sep, value = line.decode("utf-8").partition(":")
@@ -100,7 +105,7 @@ def _parse_request(part: bytes) -> BatchRequest:
     mime_headers, http_message = _headers_and_body(part)
     if not mime_headers.get("content-type", "").lower().startswith("application/http"):
         raise BatchFormatError("Each $batch part needs 'Content-Type: application/http'.")
-    match = re.match(rb"\s*([A-Z]+) (.+?)(?: HTTP/1\.[01])?\r?\n", http_message)
+    match = _REQUEST_LINE.match(http_message)
     if match is None:
         raise BatchFormatError("A $batch part must start with a request line such as "
                                "'PATCH /api/data/v9.2/accounts(<id>) HTTP/1.1'.")

@@ -36,6 +36,7 @@ __all__ = [
     "RecordNotFoundError",
     "SandboxStore",
     "format_timestamp",
+    "narrow_from",
     "normalize_datetime",
 ]
 
@@ -45,6 +46,8 @@ _SQL_TYPES = {
     "choice": "INTEGER", "lookup": "TEXT", "option": "TEXT", "json": "TEXT",
 }
 VERSION = "_version"
+NARROW_ROWS = 50_000
+"""Rows a range read may sort per page (see :func:`narrow_from`)."""
 
 
 class KeyExistsError(Exception):
@@ -371,15 +374,12 @@ class SandboxStore:
             return len(batch)
 
     def update(self, entity: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """Apply ``changes`` to one row, stamping modified time and a new version."""
+        """``changes`` to one row, a new modified time and version: one UPDATE ... RETURNING."""
         info = self._table(entity)
         ent = info.entity
-        unknown = set(changes) - info.names
-        if unknown:
+        if unknown := set(changes) - info.names:
             raise KeyError(f"unknown column(s) {sorted(unknown)} for entity '{ent.name}'")
         with self._lock:
-            if self.get(entity, key) is None:
-                raise RecordNotFoundError(f"{ent.name} with key {key} does not exist")
             values = {name: _to_db(info.by_name[name], value)
                       for name, value in changes.items() if name not in (ent.key, VERSION)}
             if ent.modified_column not in changes:
@@ -389,11 +389,14 @@ class SandboxStore:
                 values[ent.version_column] = version
             values[VERSION] = version
             assignments = ", ".join(f'"{name}" = ?' for name in values)
-            self._conn.execute(f'UPDATE "{info.table}" SET {assignments} WHERE "{ent.key}" = ?',
-                               [*values.values(), str(key).lower()])
-            row = self.get(entity, key)
-            assert row is not None
-            return row
+            found = self._conn.execute(
+                f'UPDATE "{info.table}" SET {assignments} WHERE "{ent.key}" = ? RETURNING '
+                f"{info.select_list}", [*values.values(), _to_db(info.by_name[ent.key], key)]
+            ).fetchall()
+            if not found:
+                self._version = version - 1
+                raise RecordNotFoundError(f"{ent.name} with key {key} does not exist")
+            return info.to_row(found[0])
 
     def delete(self, entity: str, key: str) -> dict[str, Any] | None:
         """Delete one row and record a tombstone; returns the deleted row (None if absent)."""
@@ -542,6 +545,21 @@ class SandboxStore:
             if self._depth == 0:
                 self._save_meta()
             self._conn.close()
+
+
+def narrow_from(store: SandboxStore, entity: str, column: str, lower: Any) -> bool:
+    """Whether few rows have ``column`` at or above ``lower``: at most ``NARROW_ROWS`` and an
+    eighth of the table, counted on ``column``'s index (the caller knows it has one), stopping
+    past that many. See ``odata_filter.RangeIndex``."""
+    info = store._table(entity)
+    name = store._check_column(info, column)
+    with store._lock:
+        size = store._conn.execute(f'SELECT max(rowid) FROM "{info.table}"').fetchone()[0]
+        cap = min(NARROW_ROWS, (size or 0) // 8)
+        found = store._conn.execute(
+            f'SELECT count(*) FROM (SELECT 1 FROM "{info.table}" WHERE {name} >= ? LIMIT ?)',
+            [lower, cap + 1]).fetchone()[0]
+    return bool(found <= cap)
 
 
 def _create_table(cur: sqlite3.Cursor, info: _Table, *, fresh: bool = False,

@@ -47,6 +47,9 @@ class RunOutcome(StrEnum):
     """Written, but some records failed (they are in the retry pass and the error log)."""
     HELD_CONFLICTS = "held_conflicts"
     """Written, no record failed, but some were held: the same field changed on both sides."""
+    AWAITING_APPROVAL = "awaiting_approval"
+    """An approval-mode job previewed a plan above its thresholds, saved it and wrote nothing:
+    a person approves it (``nav-crm-ops plans approve``) and the next run applies it."""
     FAILED = "failed"
     """The run itself failed: a service error stopped it, or its notebook raised."""
     CANCELLED = "cancelled"
@@ -60,14 +63,15 @@ class RunOutcome(StrEnum):
     @property
     def colour(self) -> str:
         """CSS colour by meaning: failed and timed out red, with failed records orange, held
-        conflicts amber, succeeded green, cancelled and not run grey, running blue."""
+        conflicts amber, succeeded green, waiting for approval purple (a person must act),
+        cancelled and not run grey, running blue."""
         return _COLOURS[self]
 
     @property
     def completed(self) -> bool:
         """The run did its work (records may still have failed or conflicted)."""
         return self in (RunOutcome.SUCCEEDED, RunOutcome.SUCCEEDED_WITH_FAILURES,
-                        RunOutcome.HELD_CONFLICTS)
+                        RunOutcome.HELD_CONFLICTS, RunOutcome.AWAITING_APPROVAL)
 
     @property
     def is_failure(self) -> bool:
@@ -113,12 +117,14 @@ class RunOutcome(StrEnum):
 
 _COLOURS = {
     RunOutcome.SUCCEEDED: "#2e7d32", RunOutcome.SUCCEEDED_WITH_FAILURES: "#e65100",
-    RunOutcome.HELD_CONFLICTS: "#f9a825", RunOutcome.FAILED: "#c62828",
+    RunOutcome.HELD_CONFLICTS: "#f9a825", RunOutcome.AWAITING_APPROVAL: "#6a1b9a",
+    RunOutcome.FAILED: "#c62828",
     RunOutcome.TIMED_OUT: "#c62828", RunOutcome.CANCELLED: "#757575",
     RunOutcome.RUNNING: "#1565c0", RunOutcome.BUSY: "#9e9e9e", RunOutcome.SKIPPED: "#9e9e9e",
 }
 _LABELS = {RunOutcome.SUCCEEDED_WITH_FAILURES: "succeeded with failed records",
            RunOutcome.HELD_CONFLICTS: "held conflicts", RunOutcome.TIMED_OUT: "timed out",
+           RunOutcome.AWAITING_APPROVAL: "waiting for approval",
            RunOutcome.BUSY: "not run: mapping busy", RunOutcome.SKIPPED: "not run"}
 _OLD_STATUSES = {"finished": RunOutcome.SUCCEEDED, "succeeded": RunOutcome.SUCCEEDED,
                  "failed": RunOutcome.FAILED, "timed out": RunOutcome.TIMED_OUT,
@@ -126,7 +132,8 @@ _OLD_STATUSES = {"finished": RunOutcome.SUCCEEDED, "succeeded": RunOutcome.SUCCE
                  "held conflicts": RunOutcome.HELD_CONFLICTS}
 """Stored statuses of the engine (``finished``) and of the job queue before the outcome
 existed; values of :class:`RunOutcome` are read as themselves."""
-_SEVERITY = [RunOutcome.SKIPPED, RunOutcome.BUSY, RunOutcome.SUCCEEDED, RunOutcome.HELD_CONFLICTS,
+_SEVERITY = [RunOutcome.SKIPPED, RunOutcome.BUSY, RunOutcome.SUCCEEDED,
+             RunOutcome.AWAITING_APPROVAL, RunOutcome.HELD_CONFLICTS,
              RunOutcome.SUCCEEDED_WITH_FAILURES, RunOutcome.RUNNING, RunOutcome.CANCELLED,
              RunOutcome.TIMED_OUT, RunOutcome.FAILED]
 

@@ -177,7 +177,8 @@ def test_an_approval_mode_job_waits_then_applies_the_approved_plan_refusing_a_ch
     set_approval(cli, workspace_dir, "CUSTOMER", '{"max_creates": 1}')
 
     waiting = runner.run("CUSTOMER")
-    assert waiting.outcome is RunOutcome.SUCCEEDED, waiting.error
+    assert waiting.outcome is RunOutcome.AWAITING_APPROVAL, waiting.error
+    assert waiting.outcome.colour != RunOutcome.SUCCEEDED.colour  # never shown green
     assert waiting.label.startswith("waiting for approval: ") and " creates > 1" in waiting.label
     assert waiting.run_ids == () and waiting.counts.get("inserted", 0) == 0
     entry = runner.queue.get("CUSTOMER")

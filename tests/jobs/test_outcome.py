@@ -48,10 +48,12 @@ def test_labels_say_how_many_and_colours_follow_the_meaning() -> None:
     assert Outcome.SUCCEEDED.colour == "#2e7d32"
     assert Outcome.CANCELLED.colour == "#757575"
     assert len({Outcome.SUCCEEDED.colour, Outcome.SUCCEEDED_WITH_FAILURES.colour,
-                Outcome.HELD_CONFLICTS.colour, Outcome.FAILED.colour,
-                Outcome.CANCELLED.colour}) == 5
+                Outcome.HELD_CONFLICTS.colour, Outcome.AWAITING_APPROVAL.colour,
+                Outcome.FAILED.colour, Outcome.CANCELLED.colour}) == 6
     assert [o for o in Outcome if o.completed] == [
-        Outcome.SUCCEEDED, Outcome.SUCCEEDED_WITH_FAILURES, Outcome.HELD_CONFLICTS]
+        Outcome.SUCCEEDED, Outcome.SUCCEEDED_WITH_FAILURES, Outcome.HELD_CONFLICTS,
+        Outcome.AWAITING_APPROVAL]  # a job waiting for approval is neither failed nor retried
+    assert Outcome.AWAITING_APPROVAL.label() == "waiting for approval"
 
 
 def test_a_report_and_its_job_result_carry_the_worst_outcome_of_their_mappings() -> None:

@@ -6,7 +6,6 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -17,20 +16,6 @@ from nav_crm_ops.sandbox import Sandbox
 
 FORMATTED = "OData.Community.Display.V1.FormattedValue"
 BATCH_PATH = "/crm/api/data/v9.2/"
-
-
-@pytest.fixture
-def dv(fresh_sandbox: Sandbox) -> Iterator[httpx.Client]:
-    """An httpx client on the Dataverse root, with a client-credentials token."""
-    info = fresh_sandbox.info
-    token = httpx.post(info.token_url, data={
-        "grant_type": "client_credentials", "client_id": info.client_id,
-        "client_secret": info.client_secret.reveal(), "scope": info.dataverse_scope,
-    }, timeout=30).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-               "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
-    with httpx.Client(base_url=info.dataverse_url, headers=headers, timeout=60) as client:
-        yield client
 
 
 def create(dv: httpx.Client, entity_set: str, body: dict[str, Any]) -> str:

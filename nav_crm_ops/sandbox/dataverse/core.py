@@ -15,8 +15,10 @@ from ..odata.service import ServiceBase, ServiceContext
 from ..odata_filter import (
     FilterColumn,
     FilterError,
+    RangeIndex,
 )
 from ..schema import Column, EntityDef
+from ..store import narrow_from
 from .common import (
     API_PATH,
     CODE_INVALID_ARGUMENT,
@@ -197,9 +199,16 @@ class DataverseCore(ServiceBase):
                 # Dataverse keeps whole seconds: compare what the client sees, not the
                 # store's milliseconds (else `modifiedon gt <a value read>` finds that row).
                 return FilterColumn(f"(substr(\"{column.name}\", 1, 19) || '.000Z')",
-                                    column.type)
+                                    column.type, self._range_index(entity, column.name))
             return FilterColumn(f'"{column.name}"', column.type)
         return resolve
+
+    def _range_index(self, entity: EntityDef, name: str) -> RangeIndex | None:
+        """The modified-on column is indexed: incremental reads bound it from below."""
+        if name != entity.modified_column:
+            return None
+        table = self.qualified(entity)
+        return RangeIndex(f'"{name}"', lambda value: narrow_from(self.store, table, name, value))
 
     def _filter_column(self, entity: EntityDef, name: str) -> Column:
         try:

@@ -208,14 +208,18 @@ class DataverseDefinitions(DataverseMetadata):
             } for name in self._privileges()],
         })
 
-    def _check_privilege(self, method: str, entity: EntityDef, client_id: str | None) -> None:
-        """A data request needs the table's privilege (``prvReadAccount`` for a GET...)."""
+    def _privilege_revoked(self, method: str, entity: EntityDef) -> bool:
+        """Whether the application user lacks the table's privilege for ``method``."""
         revoked: frozenset[str] = getattr(self.ctx, "revoked_privileges", frozenset())
         access = METHOD_ACCESS.get(method)
         if not revoked or access is None:
-            return
-        name = f"prv{access}{table_schema_name(entity)}"
-        if name in revoked:
+            return False
+        return f"prv{access}{table_schema_name(entity)}" in revoked
+
+    def _check_privilege(self, method: str, entity: EntityDef, client_id: str | None) -> None:
+        """A data request needs the table's privilege (``prvReadAccount`` for a GET...)."""
+        if self._privilege_revoked(method, entity):
+            name = f"prv{METHOD_ACCESS[method]}{table_schema_name(entity)}"
             user = self._caller(client_id)
             raise DataverseError(403, CODE_PRIVILEGE, f"Principal user (Id={user}, type=8) is "
                                                       f"missing {name} privilege "
