@@ -333,8 +333,8 @@ class RetentionSettings(_Frozen):
         30, strict=True, description="days a record error is kept once its record synced (errors "
         "of records still failing or skipped are kept while they are)")
     journal_days: int = Field(
-        7, strict=True, description="days the journal keeps a write whose outcome is known (done "
-        "or failed); unfinished writes are never purged")
+        7, strict=True, description="days the journal keeps a failed write (one that succeeded "
+        "leaves the journal when its reply is settled); unfinished writes are never purged")
 
     @field_validator("runs_days", "resolved_errors_days", "journal_days")
     @classmethod

@@ -101,6 +101,7 @@ class CouplingRepository(Repository):
     def __init__(self, tx: Transactions, dialect: str, company: str = "") -> None:
         super().__init__(tx, company)
         self._dialect = dialect
+        self._compiled: dict[str, Any] = {}
 
     def by_nav(self, mapping: str, nav_id: str) -> Coupling | None:
         with self._tx(write=False) as conn:
@@ -173,16 +174,32 @@ class CouplingRepository(Repository):
         now = utc_now()
         values = [{**_upsert_row(key, record, now), "company": self.company}
                   for record in records]
-        statement = self._upsert_statement()
         try:
             with self._tx() as conn:
-                conn.execute(statement, values)
+                self._execute_upsert(conn, values)
         except StateConflictError as exc:
             raise StateConflictError(
                 f"mapping {key}: a CRM id in the batch is already coupled to another NAV "
                 f"record ({exc.detail}); uncouple it first", detail=exc.detail,
             ) from None
         return len(values)
+
+    def _execute_upsert(self, conn: Connection, values: list[dict[str, Any]]) -> None:
+        """One prepared ``INSERT ... ON CONFLICT`` run by the driver's ``executemany``.
+
+        Why not ``conn.execute(statement, values)``: SQLAlchemy then processes every row's
+        parameters in Python (about 9 µs per coupling, a third of the upsert's cost in a first
+        sync). The statement is compiled once per connection dialect; SQLAlchemy still wraps
+        driver errors (an integrity error stays a StateConflictError)."""
+        compiled = self._compiled.get(conn.dialect.name)
+        if compiled is None:
+            compiled = self._upsert_statement().compile(dialect=conn.dialect,
+                                                        column_keys=list(values[0]))
+            self._compiled[conn.dialect.name] = compiled
+        names = compiled.positiontup if compiled.positional else None
+        params: list[Any] = ([tuple(row[n] for n in names) for row in values]
+                             if names is not None else values)
+        conn.exec_driver_sql(compiled.string, params)
 
     def _upsert_statement(self) -> Any:
         statement = dialect_insert(self._dialect, couplings)

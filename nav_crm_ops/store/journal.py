@@ -11,10 +11,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from ..exceptions import StateStoreError
-from .base import Repository, check_side, chunks, dumps, mapping_key
+from .base import Repository, check_side, chunks, dialect_insert, dumps, mapping_key
 from .retention import SETTLED_OP_STATES, delete_in_chunks
 from .schema import pending_ops, utc_now
 
@@ -51,6 +51,48 @@ class JournalRepository(Repository):
             if fresh:
                 conn.execute(insert(pending_ops), fresh)
         return len(fresh)
+
+    def journal_sent(self, run_id: int | None, mapping: str,
+                     ops: Iterable[Mapping[str, Any]]) -> int:
+        """Journal ops and mark them ``sent`` in one statement and one commit, just before
+        they are sent: what :meth:`journal` then :meth:`mark` (``sent``) leave, in one
+        transaction instead of three (a 100,000-record first sync journals 100,000 ops).
+
+        An op already journaled (a re-sent plan) keeps its row and payload and is marked
+        ``sent`` as :meth:`mark` would. Returns how many ops were given."""
+        key, now = mapping_key(mapping), utc_now()
+        rows = [{
+            "run_id": run_id, "company": self.company, "mapping": key,
+            "op_id": str(op["op_id"]), "kind": str(op["kind"]),
+            "target": check_side(str(op.get("target", ""))),
+            "record_key": str(op.get("record_key", "")), "payload": dumps(op.get("payload")),
+            "state": "sent", "result": None, "created_at": now, "updated_at": now,
+        } for op in ops]
+        if not rows:
+            return 0
+        with self._tx() as conn:
+            statement = dialect_insert(conn.dialect.name, pending_ops)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=["company", "op_id"],
+                set_={"state": statement.excluded.state, "result": None,
+                      "updated_at": statement.excluded.updated_at}), rows)
+        return len(rows)
+
+    def settle(self, done: Sequence[str], failed: Sequence[str]) -> None:
+        """After a chunk's replies, in one transaction: the ops that succeeded are settled
+        and removed at once (marking them ``done`` and purging them later cost a second
+        pass over every row), those that failed are marked ``failed`` (kept for retention:
+        their outcome is also a record error). Only ops still ``sent`` are touched."""
+        c = pending_ops.c
+        with self._tx() as conn:
+            for chunk in chunks(list(done)):
+                conn.execute(delete(pending_ops).where(
+                    self.scoped(pending_ops), c.op_id.in_(chunk), c.state == "sent"))
+            now = utc_now()
+            for chunk in chunks(list(failed)):
+                conn.execute(update(pending_ops).where(
+                    self.scoped(pending_ops), c.op_id.in_(chunk), c.state == "sent").values(
+                    state="failed", result=None, updated_at=now))
 
     def mark(self, op_ids: Iterable[str], state: str, result: Any = None) -> int:
         if state not in OP_STATES:

@@ -569,3 +569,28 @@ def test_duplicate_pairs_in_the_base_or_crm_are_refused_too() -> None:
         three_way_diff(None, None, frame([BASE_ROW, BASE_ROW]), FIELDS)
     with pytest.raises(SyncError, match=r"crm: \['p1'\]"):
         three_way_diff(None, frame([BASE_ROW, BASE_ROW]), frame([BASE_ROW]), FIELDS)
+
+
+def test_rows_of_a_chunked_frame_are_the_rows_a_gather_returns() -> None:
+    """``align.rows_of`` filters frames in many chunks with a mask instead of gathering."""
+    frame = pl.concat(
+        [pl.DataFrame({"k": [f"k{n}" for n in range(start, start + 50)], "v": range(50)})
+         for start in (0, 50, 100)],
+        rechunk=False,
+    )
+    assert frame.n_chunks() == 3
+    rows = pl.Series([0, 49, 50, 77, 149], dtype=pl.get_index_type())
+    assert align.rows_of(frame, rows).equals(frame.rechunk()[rows])
+    assert align.rows_of(frame, rows.clear()).height == 0
+    assert align.rows_of(frame.rechunk(), rows).equals(frame.rechunk()[rows])
+
+
+def test_key_hashes_computed_once_give_the_same_positions() -> None:
+    base = pl.DataFrame({"pair_id": ["a", "b", None, "d", "e"]})
+    side = pl.DataFrame({"pair_id": ["e", None, "x", "a", "d", "b"]})
+    hashes = align.key_hashes({"side": side, "base": base}, "pair_id")
+    assert align.key_hashes_unique({"side": side, "base": base}, "pair_id", hashes) == {
+        "side": True, "base": True}
+    given = align.base_positions([side], base, "pair_id", by_hash=True,
+                                 hashes=[hashes["side"], hashes["base"]])
+    assert given[0].to_list() == [4, None, None, 0, 3, 1]

@@ -3,9 +3,10 @@
 Why expressions: every pair in play is decided at once, field by field, with no Python loop
 over rows. The joined frame holds, per pair, ``__in_nav`` / ``__in_crm`` / ``__in_base`` and
 each field's canonical values as ``__n_<field>`` / ``__c_<field>`` / ``__b_<field>``; the
-decision adds per field the effective values (``__nv_`` / ``__cv_``), the target code (``__t_``),
-the resolution code (``__r_``), whether it is a conflict (``__x_``) and the changed side
-(``__s_``). The rules are the module docstring's of :mod:`nav_crm_ops.engine.diff`.
+decision adds per field the effective values (``__nv_`` / ``__cv_``) and changed flags
+(``__cn_`` / ``__cc_`` / ``__bd_``, :func:`field_values`), then the target code (``__t_``), the
+resolution code (``__r_``), whether it is a conflict (``__x_``) and the changed side (``__s_``).
+The rules are the module docstring's of :mod:`nav_crm_ops.engine.diff`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ from .model import (
     Direction,
 )
 
-__all__ = ["field_decision", "hold_if_conflicting", "never_synced_winner", "new_base"]
+__all__ = [
+    "field_decision",
+    "field_values",
+    "hold_if_conflicting",
+    "never_synced_winner",
+    "new_base",
+]
 
 Outcome = tuple[Any, Any]
 """(target, resolution): codes or expressions choosing between codes."""
@@ -80,21 +87,40 @@ def _both_differ(
     )
 
 
-def field_decision(
-    field: DiffField, policy: ConflictPolicy, never_synced: tuple[int, int]
-) -> list[pl.Expr]:
-    """Per-pair columns for one field: effective values, target, resolution, conflict, side.
-
-    Targets and resolutions are small integer codes (``TARGET_*``, ``RES_*``) until the
-    long output turns them into names; a record-level hold is applied afterwards.
-    """
-    in_nav, in_crm, in_base = pl.col("__in_nav"), pl.col("__in_crm"), pl.col("__in_base")
+def field_values(field: DiffField) -> list[pl.Expr]:
+    """Per-pair columns for one field, computed once for the decision that reads them: the
+    effective values (``__nv_`` / ``__cv_``: an absent side counts as its base) and whether
+    NAV, CRM changed from the base and both changed to different values (``__cn_`` /
+    ``__cc_`` / ``__bd_``)."""
+    in_nav, in_crm = pl.col("__in_nav"), pl.col("__in_crm")
     b = pl.col(f"__b_{field.name}")
     n = pl.when(in_nav).then(pl.col(f"__n_{field.name}")).otherwise(b)
     c = pl.when(in_crm).then(pl.col(f"__c_{field.name}")).otherwise(b)
     nk, ck, bk = compare_key(n, field), compare_key(c, field), compare_key(b, field)
     changed_nav, changed_crm = ~nk.eq_missing(bk), ~ck.eq_missing(bk)
-    both_differ = changed_nav & changed_crm & ~nk.eq_missing(ck)
+    return [
+        n.alias(f"__nv_{field.name}"),
+        c.alias(f"__cv_{field.name}"),
+        changed_nav.alias(f"__cn_{field.name}"),
+        changed_crm.alias(f"__cc_{field.name}"),
+        (changed_nav & changed_crm & ~nk.eq_missing(ck)).alias(f"__bd_{field.name}"),
+    ]
+
+
+def field_decision(
+    field: DiffField, policy: ConflictPolicy, never_synced: tuple[int, int]
+) -> list[pl.Expr]:
+    """Per-pair columns for one field from its :func:`field_values`: target, resolution,
+    conflict, side.
+
+    Targets and resolutions are small integer codes (``TARGET_*``, ``RES_*``) until the
+    long output turns them into names; a record-level hold is applied afterwards. The
+    changed flags are columns of their own (not repeated expressions): each is read by all
+    four outputs, and comparing the values once per field is most of the decision's cost.
+    """
+    in_base = pl.col("__in_base")
+    changed_nav, changed_crm = pl.col(f"__cn_{field.name}"), pl.col(f"__cc_{field.name}")
+    both_differ = pl.col(f"__bd_{field.name}")
     conflict = both_differ & in_base if field.direction == "bidirectional" else pl.lit(False)
 
     nav_only = _one_side_changed(field.writes_to_crm, TARGET_CRM, TARGET_NAV, RES_CRM_WINS)
@@ -131,8 +157,6 @@ def field_decision(
         .then(pl.lit("crm"))
     )
     return [
-        n.alias(f"__nv_{field.name}"),
-        c.alias(f"__cv_{field.name}"),
         target.cast(pl.UInt8).alias(f"__t_{field.name}"),
         resolution.cast(pl.UInt8).alias(f"__r_{field.name}"),
         conflict.alias(f"__x_{field.name}"),

@@ -15,9 +15,21 @@ import polars as pl
 
 from ...exceptions import SyncError
 from ..vocabulary import Side
-from .align import base_positions, key_hashes_unique, rows_differing_from_base
+from .align import (
+    base_positions,
+    key_hashes,
+    key_hashes_unique,
+    rows_differing_from_base,
+    rows_of,
+)
 from .canonical import canonical_frame, canonical_lazy, lazy_input
-from .decide import field_decision, hold_if_conflicting, never_synced_winner, new_base
+from .decide import (
+    field_decision,
+    field_values,
+    hold_if_conflicting,
+    never_synced_winner,
+    new_base,
+)
 from .model import (
     CONFLICT_POLICIES,
     DIRECTIONS,
@@ -78,7 +90,7 @@ class _Run:
 @dataclass(frozen=True)
 class _InPlay:
     """The pairs the diff decides on: the side rows that differ from their base row (or have
-    none), and the row numbers of those base rows within the whole ``base``."""
+    none), and the row numbers of those base rows within the whole ``base`` (ascending)."""
 
     nav: pl.DataFrame
     crm: pl.DataFrame
@@ -106,8 +118,16 @@ def _in_play(
         ],
         engine=ENGINE,
     )
-    distinct = key_hashes_unique({"nav": nav_frame, "crm": crm_frame, "base": base_frame}, key)
-    positions = base_positions([nav_frame, crm_frame], base_frame, key, by_hash=distinct["base"])
+    frames = {"nav": nav_frame, "crm": crm_frame, "base": base_frame}
+    hashes = key_hashes(frames, key)
+    distinct = key_hashes_unique(frames, key, hashes)
+    positions = base_positions(
+        [nav_frame, crm_frame],
+        base_frame,
+        key,
+        by_hash=distinct["base"],
+        hashes=[hashes["nav"], hashes["crm"], hashes["base"]],
+    )
     nav_changed, crm_changed = rows_differing_from_base(
         [(nav_frame, positions[0]), (crm_frame, positions[1])], base_frame, run.fields
     )
@@ -115,8 +135,11 @@ def _in_play(
         pl.concat([positions[0].gather(nav_changed), positions[1].gather(crm_changed)])
         .drop_nulls()
         .unique()
+        .sort()
     )
-    return _InPlay(nav_frame[nav_changed], crm_frame[crm_changed], base_frame, base_rows)
+    return _InPlay(
+        rows_of(nav_frame, nav_changed), rows_of(crm_frame, crm_changed), base_frame, base_rows
+    )
 
 
 def _joined(run: _Run, in_play: _InPlay) -> pl.LazyFrame:
@@ -128,7 +151,7 @@ def _joined(run: _Run, in_play: _InPlay) -> pl.LazyFrame:
         in_play.crm.select(key).with_columns(pl.lit(True).alias("__in_crm")),
     ]
     candidates = sides[0].join(sides[1], on=key, how="full", coalesce=True).lazy()
-    base_rows = in_play.base[in_play.base_rows].lazy()
+    base_rows = rows_of(in_play.base, in_play.base_rows).lazy()
     return (
         candidates.join(run.prefixed(in_play.nav.lazy(), "__n_"), on=key, how="left")
         .join(run.prefixed(in_play.crm.lazy(), "__c_"), on=key, how="left")
@@ -159,12 +182,14 @@ def _decided(run: _Run, joined: pl.LazyFrame) -> pl.DataFrame:
     new base, and the pair's counts of writes and conflicts."""
     fields = run.fields
     winner = never_synced_winner(run.conflict_policy, run.mapping_direction)
+    values = [e for f in fields for e in field_values(f)]
     decided = [e for f in fields for e in field_decision(f, run.conflict_policy, winner)]
     conflicts = [pl.col(f"__x_{f.name}") for f in fields]
     hold = run.conflict_policy == "none" and bool(fields)
     held = pl.any_horizontal(conflicts) if hold else pl.lit(False)
     return (
-        joined.with_columns(decided)
+        joined.with_columns(values)
+        .with_columns(decided)
         .with_columns(held.alias("__held"))
         .with_columns(e for f in fields for e in hold_if_conflicting(f))
         .with_columns(

@@ -37,7 +37,7 @@ from ...exceptions import (
 from ...store import StateStore
 from ..freshness import changed_couplings, changed_versions
 from ..mapping import MappingSet, TableMapping
-from ..plan import Plan, split_line_field
+from ..plan import Plan
 from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from ..report import MappingResult
 from ..resolve import Resolver
@@ -220,7 +220,7 @@ class Applier:
     def _prepare_chunk(self, run: ApplyRun, chunk: Chunk, payloads: Payloads) -> None:
         """Each record's write, or its failure (a value that cannot be written)."""
         if chunk.target is Side.CRM:
-            payloads.create_options(run.mapping, chunk.rows, chunk.values)
+            payloads.create_options(run.mapping, chunk.rows, chunk.values, chunk.frame)
         for record in chunk.rows:
             built = self._prepare(run, record, chunk.values.get(record["record_id"], []),
                                   chunk.target, payloads)
@@ -230,7 +230,7 @@ class Applier:
                 chunk.prepared.append(built)
 
     def _send(self, run: ApplyRun, chunk: Chunk, client: Any) -> list[WriteOutcome]:
-        """Journal the chunk's writes, send them, and mark each op done or failed."""
+        """Journal the chunk's writes, send them, and settle each op (done: removed; failed: kept)."""
         if not chunk.prepared:
             return []
         target = chunk.target
@@ -238,16 +238,15 @@ class Applier:
                     "kind": p.op.kind, "target": str(target),
                     "record_key": p.record["record_id"], "payload": p.op.payload}
                    for p in chunk.prepared]
-        self.store.journal_ops(run.tally(target).run_id, run.mapping.name, journal)
+        # journaled and marked sent in one commit before the send; settled in one after it
+        self.store.journal.journal_sent(run.tally(target).run_id, run.mapping.name, journal)
         op_ids = [j["op_id"] for j in journal]
-        self.store.mark_ops(op_ids, "sent")
         outcomes = self._not_coupled_elsewhere(run.mapping, chunk.prepared,
                                                client.write([p.op for p in chunk.prepared]),
                                                target)
-        for state, ok in (("done", True), ("failed", False)):
-            marked = [i for i, o in zip(op_ids, outcomes, strict=True) if bool(o.ok) is ok]
-            if marked:  # no empty transaction (each costs a commit)
-                self.store.mark_ops(marked, state)
+        self.store.journal.settle(
+            done=[i for i, o in zip(op_ids, outcomes, strict=True) if o.ok],
+            failed=[i for i, o in zip(op_ids, outcomes, strict=True) if not o.ok])
         return outcomes
 
     def _book_outcomes(self, run: ApplyRun, chunk: Chunk) -> None:
@@ -294,15 +293,12 @@ class Applier:
         problems: list[str] = []
         source_values: dict[str, Any] = {}
         line_rows: dict[int, list[dict[str, Any]]] = {}
-        fields = mapping.fields_by_name
         for row in values:
-            # a header field is found at once; only other names are split as line fields
-            fld = fields.get(row["field"].lower())
-            line = None if fld is not None else split_line_field(row["field"])
+            fld, line = payloads.header_or_line(mapping, row["field"])
             if line is not None:
                 line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
                 continue
-            fld = fld or mapping.field(row["field"])
+            assert fld is not None
             source_values[fld.nav if target is Side.CRM else fld.crm] = row["new_value"]
             problem = payloads.field_value(mapping, fld, row["new_value"], payload, binds,
                                            target)

@@ -295,7 +295,6 @@ def uncoupled_decisions(mapping: TableMapping, acting: Uncoupled,
     the unmatched ids to create per source side."""
     result = match_records(mapping, acting.candidates_nav, acting.candidates_crm)
     nav_ids, crm_ids = acting.sources_nav["_id"].to_list(), acting.sources_crm["_id"].to_list()
-    source_ids = {(Side.NAV, i) for i in nav_ids} | {(Side.CRM, i) for i in crm_ids}
     matched = result.filter(
         (pl.col("status") == "matched") & (pl.col("source_side") == str(Side.NAV))
         & (pl.col("source_id").is_in(nav_ids) | pl.col("other_id").is_in(crm_ids)))
@@ -303,23 +302,30 @@ def uncoupled_decisions(mapping: TableMapping, acting: Uncoupled,
                            pl.col("other_id").alias("__crm_id"), "message")
     rows: list[dict[str, Any]] = []
     unmatched: dict[Side, list[str]] = {Side.NAV: [], Side.CRM: []}
+    # the sources in play that did not match, in the result's order; a first sync creates
+    # nearly all of them, so those are taken column-wise and only the others row by row
+    todo = result.filter((pl.col("status") != "matched") & (
+        ((pl.col("source_side") == str(Side.NAV)) & pl.col("source_id").is_in(nav_ids))
+        | ((pl.col("source_side") == str(Side.CRM)) & pl.col("source_id").is_in(crm_ids))))
+    if acting.create:
+        for side in (Side.NAV, Side.CRM):
+            unmatched[side] = todo.filter((pl.col("source_side") == str(side))
+                                          & (pl.col("status") != "ambiguous"))[
+                "source_id"].to_list()
+        todo = todo.filter(pl.col("status") == "ambiguous")
     names = {(side, i): n for side, frame in ((Side.NAV, acting.sources_nav),
                                               (Side.CRM, acting.sources_crm))
-             for i, n in frame.select("_id", _name(frame)).iter_rows()}
-    for entry in result.iter_rows(named=True):
+             for i, n in frame.select("_id", _name(frame)).iter_rows()} if todo.height else {}
+    for entry in todo.iter_rows(named=True):
         side, record_id = Side(entry["source_side"]), entry["source_id"]
-        if (side, record_id) not in source_ids or entry["status"] == "matched":
-            continue
         key = {side.column("key"): entry["source_key"],
                side.column("name"): names.get((side, record_id))}
         if entry["status"] == "ambiguous":
             rows.append(side_row(mapping, record_id, side, PlanAction.FAIL,
                                  message=entry["message"], **key))
-        elif not acting.create:
+        else:  # no match and no create (a create's unmatched were taken above)
             rows.append(side_row(mapping, record_id, side, PlanAction.SKIP,
                                  skip_reason="only_coupled", message=NO_MATCH, **key))
-        else:
-            unmatched[side].append(record_id)
     return pairs, rows, unmatched
 
 

@@ -51,17 +51,27 @@ def _label_of(record: Mapping[str, Any], side: Side) -> str | None:
     return record_label(record.get(side.column("key")), record.get(side.column("name"))) or None
 
 
+def _name_fields(mapping: TableMapping, target: Side) -> frozenset[str]:
+    """The (lower-case) field names that write ``target``'s record name column."""
+    column = target.pick(mapping.nav.name, mapping.crm.name)
+    return frozenset(name for name, f in mapping.fields_by_name.items()
+                     if column and target.pick(f.nav, f.crm) == column)
+
+
 def _names(mapping: TableMapping, record: dict[str, Any], target: Side,
-           body: dict[str, Any], values: list[dict[str, Any]]) -> dict[str, Any]:
+           body: dict[str, Any], values: list[dict[str, Any]],
+           name_fields: frozenset[str] | None = None) -> dict[str, Any]:
     """Both sides' record names for the coupling of a written record: as read by the
-    preview, the target's as the service sent it back, or the value the write gave it."""
+    preview, the target's as the service sent it back, or the value the write gave it.
+    ``name_fields``: :func:`_name_fields` of the mapping and target, when the caller keeps it."""
     names = {"nav_name": record.get("nav_name"), "crm_name": record.get("crm_name")}
     column = target.pick(mapping.nav.name, mapping.crm.name)
     if not column:
         return names
+    if name_fields is None:
+        name_fields = _name_fields(mapping, target)
     written = next((c["new_value"] for c in values
-                    if (f := mapping.fields_by_name.get(str(c["field"]).lower())) is not None
-                    and target.pick(f.nav, f.crm) == column), None)
+                    if str(c["field"]).lower() in name_fields), None)
     sent_back = body.get(column)
     name = sent_back if sent_back not in (None, "") else written
     if name not in (None, ""):
@@ -74,6 +84,8 @@ class Ledger:
 
     def __init__(self, store: StateStore) -> None:
         self.store = store
+        self._name_fields: dict[tuple[str, Side], frozenset[str]] = {}
+        """:func:`_name_fields` per (mapping, target): found once, not once per record."""
 
     # -- written records -------------------------------------------------------------------------
     def coupling_row(self, run: ApplyRun, record: dict[str, Any], target: Side,
@@ -96,7 +108,8 @@ class Ledger:
             crm_key = next((c["new_value"] for c in values if c["field"] == natural), None)
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
                                "crm_key": crm_key, "base_values": base,
-                               **_names(mapping, record, target, body, values)}
+                               **_names(mapping, record, target, body, values,
+                                        self._names_of(mapping, target))}
         # never an empty version: it would become *
         row[target.column("etag")] = outcome.etag or None
         row[target.other.column("etag")] = record.get(target.other.column("version"))
@@ -104,6 +117,13 @@ class Ledger:
         if modified:
             row["nav_modified_at"] = str(modified)
         return row
+
+    def _names_of(self, mapping: TableMapping, target: Side) -> frozenset[str]:
+        key = (mapping.name, target)
+        found = self._name_fields.get(key)
+        if found is None:
+            found = self._name_fields[key] = _name_fields(mapping, target)
+        return found
 
     def store_couplings(self, mapping: TableMapping, rows: list[dict[str, Any]]) -> None:
         """Store couplings in one go; when that fails, one by one, so one bad row costs only

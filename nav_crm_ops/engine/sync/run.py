@@ -139,6 +139,9 @@ class Chunk:
     failures: list[Failure] = field(default_factory=list)
     coupling_rows: list[dict[str, Any]] = field(default_factory=list)
     succeeded: list[str] = field(default_factory=list)
+    frame: pl.DataFrame | None = None
+    """The chunk's field changes as a frame (what ``values`` was converted from), for the
+    checks that are cheaper column-wise."""
 
     @property
     def direction(self) -> Direction:
@@ -194,9 +197,10 @@ def write_chunks(records: pl.DataFrame, changes: pl.DataFrame, target: Side,
     offset = 0
     for number, start in enumerate(range(0, rows.height, size)):
         count = int(counts.get(number, 0))
-        values = by_record(wanted[positions.slice(offset, count)])
+        frame = wanted[positions.slice(offset, count)]
         offset += count
-        yield start, rows.height, Chunk(target, rows.slice(start, size).to_dicts(), values)
+        yield start, rows.height, Chunk(target, rows.slice(start, size).to_dicts(),
+                                        by_record(frame), frame=frame)
 
 
 def mapping_result(mapping: TableMapping, tallies: dict[str, DirectionTally], status: str,
