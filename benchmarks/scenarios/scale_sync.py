@@ -29,8 +29,6 @@ import socket
 import time
 from pathlib import Path
 
-import httpx
-
 from nav_crm_ops import open_workspace
 from nav_crm_ops.config import write_config
 from nav_crm_ops.engine.workspace import Workspace
@@ -46,8 +44,8 @@ from .syncs import (
     _limit_floor_s,
     _requests_row,
     _sync,
-    _token,
     measure_per_record,
+    patch_changed,
 )
 
 __all__ = ["measure"]
@@ -176,29 +174,7 @@ def _per_record_patch(ctx: Context) -> list[Measurement]:
         since = _bc_clock(ws)
         time.sleep(1.1)
         _change_phones(ws.connections, chosen, "s2")
-        info = sandbox.info
-        bc_token, crm_token = _token(sandbox, info.bc_scope), _token(sandbox, info.dataverse_scope)
-        requests, patched = 0, 0
-        started = time.perf_counter()
-        with httpx.Client(timeout=60) as http:
-            url: str | None = (f"{info.bc_api_url}companies({info.company_id})/customers"
-                               f"?$filter=lastModifiedDateTime gt {since}")
-            while url:
-                page = http.get(url, headers={"Authorization": f"Bearer {bc_token}"})
-                page.raise_for_status()
-                requests += 1
-                body = page.json()
-                for customer in body["value"]:
-                    crm_id = crm_of.get(str(customer["id"]))
-                    if crm_id is None:
-                        continue
-                    http.patch(f"{info.dataverse_url}accounts({crm_id})",
-                               json={"telephone1": customer.get("phoneNumber")},
-                               headers={"Authorization": f"Bearer {crm_token}", "If-Match": "*"})
-                    requests += 1
-                    patched += 1
-                url = body.get("@odata.nextLink")
-        measured = time.perf_counter() - started
+        _read, patched, requests, measured = patch_changed(sandbox, since, crm_of)
     per_change = measured / max(1, patched)
     row = Measurement(
         "per_record_patch", f"baseline: paged read of changed BC customers + one httpx PATCH "
