@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from .. import jsontext
 from ..exceptions import ConcurrencyError, ConnectorError, TransientError, ValidationError
 from .auth import Auth
 from .errors import error_from_response
@@ -139,7 +140,8 @@ class BusinessCentral(PagedReader):
                       attempt: int, outcomes: dict[int, WriteOutcome],
                       maybe_committed: set[int]) -> list[int]:
         """Outcomes of one answered batch; returns the parts to send again (after waiting)."""
-        replies = {str(r.get("id")): r for r in response.json().get("responses", [])}
+        replies = {str(r.get("id")): r
+                   for r in jsontext.loads(response.content).get("responses", [])}
         retry: list[int] = []
         round_ = RetryRound(self.http, attempt)
         for index in pending:

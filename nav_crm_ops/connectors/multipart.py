@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from .. import jsontext
 
 __all__ = ["BatchPart", "PartResponse", "decode_batch_response", "encode_batch"]
 
@@ -41,7 +42,7 @@ def encode_batch(parts: list[BatchPart], boundary: str | None = None) -> tuple[s
         payload = ""
         if part.body is not None:
             headers.setdefault("Content-Type", "application/json; type=entry")
-            payload = json.dumps(part.body, ensure_ascii=False)
+            payload = jsontext.dumps(part.body)
         lines += [f"{k}: {v}" for k, v in headers.items()]
         lines += ["", payload]
     lines.append(f"--{boundary}--")
@@ -102,7 +103,7 @@ def decode_batch_response(content_type: str, body: bytes) -> list[PartResponse]:
         parsed: Any = None
         if payload:
             try:
-                parsed = json.loads(payload)
+                parsed = jsontext.loads(payload)
             except ValueError:
                 parsed = payload
         out.append(PartResponse(status, http_headers, parsed))

@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from .. import jsontext
 from .frames import records_to_frame
 from .http import RequestStats, ServiceClient
 from .odata import F, Filter, ODataQuery, all_of, as_filter, encode_query, literal
@@ -50,7 +51,8 @@ class PagedReader:
         url: str | None = path
         headers = {**({"Prefer": prefer} if prefer else {}), **self.extra_read_headers}
         while url:
-            payload = self.http.request("GET", url, headers=headers, entity=entity).json()
+            payload = jsontext.loads(self.http.request("GET", url, headers=headers,
+                                                        entity=entity).content)
             yield payload
             url = payload.get("@odata.nextLink")
 

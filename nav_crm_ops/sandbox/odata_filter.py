@@ -67,10 +67,15 @@ class RangeIndex:
     incremental read (``modifiedon ge <watermark>``, paged in key order) scanned every row
     of a table of a million for a few thousand. ``narrow(value)`` says whether few rows pass
     the bound; only then is it hinted as rare (the planner otherwise keeps the scan in key
-    order, which is the cheaper plan when most rows pass, as a range read must sort)."""
+    order, which is the cheaper plan when most rows pass, as a range read must sort).
+
+    ``narrow(value, where_sql, params)`` also gets the whole filter as SQL (the bound
+    included, unhinted): a change read that leaves out the reader's own writes
+    (``modifiedon ge <watermark> and _modifiedby_value ne <us>``) after a first sync of a
+    million finds none of them, although a million rows pass the bound alone."""
 
     sql: str
-    narrow: Callable[[Any], bool]
+    narrow: Callable[[Any, str, list[Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -401,11 +406,16 @@ def _chain(node: Node, kind: type) -> list[Node]:
     return out
 
 
+_HINT = re.compile("\x01(\\d+)\x02(.*?)\x03")
+"""An index bound whose hint waits for the whole filter (:meth:`_Translator.with_hints`)."""
+
+
 class _Translator:
     def __init__(self, resolver: Resolver, dialect: FilterDialect) -> None:
         self.resolver = resolver
         self.dialect = dialect
         self.params: list[Any] = []
+        self.hints: list[tuple[RangeIndex, Any]] = []
 
     def bind(self, value: Any) -> str:
         self.params.append(value)
@@ -498,11 +508,25 @@ class _Translator:
         if index is None or op not in ("gt", "ge", "eq"):
             return sql
         bound = f"{index.sql} {'>' if op == 'gt' else '>='} {self.bind(value)}"
-        if index.narrow(value):
-            # Rare enough that a page after the first (``key > <last>``) still reads this
-            # index rather than the key's (``unlikely``, 1 in 16, did not tip it).
-            bound = f"likelihood({bound}, 0.001)"
-        return f"({sql} AND {bound})"
+        self.hints.append((index, value))
+        # decided once the whole filter is known (:meth:`with_hints`)
+        return f"({sql} AND \x01{len(self.hints) - 1}\x02{bound}\x03)"
+
+    def with_hints(self, sql: str) -> str:
+        """``sql`` with each index bound hinted as rare when its index says few rows pass
+        the whole filter. Rare enough that a page after the first (``key > <last>``) still
+        reads this index rather than the key's (``unlikely``, 1 in 16, did not tip it)."""
+        if not self.hints:
+            return sql
+        plain = _HINT.sub(lambda m: m.group(2), sql)
+
+        def hinted(match: re.Match[str]) -> str:
+            index, value = self.hints[int(match.group(1))]
+            bound = match.group(2)
+            if index.narrow(value, plain, list(self.params)):
+                return f"likelihood({bound}, 0.001)"
+            return bound
+        return _HINT.sub(hinted, sql)
 
     def in_list(self, node: In) -> str:
         if not self.dialect.allow_in:
@@ -551,7 +575,7 @@ def to_sql(node: Node, resolver: Resolver,
            dialect: FilterDialect = DATAVERSE_DIALECT) -> tuple[str, list[Any]]:
     """Translate a parsed filter into ``(where_sql, params)``."""
     translator = _Translator(resolver, dialect)
-    return translator.node(node), translator.params
+    return translator.with_hints(translator.node(node)), translator.params
 
 
 def compile_filter(text: str, resolver: Resolver,

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from ..exceptions import StateConflictError, StateStoreError
 from .base import (
+    DriverStatement,
     Repository,
     Transactions,
     chunks,
@@ -101,7 +102,7 @@ class CouplingRepository(Repository):
     def __init__(self, tx: Transactions, dialect: str, company: str = "") -> None:
         super().__init__(tx, company)
         self._dialect = dialect
-        self._compiled: dict[str, Any] = {}
+        self._upsert = DriverStatement(self._upsert_statement)
 
     def by_nav(self, mapping: str, nav_id: str) -> Coupling | None:
         with self._tx(write=False) as conn:
@@ -185,24 +186,14 @@ class CouplingRepository(Repository):
         return len(values)
 
     def _execute_upsert(self, conn: Connection, values: list[dict[str, Any]]) -> None:
-        """One prepared ``INSERT ... ON CONFLICT`` run by the driver's ``executemany``.
+        """One prepared ``INSERT ... ON CONFLICT`` run by the driver's ``executemany``
+        (:class:`~.base.DriverStatement`: about 9 µs per coupling less than SQLAlchemy's
+        per-row parameter processing)."""
+        self._upsert.run(conn, values)
 
-        Why not ``conn.execute(statement, values)``: SQLAlchemy then processes every row's
-        parameters in Python (about 9 µs per coupling, a third of the upsert's cost in a first
-        sync). The statement is compiled once per connection dialect; SQLAlchemy still wraps
-        driver errors (an integrity error stays a StateConflictError)."""
-        compiled = self._compiled.get(conn.dialect.name)
-        if compiled is None:
-            compiled = self._upsert_statement().compile(dialect=conn.dialect,
-                                                        column_keys=list(values[0]))
-            self._compiled[conn.dialect.name] = compiled
-        names = compiled.positiontup if compiled.positional else None
-        params: list[Any] = ([tuple(row[n] for n in names) for row in values]
-                             if names is not None else values)
-        conn.exec_driver_sql(compiled.string, params)
-
-    def _upsert_statement(self) -> Any:
-        statement = dialect_insert(self._dialect, couplings)
+    @staticmethod
+    def _upsert_statement(dialect: str) -> Any:
+        statement = dialect_insert(dialect, couplings)
         return statement.on_conflict_do_update(
             index_elements=["company", "mapping", "nav_id"],
             set_={"crm_id": statement.excluded.crm_id, "updated_at": statement.excluded.updated_at,

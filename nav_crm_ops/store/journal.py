@@ -11,16 +11,37 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, null, select, update
 
 from ..exceptions import StateStoreError
-from .base import Repository, check_side, chunks, dialect_insert, dumps, mapping_key
+from .base import (
+    DriverStatement,
+    Repository,
+    check_side,
+    chunks,
+    dialect_insert,
+    dumps,
+    mapping_key,
+)
 from .retention import SETTLED_OP_STATES, delete_in_chunks
 from .schema import pending_ops, utc_now
 
 __all__ = ["OP_STATES", "JournalRepository"]
 
 OP_STATES = ("pending", "sent", "done", "failed")
+
+
+def _sent_statement(dialect: str) -> Any:
+    """Journal an op as ``sent``; one already journaled (a re-sent plan) keeps its row and
+    payload and is marked ``sent`` again."""
+    statement = dialect_insert(dialect, pending_ops)
+    return statement.on_conflict_do_update(
+        index_elements=["company", "op_id"],
+        set_={"state": statement.excluded.state, "result": null(),
+              "updated_at": statement.excluded.updated_at})
+
+
+_SENT = DriverStatement(_sent_statement)
 
 
 class JournalRepository(Repository):
@@ -71,11 +92,7 @@ class JournalRepository(Repository):
         if not rows:
             return 0
         with self._tx() as conn:
-            statement = dialect_insert(conn.dialect.name, pending_ops)
-            conn.execute(statement.on_conflict_do_update(
-                index_elements=["company", "op_id"],
-                set_={"state": statement.excluded.state, "result": None,
-                      "updated_at": statement.excluded.updated_at}), rows)
+            _SENT.run(conn, rows)
         return len(rows)
 
     def settle(self, done: Sequence[str], failed: Sequence[str]) -> None:

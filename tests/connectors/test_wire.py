@@ -153,7 +153,7 @@ def test_dataverse_batch_outcomes_in_order_with_412_and_409_semantics() -> None:
     body = sent[0].content.decode()
     assert sent[0].headers["Prefer"] == "odata.continue-on-error"
     assert body.count("If-None-Match: *") == 3 and "If-Match: W/\"1\"" in body
-    assert f'"primarycontactid@odata.bind": "/contacts({GUIDS[4]})"' in body
+    assert f'"primarycontactid@odata.bind":"/contacts({GUIDS[4]})"' in body
 
 
 def test_dataverse_retries_only_parts_that_failed_transiently() -> None:

@@ -24,7 +24,13 @@ from nav_crm_ops.engine.sync.classify import (
     record_rows,
     uncoupled_decisions,
 )
-from nav_crm_ops.engine.sync.snapshot import NOTES, format_moment, parse_moment, watermark
+from nav_crm_ops.engine.sync.snapshot import (
+    NOTES,
+    QUIET_LAG,
+    format_moment,
+    parse_moment,
+    watermark,
+)
 from nav_crm_ops.engine.vocabulary import PlanAction, Side
 
 
@@ -189,9 +195,26 @@ def test_notes_reach_writes_only() -> None:
 def test_watermarks_move_forward_and_stop_at_the_preview_start() -> None:
     mapping = _mapping()
     started = parse_moment("2026-01-02T00:00:00Z")
-    changed = pl.DataFrame({"lastModifiedDateTime": [parse_moment("2026-01-01T10:00:00Z")]})
-    assert watermark(None, changed, mapping, "nav", started) == "2026-01-01T10:00:00.000Z"
+    recent = pl.DataFrame({"lastModifiedDateTime": [parse_moment("2026-01-01T23:58:00Z")]})
+    assert watermark(None, recent, mapping, "nav", started) == "2026-01-01T23:58:00.000Z"
     later = pl.DataFrame({"lastModifiedDateTime": [parse_moment("2026-01-03T00:00:00Z")]})
     assert watermark(None, later, mapping, "nav", started) == format_moment(started)
-    assert watermark("2026-01-01T12:00:00.000Z", changed, mapping, "nav",
-                     started) == "2026-01-01T12:00:00.000Z"
+    assert watermark("2026-01-02T00:00:00.000Z", recent, mapping, "nav",
+                     started) == "2026-01-02T00:00:00.000Z"
+
+
+def test_a_side_nobody_else_edits_moves_its_watermark_to_the_quiet_lag() -> None:
+    """The change read saw everything up to the preview's start, so the watermark moves to
+    five minutes before it even when the newest change read is older (or nothing was read):
+    otherwise each later read scans all of this integration's own writes since."""
+    mapping = _mapping()
+    started = parse_moment("2026-01-02T00:00:00Z")
+    quiet = format_moment(started - QUIET_LAG)
+    assert quiet == "2026-01-01T23:55:00.000Z"
+    old = pl.DataFrame({"lastModifiedDateTime": [parse_moment("2026-01-01T10:00:00Z")]})
+    assert watermark(None, old, mapping, "nav", started) == quiet
+    nothing = pl.DataFrame({"lastModifiedDateTime": pl.Series([], dtype=pl.Datetime("us", "UTC"))})
+    assert watermark("2025-12-01T00:00:00.000Z", nothing, mapping, "nav", started) == quiet
+    # A side whose changes were not read (a selection, a create-only target) keeps its mark.
+    assert watermark("2025-12-01T00:00:00.000Z", None, mapping, "nav",
+                     started) == "2025-12-01T00:00:00.000Z"

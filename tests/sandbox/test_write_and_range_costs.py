@@ -80,17 +80,24 @@ def _resolver(store: SandboxStore, *, index: bool) -> Any:
             if not index:
                 return FilterColumn(sql, "datetime")
             return FilterColumn(sql, "datetime", RangeIndex(
-                '"modifiedon"', lambda value: narrow_from(store, "thing", "modifiedon", value)))
+                '"modifiedon"', lambda value, where, params: narrow_from(
+                    store, store_entity(store), "modifiedon", value, where, params)))
         return FilterColumn(f'"{name}"', "string")
     return resolve
+
+
+def store_entity(store: SandboxStore) -> str:
+    """The entity the store of this test holds (``thing`` or ``edited``)."""
+    return "edited" if any(e.name == "edited" for e in store.entities) else "thing"
 
 
 def _pages(store: SandboxStore, where: str, args: list[Any], size: int) -> list[list[str]]:
     """Keyset pages in key order, as the services page."""
     pages: list[list[str]] = []
     after: tuple[Any, ...] | None = None
+    entity = store_entity(store)
     while True:
-        rows = store.query("thing", where, args, after=after, limit=size)
+        rows = store.query(entity, where, args, after=after, limit=size)
         if not rows:
             return pages
         pages.append([r["name"] for r in rows])
@@ -98,7 +105,7 @@ def _pages(store: SandboxStore, where: str, args: list[Any], size: int) -> list[
 
 
 def _plan(store: SandboxStore, where: str, args: list[Any]) -> str:
-    table = store.table_name("thing")
+    table = store.table_name(store_entity(store))
     # The plan is what this test is about: read it from the store's own connection.
     found = store._conn.execute(
         f'EXPLAIN QUERY PLAN SELECT * FROM "{table}" WHERE {where} ORDER BY "thingid" '
@@ -184,3 +191,51 @@ def test_an_upsert_that_creates_needs_create_in_a_batch_too(fresh_sandbox: Sandb
         fresh_sandbox.set_privileges([])
     assert _batch(dv, parts("with create")) == [204, 204]
     assert dv.get(f"accounts({new})").json()["name"] == "with create"
+
+
+EDITED = EntityDef(
+    service="dataverse", name="edited", entity_set="editeds", key="thingid",
+    columns=(*THING.columns, Column("modifiedby", "guid")),
+    modified_column="modifiedon", version_column="versionnumber",
+)
+US, PERSON = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+
+
+@pytest.fixture
+def edited(tmp_path: Path) -> Iterator[SandboxStore]:
+    """4,000 rows changed since the watermark, as after a first sync: all by the integration
+    user (``US``) but every 200th, by a person."""
+    opened = SandboxStore(tmp_path / "sandbox.db", [EDITED])
+    opened.insert_many("edited", ({
+        "name": f"T{i:05d}", "modifiedby": PERSON if i % 200 == 0 else US,
+        "modifiedon": format_timestamp(START + timedelta(seconds=i, milliseconds=i % 1000)),
+    } for i in range(ROWS)))
+    yield opened
+    opened.close()
+
+
+def test_a_change_read_without_our_writes_reads_the_change_index(
+        edited: SandboxStore) -> None:
+    """After a first sync of a million, every row passes ``modifiedon ge <watermark>`` but
+    almost none was changed by someone else: counted on the change index (modified-on,
+    modified-by, key), the whole filter is narrow, so pages read that index instead of every
+    row in key order (what made the first incremental after a big first sync slow, issue 19)."""
+    resolve = _resolver(edited, index=True)
+    flt = f"modifiedon ge 2026-01-01T00:00:00Z and modifiedby ne '{US}'"
+    sql, args = compile_filter(flt, resolve, DATAVERSE_DIALECT)
+    assert "likelihood" in sql and "ix_edited_changes" in _plan(edited, sql, args)
+    plain = compile_filter(flt, _resolver(edited, index=False), DATAVERSE_DIALECT)
+    expected = _pages(edited, *plain, size=7)
+    assert _pages(edited, sql, args, size=7) == expected
+    assert sum(map(len, expected)) == ROWS // 200
+    # Most rows pass the whole filter (the person's rows): key order stays.
+    wide_sql, wide_args = compile_filter(
+        f"modifiedon ge 2026-01-01T00:00:00Z and modifiedby ne '{PERSON}'", resolve,
+        DATAVERSE_DIALECT)
+    assert "likelihood" not in wide_sql
+    assert "ix_edited_changes" not in _plan(edited, wide_sql, wide_args)
+    # Columns beyond the change index are read from the rows while counting: still right.
+    either = f"modifiedon ge 2026-01-01T00:00:00Z and (modifiedby ne '{US}' or name eq 'T00001')"
+    assert _pages(edited, *compile_filter(either, resolve, DATAVERSE_DIALECT), size=7) == \
+        _pages(edited, *compile_filter(either, _resolver(edited, index=False),
+                                       DATAVERSE_DIALECT), size=7)

@@ -7,6 +7,7 @@ coupling upsert runs one prepared statement through the driver. Both on SQLite a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -39,7 +40,7 @@ def test_ops_are_journaled_as_sent_before_the_send(store: StateStore) -> None:
     assert sorted(sent["op_id"].to_list()) == ["plan:a:crm", "plan:b:crm"]
     assert set(sent["state"].to_list()) == {"sent"}
     assert sent["run_id"].to_list() == [7, 7]
-    assert sent.filter(sent["op_id"] == "plan:a:crm")["payload"].item() == '{"name": "a"}'
+    assert json.loads(sent.filter(sent["op_id"] == "plan:a:crm")["payload"].item()) == {"name": "a"}
 
 
 def test_a_known_op_keeps_its_row_and_is_marked_sent_again(store: StateStore) -> None:
@@ -49,7 +50,7 @@ def test_a_known_op_keeps_its_row_and_is_marked_sent_again(store: StateStore) ->
     frame = store.pending_ops_frame(states=ALL_STATES)
     assert frame.height == 2  # never a second row for one op id
     a = frame.filter(frame["op_id"] == "plan:a:crm").to_dicts()[0]
-    assert (a["state"], a["run_id"], a["payload"]) == ("sent", 1, '{"name": "a"}')
+    assert (a["state"], a["run_id"], json.loads(a["payload"])) == ("sent", 1, {"name": "a"})
 
 
 def test_settle_removes_done_ops_and_keeps_failed_ones(store: StateStore) -> None:
@@ -84,8 +85,8 @@ def test_upsert_through_the_driver_keeps_conflicts_and_kept_columns(store: State
                                           "base_values": {"name": "A"}}])
     store.upsert_couplings("CUSTOMER", [{"nav_id": "n1", "crm_id": "c1", "crm_etag": "W/1"}])
     row = store.couplings_frame("CUSTOMER").to_dicts()[0]
-    assert (row["nav_key"], row["base_values"], row["crm_etag"]) == (
-        "10000", '{"name": "A"}', "W/1")  # absent columns keep the stored value
+    assert (row["nav_key"], json.loads(row["base_values"]), row["crm_etag"]) == (
+        "10000", {"name": "A"}, "W/1")  # absent columns keep the stored value
     with pytest.raises(StateConflictError, match="already coupled"):
         store.upsert_couplings("CUSTOMER", [{"nav_id": "n2", "crm_id": "c3"},
                                             {"nav_id": "n3", "crm_id": "c1"}])

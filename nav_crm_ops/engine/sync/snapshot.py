@@ -117,10 +117,24 @@ def field_rows(raw: pl.DataFrame, mapping: TableMapping, side: Side | str,
     return with_extras(field_frame(raw, mapping, side, resolver), raw, mapping, side)
 
 
+QUIET_LAG = timedelta(minutes=5)
+"""How far behind the preview's start a side's watermark may move when its change read found
+nothing newer: longer than a service transaction lasts (Dataverse ends a request after two
+minutes), so a change stamped before that moment and committed after the read is not
+skipped. The doctor reports a service clock this far off this machine's (``clock skew``)."""
+
+
 def watermark(old: str | None, changed: pl.DataFrame | None, mapping: TableMapping,
               side: Side | str, started: datetime) -> str:
     """A side's new watermark: the newest modified-on read, capped at the preview's start,
-    never before the old one."""
+    never before the old one — and, for a side whose changes were read, at least
+    :data:`QUIET_LAG` before the preview's start.
+
+    Why the lag rule: the read saw every change since the old watermark up to its start, so
+    nothing older than that moment is left to read (less the lag). Without it a side nobody
+    else edits kept its watermark where the last person's edit left it: every later read
+    asked for all of this integration's own writes since (left out by ``_modifiedby_value
+    ne``, but scanned by the service each time), a million rows after a first sync."""
     cap = format_moment(started)
     spec = Side(side).pick(mapping.nav, mapping.crm)
     newest: str | None = None
@@ -130,6 +144,8 @@ def watermark(old: str | None, changed: pl.DataFrame | None, mapping: TableMappi
             latest = column.max()
             newest = format_moment(latest) if isinstance(latest, datetime) else None
     candidates = [m for m in (old, min(newest, cap) if newest else None) if m]
+    if changed is not None:
+        candidates.append(format_moment(started - QUIET_LAG))
     if not candidates:
         return cap
     return max(candidates)

@@ -95,7 +95,8 @@ class BusinessCentralReads(BusinessCentralRoutes):
             # Indexed: an incremental read's ``lastModifiedDateTime gt <watermark>`` reads the
             # index instead of every row in number order (odata_filter.RangeIndex).
             return FilterColumn(sql, column.type, RangeIndex(
-                sql, lambda value: narrow_from(self.store, table, name, value)))
+                sql, lambda value, where, params: narrow_from(
+                    self.store, table, name, value, where, params)))
         return resolve
 
     def _filter_sql(self, params: Mapping[str, str], resolve: Callable[[str], FilterColumn],

@@ -208,7 +208,8 @@ class DataverseCore(ServiceBase):
         if name != entity.modified_column:
             return None
         table = self.qualified(entity)
-        return RangeIndex(f'"{name}"', lambda value: narrow_from(self.store, table, name, value))
+        return RangeIndex(f'"{name}"', lambda value, where, params: narrow_from(
+            self.store, table, name, value, where, params))
 
     def _filter_column(self, entity: EntityDef, name: str) -> Column:
         try:
