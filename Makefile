@@ -77,6 +77,7 @@ dashboards: venv
 # saving PNGs to $$NAV_CRM_OPS_SCREENSHOTS. One test per screen set; add yours to the list
 # (the job report's screenshot is docs/screenshots/job-report.png).
 SCREENSHOT_TESTS := tests/notebooks/test_browser_app.py::test_screens \
+  tests/notebooks/test_browser_approvals.py tests/notebooks/test_browser_revert.py \
   tests/jobs/test_run_reports.py::test_a_report_renders_in_a_browser_with_its_headline_and_chart
 screenshots: venv browser
 	NAV_CRM_OPS_REQUIRE_BROWSER=1 NAV_CRM_OPS_SCREENSHOTS=$(CURDIR)/docs/screenshots \

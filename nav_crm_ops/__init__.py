@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from .engine.plan import Plan, PlanMetadata
     from .engine.progress import CancelToken, ProgressEvent
     from .engine.report import MappingResult, SyncReport
+    from .engine.revert import RevertPlan, RevertResult, apply_revert, revert_plan
     from .engine.workspace import Workspace, open_workspace
     from .jobs import JobEntry, JobQueue, JobRunner
     from .jobs.result import write_result
@@ -73,6 +74,8 @@ _LAZY: dict[str, str] = {
     "JobEntry": ".jobs",
     "JobQueue": ".jobs",
     "JobRunner": ".jobs",
+    "ListenOptions": ".jobs.listen",
+    "Listener": ".jobs.listen",
     "MappingResult": ".engine.report",
     "MappingSet": ".engine.mapping",
     "MatchResult": ".engine.coupling",
@@ -81,6 +84,8 @@ _LAZY: dict[str, str] = {
     "PlanMetadata": ".engine.plan",
     "ProgressEvent": ".engine.progress",
     "RequestStats": ".connectors",
+    "RevertPlan": ".engine.revert",
+    "RevertResult": ".engine.revert",
     "Sandbox": ".sandbox",
     "SandboxInfo": ".sandbox",
     "StateStore": ".store",
@@ -90,9 +95,11 @@ _LAZY: dict[str, str] = {
     "WorkspaceConfig": ".config",
     "WriteOp": ".connectors",
     "WriteOutcome": ".connectors",
+    "apply_revert": ".engine.revert",
     "connect": ".connectors.factory",
     "load_config": ".config",
     "open_workspace": ".engine.workspace",
+    "revert_plan": ".engine.revert",
     "three_way_diff": ".engine.diff",
     "write_config": ".config",
     "write_result": ".jobs.result",
@@ -133,6 +140,8 @@ __all__ = [
     "LeaseError",
     "LeaseHeldError",
     "LeaseLostError",
+    "ListenOptions",
+    "Listener",
     "MappingError",
     "MappingResult",
     "MappingSet",
@@ -146,6 +155,8 @@ __all__ = [
     "PlanMetadata",
     "ProgressEvent",
     "RequestStats",
+    "RevertPlan",
+    "RevertResult",
     "Sandbox",
     "SandboxError",
     "SandboxInfo",
@@ -164,9 +175,11 @@ __all__ = [
     "WriteOp",
     "WriteOutcome",
     "__version__",
+    "apply_revert",
     "connect",
     "load_config",
     "open_workspace",
+    "revert_plan",
     "three_way_diff",
     "write_config",
     "write_result",

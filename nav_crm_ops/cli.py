@@ -592,8 +592,10 @@ def ui(notebooks: Path, port: int, ip: str, token: str | None, password_hash: st
 
 def _register_groups() -> None:
     from .cli_alerts import alerts_command
+    from .cli_listen import listen_command
     from .cli_plans import plans_group
     from .cli_reconcile import reconcile_command
+    from .cli_revert import revert_command
     from .jobs.cli import jobs
     from .sandbox.cli import sandbox_group
     from .setup.cli import doctor_command, setup_group
@@ -604,7 +606,9 @@ def _register_groups() -> None:
     cli.add_command(setup_group)
     cli.add_command(alerts_command)
     cli.add_command(reconcile_command)
+    cli.add_command(revert_command)
     cli.add_command(plans_group)
+    cli.add_command(listen_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ from ..connectors.factory import Connections, connect
 from ..exceptions import PlanError, SyncError
 from ..store import Coupling, StateStore
 from .alerts import with_titles
+from .approval_check import refuse_unapproved
 from .browse import compare_pairs, pick_records, refuse_unknown_ids
 from .conflicts import ConflictChoice, conflict_choices
 from .context import EngineContext
@@ -165,12 +166,15 @@ class Workspace:
         The plan must be this workspace's (its fingerprint) and, when read from a file, loaded
         with :meth:`load_plan` (signature checked). Every record is compared with what the
         preview saw — its coupling, and its version on both sides read again — and refused
-        when it changed since (``engine.freshness``): a plan is as safe later as it is now."""
+        when it changed since (``engine.freshness``): a plan is as safe later as it is now.
+        A plan an approval-mode job saved is refused unless that job applies it approved
+        (``engine.approval_check``)."""
         self._check_workspace(plan)
         if not plan.metadata.verified:
             raise PlanError("this plan was read from a file without checking its signature: "
                             "load it with Workspace.load_plan(path) (or `nav-crm-ops sync "
                             "--plan FILE`), which refuses edited and foreign plans")
+        refuse_unapproved(self.store.approvals, plan.metadata.plan_id, job_name)
         return self._apply(plan, plan.metadata.mappings, progress=progress, cancel=cancel,
                            job_name=job_name, recheck=True)
 

@@ -45,6 +45,7 @@ from ..store import StateStore, default_holder
 from ..store.heartbeat import LeaseHeartbeat
 from ..store.runs import RunOutcome
 from ..store.schema import utc_now
+from ..store.subscriptions import subscriptions_of
 from .approvals import waiting_label
 from .dependencies import JobGraph, start_refusal
 from .output import finish_output_notebook
@@ -78,6 +79,8 @@ __all__ = [
 ]
 
 DEFAULT_LEASE_TTL_S = 120.0
+WAKE_CHECK_S = 2.0
+"""How often ``run_loop`` looks for jobs ``nav-crm-ops listen`` woke while it sleeps."""
 KERNEL_START_TIMEOUT_S = 120
 OUTCOMES = tuple(RunOutcome)
 """How a job run ends (:class:`RunOutcome`). ``busy``: the engine found the mapping being
@@ -277,9 +280,12 @@ class JobRunner:
         results = []
         jobs = self.queue.list()
         self._graph = self.graph(jobs)
+        woken = self._take_wakes(jobs, now)
+        if woken:
+            jobs = self.queue.list()
         for job in jobs:
-            changes = False
-            if needs_probe(job, now):
+            changes = job.name in woken  # a wake-up (nav-crm-ops listen) is a detected change
+            if needs_probe(job, now) and not changes:
                 changes = self.probe(job)
                 if not changes:
                     self.queue.postpone(job.name, next_run_time(job.recurrence, now, now),
@@ -292,7 +298,7 @@ class JobRunner:
     def run_loop(self, interval_s: float, *, stop: threading.Event | None = None,
                  iterations: int | None = None) -> list[JobRun]:
         """``run_due`` every ``interval_s`` seconds until ``stop`` is set (or ``iterations``
-        rounds ran); returns every run."""
+        rounds ran), sooner when ``nav-crm-ops listen`` woke a job; returns every run."""
         stop = stop or threading.Event()
         runs: list[JobRun] = []
         done = 0
@@ -304,8 +310,42 @@ class JobRunner:
             done += 1
             if iterations is not None and done >= iterations:
                 break
-            stop.wait(interval_s)
+            self._wait_or_wake(interval_s, stop)
         return runs
+
+    def _take_wakes(self, jobs: list[JobEntry], now: datetime) -> set[str]:
+        """Jobs ``nav-crm-ops listen`` marked woken (their tables changed): made due now and
+        their marks cleared; a job a person stopped (On Hold, Error, finished) stays as it is."""
+        wakes = subscriptions_of(self.store)
+        marks = wakes.woken()
+        taken: set[str] = set()
+        for job in jobs:
+            if job.name not in marks:
+                continue
+            wakes.clear(job.name)
+            if job.status not in (READY, ON_HOLD_INACTIVITY):
+                continue
+            if job.next_run_at is None or job.next_run_at > now:
+                self.queue.postpone(job.name, now, if_status=job.status)
+            self.echo(f"{job.name}: woken ({marks[job.name]})")
+            taken.add(job.name)
+        for gone in set(marks) - {job.name for job in jobs}:  # a job removed since
+            wakes.clear(gone)
+        return taken
+
+    def _wait_or_wake(self, interval_s: float, stop: threading.Event) -> None:
+        """Sleep ``interval_s`` but look for wake-ups every :data:`WAKE_CHECK_S` seconds, so
+        a woken job starts within seconds whatever the interval."""
+        deadline = time.monotonic() + interval_s
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or stop.wait(min(WAKE_CHECK_S, left)):
+                return
+            try:
+                if subscriptions_of(self.store).woken():
+                    return
+            except NavCrmOpsError:
+                continue
 
     def recover_stale(self) -> list[str]:
         """Jobs left In Process by a runner that died (their lease expired or is gone) count

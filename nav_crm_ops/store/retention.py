@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Table, delete, exists
 
 from ..exceptions import StateStoreError
 from .base import Transactions, chunks
+from .history import HistoryRepository
 from .schema import record_errors, record_status
 
 if TYPE_CHECKING:
@@ -122,6 +123,8 @@ def purge_old(store: StateStore, policy: RetentionPolicy | None = None, *,
     errors = store.outcomes.purge_errors(policy.cutoff(policy.resolved_errors_days, now),
                                          dry_run=dry_run)
     runs = store.runs.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)
+    if not dry_run:  # the values a purged run replaced go with it (store.history)
+        HistoryRepository.of(store).purge_orphans()
     ops = store.journal.purge(older_than=policy.cutoff(policy.journal_days, now),
                               states=SETTLED_OP_STATES, dry_run=dry_run)
     alerts = store.alerts.purge(policy.cutoff(policy.runs_days, now), dry_run=dry_run)

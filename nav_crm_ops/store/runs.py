@@ -26,7 +26,7 @@ from .schema import record_errors, record_status, runs, utc_now
 
 __all__ = ["RUN_COUNTS", "RUN_KINDS", "STOPPED_PREFIX", "RunOutcome", "RunRepository"]
 
-RUN_KINDS = ("sync", "couple", "uncouple", "match", "preview")
+RUN_KINDS = ("sync", "couple", "uncouple", "match", "preview", "revert")
 RUN_COUNTS = ("inserted", "modified", "deleted", "unchanged", "skipped", "failed", "coupled",
               "uncoupled", "conflicts", "requests", "retries", "bytes")
 STOPPED_PREFIX = "stopped: "

@@ -538,6 +538,71 @@ def _approvals(conn: Connection) -> None:
     approvals.create(conn, checkfirst=True)
 
 
+change_history = Table(
+    "change_history", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    company_column(),
+    Column("run_id", Integer, nullable=False),
+    Column("mapping", String(100), nullable=False),
+    Column("target", String(3), nullable=False),
+    Column("nav_id", String(100)),
+    Column("crm_id", String(100)),
+    Column("field", String(200)),
+    Column("old_value", Text),
+    Column("new_value", Text),
+    Column("version", String(200)),
+    Column("created", Boolean, nullable=False, default=False),
+    Index("ix_change_history_run", "company", "run_id"),
+)
+"""What every applied write replaced (:mod:`nav_crm_ops.store.history`): one row per record
+and field written, one per record created (``created``, no field), so a run can be reverted."""
+
+
+def _change_history(conn: Connection) -> None:
+    """Undo a run (issue #20, item 1): the values each applied write replaced."""
+    change_history.create(conn, checkfirst=True)
+
+
+webhook_subscriptions = Table(
+    "webhook_subscriptions", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default),
+    Column("id", String(100), primary_key=True),
+    Column("resource", Text, nullable=False),
+    Column("notification_url", Text, nullable=False),
+    Column("client_state_hash", String(64), nullable=False),
+    Column("etag", String(200), nullable=False, default=""),
+    Column("expires_at", String(32), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("renewed_at", String(32)),
+)
+"""Business Central webhook subscriptions ``listen`` holds (:mod:`nav_crm_ops.store.subscriptions`);
+the clientState only as its SHA-256."""
+
+job_wakes = Table(
+    "job_wakes", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default),
+    Column("job", String(200), primary_key=True),
+    Column("woken_at", String(32), nullable=False),
+    Column("reason", Text, nullable=False, default=""),
+)
+"""Jobs a change notification woke: the runner treats them as due now and clears the mark."""
+
+change_links = Table(
+    "change_links", metadata,
+    Column("company", String(250), primary_key=True, default=_company_default),
+    Column("entity_set", String(200), primary_key=True),
+    Column("delta_link", Text, nullable=False),
+    Column("updated_at", String(32), nullable=False),
+)
+"""Dataverse change tracking: the ``@odata.deltaLink`` ``listen`` polls next, per table."""
+
+
+def _wakes(conn: Connection) -> None:
+    """Near-real-time wake-ups (issue #20, item 5)."""
+    for table in (webhook_subscriptions, job_wakes, change_links):
+        table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (1, "couplings, runs, record errors, watermarks, option mappings, pending ops, leases",
      _initial),
@@ -560,6 +625,9 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[Connection], None]], ...] = (
     (11, "reconcile runs: what each drift check of a mapping found", _reconcile_runs),
     (12, "approvals: plans approval-mode jobs saved, who decided and the runs that "
          "applied them", _approvals),
+    (13, "change history: what each applied write replaced, to revert a run",
+     _change_history),
+    (14, "wake-ups: webhook subscriptions, woken jobs, Dataverse delta links", _wakes),
 )
 """(version, description, function) in ascending order; append, never edit."""
 

@@ -19,7 +19,7 @@ from ..engine.report import MappingResult, SyncReport
 from ..engine.troubleshoot import Remedy
 from .landing import DASHBOARDS, Dashboard
 
-__all__ = ["COUPLE", "PREVIEW", "TROUBLESHOOT", "advice_html", "dashboard_link",
+__all__ = ["APPROVALS", "COUPLE", "PREVIEW", "TROUBLESHOOT", "advice_html", "dashboard_link",
            "next_steps_html", "without_cli_hints"]
 
 _CLI_HINT = re.compile(r"\s*[:;,]?\s*(?:see|why:|restore:)?\s*`nav-crm-ops [^`]*`")
@@ -36,6 +36,9 @@ def _listed(notebook: str, title: str, view: str = "") -> Dashboard:
 PREVIEW = _listed("preview_changes.ipynb", "Preview changes")
 COUPLE = _listed("couple_records.ipynb", "Couple records")
 TROUBLESHOOT = _listed("analyse_logs.ipynb", "Troubleshoot failed records", "view=errors")
+APPROVALS = _listed("preview_changes.ipynb", "Approve plans", "view=approvals")
+"""The Preview dashboard opened on its approvals section (plans approval-mode jobs saved):
+a job report or run history about a run waiting for approval links here."""
 
 _WHERE: dict[Remedy, Dashboard] = {
     Remedy.COUPLE: COUPLE,

@@ -36,6 +36,7 @@ from .errors import ActionButton, ErrorArea, guarded
 from .panel import Panel
 from .progress import ProgressPanel
 from .protocols import LogsWorkspace, mapping_names
+from .revert import RevertBox
 from .table import ALL, DataTable, excel_available
 
 __all__ = ["LogsPanel"]
@@ -240,6 +241,7 @@ class LogsPanel(Panel):
         self.export_path = widgets.Text(value="", placeholder="file name (optional)",
                                         description="File")
         self.export_button = ActionButton(description="Export", icon="download")
+        self.revert_box = RevertBox(self.workspace, self.errors)  # "Revert this run"
 
     def _connect(self) -> None:
         """Wire every control to its action; failures show in the error area (``guarded``)."""
@@ -261,11 +263,12 @@ class LogsPanel(Panel):
             lambda _: self.retry_selected(unskip=True)))
         self.export_button.on_click(guarded(self.errors, "export the table")(
             lambda _: self.export()))
+        self.runs_table.on_select(self.revert_box.select)
 
     def _layout(self) -> widgets.VBox:
         """One tab per view (job log, errors by cause, failed records), actions underneath."""
         tabs = widgets.Tab(children=[
-            widgets.VBox([self.runs_chart, self.runs_table.widget]),
+            widgets.VBox([self.runs_chart, self.runs_table.widget, self.revert_box.widget]),
             widgets.VBox([widgets.HTML("<b>Failures grouped by cause</b>"),
                           self.groups_table.widget,
                           widgets.HTML("<b>Records of the selected group</b>"),

@@ -8,7 +8,8 @@ policy's choice), resolves a held conflict record by record ("Keep BC value" / "
 value", each saying what it writes: ``ws.conflict_choices`` / ``ws.resolve_conflict``), lets
 people exclude or include records (``plan.exclude`` / ``plan.include`` return new plans),
 save the plan, and apply the included records with ``ws.apply``. All sync logic stays in the
-engine.
+engine. Above it, :class:`.approvals.ApprovalsSection` lists the plans approval-mode jobs saved;
+one is shown here read-only to review (the job applies the saved file, not this panel).
 
 Usage in a notebook::
 
@@ -24,7 +25,7 @@ import datetime as dt
 import html
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import ipywidgets as widgets
 import polars as pl
@@ -35,6 +36,12 @@ from ..engine.plan import PLAN_ACTIONS, Plan
 from ..engine.progress import CancelToken, Progress
 from ..engine.report import SyncReport
 from ..engine.vocabulary import FLAGGED, Resolution, Side, shown_change
+from .approvals import (
+    ApprovalsSection,
+    ApprovalsWorkspace,
+    review_banner_html,
+    review_only_text,
+)
 from .charts import ACTION_MEANINGS, Meaning, bar_chart_html
 from .dashboard_links import next_steps_html
 from .errors import ActionButton, ErrorArea, guarded
@@ -42,6 +49,9 @@ from .panel import Panel
 from .progress import ProgressPanel
 from .protocols import PreviewWorkspace, mapping_names
 from .table import ALL, DataTable
+
+if TYPE_CHECKING:
+    from ..store.approvals import Approval
 
 __all__ = ["PreviewPanel", "field_diff_html"]
 
@@ -175,6 +185,9 @@ class PreviewPanel(Panel):
             Path(root) / "plans" if root is not None else Path.cwd() / "plans")
         self._build_review(page_size)
         self._build_actions()
+        self.reviewing: Approval | None = None
+        self.approvals = ApprovalsSection(cast(ApprovalsWorkspace, workspace),
+                                          self.show_approval_plan)
         self._connect()
         self.widget = self._layout()
 
@@ -186,6 +199,7 @@ class PreviewPanel(Panel):
         self.preview_button = ActionButton(description="Preview", button_style="primary",
                                            icon="search")
         self.summary = widgets.HTML(value="")
+        self.review_banner = widgets.HTML(value="")
         self.field_filter = widgets.Dropdown(options=[ALL], value=ALL, description="Field")
         self.table = DataTable(
             key_column=ROW_KEY, label_columns=("mapping", "action", "nav_record", "crm_record"),
@@ -255,9 +269,11 @@ class PreviewPanel(Panel):
         """Top to bottom in the order people work: preview, review, choose, save, apply."""
         return widgets.VBox([
             widgets.HTML("<h3>Preview changes</h3>"),
+            self.approvals.widget,
             widgets.HBox([self.mapping_picker, self.preview_button]),
             self.progress.widget,
             self.errors.widget,
+            self.review_banner,
             self.summary,
             widgets.HBox([self.field_filter]),
             self.table.widget,
@@ -303,6 +319,10 @@ class PreviewPanel(Panel):
         self.plan = plan
         self.report = None
         self.saved_path = None
+        self.reviewing = None
+        self.review_banner.value = ""
+        for button in self._editing_buttons:
+            button.disabled = False
         self.resolved = {}
         self.choices = ()
         self.resolve_box.layout.display = "none"
@@ -316,6 +336,28 @@ class PreviewPanel(Panel):
         if not self.plan_path.value:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
             self.plan_path.value = str(self.plans_dir / f"plan-{stamp}.parquet")
+
+    @property
+    def _editing_buttons(self) -> tuple[widgets.Button, ...]:
+        return (self.include_button, self.exclude_button, self.include_shown_button,
+                self.exclude_shown_button, self.apply_button)
+
+    def show_approval_plan(self, plan: Plan, approval: Approval) -> None:
+        """Show the plan of ``approval`` to inspect, read-only: the job applies the saved file,
+        so excluding records, resolving conflicts or applying it here would bypass the
+        approval (the section above decides)."""
+        self.show_plan(plan)
+        self.reviewing = approval
+        for button in self._editing_buttons:
+            button.disabled = True
+        self.plan_path.value = ""
+        self.review_banner.value = review_banner_html(approval)
+
+    def _refuse_in_review(self) -> bool:
+        """True (and says why) while a plan waiting for approval is shown."""
+        if self.reviewing is not None:
+            self.errors.show_warning(review_only_text(self.reviewing))
+        return self.reviewing is not None
 
     def _records_frame(self, plan: Plan | pl.DataFrame, *, with_fields: bool = True
                        ) -> pl.DataFrame:
@@ -415,7 +457,8 @@ class PreviewPanel(Panel):
                        key: str) -> None:
         """The Keep BC / Keep CRM buttons for a held conflict not resolved yet."""
         plan = self.plan
-        held = str(record["action"]) == "conflict" and key not in self.resolved
+        held = (str(record["action"]) == "conflict" and key not in self.resolved
+                and self.reviewing is None)
         self.choices = (self.workspace.conflict_choices(plan, mapping, record_id)
                         if held and plan is not None else ())
         kept = {choice.keep for choice in self.choices}
@@ -459,6 +502,8 @@ class PreviewPanel(Panel):
         plan = self.plan
         if plan is None:
             self.errors.show_info("Run a preview first.")
+            return
+        if self._refuse_in_review():
             return
         if not keys:
             self.errors.show_info("Select one or more records in the table first.")
@@ -505,6 +550,8 @@ class PreviewPanel(Panel):
         plan = self.plan
         if plan is None:
             self.errors.show_info("Run a preview first; there is nothing to apply.")
+            return
+        if self._refuse_in_review():
             return
 
         def work(progress: Progress, cancel: CancelToken) -> SyncReport:

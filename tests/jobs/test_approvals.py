@@ -21,7 +21,7 @@ from nav_crm_ops import WriteOp, open_workspace
 from nav_crm_ops.engine.mapping import MappingSet
 from nav_crm_ops.engine.plan import Plan
 from nav_crm_ops.engine.workspace import Workspace
-from nav_crm_ops.exceptions import ConfigError
+from nav_crm_ops.exceptions import ConfigError, PlanError
 from nav_crm_ops.jobs import READY, JobEntry, JobRun, JobRunner, init_queue
 from nav_crm_ops.jobs.approvals import (
     ApprovalSettings,
@@ -304,6 +304,40 @@ def test_an_edited_plan_file_is_refused_at_approval_and_a_rejected_plan_never_ap
     assert code == 0 and "approval mode off; 1 open approval(s) expired" in out, err
     assert approvals(runner, "CURRENCY")[0].state is ApprovalState.EXPIRED
     assert runner.queue.get("CURRENCY").parameters == {}
+
+
+def test_a_waiting_plan_is_applied_only_by_its_job_after_approval(
+        runner: JobRunner, workspace_dir: Path, cli: CliRunner) -> None:
+    """The saved plan is signed by the workspace, so `sync --plan` (and the preview
+    dashboard's Load plan, which applies through the same Workspace.apply) would otherwise
+    write it before anyone approved it, or after someone rejected it."""
+    set_approval(cli, workspace_dir, "CURRENCY", '{"max_creates": 0}')
+    with open_workspace(workspace_dir) as ws:
+        currencies = count(ws, "transactioncurrencies")
+    runner.run("CURRENCY")
+    [pending] = approvals(runner, "CURRENCY")
+    path = str(workspace_dir / pending.plan_path)
+    code, _out, err = cli("sync", "--plan", path, "--no-progress", "-w", str(workspace_dir))
+    assert code == 2 and "Traceback" not in err, err
+    assert f"is approval #{pending.id} of job {CURRENCY_JOB!r}, waiting for approval" in err
+    assert f"plans approve {pending.id} --by NAME" in err
+    with open_workspace(workspace_dir) as ws:
+        assert count(ws, "transactioncurrencies") == currencies  # nothing written
+        plan = ws.load_plan(path)
+        with pytest.raises(PlanError, match="waiting for approval"):
+            ws.apply(plan, job_name="another job")
+
+    code, _out, err = cli("plans", "approve", str(pending.id), "--by", "Dana",
+                          "-w", str(workspace_dir))
+    assert code == 0, err
+    code, _out, err = cli("sync", "--plan", path, "--no-progress", "-w", str(workspace_dir))
+    assert code == 2 and "approved by Dana: the job applies it at its next run" in err, err
+    assert runner.run("CURRENCY").outcome.completed  # the job applies it
+    assert approvals(runner, "CURRENCY")[0].state is ApprovalState.APPLIED
+    code, _out, err = cli("sync", "--plan", path, "--no-progress", "-w", str(workspace_dir))
+    assert code == 2 and "applied already at" in err, err
+    with open_workspace(workspace_dir) as ws:
+        assert count(ws, "transactioncurrencies") > currencies
 
 
 def test_an_approval_not_given_in_time_expires_and_the_job_previews_again(

@@ -9,6 +9,7 @@ directions that fit, option maps that reverse) live with the table mapping.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
 from functools import cached_property
 from typing import Any, Literal
 
@@ -34,9 +35,19 @@ __all__ = [
     "OnlyWhen",
     "OptionMap",
     "OptionValue",
+    "RevertCreated",
     "Template",
     "Templates",
 ]
+
+
+class RevertCreated(StrEnum):
+    """What reverting a run does with the records it created (``on_revert_created``): a
+    deactivated (CRM) or blocked (BC) record keeps its history and can be restored by a
+    person; a deleted one is gone (``engine.revert``)."""
+
+    DEACTIVATE = "deactivate"
+    DELETE = "delete"
 
 
 class NavSide(Frozen):

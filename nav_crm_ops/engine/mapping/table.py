@@ -35,6 +35,7 @@ from .specs import (
     FieldMapping,
     NavSide,
     NotSynchronized,
+    RevertCreated,
     Template,
     Templates,
 )
@@ -57,6 +58,9 @@ class TableMapping(Frozen):
     depends_on: tuple[str, ...] = ()
     update_conflict: Literal["none", "nav_wins", "crm_wins"] = "none"
     deletion_conflict: Literal["none", "remove_coupling", "restore"] = "none"
+    on_revert_created: RevertCreated = Field(
+        RevertCreated.DEACTIVATE, description="what reverting a run does with the records it "
+        "created: deactivate (CRM) / block (BC), or delete (docs/revert.md)")
     skip_after: int = Field(2, ge=0, description="consecutive identical permanent failures before a coupling is skipped (0: never)")
     create_only: StrictBool = Field(
         False, description="records are written once, when the sync creates them; later "

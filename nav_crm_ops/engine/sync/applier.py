@@ -35,6 +35,7 @@ from ...exceptions import (
     SyncCancelled,
 )
 from ...store import StateStore
+from ...store.history import HistoryRepository
 from ..freshness import changed_couplings, changed_versions
 from ..mapping import MappingSet, TableMapping
 from ..plan import Plan
@@ -69,6 +70,7 @@ class Applier:
         self.store = store
         self.connections = connections
         self.ledger = Ledger(store)
+        self.history = HistoryRepository.of(store)
 
     def _clients(self) -> tuple[PagedReader, ...]:
         c = self.connections
@@ -77,14 +79,15 @@ class Applier:
     def apply_mapping(self, mapping: TableMapping, plan: Plan, *, job_name: str = "",
                       preview_requests: int = 0, progress: Progress | None = None,
                       cancel: CancelToken | None = None,
-                      recheck_versions: bool = False) -> MappingResult:
+                      recheck_versions: bool = False, kind: str = "sync") -> MappingResult:
         """Apply the part of ``plan`` that belongs to ``mapping`` (see the module docstring).
 
         Records whose coupling changed since the preview — and, with ``recheck_versions`` (a
-        saved plan), records edited or deleted since — are refused (``engine.freshness``)."""
+        saved plan), records edited or deleted since — are refused (``engine.freshness``).
+        ``kind`` names the job-log runs (``revert`` for ``engine.revert``)."""
         started = time.monotonic()
         part = plan.for_mapping(mapping.name)
-        tallies = {d: DirectionTally(self.store.start_run(mapping.name, d, "sync",
+        tallies = {d: DirectionTally(self.store.start_run(mapping.name, d, kind,
                                                           job_name=job_name))
                    for d in mapping.directions}
         tallies[mapping.directions[0]].add("requests", preview_requests)
@@ -267,6 +270,7 @@ class Applier:
             written = (chunk.values.get(record["record_id"], [])
                        + run.same.get(record["record_id"], []))
             chunk.coupling_rows.append(self.ledger.coupling_row(run, record, target, outcome, written))
+            chunk.keep_history(tally.run_id, run.mapping.name, record, outcome.etag or None)
             tally.add("inserted" if PlanAction(record["action"]).is_insert else "modified")
             if newly_coupled:
                 tally.add("coupled")
@@ -278,6 +282,7 @@ class Applier:
         mapping, direction = run.mapping, chunk.direction
         tally = run.tally(chunk.target)
         self.ledger.store_couplings(mapping, chunk.coupling_rows)
+        self.history.record(chunk.history)
         self.ledger.store_failures(mapping, tally, chunk.failures, chunk.values, chunk.target)
         self.store.record_outcomes(mapping.name, direction, succeeded=chunk.succeeded,
                                    run_id=tally.run_id, skip_after=mapping.skip_after)

@@ -142,6 +142,23 @@ class Chunk:
     frame: pl.DataFrame | None = None
     """The chunk's field changes as a frame (what ``values`` was converted from), for the
     checks that are cheaper column-wise."""
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    """What the chunk's writes replaced (``store.history`` rows), stored with its outcome."""
+
+    def keep_history(self, run_id: int, mapping: str, record: dict[str, Any],
+                     version: str | None) -> None:
+        """Keep what one successful write replaced, so its run can be reverted: per field
+        written the target's value as the preview read it and the value written; a create
+        keeps one compact row (reverting it deactivates or deletes the record)."""
+        target, nav_id, crm_id = self.target.value, record["nav_id"], record["crm_id"]
+        if PlanAction(record["action"]).is_insert:
+            self.history.append((run_id, mapping, target, nav_id, crm_id, None, None, None,
+                                 version, True))
+            return
+        old = self.target.column("value")
+        self.history.extend((run_id, mapping, target, nav_id, crm_id, row["field"], row.get(old),
+                             row["new_value"], version, False)
+                            for row in self.values.get(record["record_id"], ()))
 
     @property
     def direction(self) -> Direction:

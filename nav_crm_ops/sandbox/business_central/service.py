@@ -46,6 +46,7 @@ from .common import (
     read_only,
 )
 from .csdl import metadata_document
+from .subscriptions import notify_write, subscription_request
 from .writes import BusinessCentralWrites
 
 
@@ -62,6 +63,9 @@ class BusinessCentralService(BusinessCentralWrites):
         try:
             if path.rstrip("/").endswith("/$metadata"):
                 return self._metadata(method, path)
+            subscription = subscription_request(self, method, path, headers, body)
+            if subscription is not None:  # webhooks (subscriptions.py)
+                return subscription
             target = self._route(path)
             if target.batch:
                 if method != "POST":
@@ -113,7 +117,8 @@ class BusinessCentralService(BusinessCentralWrites):
             if target.key is None:
                 return self._list(entity, target, params, headers)
             return self._get_one(entity, target, params)
-        return self._write(method, entity, target, headers, body)
+        return notify_write(self, method, entity, target,
+                            self._write(method, entity, target, headers, body))
 
     @staticmethod
     def _check_read_only(entity: EntityDef, method: str, target: Target) -> None:
