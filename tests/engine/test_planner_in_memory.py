@@ -20,8 +20,9 @@ import pytest
 from nav_crm_ops.engine.ids import crm_id_for
 from nav_crm_ops.engine.mapping import MappingSet, TableMapping
 from nav_crm_ops.engine.memory import MemorySides, offline_connections
-from nav_crm_ops.engine.planner import MappingPlan, Planner, format_moment
+from nav_crm_ops.engine.planner import MappingPlan, Planner, format_moment, parse_moment
 from nav_crm_ops.engine.sides import SideReader
+from nav_crm_ops.engine.sync.snapshot import QUIET_LAG
 from nav_crm_ops.engine.vocabulary import PlanAction, Resolution, Side
 from nav_crm_ops.exceptions import SyncError
 from nav_crm_ops.store import StateStore
@@ -119,7 +120,17 @@ class World:
         return Planner(self.mappings, self.store, offline_connections(), sources=self.sides)
 
     def plan(self, mapping: TableMapping | None = None) -> MappingPlan:
-        return self.planner().plan(mapping or self.account)
+        self.before = datetime.now(UTC)
+        plan = self.planner().plan(mapping or self.account)
+        self.after = datetime.now(UTC)
+        return plan
+
+    def lagged(self, moment: str) -> bool:
+        """Whether a watermark is the last preview's start (a second before the call) less
+        :data:`QUIET_LAG`: where a side whose change read found nothing newer moves to."""
+        at = parse_moment(moment)
+        earliest = self.before - timedelta(seconds=1, milliseconds=1) - QUIET_LAG
+        return earliest <= at <= self.after - QUIET_LAG
 
 
 @pytest.fixture
@@ -157,7 +168,10 @@ def test_first_sync_creates_what_has_no_match_on_either_side(world: World) -> No
         "accountnumber": "C1", "name": "Adatum", "telephone1": "111"}
     assert {c["target"] for c in created.values()} == {Side.CRM}
     assert _changes(plan, "c2")["name"]["target"] == Side.NAV
-    assert plan.watermarks == {"nav": format_moment(T0), "crm": format_moment(T0)}
+    # both sides' changes were read up to the preview's start: the watermarks move to five
+    # minutes before it (QUIET_LAG), past the older records read
+    assert set(plan.watermarks) == {"nav", "crm"}
+    assert all(world.lagged(mark) for mark in plan.watermarks.values()), plan.watermarks
 
 
 def test_records_matching_by_natural_key_are_merged_not_created(world: World) -> None:
@@ -338,7 +352,20 @@ def test_incremental_reads_honour_the_watermark_and_its_overlap(world: World) ->
                  nav_row("new", "C9", "New", at=AFTER)], [])
     plan = world.plan()
     assert set(_rows(plan)) == {"overlap", "new"}
-    assert plan.watermarks == {"nav": format_moment(AFTER), "crm": format_moment(T0)}
+    assert set(plan.watermarks) == {"nav", "crm"}
+    assert all(world.lagged(mark) for mark in plan.watermarks.values()), plan.watermarks
+
+
+def test_a_change_newer_than_the_quiet_lag_sets_the_watermark(world: World) -> None:
+    """A change read from the last five minutes moves the watermark to itself, not to the
+    lagged start: it is the newest moment the read is known to be complete up to."""
+    world.synced("n0", "c0", {**BASE, "accountnumber": "C0"})
+    recent = datetime.now(UTC) - timedelta(minutes=1)
+    world.holds([nav_row("new", "C9", "New", at=recent)], [])
+    plan = world.plan()
+    assert set(_rows(plan)) == {"new"}
+    assert plan.watermarks["nav"] == format_moment(recent)
+    assert world.lagged(plan.watermarks["crm"]), plan.watermarks
 
 
 def test_has_changes_probes_strictly_after_the_watermark(world: World) -> None:
