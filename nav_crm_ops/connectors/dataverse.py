@@ -6,6 +6,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlparse
 
@@ -172,15 +173,15 @@ class Dataverse(PagedReader):
         with a one-column ``$select``: a ``204`` carries no ``ETag`` on the real service, the
         new ``@odata.etag`` comes only in the returned body (*Update and delete table rows*,
         *Create table rows using the Web API*)."""
-        target = f"{self._api_path}{field_name(op.entity_set)}({uuid.UUID(op.key)})"
+        entity_set = _entity_path(op.entity_set)
+        target = f"{self._api_path}{entity_set}({_guid(op.key)})"
         body = dict(op.payload)
         for nav, path in op.binds.items():
             body[f"{nav}@odata.bind"] = path
         returning = _select_query(op)
-        if op.kind == "create" and op.key_column and any(
-                isinstance(v, list) for v in body.values()):
-            body[op.key_column] = str(uuid.UUID(op.key))
-            return BatchPart("POST", f"{self._api_path}{field_name(op.entity_set)}{returning}",
+        if op.kind == "create" and op.key_column and _has_list(body):
+            body[op.key_column] = _guid(op.key)
+            return BatchPart("POST", f"{self._api_path}{entity_set}{returning}",
                              {"Prefer": RETURN_REPRESENTATION}, body)
         if op.kind == "create":
             return BatchPart("PATCH", target + returning,
@@ -309,7 +310,36 @@ def _select_query(op: WriteOp) -> str:
     column = op.key_column or next(
         (name for name, value in op.payload.items()
          if "@" not in name and not isinstance(value, (list, dict))), "")
-    return f"?$select={field_name(column)}" if column else ""
+    return _select_of(column) if column else ""
+
+
+@lru_cache(maxsize=1024)
+def _select_of(column: str) -> str:
+    """``?$select=<column>`` (validated once per column name, not once per record)."""
+    return f"?$select={field_name(column)}"
+
+
+@lru_cache(maxsize=1024)
+def _entity_path(entity_set: str) -> str:
+    """:func:`field_name` of an entity set, validated once per name, not once per record."""
+    return field_name(entity_set)
+
+
+def _has_list(body: dict[str, Any]) -> bool:
+    """True when some value of ``body`` is a list (the lines of a deep insert)."""
+    for value in body.values():  # noqa: SIM110 - a plain loop: no generator per create
+        if isinstance(value, list):
+            return True
+    return False
+
+
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+
+
+def _guid(key: str) -> str:
+    """``str(uuid.UUID(key))``: the key in canonical form (a ValueError when it is no GUID);
+    a key already canonical, as the engine's are, is taken as it is without parsing."""
+    return key if _CANONICAL_GUID.match(key) else str(uuid.UUID(key))
 
 
 def _body_etag(body: Any) -> str:

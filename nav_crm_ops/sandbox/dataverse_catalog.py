@@ -145,6 +145,7 @@ class DataverseCatalog:
         self.crm_solution = crm_solution
         self.revision = 0
         self.by_name: dict[str, EntityDef] = {}
+        self._by_set: tuple[int, dict[str, EntityDef]] = (-1, {})
         self._rebuild(base_entities(crm_solution))
         for definition in store.definitions():
             self._apply(definition, fresh=False)
@@ -157,8 +158,12 @@ class DataverseCatalog:
 
     @property
     def by_set(self) -> dict[str, EntityDef]:
-        """The tables addressable on the Web API by entity set."""
-        return {e.entity_set: e for e in self.by_name.values() if not e.extra.get("internal")}
+        """The tables addressable on the Web API by entity set (kept until the next change:
+        every request looks its table up here)."""
+        if self._by_set[0] != self.revision:
+            self._by_set = (self.revision, {e.entity_set: e for e in self.by_name.values()
+                                            if not e.extra.get("internal")})
+        return self._by_set[1]
 
     def navigation(self, entity: EntityDef) -> dict[str, tuple[Column, str | None]]:
         """``<navigation>@odata.bind`` name → (lookup column, fixed target or None)."""

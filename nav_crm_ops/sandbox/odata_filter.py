@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from .store import format_timestamp
@@ -81,11 +81,17 @@ class RangeIndex:
 @dataclass(frozen=True)
 class FilterColumn:
     """What a resolver returns: the quoted SQL column and its schema type (``Column.type``);
-    ``index``: see :class:`RangeIndex`."""
+    ``index``: see :class:`RangeIndex`.
+
+    ``whole_seconds``: the stored datetime column when ``sql`` is it rounded down to whole
+    seconds (Dataverse). A comparison with a literal is then written on the column itself,
+    with the literal rounded to the second that gives the same rows (:func:`_whole_seconds`):
+    a change read tested the rounding expression on every row it scanned."""
 
     sql: str
     type: str = "string"
     index: RangeIndex | None = None
+    whole_seconds: str | None = None
 
 
 Resolver = Callable[[str], FilterColumn]
@@ -406,6 +412,30 @@ def _chain(node: Node, kind: type) -> list[Node]:
     return out
 
 
+def _whole_seconds(column: str, op: str, value: Any) -> tuple[str, list[str]] | None:
+    """``floor_to_second(column) <op> value`` on ``column`` itself, for a column of stored
+    datetimes (``YYYY-MM-DDTHH:MM:SS.mmmZ``, text order = time order, or NULL), as SQL and
+    its parameters; None to keep the rounding expression (``ne``, an ``eq`` that no whole
+    second can meet, a value not in the stored form). With ``S`` the value's second and
+    ``S+1`` the next: ``gt`` → column >= S+1; ``ge`` → column >= S (S+1 when the value has
+    milliseconds); ``lt`` → column < S (likewise); ``le`` → column < S+1; ``eq`` → S <= column
+    < S+1. NULL stays NULL in each, so ``not`` keeps its rows too."""
+    if not (isinstance(value, str) and len(value) == 24 and value[19] == "."
+            and value[23] == "Z") or op not in ("gt", "ge", "lt", "le", "eq"):
+        return None
+    second = value[:19] + ".000Z"
+    whole = value == second
+    try:
+        following = format_timestamp(datetime.fromisoformat(second) + timedelta(seconds=1))
+    except (ValueError, OverflowError):
+        return None
+    ceiling = second if whole else following
+    if op == "eq":
+        return (f"({column} >= ? AND {column} < ?)", [second, following]) if whole else None
+    bound = {"gt": following, "ge": ceiling, "lt": ceiling, "le": following}[op]
+    return f"({column} {'>=' if op in ('gt', 'ge') else '<'} ?)", [bound]
+
+
 _HINT = re.compile("\x01(\\d+)\x02(.*?)\x03")
 """An index bound whose hint waits for the whole filter (:meth:`_Translator.with_hints`)."""
 
@@ -494,6 +524,11 @@ class _Translator:
                 return f"({column.sql} IS NOT NULL)"
             raise FilterError(f"The operator '{op}' cannot be used with null.")
         value = self.value(column, right)
+        rewritten = (_whole_seconds(column.whole_seconds, op, value)
+                     if column.whole_seconds else None)
+        if rewritten is not None:
+            self.params.extend(rewritten[1])
+            return self.lower_bound(column, op, value, rewritten[0])
         param = self.bind(value)
         collate = self.collate(column)
         if op == "ne":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 ColumnType = Literal[
@@ -58,10 +59,21 @@ class EntityDef:
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def column(self, name: str) -> Column | None:
+        return self._by_column_name.get(name)
+
+    @cached_property
+    def _by_column_name(self) -> dict[str, Column]:
+        """Name → column (the first of that name), found once: every written field and
+        selected column of every request looked its column up in the tuple."""
+        found: dict[str, Column] = {}
         for col in self.columns:
-            if col.name == name:
-                return col
-        return None
+            found.setdefault(col.name, col)
+        return found
+
+    @cached_property
+    def required_columns(self) -> tuple[Column, ...]:
+        """The columns a write must give a value (required and not read-only), in order."""
+        return tuple(c for c in self.columns if c.required and not c.read_only)
 
     @property
     def column_names(self) -> tuple[str, ...]:

@@ -19,12 +19,14 @@ Indexes: key, ``_version``, modified column, plus ``EntityDef.extra["alternate_k
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,11 +48,14 @@ _SQL_TYPES = {
     "choice": "INTEGER", "lookup": "TEXT", "option": "TEXT", "json": "TEXT",
 }
 VERSION = "_version"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NARROW_ROWS = 50_000
 CHANGED_BY = "modifiedby"
 """The column naming who last changed a row (Dataverse tables): indexed with the modified-on
 column and the key, the change index a reader's "changed since, not by me" read counts on."""
 """Rows a range read may sort per page (see :func:`narrow_from`)."""
+_WRITES = itertools.count(1)
+"""Write stamps: each write to a table takes the next (see :meth:`SandboxStore.written`)."""
 
 
 class KeyExistsError(Exception):
@@ -83,6 +88,24 @@ def normalize_datetime(value: Any) -> str | None:
     except ValueError as exc:
         raise ValueError(f"'{text}' is not an ISO-8601 datetime") from exc
     return format_timestamp(parsed)
+
+
+def _milliseconds(moment: datetime) -> int:
+    """Milliseconds since 1970 (UTC) of an instant (naive: UTC), rounded down."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _clock_text(milliseconds: int) -> str:
+    """The stored text of the server clock's instant: as :func:`format_timestamp`, the
+    seconds formatted once (the clock hands out a stamp per written row)."""
+    second, rest = divmod(milliseconds, 1000)
+    return f"{_second_text(second)}{rest:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _second_text(second: int) -> str:
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 def _normalize_date(value: Any) -> str | None:
@@ -135,7 +158,28 @@ class _Table:
         self.json_columns = tuple(c.name for c in entity.columns if c.type == "json")
         self.select_list = ", ".join(f'"{name}"' for name in (*entity.column_names, VERSION))
         self.all_names = (*entity.column_names, VERSION)
+        self.insert_sql = (f'INSERT INTO "{table}" ({self.select_list}) '
+                           f'VALUES ({", ".join("?" for _ in self.all_names)})')
         self.by_name = {c.name: c for c in entity.columns}
+        self.written = next(_WRITES)
+        self._updates: dict[tuple[str, ...], str] = {}
+
+    def column_sql(self, name: str) -> str:
+        """``name`` quoted for SQL; KeyError when the entity has no such column."""
+        if name not in self.names:
+            raise KeyError(f"unknown column '{name}' for entity '{self.entity.name}'")
+        return f'"{name}"'
+
+    def update_sql(self, names: tuple[str, ...]) -> str:
+        """``UPDATE ... SET <names> WHERE <key> = ? RETURNING <row>``, built once per set of
+        columns (a batch of updates sends the same columns again and again)."""
+        sql = self._updates.get(names)
+        if sql is None:
+            assignments = ", ".join(f'"{name}" = ?' for name in names)
+            sql = self._updates[names] = (
+                f'UPDATE "{self.table}" SET {assignments} WHERE "{self.entity.key}" = ? '
+                f"RETURNING {self.select_list}")
+        return sql
 
     def to_row(self, values: Sequence[Any]) -> dict[str, Any]:
         row = dict(zip(self.all_names, values, strict=True))
@@ -157,6 +201,7 @@ class SandboxStore:
         self._lock = threading.RLock()
         self._depth = 0
         self._closed = False
+        self._rolled_back = 0  # the write stamp of the latest rollback: it undid writes
         self._conn = sqlite3.connect(str(self.path), check_same_thread=False,
                                      isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -166,7 +211,7 @@ class SandboxStore:
         self._register(list(entities))
         self._create_schema()
         self._version = self._load_version()
-        self._clock = self._load_clock()
+        self._clock_ms = _milliseconds(self._load_clock())
 
     # ----------------------------------------------------------------- schema
     def _register(self, entities: list[EntityDef]) -> None:
@@ -307,11 +352,9 @@ class SandboxStore:
     def now(self) -> str:
         """Next server timestamp: strictly increasing milliseconds, never behind the wall clock."""
         with self._lock:
-            wall = datetime.now(UTC)
-            wall = wall.replace(microsecond=wall.microsecond // 1000 * 1000)
-            step = self._clock + timedelta(milliseconds=1)
-            self._clock = wall if wall > step else step
-            return format_timestamp(self._clock)
+            wall = time.time_ns() // 1_000_000
+            self._clock_ms = wall if wall > self._clock_ms else self._clock_ms + 1
+            return _clock_text(self._clock_ms)
 
     def _next_version(self) -> int:
         self._version += 1
@@ -319,6 +362,7 @@ class SandboxStore:
 
     def _prepare(self, info: _Table, row: dict[str, Any], stamp: str) -> dict[str, Any]:
         ent = info.entity
+        info.written = next(_WRITES)
         unknown = set(row) - info.names
         if unknown:
             raise KeyError(f"unknown column(s) {sorted(unknown)} for entity '{ent.name}'")
@@ -349,10 +393,8 @@ class SandboxStore:
         with self._lock:
             values = self._prepare(info, row, self.now())
             names = info.all_names
-            sql = (f'INSERT INTO "{info.table}" ({info.select_list}) '
-                   f'VALUES ({", ".join("?" for _ in names)})')
             try:
-                self._conn.execute(sql, [values[n] for n in names])
+                self._conn.execute(info.insert_sql, [values[n] for n in names])
             except sqlite3.IntegrityError as exc:
                 raise KeyExistsError(
                     f"{info.entity.name} with key {values[info.entity.key]} already exists"
@@ -363,14 +405,12 @@ class SandboxStore:
         """Bulk insert in one transaction (seeding); returns the number of rows inserted."""
         info = self._table(entity)
         names = info.all_names
-        sql = (f'INSERT INTO "{info.table}" ({info.select_list}) '
-               f'VALUES ({", ".join("?" for _ in names)})')
         with self._lock, self.transaction():
             stamp = self.now()
             batch = [[values[n] for n in names]
                      for values in (self._prepare(info, row, stamp) for row in rows)]
             try:
-                self._conn.executemany(sql, batch)
+                self._conn.executemany(info.insert_sql, batch)
             except sqlite3.IntegrityError as exc:
                 raise KeyExistsError(f"duplicate key while bulk inserting {info.entity.name}: "
                                      f"{exc}") from exc
@@ -391,11 +431,9 @@ class SandboxStore:
             if ent.version_column:
                 values[ent.version_column] = version
             values[VERSION] = version
-            assignments = ", ".join(f'"{name}" = ?' for name in values)
-            found = self._conn.execute(
-                f'UPDATE "{info.table}" SET {assignments} WHERE "{ent.key}" = ? RETURNING '
-                f"{info.select_list}", [*values.values(), _to_db(info.by_name[ent.key], key)]
-            ).fetchall()
+            info.written = next(_WRITES)
+            found = self._conn.execute(info.update_sql(tuple(values)), [
+                *values.values(), _to_db(info.by_name[ent.key], key)]).fetchall()
             if not found:
                 self._version = version - 1
                 raise RecordNotFoundError(f"{ent.name} with key {key} does not exist")
@@ -409,6 +447,7 @@ class SandboxStore:
             if row is None:
                 return None
             stored_key = row[info.entity.key]
+            info.written = next(_WRITES)
             self._conn.execute(f'DELETE FROM "{info.table}" WHERE "{info.entity.key}" = ?',
                                [stored_key])
             self._conn.execute("INSERT INTO _deleted (entity, key, version) VALUES (?, ?, ?)",
@@ -425,10 +464,10 @@ class SandboxStore:
                 [_to_db(key_col, key)]).fetchone()
         return info.to_row(found) if found else None
 
-    def _check_column(self, info: _Table, name: str) -> str:
-        if name not in info.names:
-            raise KeyError(f"unknown column '{name}' for entity '{info.entity.name}'")
-        return f'"{name}"'
+    def written(self, entity: str) -> int:
+        """A stamp that changes with every write to ``entity`` and every rollback (to cache
+        what is read of it)."""
+        return max(self._table(entity).written, self._rolled_back)
 
     def query(
         self,
@@ -446,7 +485,7 @@ class SandboxStore:
         """
         info = self._table(entity)
         key = info.entity.key
-        order = [(self._check_column(info, name), desc) for name, desc in order_by
+        order = [(info.column_sql(name), desc) for name, desc in order_by
                  if name != key]
         order.append((f'"{key}"', False))
         clauses = [f"({where_sql})"] if where_sql else []
@@ -503,32 +542,15 @@ class SandboxStore:
         return {name: self.count(name) for name in self._tables}
 
     # ----------------------------------------------------------------- lifecycle
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """Atomic unit of work; nests through savepoints; rolls back on exception."""
-        with self._lock:
-            depth = self._depth
-            savepoint = f"sp{depth}"
-            self._conn.execute("BEGIN" if depth == 0 else f"SAVEPOINT {savepoint}")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if depth == 0:
-                    self._conn.execute("ROLLBACK")
-                else:
-                    self._conn.execute(f"ROLLBACK TO {savepoint}")
-                    self._conn.execute(f"RELEASE {savepoint}")
-                # Versions stay consumed so an etag is never reused for different content.
-                raise
-            self._depth -= 1
-            self._conn.execute("COMMIT" if depth == 0 else f"RELEASE {savepoint}")
+        return _Transaction(self)
 
     def reset(self) -> None:
         """Drop all rows of every entity (the version counter keeps increasing)."""
         with self._lock, self.transaction():
             for info in self._tables.values():
+                info.written = next(_WRITES)
                 self._conn.execute(f'DELETE FROM "{info.table}"')
             self._conn.execute("DELETE FROM _deleted")
             self._save_meta()
@@ -537,7 +559,7 @@ class SandboxStore:
         self._conn.executemany(
             "INSERT INTO _meta (name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            [("version", str(self._version)), ("clock", format_timestamp(self._clock))])
+            [("version", str(self._version)), ("clock", _clock_text(self._clock_ms))])
 
     def close(self) -> None:
         """Save the clock and version and close the file (again: nothing to do)."""
@@ -548,6 +570,46 @@ class SandboxStore:
             if self._depth == 0:
                 self._save_meta()
             self._conn.close()
+
+
+class _Transaction:
+    """One transaction of a store (a savepoint inside another): a plain context manager, as
+    every part of a ``$batch`` opens one (a generator-based one cost more than its SQL)."""
+
+    __slots__ = ("depth", "store")
+
+    def __init__(self, store: SandboxStore) -> None:
+        self.store = store
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        store = self.store
+        store._lock.acquire()
+        try:
+            self.depth = depth = store._depth
+            store._conn.execute("BEGIN" if depth == 0 else f"SAVEPOINT sp{depth}")
+        except BaseException:
+            store._lock.release()
+            raise
+        store._depth = depth + 1
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: Any) -> None:
+        store, depth = self.store, self.depth
+        try:
+            store._depth = depth
+            if kind is None:
+                store._conn.execute("COMMIT" if depth == 0 else f"RELEASE sp{depth}")
+                return
+            store._rolled_back = next(_WRITES)
+            if depth == 0:
+                store._conn.execute("ROLLBACK")
+            else:
+                store._conn.execute(f"ROLLBACK TO sp{depth}")
+                store._conn.execute(f"RELEASE sp{depth}")
+            # Versions stay consumed so an etag is never reused for different content.
+        finally:
+            store._lock.release()
 
 
 def narrow_from(store: SandboxStore, entity: str, column: str, lower: Any,
@@ -561,7 +623,7 @@ def narrow_from(store: SandboxStore, entity: str, column: str, lower: Any,
     columns of a change read that leaves out the reader's own writes, so counting reads no
     row of the table; a filter that index cannot serve counts as not narrow."""
     info = store._table(entity)
-    name = store._check_column(info, column)
+    name = info.column_sql(column)
     with store._lock:
         size = store._conn.execute(f'SELECT max(rowid) FROM "{info.table}"').fetchone()[0]
         cap = min(NARROW_ROWS, (size or 0) // 8)

@@ -80,12 +80,12 @@ def _name(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)[:250]
 
 
-def _upsert_row(key: str, record: Mapping[str, Any], now: str) -> dict[str, Any]:
+def _upsert_row(key: str, record: Mapping[str, Any], now: str, company: str) -> dict[str, Any]:
     if not record.get("nav_id") or not record.get("crm_id"):
         raise StateStoreError(f"mapping {key}: every coupling row needs nav_id and crm_id")
     base = record.get("base_values")
     return {
-        "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
+        "company": company, "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
         "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
         "nav_name": _name(record.get("nav_name")), "crm_name": _name(record.get("crm_name")),
         "nav_modified_at": record.get("nav_modified_at"),
@@ -169,12 +169,11 @@ class CouplingRepository(Repository):
         another NAV id fails the whole batch with a StateStoreError naming it.
         """
         key = mapping_key(mapping)
-        records = rows.to_dicts() if isinstance(rows, pl.DataFrame) else [dict(r) for r in rows]
+        records = rows.to_dicts() if isinstance(rows, pl.DataFrame) else list(rows)
         if not records:
             return 0
         now = utc_now()
-        values = [{**_upsert_row(key, record, now), "company": self.company}
-                  for record in records]
+        values = [_upsert_row(key, record, now, self.company) for record in records]
         try:
             with self._tx() as conn:
                 self._execute_upsert(conn, values)

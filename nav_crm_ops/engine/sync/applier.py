@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
@@ -37,12 +37,12 @@ from ...exceptions import (
 from ...store import StateStore
 from ...store.history import HistoryRepository
 from ..freshness import changed_couplings, changed_versions
-from ..mapping import MappingSet, TableMapping
+from ..mapping import MappingSet, TableMapping, Template
 from ..plan import Plan
 from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from ..report import MappingResult
 from ..resolve import Resolver
-from ..vocabulary import PlanAction, Side, inserts_to
+from ..vocabulary import INSERTS, Side, inserts_to
 from .ledger import Ledger, source_id
 from .payloads import Payloads, natural_key, source_marks
 from .run import (
@@ -71,6 +71,8 @@ class Applier:
         self.connections = connections
         self.ledger = Ledger(store)
         self.history = HistoryRepository.of(store)
+        self._templates: dict[tuple[str, Side], tuple[Template, ...]] = {}
+        """Each mapping's create templates per side, sorted by priority once."""
 
     def _clients(self) -> tuple[PagedReader, ...]:
         c = self.connections
@@ -237,9 +239,10 @@ class Applier:
         if not chunk.prepared:
             return []
         target = chunk.target
-        journal = [{"op_id": f"{run.plan_id}:{p.record['record_id']}:{target}",
-                    "kind": p.op.kind, "target": str(target),
-                    "record_key": p.record["record_id"], "payload": p.op.payload}
+        prefix, suffix, side = f"{run.plan_id}:", f":{target}", str(target)
+        journal = [{"op_id": f"{prefix}{p.record['record_id']}{suffix}", "kind": p.op.kind,
+                    "target": side, "record_key": p.record["record_id"],
+                    "payload": p.op.payload}
                    for p in chunk.prepared]
         # journaled and marked sent in one commit before the send; settled in one after it
         self.store.journal.journal_sent(run.tally(target).run_id, run.mapping.name, journal)
@@ -271,7 +274,7 @@ class Applier:
                        + run.same.get(record["record_id"], []))
             chunk.coupling_rows.append(self.ledger.coupling_row(run, record, target, outcome, written))
             chunk.keep_history(tally.run_id, run.mapping.name, record, outcome.etag or None)
-            tally.add("inserted" if PlanAction(record["action"]).is_insert else "modified")
+            tally.add("inserted" if record["action"] in INSERTS else "modified")
             if newly_coupled:
                 tally.add("coupled")
         if run.mapping.mark_source_on_create:
@@ -293,23 +296,10 @@ class Applier:
                  target: Side, payloads: Payloads) -> Prepared | str:
         """The write for one record, or the reason it cannot be written."""
         mapping = run.mapping
-        payload: dict[str, Any] = {}
-        binds: dict[str, str] = {}
-        problems: list[str] = []
-        source_values: dict[str, Any] = {}
-        line_rows: dict[int, list[dict[str, Any]]] = {}
-        for row in values:
-            fld, line = payloads.header_or_line(mapping, row["field"])
-            if line is not None:
-                line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
-                continue
-            assert fld is not None
-            source_values[fld.nav if target is Side.CRM else fld.crm] = row["new_value"]
-            problem = payloads.field_value(mapping, fld, row["new_value"], payload, binds,
-                                           target)
-            if problem:
-                problems.append(problem)
-        inserting = PlanAction(record["action"]).is_insert
+        draft = _draft(mapping, values, target, payloads)
+        payload, binds, problems = draft.payload, draft.binds, draft.problems
+        line_rows, source_values = draft.line_rows, draft.source_values
+        inserting = record["action"] in INSERTS
         if mapping.lines is not None and inserting:
             lines = payloads.line_payloads(mapping, line_rows, target, problems)
             side = mapping.lines.crm if target is Side.CRM else mapping.lines.nav
@@ -326,13 +316,26 @@ class Applier:
                                 if_match=record.get("nav_version") or "*")
         return Prepared(record, op, source_values)
 
+    def _template(self, mapping: TableMapping, target: Side, values: list[dict[str, Any]],
+                  ) -> Template | None:
+        """``mapping.template_for(target, source values)``, with the templates sorted once per
+        mapping and side, and the source values gathered only when there is a template."""
+        key = (mapping.name, target)
+        candidates = self._templates.get(key)
+        if candidates is None:
+            candidates = self._templates[key] = tuple(sorted(
+                getattr(mapping.templates, target.literal), key=lambda t: t.priority))
+        if not candidates:
+            return None
+        source = {r["field"]: r["new_value"] for r in values}
+        return next((t for t in candidates if t.matches(source)), None)
+
     def _create_op(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
                    payload: dict[str, Any], binds: dict[str, str], target: Side) -> WriteOp:
         """The create of one record (template values first); a CRM record still coupled (a
         restore) is uncoupled before BC creates its new partner."""
         mapping = run.mapping
-        source = {r["field"]: r["new_value"] for r in values}
-        template = mapping.template_for(target.literal, source)
+        template = self._template(mapping, target, values)
         payload = {**(template.values if template else {}), **payload}
         if target is Side.CRM:
             return WriteOp.create(mapping.crm.entity, payload, key=record["crm_id"],
@@ -387,3 +390,36 @@ class Applier:
         if outcome.error is None:
             return f"{side} rejected the record (HTTP {outcome.status})"
         return str(outcome.error)
+
+
+@dataclass
+class _Draft:
+    """One record's write as its field rows give it: the body, the lookups bound, what cannot
+    be written, the source values (for the base) and document lines by line number."""
+
+    payload: dict[str, Any] = field(default_factory=dict)
+    binds: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    source_values: dict[str, Any] = field(default_factory=dict)
+    line_rows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _draft(mapping: TableMapping, values: list[dict[str, Any]], target: Side,
+           payloads: Payloads) -> _Draft:
+    """The :class:`_Draft` of one record's field rows (``values``) written to ``target``."""
+    draft = _Draft()
+    for row in values:
+        fld, line, source, plain = payloads.writer(mapping, row["field"], target)
+        if line is not None:
+            draft.line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
+            continue
+        assert fld is not None
+        value = draft.source_values[source] = row["new_value"]
+        if plain is not None:  # what field_value does for such a field, without calls
+            if value is not None or not fld.not_null:
+                draft.payload[plain] = value
+            continue
+        problem = payloads.field_value(mapping, fld, value, draft.payload, draft.binds, target)
+        if problem:
+            draft.problems.append(problem)
+    return draft

@@ -20,11 +20,17 @@ from ...store import RecordFailure, StateStore
 from ..ids import record_id
 from ..labels import record_label
 from ..mapping import TableMapping
-from ..vocabulary import Direction, PlanAction, Side, action_is
+from ..vocabulary import INSERTS, Direction, PlanAction, Side, action_is
 from .run import ApplyRun, DirectionTally, Failure, by_record
 from .snapshot import parse_moment
 
 __all__ = ["Ledger", "failure_direction", "source_id"]
+
+
+_ETAG_COLUMNS = {side: (side.column("etag"), side.other.column("etag"),
+                        side.other.column("version")) for side in Side}
+"""Per write target: its etag column, the other side's etag column and the plan's column
+holding the other side's version (spelled once, not per written record)."""
 
 
 def failure_direction(mapping: TableMapping, record: dict[str, Any]) -> str:
@@ -99,8 +105,7 @@ class Ledger:
             natural = mapping.nav.natural_key
             nav_key = str(body.get(natural)) if natural and body.get(natural) else nav_key
         nav_id, crm_id = record["nav_id"], record["crm_id"]
-        base = run.new_base(nav_id, values,
-                            keep=not PlanAction(record["action"]).is_insert)
+        base = run.new_base(nav_id, values, keep=record["action"] not in INSERTS)
         run.mark_written(nav_id, target)
         crm_key = record.get("crm_key")
         natural = mapping.crm_natural_key_field
@@ -111,8 +116,9 @@ class Ledger:
                                **_names(mapping, record, target, body, values,
                                         self._names_of(mapping, target))}
         # never an empty version: it would become *
-        row[target.column("etag")] = outcome.etag or None
-        row[target.other.column("etag")] = record.get(target.other.column("version"))
+        etag, other_etag, other_version = _ETAG_COLUMNS[target]
+        row[etag] = outcome.etag or None
+        row[other_etag] = record.get(other_version)
         modified = body.get(mapping.nav.modified) if target is Side.NAV else None
         if modified:
             row["nav_modified_at"] = str(modified)

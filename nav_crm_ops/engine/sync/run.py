@@ -21,7 +21,7 @@ from ...connectors.models import WriteOp, WriteOutcome
 from ..mapping import TableMapping
 from ..progress import CancelToken, Progress
 from ..report import MappingResult
-from ..vocabulary import Direction, PlanAction, Side, changes_to, same_value, writes_to
+from ..vocabulary import INSERTS, Direction, Side, changes_to, same_value, writes_to
 
 __all__ = ["ApplyRun", "Chunk", "DirectionTally", "Failure", "Prepared", "by_record",
            "mapping_result", "write_chunks"]
@@ -100,8 +100,7 @@ class ApplyRun:
 
     def is_new_coupling(self, record: dict[str, Any]) -> bool:
         """A matched pair written for the first time (no stored base yet)."""
-        return (not PlanAction(record["action"]).is_insert
-                and record["record_id"] not in self.bases)
+        return record["action"] not in INSERTS and record["record_id"] not in self.bases
 
     def new_base(self, nav_id: str, values: Iterable[dict[str, Any]], *,
                  keep: bool = True) -> dict[str, Any]:
@@ -111,9 +110,7 @@ class ApplyRun:
         hold every record's base until the end (about 2 KB each)."""
         names = self.mapping.diff_field_names
         base = dict(self.bases.get(nav_id) or {})
-        for change in values:
-            if change["field"] in names:
-                base[change["field"]] = change["new_value"]
+        base.update({c["field"]: c["new_value"] for c in values if c["field"] in names})
         if keep:
             self.bases[nav_id] = base
         return base
@@ -151,7 +148,7 @@ class Chunk:
         written the target's value as the preview read it and the value written; a create
         keeps one compact row (reverting it deactivates or deletes the record)."""
         target, nav_id, crm_id = self.target.value, record["nav_id"], record["crm_id"]
-        if PlanAction(record["action"]).is_insert:
+        if record["action"] in INSERTS:
             self.history.append((run_id, mapping, target, nav_id, crm_id, None, None, None,
                                  version, True))
             return
@@ -170,7 +167,7 @@ class Chunk:
     def created(self) -> list[tuple[dict[str, Any], WriteOutcome]]:
         """Records this chunk created (their outcomes ok)."""
         return [(p.record, o) for p, o in self.sent()
-                if o.ok and PlanAction(p.record["action"]).is_insert]
+                if o.ok and p.record["action"] in INSERTS]
 
     def partners(self, failed_writes: set[str]) -> list[str]:
         """Ids on the written side of pairs written without failure: the other direction's

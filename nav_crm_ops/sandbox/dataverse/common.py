@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ DUPLICATE_RULES: Mapping[str, tuple[str, ...]] = {"account": ("name",),
 accounts, contacts, leads — not the columns; same name / same e-mail, case-insensitive).
 They apply only to a request sending ``MSCRM.SuppressDuplicateDetection: false`` (*Detect
 duplicate data using the Web API*)."""
+_PREFERENCE = re.compile(r'(?:[^,"]|"[^"]*")+')
 IMPERSONATED = "impersonating:"
 """Marks a caller that acts as another systemuser (``MSCRMCallerID``)."""
 OWNER_COLUMN = "ownerid"
@@ -79,12 +81,18 @@ def wire_datetime(value: str) -> str:
 
 def parse_prefer(header: str) -> dict[str, str]:
     """``Prefer`` header → {preference: value} (value "" when the preference has none)."""
+    return dict(_preferences(header))
+
+
+@functools.lru_cache(maxsize=256)
+def _preferences(header: str) -> tuple[tuple[str, str], ...]:
+    """Parsed once per header text: every part of a ``$batch`` sends the same one."""
     prefs: dict[str, str] = {}
-    for item in re.findall(r'(?:[^,"]|"[^"]*")+', header):
+    for item in _PREFERENCE.findall(header):
         name, _, value = item.strip().partition("=")
         if name:
             prefs[name.strip().lower()] = value.strip().strip('"')
-    return prefs
+    return tuple(prefs.items())
 
 
 @dataclass

@@ -34,6 +34,8 @@ from .common import (
     parse_prefer,
 )
 
+_ALTERNATE_KEY = re.compile(r"\s*(\w+)\s*=\s*(?:'((?:[^']|'')*)'|([^'\s,]+))\s*")
+
 
 class DataverseCore(ServiceBase):
     """The service's tables, keys, query options and callers."""
@@ -46,6 +48,8 @@ class DataverseCore(ServiceBase):
         self._csdl: tuple[int, bytes] | None = None
         self._navigation: tuple[int, dict[str, dict[str, tuple[Column, str | None]]]] | None \
             = None
+        self._callers: dict[str | None, tuple[int, str | None]] = {}
+        self._outputs: dict[tuple[str, int, tuple[str, ...] | None], list[Column]] = {}
 
     @property
     def entities(self) -> dict[str, EntityDef]:
@@ -88,7 +92,7 @@ class DataverseCore(ServiceBase):
         guid = BRACED_GUID.match(text.strip())
         if guid:
             return entity.key, guid.group(1).lower()
-        match = re.fullmatch(r"\s*(\w+)\s*=\s*(?:'((?:[^']|'')*)'|([^'\s,]+))\s*", text)
+        match = _ALTERNATE_KEY.fullmatch(text)
         if match is None:
             raise DataverseError(400, CODE_ODATA, f"Bad Request - Error in query syntax: "
                                                   f"'{text}' is not a GUID or an alternate key "
@@ -199,7 +203,8 @@ class DataverseCore(ServiceBase):
                 # Dataverse keeps whole seconds: compare what the client sees, not the
                 # store's milliseconds (else `modifiedon gt <a value read>` finds that row).
                 return FilterColumn(f"(substr(\"{column.name}\", 1, 19) || '.000Z')",
-                                    column.type, self._range_index(entity, column.name))
+                                    column.type, self._range_index(entity, column.name),
+                                    whole_seconds=f'"{column.name}"')
             return FilterColumn(f'"{column.name}"', column.type)
         return resolve
 
@@ -246,10 +251,20 @@ class DataverseCore(ServiceBase):
 
     def _caller(self, client_id: str | None) -> str | None:
         """The systemuser that stands for the calling application (echo suppression), or the
-        user it impersonates."""
-        users = "dataverse:systemuser"
+        user it impersonates. Kept until the users' table is written (or a transaction
+        rolls back): every write of a ``$batch`` asked the table again."""
         if client_id and client_id.startswith(IMPERSONATED):
             return client_id[len(IMPERSONATED):]
+        written = self.store.written("dataverse:systemuser")
+        known = self._callers.get(client_id)
+        if known is not None and known[0] == written:
+            return known[1]
+        user = self._application_user(client_id)
+        self._callers[client_id] = (written, user)
+        return user
+
+    def _application_user(self, client_id: str | None) -> str | None:
+        users = "dataverse:systemuser"
         if client_id:
             rows = self.store.query(users, '"applicationid" = ?', [client_id.lower()], limit=1)
             if rows:

@@ -37,6 +37,8 @@ CODE_PRIVILEGE = "0x80040220"
 PRIVILEGE_ACCESS = ("Create", "Read", "Write", "Delete", "Append", "AppendTo")
 METHOD_ACCESS = {"GET": "Read", "POST": "Create", "PATCH": "Write", "DELETE": "Delete"}
 OWNERSHIP = ("UserOwned", "OrganizationOwned")
+_USER_PRIVILEGES = re.compile(r"systemusers\((.+)\)/Microsoft\.Dynamics\.CRM\."
+                              r"RetrieveUserPrivileges(?:\(\))?")
 
 
 def entity_set_name(logical: str) -> str:
@@ -229,8 +231,7 @@ class DataverseDefinitions(DataverseMetadata):
     def _definitions_path(self, method: str, path: str, params: Mapping[str, str],
                           body: bytes) -> Reply | None:
         """Route the metadata and privilege paths (None: not one of them)."""
-        user = re.fullmatch(r"systemusers\((.+)\)/Microsoft\.Dynamics\.CRM\."
-                            r"RetrieveUserPrivileges(?:\(\))?", path)
+        user = _USER_PRIVILEGES.fullmatch(path)
         if user:
             self._require(method, "GET")
             return self._user_privileges(user.group(1))

@@ -182,11 +182,10 @@ class DataverseRules(DataverseReads):
                         only: Iterable[str] | None = None) -> None:
         """Required columns must have a value (on update: only those being changed)."""
         names = set(only) if only is not None else None
-        for column in entity.columns:
+        for column in entity.required_columns:
             if names is not None and column.name not in names:
                 continue
-            if column.required and not column.read_only and merged.get(column.name) in (None,
-                                                                                       ""):
+            if merged.get(column.name) in (None, ""):
                 label = column.name
                 if column.type == "lookup":
                     label = f"{column.navigation or column.name} (write it as "\

@@ -9,6 +9,7 @@ the wire-protocols reference (Dataverse section); where it is silent the choice 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
@@ -46,6 +47,17 @@ from .common import (
 )
 from .definitions import DataverseDefinitions
 
+# Compiled once: every part of a $batch is routed through them.
+_RESOURCE_PATH = re.compile(r"([A-Za-z_]\w*)(?:\((.*)\))?(/.*)?")
+_CONTENT_ID_URL = re.compile(r"\$([^/?(]+)(.*)")
+
+
+@functools.lru_cache(maxsize=256)
+def _query_pairs(query: str) -> tuple[tuple[str, str], ...]:
+    """A query string's options, parsed once per text (the parts of a ``$batch`` of updates
+    share one, ``$select=<key>``)."""
+    return tuple(parse_qsl(query, keep_blank_values=True))
+
 
 class DataverseService(DataverseDefinitions):
     """The Web API's behaviour, independent of the HTTP server: routing and $batch."""
@@ -67,11 +79,11 @@ class DataverseService(DataverseDefinitions):
 
     def _dispatch(self, method: str, path: str, query: str, headers: Mapping[str, str],
                   body: bytes, client_id: str | None, content_ids: Mapping[str, str]) -> Reply:
-        params = dict(parse_qsl(query, keep_blank_values=True))
+        params = dict(_query_pairs(query))
         special = self._service_path(method, path, params, headers, body, client_id)
         if special is not None:
             return special
-        match = re.fullmatch(r"([A-Za-z_]\w*)(?:\((.*)\))?(/.*)?", path)
+        match = _RESOURCE_PATH.fullmatch(path)
         if match is None:
             raise DataverseError(404, CODE_SEGMENT, f"Resource not found for the segment "
                                                     f"'{path.split('/')[0]}'.")
@@ -208,7 +220,7 @@ class DataverseService(DataverseDefinitions):
                   client_id: str | None) -> Reply:
         url = request.url
         if url.startswith("$"):
-            match = re.match(r"\$([^/?(]+)(.*)", url)
+            match = _CONTENT_ID_URL.match(url)
             target = content_ids.get(match.group(1)) if match else None
             if match is None or target is None:
                 return error_reply(DataverseError(400, CODE_ODATA,

@@ -24,6 +24,8 @@ from .common import (
 from .core import DataverseCore
 
 Row = dict[str, Any]
+OUTPUTS_KEPT = 512
+"""Answer column lists kept (per table and ``$select``; forgotten all at once past this)."""
 
 
 def lookup_target(col: Column, row: Mapping[str, Any]) -> str:
@@ -129,6 +131,19 @@ class DataverseWire(DataverseCore):
         return self._wire_rows(child, children, q)
 
     def _output_columns(self, entity: EntityDef, select: list[Column] | None) -> list[Column]:
+        """The columns an answer shows, found once per table and ``$select`` (until a table
+        or column is created): every part of a ``$batch`` of updates asks again."""
+        key = (entity.name, self.catalog.revision,
+               None if select is None else tuple(c.name for c in select))
+        found = self._outputs.get(key)
+        if found is None:
+            if len(self._outputs) >= OUTPUTS_KEPT:
+                self._outputs.clear()
+            found = self._outputs[key] = self._find_output_columns(entity, select)
+        return found
+
+    def _find_output_columns(self, entity: EntityDef, select: list[Column] | None,
+                             ) -> list[Column]:
         if select is None:
             return [c for c in entity.columns if not self._hidden(entity, c)]
         # Only what was selected (the key and @odata.etag are added by the caller), as the
