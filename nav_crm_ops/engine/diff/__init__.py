@@ -48,11 +48,13 @@ only the changed rows: each side row finds its base row through a join of 64-bit
 (every match confirmed on the key itself), then its values are compared with the base's
 exactly (:func:`.align.rows_differing_from_base`; no hash ever decides that values are equal).
 Columns other than the key and the fields are ignored. Measured on the shared 2-core machine
-(``benchmarks``, scenario 1): 1,000,000 pairs x 12 fields with 1% changed per side and 0.1%
-conflicting take about 0.7 s given the changed rows only and about 2 s given complete side
-frames (about 0.25 GB on top of the inputs); the floor of both is building and ordering the
-1,000,000-row ``records`` frame (about 0.25 s) and, for complete frames, aligning and comparing
-2 x 12,000,000 cells with base rows in another order (about 1 s, bound by memory latency).
+(``benchmarks``, scenario 1, load 2-3 from other work): 1,000,000 pairs x 12 fields with 1%
+changed per side and 0.1% conflicting take 0.27-0.41 s given the changed rows only and
+0.78-1.18 s given complete side frames (about 0.37 GB on top of the inputs); the floor of both
+is building and ordering the 1,000,000-row ``records`` frame (ordering the keys runs in a thread
+meanwhile) and, for complete frames, aligning and comparing 2 x 12,000,000 cells with base rows
+in another order (bound by memory latency: 0.93-0.97 s for the benchmark's plain polars join
+and compare alone).
 
 Modules: :mod:`.model` (:class:`DiffField`, :class:`DiffResult` and the output vocabulary),
 :mod:`.canonical` (values per field kind), :mod:`.align` (side rows against their base rows),

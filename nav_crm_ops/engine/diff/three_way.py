@@ -9,6 +9,7 @@ finally the output frames (:mod:`.output`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import polars as pl
@@ -17,6 +18,7 @@ from ...exceptions import SyncError
 from ..vocabulary import Side
 from .align import (
     base_positions,
+    gatherable,
     key_hashes,
     key_hashes_unique,
     rows_differing_from_base,
@@ -42,7 +44,7 @@ from .model import (
     Direction,
     FrameLike,
 )
-from .output import field_changes, records
+from .output import field_changes, key_order, orders_by_prefixes, records
 
 __all__ = ["apply_changes_to_frames", "three_way_diff"]
 
@@ -97,20 +99,13 @@ class _InPlay:
     base: pl.DataFrame
     base_rows: pl.Series
 
-    def untouched_keys(self, key: str) -> pl.Series:
-        """Keys of the base pairs not in play (no side row differs from them)."""
-        keep = pl.repeat(True, self.base.height, eager=True)
-        if self.base_rows.len():
-            keep = keep.scatter(self.base_rows, False)
-        return self.base.get_column(key).filter(keep)
 
-
-def _in_play(
+def _collected(
     run: _Run, nav: FrameLike | None, crm: FrameLike | None, base: FrameLike | None
-) -> _InPlay:
-    """Collect the three frames, refuse duplicate keys, and drop side rows equal to their base."""
+) -> list[pl.DataFrame]:
+    """The NAV, CRM and base frames reduced to the key and the fields, collected together."""
     key, names = run.key, run.names
-    nav_frame, crm_frame, base_frame = pl.collect_all(
+    return pl.collect_all(
         [
             lazy_input(nav, key, names, "nav"),
             lazy_input(crm, key, names, "crm"),
@@ -118,6 +113,15 @@ def _in_play(
         ],
         engine=ENGINE,
     )
+
+
+def _in_play(
+    run: _Run, nav_frame: pl.DataFrame, crm_frame: pl.DataFrame, base_frame: pl.DataFrame
+) -> _InPlay:
+    """Refuse duplicate keys, and drop side rows equal to their base."""
+    key = run.key
+    largest = max(nav_frame.height, crm_frame.height, base_frame.height)
+    base_frame = base_frame.with_columns(gatherable(base_frame.get_column(key), largest))
     frames = {"nav": nav_frame, "crm": crm_frame, "base": base_frame}
     hashes = key_hashes(frames, key)
     distinct = key_hashes_unique(frames, key, hashes)
@@ -156,7 +160,9 @@ def _joined(run: _Run, in_play: _InPlay) -> pl.LazyFrame:
         candidates.join(run.prefixed(in_play.nav.lazy(), "__n_"), on=key, how="left")
         .join(run.prefixed(in_play.crm.lazy(), "__c_"), on=key, how="left")
         .join(
-            run.prefixed(base_rows, "__b_").with_columns(pl.lit(True).alias("__in_base")),
+            run.prefixed(base_rows, "__b_").with_columns(
+                pl.lit(True).alias("__in_base"), pl.lit(in_play.base_rows).alias("__base_row")
+            ),
             on=key,
             how="left",
         )
@@ -214,10 +220,17 @@ def three_way_diff(
 ) -> DiffResult:
     """Decide, per pair and field, what to write where (see the package docstring for rules)."""
     run = _Run(tuple(fields), key, conflict_policy, mapping_direction)
-    in_play = _in_play(run, nav, crm, base)
-    wide = _decided(run, _joined(run, in_play))
-    changes = field_changes(wide, run.fields, key)
-    pairs = records(wide, changes, in_play.untouched_keys(key), key)
+    nav_frame, crm_frame, base_frame = _collected(run, nav, crm, base)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # Ordering many base keys for the records needs nothing else, so it runs in a thread
+        # alongside the alignment (1M keys: about 3% less wall time given complete frames,
+        # 20% given changed rows only; the order is unused if never-synced pairs are in play).
+        keys = base_frame.get_column(key)
+        base_order = pool.submit(key_order, keys).result if orders_by_prefixes(keys) else None
+        in_play = _in_play(run, nav_frame, crm_frame, base_frame)
+        wide = _decided(run, _joined(run, in_play))
+        changes = field_changes(wide, run.fields, key)
+        pairs = records(wide, changes, keys, key, base_order)
     new_base_frame = wide.select(
         key, *[pl.col(f"__nb_{f.name}").alias(f.name) for f in run.fields]
     ).sort(key)
