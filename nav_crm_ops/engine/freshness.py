@@ -60,11 +60,14 @@ def changed_couplings(mapping: str, records: pl.DataFrame, store: StateStore) ->
     loader (format version), so a missing column here is an error in the caller."""
     if records.height == 0:
         return pl.DataFrame(schema=_REFUSED_SCHEMA)
-    nav_ids = _present(records["nav_id"])
-    crm_ids = _present(records["crm_id"])
+    by_nav = store.couplings_frame(mapping, columns=["nav_id", "crm_id"],
+                                   nav_ids=_present(records["nav_id"]))
+    # A CRM id is coupled at most once per mapping (uq_couplings_crm): one the NAV lookup
+    # found needs no second lookup (an update of coupled records asked for every pair twice).
+    found = set(by_nav.get_column("crm_id").to_list())
+    crm_ids = [i for i in _present(records["crm_id"]) if i not in found]
     current = pl.concat([
-        store.couplings_frame(mapping, columns=["nav_id", "crm_id"], nav_ids=nav_ids),
-        store.couplings_frame(mapping, columns=["nav_id", "crm_id"], crm_ids=crm_ids),
+        by_nav, store.couplings_frame(mapping, columns=["nav_id", "crm_id"], crm_ids=crm_ids),
     ]).unique()
     seen = records.select("record_id", "nav_id", "crm_id", "nav_key", "crm_key", "action",
                           *COUPLING_COLUMNS)
