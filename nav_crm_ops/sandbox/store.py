@@ -19,7 +19,6 @@ Indexes: key, ``_version``, modified column, plus ``EntityDef.extra["alternate_k
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import sqlite3
@@ -27,11 +26,18 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .schema import Column, EntityDef
+from .timestamps import (
+    clock_text,
+    format_timestamp,
+    milliseconds,
+    normalize_date,
+    normalize_datetime,
+)
 
 __all__ = [
     "KeyExistsError",
@@ -48,12 +54,11 @@ _SQL_TYPES = {
     "choice": "INTEGER", "lookup": "TEXT", "option": "TEXT", "json": "TEXT",
 }
 VERSION = "_version"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NARROW_ROWS = 50_000
+"""Rows a range read may sort per page (see :func:`narrow_from`)."""
 CHANGED_BY = "modifiedby"
 """The column naming who last changed a row (Dataverse tables): indexed with the modified-on
 column and the key, the change index a reader's "changed since, not by me" read counts on."""
-"""Rows a range read may sort per page (see :func:`narrow_from`)."""
 _WRITES = itertools.count(1)
 """Write stamps: each write to a table takes the next (see :meth:`SandboxStore.written`)."""
 
@@ -64,62 +69,6 @@ class KeyExistsError(Exception):
 
 class RecordNotFoundError(Exception):
     """The row to change does not exist."""
-
-
-def format_timestamp(moment: datetime) -> str:
-    """UTC ISO-8601 with milliseconds and ``Z``: the one stored datetime format."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def normalize_datetime(value: Any) -> str | None:
-    """Any accepted datetime (object or ISO text, any offset) as stored text; None stays None."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return format_timestamp(value)
-    if isinstance(value, date):
-        return format_timestamp(datetime(value.year, value.month, value.day, tzinfo=UTC))
-    text = str(value)
-    if len(text) == 24 and text[19] == "." and text[23] == "Z" and text[10] == "T":
-        return text
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"'{text}' is not an ISO-8601 datetime") from exc
-    return format_timestamp(parsed)
-
-
-def _milliseconds(moment: datetime) -> int:
-    """Milliseconds since 1970 (UTC) of an instant (naive: UTC), rounded down."""
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _clock_text(milliseconds: int) -> str:
-    """The stored text of the server clock's instant: as :func:`format_timestamp`, the
-    seconds formatted once (the clock hands out a stamp per written row)."""
-    second, rest = divmod(milliseconds, 1000)
-    return f"{_second_text(second)}{rest:03d}Z"
-
-
-@functools.lru_cache(maxsize=8)
-def _second_text(second: int) -> str:
-    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-
-
-def _normalize_date(value: Any) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    text = str(value)
-    try:
-        return date.fromisoformat(text[:10]).isoformat()
-    except ValueError as exc:
-        raise ValueError(f"'{text}' is not an ISO-8601 date") from exc
 
 
 def _to_db(column: Column, value: Any) -> Any:
@@ -134,7 +83,7 @@ def _to_db(column: Column, value: Any) -> Any:
     if kind == "datetime":
         return normalize_datetime(value)
     if kind == "date":
-        return _normalize_date(value)
+        return normalize_date(value)
     if kind == "bool":
         return 1 if value else 0
     if kind in ("int", "bigint", "choice"):
@@ -211,7 +160,7 @@ class SandboxStore:
         self._register(list(entities))
         self._create_schema()
         self._version = self._load_version()
-        self._clock_ms = _milliseconds(self._load_clock())
+        self._clock_ms = milliseconds(self._load_clock())
 
     # ----------------------------------------------------------------- schema
     def _register(self, entities: list[EntityDef]) -> None:
@@ -354,7 +303,7 @@ class SandboxStore:
         with self._lock:
             wall = time.time_ns() // 1_000_000
             self._clock_ms = wall if wall > self._clock_ms else self._clock_ms + 1
-            return _clock_text(self._clock_ms)
+            return clock_text(self._clock_ms)
 
     def _next_version(self) -> int:
         self._version += 1
@@ -559,7 +508,7 @@ class SandboxStore:
         self._conn.executemany(
             "INSERT INTO _meta (name, value) VALUES (?, ?) "
             "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
-            [("version", str(self._version)), ("clock", _clock_text(self._clock_ms))])
+            [("version", str(self._version)), ("clock", clock_text(self._clock_ms))])
 
     def close(self) -> None:
         """Save the clock and version and close the file (again: nothing to do)."""

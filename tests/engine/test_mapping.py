@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from nav_crm_ops.engine.mapping import MappingSet, TableMapping
+from nav_crm_ops.engine.workspace import open_workspace
 from nav_crm_ops.exceptions import MappingError
 
 DEFAULT_NAMES = {"CURRENCY", "SALESPEOPLE", "UNIT OF MEASURE", "CUSTOMER", "CONTACT",
@@ -62,6 +64,20 @@ def test_customer_default_helpers(defaults: MappingSet) -> None:
     assert terms.options.nav_for(4) == "60 DAYS" and terms.options.on_missing == "create"
     template = customer.template_for("crm", {"displayName": "x"})
     assert template is not None and template.values == {"customertypecode": 3}
+
+
+def test_accounts_a_sync_creates_carry_the_create_template(workspace_dir: Path) -> None:
+    """CUSTOMER's create template (``customertypecode`` 3) is in every account the sync
+    creates on the sandbox, not only in what ``template_for`` answers."""
+    with open_workspace(workspace_dir) as ws:
+        ws.sync_all(["CURRENCY", "SALESPEOPLE"])
+        plan = ws.preview("CUSTOMER").records
+        created = plan.filter(pl.col("action").cast(pl.Utf8) == "insert_crm")["crm_id"]
+        ws.sync_all(["CUSTOMER"])
+        accounts = ws.connections.dataverse.read("accounts",
+                                                 select=["accountid", "customertypecode"])
+    types = accounts.filter(pl.col("accountid").is_in(created.to_list()))["customertypecode"]
+    assert types.len() > 0 and set(types.to_list()) == {3}
 
 
 def test_diff_fields_follow_compare_hints(defaults: MappingSet) -> None:

@@ -37,7 +37,7 @@ from ...exceptions import (
 from ...store import StateStore
 from ...store.history import HistoryRepository
 from ..freshness import changed_couplings, changed_versions
-from ..mapping import MappingSet, TableMapping, Template
+from ..mapping import MappingSet, TableMapping
 from ..plan import Plan
 from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
 from ..report import MappingResult
@@ -71,8 +71,6 @@ class Applier:
         self.connections = connections
         self.ledger = Ledger(store)
         self.history = HistoryRepository.of(store)
-        self._templates: dict[tuple[str, Side], tuple[Template, ...]] = {}
-        """Each mapping's create templates per side, sorted by priority once."""
 
     def _clients(self) -> tuple[PagedReader, ...]:
         c = self.connections
@@ -316,26 +314,15 @@ class Applier:
                                 if_match=record.get("nav_version") or "*")
         return Prepared(record, op, source_values)
 
-    def _template(self, mapping: TableMapping, target: Side, values: list[dict[str, Any]],
-                  ) -> Template | None:
-        """``mapping.template_for(target, source values)``, with the templates sorted once per
-        mapping and side, and the source values gathered only when there is a template."""
-        key = (mapping.name, target)
-        candidates = self._templates.get(key)
-        if candidates is None:
-            candidates = self._templates[key] = tuple(sorted(
-                getattr(mapping.templates, target.literal), key=lambda t: t.priority))
-        if not candidates:
-            return None
-        source = {r["field"]: r["new_value"] for r in values}
-        return next((t for t in candidates if t.matches(source)), None)
-
     def _create_op(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
                    payload: dict[str, Any], binds: dict[str, str], target: Side) -> WriteOp:
         """The create of one record (template values first); a CRM record still coupled (a
         restore) is uncoupled before BC creates its new partner."""
         mapping = run.mapping
-        template = self._template(mapping, target, values)
+        # the source values matter only to a side with templates (most have none)
+        source = ({r["field"]: r["new_value"] for r in values}
+                  if getattr(mapping.templates, target.literal) else {})
+        template = mapping.template_for(target.literal, source)
         payload = {**(template.values if template else {}), **payload}
         if target is Side.CRM:
             return WriteOp.create(mapping.crm.entity, payload, key=record["crm_id"],
