@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import sqlite3
 import threading
 import time
@@ -95,6 +96,16 @@ def _to_db(column: Column, value: Any) -> Any:
     return value
 
 
+def _reads_back(values: dict[str, Any]) -> bool:
+    """Whether each bound value reads back as itself (:meth:`_Table.updated`): SQLite stores a
+    NaN as NULL and -0.0 as 0; text, integers and other floats come back as bound."""
+    for value in values.values():
+        if type(value) is float and (value != value or (
+                value == 0.0 and math.copysign(1.0, value) < 0)):
+            return False
+    return True
+
+
 class _Table:
     """Per-entity SQL facts computed once."""
 
@@ -111,7 +122,7 @@ class _Table:
                            f'VALUES ({", ".join("?" for _ in self.all_names)})')
         self.by_name = {c.name: c for c in entity.columns}
         self.written = next(_WRITES)
-        self._updates: dict[tuple[str, ...], str] = {}
+        self._updates: dict[tuple[bool, tuple[str, ...]], str] = {}
 
     def column_sql(self, name: str) -> str:
         """``name`` quoted for SQL; KeyError when the entity has no such column."""
@@ -119,16 +130,29 @@ class _Table:
             raise KeyError(f"unknown column '{name}' for entity '{self.entity.name}'")
         return f'"{name}"'
 
-    def update_sql(self, names: tuple[str, ...]) -> str:
-        """``UPDATE ... SET <names> WHERE <key> = ? RETURNING <row>``, built once per set of
+    def update_sql(self, names: tuple[str, ...], returning: bool = True) -> str:
+        """``UPDATE ... SET <names> WHERE <key> = ? [RETURNING <row>]``, built once per set of
         columns (a batch of updates sends the same columns again and again)."""
-        sql = self._updates.get(names)
+        sql = self._updates.get((returning, names))
         if sql is None:
             assignments = ", ".join(f'"{name}" = ?' for name in names)
-            sql = self._updates[names] = (
-                f'UPDATE "{self.table}" SET {assignments} WHERE "{self.entity.key}" = ? '
-                f"RETURNING {self.select_list}")
+            sql = self._updates[(returning, names)] = (
+                f'UPDATE "{self.table}" SET {assignments} WHERE "{self.entity.key}" = ?'
+                + (f" RETURNING {self.select_list}" if returning else ""))
         return sql
+
+    def updated(self, current: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+        """The row ``current`` is once ``values`` (as bound) are stored, as :meth:`to_row`
+        reads it back (see :func:`_reads_back`)."""
+        row = dict(current)
+        row.update(values)
+        for name in self.bool_columns:
+            if name in values and row[name] is not None:
+                row[name] = bool(row[name])
+        for name in self.json_columns:
+            if name in values and row[name] is not None:
+                row[name] = json.loads(row[name])
+        return row
 
     def to_row(self, values: Sequence[Any]) -> dict[str, Any]:
         row = dict(zip(self.all_names, values, strict=True))
@@ -365,8 +389,13 @@ class SandboxStore:
                                      f"{exc}") from exc
             return len(batch)
 
-    def update(self, entity: str, key: str, changes: dict[str, Any]) -> dict[str, Any]:
-        """``changes`` to one row, a new modified time and version: one UPDATE ... RETURNING."""
+    def update(self, entity: str, key: str, changes: dict[str, Any],
+               current: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``changes`` to one row, a new modified time and version: one UPDATE ... RETURNING.
+        ``current``: the row as stored, read in this transaction (an update checks its etag
+        first): the written row is then built from it and the stored values, as a read gives
+        it, not returned by the UPDATE (RETURNING cost more than the update itself, ~13 us a
+        row; it answers a REAL column's whole number as an integer, a read as a float)."""
         info = self._table(entity)
         ent = info.entity
         if unknown := set(changes) - info.names:
@@ -381,8 +410,13 @@ class SandboxStore:
                 values[ent.version_column] = version
             values[VERSION] = version
             info.written = next(_WRITES)
-            found = self._conn.execute(info.update_sql(tuple(values)), [
-                *values.values(), _to_db(info.by_name[ent.key], key)]).fetchall()
+            args = [*values.values(), _to_db(info.by_name[ent.key], key)]
+            if current is not None and _reads_back(values):
+                if self._conn.execute(info.update_sql(tuple(values), False), args).rowcount:
+                    return info.updated(current, values)
+                found = []
+            else:
+                found = self._conn.execute(info.update_sql(tuple(values)), args).fetchall()
             if not found:
                 self._version = version - 1
                 raise RecordNotFoundError(f"{ent.name} with key {key} does not exist")

@@ -17,7 +17,7 @@ from ..odata_filter import (
     compile_filter,
 )
 from ..odata_filter import parse_orderby as parse_orderby_text
-from ..schema import EntityDef
+from ..schema import Column, EntityDef
 from ..store import narrow_from
 from .common import (
     BCError,
@@ -158,7 +158,8 @@ class BusinessCentralReads(BusinessCentralRoutes):
         body: dict[str, Any] = {"@odata.context": context}
         if wants_count(params):
             body["@odata.count"] = self.store.count(qualified, where, args)
-        body["value"] = [self._wire(entity, row, select, expand) for row in rows]
+        shown = self._shown(entity, select)
+        body["value"] = [self._wire(entity, row, select, expand, shown) for row in rows]
         if more and rows:
             last = rows[-1]
             cursor = [last[name] for name, _ in order if name != entity.key]
@@ -203,14 +204,21 @@ class BusinessCentralReads(BusinessCentralRoutes):
                           f"$expand={entity.extra.get('lines') or 'lines'}($select=a,b).")
         return expanded
 
-    def _wire(self, entity: EntityDef, row: Mapping[str, Any], select: set[str] | None = None,
-              expand: Mapping[str, set[str] | None] | None = None) -> dict[str, Any]:
+    @staticmethod
+    def _shown(entity: EntityDef, select: set[str] | None) -> list[tuple[str, Column]]:
+        """The columns an answer shows (hidden ones left out; ``id`` always), in order."""
         hidden = set(entity.extra.get("hidden", ()))
+        return [(column.name, column) for column in entity.columns
+                if column.name not in hidden
+                and (select is None or column.name in select or column.name == "id")]
+
+    def _wire(self, entity: EntityDef, row: Mapping[str, Any], select: set[str] | None = None,
+              expand: Mapping[str, set[str] | None] | None = None,
+              shown: list[tuple[str, Column]] | None = None) -> dict[str, Any]:
+        """One row on the wire; ``shown``: :meth:`_shown` of ``entity`` and ``select``, found
+        once for a page of rows rather than once a row."""
         out: dict[str, Any] = {"@odata.etag": etag_for(row["_version"])}
-        for column in entity.columns:
-            name = column.name
-            if name in hidden or (select is not None and name not in select and name != "id"):
-                continue
+        for name, column in self._shown(entity, select) if shown is None else shown:
             out[name] = wire_value(column, row.get(name))
         for name, line_select in (expand or {}).items():
             lines = self._entity(name)

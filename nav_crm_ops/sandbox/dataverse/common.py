@@ -95,7 +95,7 @@ def _preferences(header: str) -> tuple[tuple[str, str], ...]:
     return tuple(prefs.items())
 
 
-@dataclass
+@dataclass(frozen=True)
 class Annotations:
     """Which instance annotations the caller asked for with ``odata.include-annotations``."""
 
@@ -113,7 +113,7 @@ class Annotations:
         return self.wants(LOOKUP_LOGICAL_NAME)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Query:
     """The parsed query options of one request."""
 

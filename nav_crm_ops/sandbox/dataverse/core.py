@@ -34,6 +34,9 @@ from .common import (
     parse_prefer,
 )
 
+QUERIES_KEPT = 512
+"""Parsed query options kept (see :meth:`DataverseCore._query_options`; forgotten all at
+once past this)."""
 _ALTERNATE_KEY = re.compile(r"\s*(\w+)\s*=\s*(?:'((?:[^']|'')*)'|([^'\s,]+))\s*")
 
 
@@ -50,6 +53,7 @@ class DataverseCore(ServiceBase):
             = None
         self._callers: dict[str | None, tuple[int, str | None]] = {}
         self._outputs: dict[tuple[str, int, tuple[str, ...] | None], list[Column]] = {}
+        self._queries: dict[tuple[str, int, str | None, str | None, str, str], Query] = {}
 
     @property
     def entities(self) -> dict[str, EntityDef]:
@@ -130,6 +134,21 @@ class DataverseCore(ServiceBase):
 
     def _query_options(self, entity: EntityDef, params: Mapping[str, str],
                        headers: Mapping[str, str]) -> Query:
+        """The request's query options, parsed once per table, options and headers that
+        shape them (until a table or column is created): every part of a ``$batch`` of
+        updates sends the same ones. A :class:`Query` is never changed once made."""
+        key = (entity.name, self.catalog.revision, params.get("$select"),
+               params.get("$expand"), headers.get("prefer", ""),
+               headers.get("mscrm.suppressduplicatedetection", ""))
+        found = self._queries.get(key)
+        if found is None:
+            if len(self._queries) >= QUERIES_KEPT:
+                self._queries.clear()
+            found = self._queries[key] = self._parse_query_options(entity, params, headers)
+        return found
+
+    def _parse_query_options(self, entity: EntityDef, params: Mapping[str, str],
+                             headers: Mapping[str, str]) -> Query:
         prefer = parse_prefer(headers.get("prefer", ""))
         annotations = Annotations(tuple(
             p.strip() for p in prefer.get("odata.include-annotations", "").split(",")
