@@ -19,7 +19,14 @@ from .errors import error_from_response
 from .frames import records_to_frame
 from .http import AdaptivePool, RetryPolicy, RetryRound, ServiceClient
 from .models import WriteOp, WriteOutcome, unknown_outcomes
-from .multipart import BatchPart, PartResponse, decode_batch_response, encode_batch
+from .multipart import (
+    BatchPart,
+    PartResponse,
+    Request,
+    decode_batch_response,
+    encode_batch,
+    encode_requests,
+)
 from .odata import ODataQuery, encode_query, field_name, literal
 from .reader import ETAG, PagedReader
 
@@ -168,11 +175,12 @@ class Dataverse(PagedReader):
         results = self.pool.map(self._write_batch, chunks)
         return [outcome for chunk in results for outcome in chunk]
 
-    def _part(self, op: WriteOp) -> BatchPart:
+    def _part(self, op: WriteOp) -> Request:
         """The batch part of one op. Creates and updates ask for ``return=representation``
         with a one-column ``$select``: a ``204`` carries no ``ETag`` on the real service, the
         new ``@odata.etag`` comes only in the returned body (*Update and delete table rows*,
-        *Create table rows using the Web API*)."""
+        *Create table rows using the Web API*). A :data:`~.multipart.Request` tuple: a batch
+        holds a thousand parts."""
         entity_set = _entity_path(op.entity_set)
         target = f"{self._api_path}{entity_set}({_guid(op.key)})"
         body = dict(op.payload)
@@ -181,24 +189,23 @@ class Dataverse(PagedReader):
         returning = _select_query(op)
         if op.kind == "create" and op.key_column and _has_list(body):
             body[op.key_column] = _guid(op.key)
-            return BatchPart("POST", f"{self._api_path}{entity_set}{returning}",
-                             {"Prefer": RETURN_REPRESENTATION}, body)
+            return ("POST", f"{self._api_path}{entity_set}{returning}",
+                    {"Prefer": RETURN_REPRESENTATION}, body)
         if op.kind == "create":
-            return BatchPart("PATCH", target + returning,
-                             {"If-None-Match": "*", "Prefer": RETURN_REPRESENTATION}, body)
+            return ("PATCH", target + returning,
+                    {"If-None-Match": "*", "Prefer": RETURN_REPRESENTATION}, body)
         if op.kind == "update":
-            return BatchPart("PATCH", target + returning,
-                             {"If-Match": op.if_match or "*", "Prefer": RETURN_REPRESENTATION},
-                             body)
+            return ("PATCH", target + returning,
+                    {"If-Match": op.if_match or "*", "Prefer": RETURN_REPRESENTATION}, body)
         headers = {"If-Match": op.if_match} if op.if_match and op.if_match != "*" else {}
-        return BatchPart("DELETE", target, headers)
+        return ("DELETE", target, headers, None)
 
     def _write_batch(self, ops: list[WriteOp]) -> list[WriteOutcome]:
         outcomes: dict[int, WriteOutcome] = {}
         pending = list(range(len(ops)))
         attempt = 0
         while pending:
-            content_type, body = encode_batch([self._part(ops[i]) for i in pending])
+            content_type, body = encode_requests([self._part(ops[i]) for i in pending])
             try:
                 response = self.http.request(
                     "POST", "$batch", content=body, entity="$batch",
@@ -350,7 +357,7 @@ def _outcome(op: WriteOp, part: PartResponse) -> WriteOutcome:
     """The outcome of one part; the version comes from the returned body (a ``204`` has no
     ``ETag``); a create refused with 412 stays unsettled until :meth:`Dataverse._settle`."""
     entity_id = part.headers.get("odata-entityid", "")
-    match = _ENTITY_ID.search(entity_id)
+    match = _ENTITY_ID.search(entity_id) if entity_id else None
     new_id = match.group(1) if match else op.key
     etag = _body_etag(part.body) or part.headers.get("etag", "")
     if part.status < 400:

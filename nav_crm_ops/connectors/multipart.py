@@ -9,7 +9,8 @@ from typing import Any
 
 from .. import jsontext
 
-__all__ = ["BatchPart", "PartResponse", "decode_batch_response", "encode_batch"]
+__all__ = ["BatchPart", "PartResponse", "Request", "decode_batch_response", "encode_batch",
+           "encode_requests"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,11 @@ class PartResponse:
     body: Any
 
 
+Request = tuple[str, str, dict[str, str], Any]
+"""A part to encode as (method, url, headers, body): :class:`BatchPart`'s fields, for
+callers that build a thousand parts per batch (no dataclass instance per record)."""
+
+
 def encode_batch(parts: list[BatchPart], boundary: str | None = None) -> tuple[str, bytes]:
     """Return (Content-Type header, body); each part is its own top-level request so one
     failing record never rolls back the others (no change set).
@@ -37,18 +43,22 @@ def encode_batch(parts: list[BatchPart], boundary: str | None = None) -> tuple[s
     headers (``Content-Type: application/json; type=entry`` added when it has a body and
     names none), a blank line and the JSON body; lines end with CRLF, and the body ends
     with ``--boundary--``. Built as one string per part (a $batch holds 1,000 parts)."""
+    return encode_requests([(p.method, p.url, p.headers, p.body) for p in parts], boundary)
+
+
+def encode_requests(requests: list[Request], boundary: str | None = None) -> tuple[str, bytes]:
+    """:func:`encode_batch` of parts given as :data:`Request` tuples (the same bytes)."""
     boundary = boundary or f"batch_{uuid.uuid4()}"
     opening = (f"--{boundary}\r\nContent-Type: application/http\r\n"
                "Content-Transfer-Encoding: binary\r\n\r\n")
     out: list[str] = []
-    for part in parts:
-        headers = part.headers
+    for method, url, headers, body in requests:
         payload = ""
-        if part.body is not None:
+        if body is not None:
             if "Content-Type" not in headers:
                 headers = {**headers, "Content-Type": "application/json; type=entry"}
-            payload = jsontext.dumps(part.body)
-        out.append(f"{opening}{part.method} {part.url} HTTP/1.1\r\n"
+            payload = jsontext.dumps(body)
+        out.append(f"{opening}{method} {url} HTTP/1.1\r\n"
                    + "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
                    + f"\r\n{payload}\r\n")
     out.append(f"--{boundary}--\r\n")
@@ -70,14 +80,28 @@ def _split(body: str, boundary: str) -> list[str]:
     return [c for c in chunks[1:] if c.strip()]
 
 
-def _headers_and_rest(text: str) -> tuple[dict[str, str], str]:
-    head, _, rest = _partition_blank(text)
+def _header_lines(head: str) -> dict[str, str]:
+    """Header lines as a dict: names stripped and in lower case, values stripped."""
     headers: dict[str, str] = {}
     for line in head.splitlines():
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return headers, rest
+    return headers
+
+
+def _headers_and_rest(text: str, known: dict[str, dict[str, str]] | None = None,
+                      ) -> tuple[dict[str, str], str]:
+    """``text``'s header lines (before its first blank line) and what follows. ``known``:
+    header blocks parsed before in this reply (the parts of a ``$batch`` answer mostly
+    repeat the same block), each part getting its own copy."""
+    head, _, rest = _partition_blank(text)
+    if known is None:
+        return _header_lines(head), rest
+    headers = known.get(head)
+    if headers is None:
+        headers = known[head] = _header_lines(head)
+    return dict(headers), rest
 
 
 def _partition_blank(text: str) -> tuple[str, str, str]:
@@ -96,25 +120,35 @@ def decode_batch_response(content_type: str, body: bytes) -> list[PartResponse]:
     """Flatten a batch response (change-set responses included) into responses in order."""
     text = body.decode("utf-8")
     out: list[PartResponse] = []
+    known: dict[str, dict[str, str]] = {}
     for chunk in _split(text, _boundary(content_type)):
-        part_headers, rest = _headers_and_rest(chunk)
-        ctype = part_headers.get("content-type", "")
-        if ctype.startswith("multipart/mixed"):
-            out.extend(decode_batch_response(ctype, rest.encode("utf-8")))
-            continue
-        status_line, _, after = rest.lstrip("\r\n").partition("\n")
-        status = int(status_line.split()[1])
-        if after.startswith(("\r\n", "\n")):
-            http_headers: dict[str, str] = {}
-            payload = after
-        else:
-            http_headers, payload = _headers_and_rest(after)
-        payload = payload.strip()
-        parsed: Any = None
-        if payload:
-            try:
-                parsed = jsontext.loads(payload)
-            except ValueError:
-                parsed = payload
-        out.append(PartResponse(status, http_headers, parsed))
+        head, _, rest = _partition_blank(chunk)
+        # a part's own MIME headers matter only for a change set (multipart/mixed); a part
+        # whose header block does not name it is a response, its MIME headers are not parsed
+        if "multipart/mixed" in head:
+            ctype = _header_lines(head).get("content-type", "")
+            if ctype.startswith("multipart/mixed"):
+                out.extend(decode_batch_response(ctype, rest.encode("utf-8")))
+                continue
+        out.append(_response(rest, known))
     return out
+
+
+def _response(rest: str, known: dict[str, dict[str, str]]) -> PartResponse:
+    """One response part after its MIME headers: status line, HTTP headers, JSON body (the
+    text when it is no JSON)."""
+    status_line, _, after = rest.lstrip("\r\n").partition("\n")
+    status = int(status_line.split()[1])
+    if after.startswith(("\r\n", "\n")):
+        http_headers: dict[str, str] = {}
+        payload = after
+    else:
+        http_headers, payload = _headers_and_rest(after, known)
+    payload = payload.strip()
+    parsed: Any = None
+    if payload:
+        try:
+            parsed = jsontext.loads(payload)
+        except ValueError:
+            parsed = payload
+    return PartResponse(status, http_headers, parsed)

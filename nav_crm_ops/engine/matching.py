@@ -25,6 +25,9 @@ MATCH_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
+UNMATCHED = "no record on the other side matches"
+
+
 def _group_key(fields: tuple[FieldMapping, ...]) -> pl.Expr:
     parts = []
     for fld in fields:
@@ -112,12 +115,16 @@ class _Matching:
         self.nav_open = self.nav_open.filter(~pl.col("_id").is_in(list(taken[Side.NAV])))
         self.crm_open = self.crm_open.filter(~pl.col("_id").is_in(list(taken[Side.CRM])))
 
-    def leave_unmatched(self) -> None:
-        """Every record still open: no group decided it."""
-        for side, rest in ((Side.NAV, self.nav_open), (Side.CRM, self.crm_open)):
-            for record_id, key in rest.select("_id", "_key").iter_rows():
-                self.decide(side, record_id, key, "unmatched", None,
-                            "no record on the other side matches")
+    def unmatched(self) -> list[pl.DataFrame]:
+        """Every record still open, as result rows: no group decided it (column-wise: on a
+        first sync that is nearly every record)."""
+        return [rest.select(pl.lit(side.value, pl.Utf8).alias("source_side"),
+                            pl.col("_id").cast(pl.Utf8).alias("source_id"),
+                            pl.col("_key").cast(pl.Utf8).alias("source_key"),
+                            pl.lit("unmatched", pl.Utf8).alias("status"),
+                            pl.lit(None, pl.Utf8).alias("other_id"),
+                            pl.lit(UNMATCHED, pl.Utf8).alias("message"))
+                for side, rest in ((Side.NAV, self.nav_open), (Side.CRM, self.crm_open))]
 
 
 def match_records(mapping: TableMapping, nav: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
@@ -130,5 +137,4 @@ def match_records(mapping: TableMapping, nav: pl.DataFrame, crm: pl.DataFrame) -
     run = _Matching(mapping, nav.select("_id", "_key", *names), crm.select("_id", "_key", *names))
     for _, fields in mapping.match_groups():
         run.try_group(fields)
-    run.leave_unmatched()
-    return pl.DataFrame(run.decided, schema=MATCH_SCHEMA)
+    return pl.concat([pl.DataFrame(run.decided, schema=MATCH_SCHEMA), *run.unmatched()])

@@ -68,3 +68,21 @@ def test_encoded_batch_has_one_top_level_part_per_request() -> None:
     assert "PATCH /api/data/v9.2/accounts(00000000-0000-0000-0000-000000000001) HTTP/1.1" in first
     assert "If-None-Match: *" in first
     assert json.loads(first.split("\r\n\r\n", 2)[2].strip()) == {"name": "Ünïcode & Co"}
+
+
+def test_encoded_requests_are_the_bytes_of_the_same_batch_parts() -> None:
+    import random
+
+    from nav_crm_ops.connectors.multipart import encode_requests
+
+    rng = random.Random(3)
+    requests = []
+    for n in range(300):
+        headers = dict(rng.sample([("If-Match", f'W/"{n}"'), ("If-None-Match", "*"),
+                                   ("Prefer", "return=representation"),
+                                   ("Content-Type", "application/json")], rng.randint(0, 3)))
+        body = rng.choice([None, {}, {"name": f"Ä ö {n}", "n": n, "x": 1.5, "l": [1, None]}])
+        requests.append((rng.choice(["PATCH", "POST", "DELETE", "GET"]),
+                         f"/api/data/v9.2/accounts({n})", headers, body))
+    parts = [BatchPart(*request) for request in requests]
+    assert encode_requests(requests, "b_1") == encode_batch(parts, "b_1")

@@ -71,3 +71,34 @@ def test_no_records_give_an_empty_frame_of_the_match_schema() -> None:
     empty = _frame([])
     result = match_records(_mapping(), empty, empty)
     assert result.height == 0 and result.schema == pl.Schema(MATCH_SCHEMA)
+
+
+def _row_by_row(nav: pl.DataFrame, crm: pl.DataFrame) -> pl.DataFrame:
+    """The result as it was built before, one dict per record (the reference)."""
+    from nav_crm_ops.engine.matching import _Matching
+    from nav_crm_ops.engine.vocabulary import Side
+
+    mapping = _mapping()
+    names = [f.name for f in mapping.enabled_fields()]
+    run = _Matching(mapping, nav.select("_id", "_key", *names), crm.select("_id", "_key", *names))
+    for _, fields in mapping.match_groups():
+        run.try_group(fields)
+    for side, rest in ((Side.NAV, run.nav_open), (Side.CRM, run.crm_open)):
+        for record_id, key in rest.select("_id", "_key").iter_rows():
+            run.decide(side, record_id, key, "unmatched", None,
+                       "no record on the other side matches")
+    return pl.DataFrame(run.decided, schema=MATCH_SCHEMA)
+
+
+def test_same_result_as_row_by_row_for_random_records() -> None:
+    import random
+
+    rng = random.Random(11)
+    numbers, names = ["10000", "20000", "30000", None], ["Adatum", "adatum ", "Fabrikam", None]
+    for size in (0, 1, 5, 40, 300):
+        for _ in range(6):
+            nav = _frame([(f"n{i}", rng.choice(numbers), rng.choice(names))
+                          for i in range(rng.randint(0, size))])
+            crm = _frame([(f"c{i}", rng.choice(numbers), rng.choice(names))
+                          for i in range(rng.randint(0, size))])
+            assert match_records(_mapping(), nav, crm).equals(_row_by_row(nav, crm))

@@ -24,7 +24,7 @@ from typing import Any
 
 import polars as pl
 
-from ..ids import crm_id_for
+from ..ids import crm_ids_for
 from ..mapping import TableMapping
 from ..matching import match_records
 from ..plan import FIELD_CHANGE_SCHEMA, RECORD_SCHEMA
@@ -110,8 +110,7 @@ def insert_frames(mapping: TableMapping, frame: pl.DataFrame, target: Side | str
     note = _insert_messages(mapping, frame, target, message)
     common = (pl.lit(mapping.name).alias("mapping"), pl.col("_id").alias("record_id"))
     if target is Side.CRM:
-        crm_ids = pl.Series("crm_id", [crm_id_for(mapping.name, i, salt, scope=mapping.id_scope)
-                                       for i in frame["_id"].to_list()], dtype=pl.Utf8)
+        crm_ids = crm_ids_for(mapping.name, frame["_id"].to_list(), salt, scope=mapping.id_scope)
         records = frame.select(
             *common, pl.col("_id").alias("pair_id"), pl.col("_id").alias("nav_id"),
             crm_ids, pl.lit(str(PlanAction.INSERT_CRM)).alias("action"),
@@ -294,7 +293,8 @@ def uncoupled_decisions(mapping: TableMapping, acting: Uncoupled,
     ``message``), the ``fail`` rows (ambiguous) and ``skip`` rows (no match, no create), and
     the unmatched ids to create per source side."""
     result = match_records(mapping, acting.candidates_nav, acting.candidates_crm)
-    nav_ids, crm_ids = acting.sources_nav["_id"].to_list(), acting.sources_crm["_id"].to_list()
+    # the ids as one-row list columns: no conversion of a Python list of 100,000 ids per use
+    nav_ids, crm_ids = acting.sources_nav["_id"].implode(), acting.sources_crm["_id"].implode()
     matched = result.filter(
         (pl.col("status") == "matched") & (pl.col("source_side") == str(Side.NAV))
         & (pl.col("source_id").is_in(nav_ids) | pl.col("other_id").is_in(crm_ids)))
@@ -367,7 +367,8 @@ def classify_uncoupled(snap: Snapshot) -> tuple[pl.DataFrame, pl.DataFrame]:
         if unmatched[side]]
     # The plan remembers the coupling each record had (engine.freshness), the new CRM ids of
     # the records it creates included.
+    # (lazily: nothing is gathered when no coupling is stored, as on a first sync)
     created = [records for records, _ in snap.insert_frames]
-    snap.load_couplings([i for f in created for i in f["nav_id"].to_list() if i],
-                        [i for f in created for i in f["crm_id"].to_list() if i])
+    snap.load_couplings((i for f in created for i in f["nav_id"].to_list() if i),
+                        (i for f in created for i in f["crm_id"].to_list() if i))
     return matched_nav, matched_crm

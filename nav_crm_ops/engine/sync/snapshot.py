@@ -211,11 +211,11 @@ class Snapshot:
         if new.height == 0:
             return
         self.couplings = pl.concat([self.couplings, new])
-        for nav_id, crm_id in new.select("nav_id", "crm_id").iter_rows():
-            self.nav_to_crm[nav_id] = crm_id
-            self.crm_to_nav[crm_id] = nav_id
-        self._asked[Side.NAV].update(new["nav_id"].to_list())
-        self._asked[Side.CRM].update(new["crm_id"].to_list())
+        nav_ids, crm_ids = new["nav_id"].to_list(), new["crm_id"].to_list()
+        self.nav_to_crm.update(zip(nav_ids, crm_ids, strict=True))
+        self.crm_to_nav.update(zip(crm_ids, nav_ids, strict=True))
+        self._asked[Side.NAV].update(nav_ids)
+        self._asked[Side.CRM].update(crm_ids)
 
     def _unasked(self, side: Side, ids: Iterable[str]) -> list[str]:
         """``ids`` whose coupling was not looked up yet (now marked as looked up)."""
