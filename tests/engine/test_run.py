@@ -55,8 +55,7 @@ def test_run_keeps_bases_written_and_same_values() -> None:
                                 "resolution": "same_value"}]}
     assert run.first.run_id == 1 and run.first_direction is Direction.TO_CRM
     assert run.targets() == [Side.CRM, Side.NAV] and run.tally(Side.NAV).run_id == 2
-    base = run.new_base("p1", [{"field": "name", "new_value": "Adatum"},
-                               {"field": "lines[1].quantity", "new_value": "3"}])
+    base = run.new_base("p1", {"name": "Adatum", "lines[1].quantity": "3"})
     assert base == {"name": "Adatum", "accountnumber": "C1"} and run.bases["p1"] is base
     run.mark_written("p1", Side.CRM)
     run.mark_written("p1", Side.NAV)
@@ -72,7 +71,7 @@ def test_chunk_outcomes() -> None:
     def prepared(record_id: str, action: str, crm_id: str | None) -> Prepared:
         record = {"record_id": record_id, "action": action, "nav_id": record_id,
                   "crm_id": crm_id}
-        return Prepared(record, WriteOp.update("accounts", "x", {}), {})
+        return Prepared(record, WriteOp.update("accounts", "x", {}))
 
     chunk = Chunk(Side.CRM, [], {})
     chunk.prepared = [prepared("a", "insert_crm", "A"), prepared("b", "update_crm", "B"),

@@ -50,8 +50,11 @@ def test_chunks_carry_their_own_values_in_order() -> None:
         # exactly this chunk's records, each with all its values in the diff's order
         assert set(chunk.values) == set(ids)
         for record_id in ids:
-            assert chunk.values[record_id] == expected[record_id]
-            assert [v["field"] for v in chunk.values[record_id]] == ["f0", "f1", "f2"]
+            rows = expected[record_id]
+            assert chunk.values[record_id] == {r["field"]: r["new_value"] for r in rows}
+            assert list(chunk.values[record_id]) == ["f0", "f1", "f2"]
+            # what failures store: the full rows, converted only when asked for
+            assert chunk.change_rows()[record_id] == rows
         seen += ids
     assert seen == expected_ids
     assert starts == list(range(0, len(expected_ids), 4))
@@ -79,9 +82,9 @@ def test_a_create_keeps_no_base_and_writes_are_counted_per_side() -> None:
     from tests.engine.test_run import _run
 
     run: ApplyRun = _run()
-    created = run.new_base("n9", [{"field": "name", "new_value": "Fabrikam"}], keep=False)
+    created = run.new_base("n9", {"name": "Fabrikam"}, keep=False)
     assert created == {"name": "Fabrikam"} and "n9" not in run.bases
-    updated = run.new_base("p1", [{"field": "name", "new_value": "Adatum"}])
+    updated = run.new_base("p1", {"name": "Adatum"})
     assert run.bases["p1"] is updated
     for nav_id in ("n9", "p1"):
         run.mark_written(nav_id, Side.CRM)

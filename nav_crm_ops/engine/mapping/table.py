@@ -266,8 +266,17 @@ class TableMapping(Frozen):
 
     def template_for(self, side: Literal["nav", "crm"], source: Mapping[str, Any]) -> Template | None:
         """The template used when creating a record on ``side`` from ``source`` values."""
-        candidates = sorted(getattr(self.templates, side), key=lambda t: t.priority)
-        return next((t for t in candidates if t.matches(source)), None)
+        for template in self.templates_by_priority[side]:
+            if not template.filter or template.matches(source):  # no filter: matches all
+                return template
+        return None
+
+    @cached_property
+    def templates_by_priority(self) -> dict[str, tuple[Template, ...]]:
+        """Each side's templates, lowest ``priority`` first (a stable sort, found once: a
+        first sync asks :meth:`template_for` once per created record)."""
+        return {side: tuple(sorted(getattr(self.templates, side), key=lambda t: t.priority))
+                for side in ("nav", "crm")}
 
     def diff_fields(self) -> list[DiffField]:
         """The three-way diff's view of the enabled fields (create-only fields excluded).

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -55,6 +55,10 @@ from .run import (
 )
 
 __all__ = ["Applier"]
+
+
+_NO_VALUES: Mapping[str, Any] = {}
+"""The values of a record whose writes carry no field change (never filled in)."""
 
 
 def _requests(clients: Iterable[PagedReader]) -> tuple[int, int]:
@@ -224,8 +228,9 @@ class Applier:
         """Each record's write, or its failure (a value that cannot be written)."""
         if chunk.target is Side.CRM:
             payloads.create_options(run.mapping, chunk.rows, chunk.values, chunk.frame)
+        values = chunk.values
         for record in chunk.rows:
-            built = self._prepare(run, record, chunk.values.get(record["record_id"], []),
+            built = self._prepare(run, record, values.get(record["record_id"], _NO_VALUES),
                                   chunk.target, payloads)
             if isinstance(built, str):
                 chunk.failures.append((record, built, False, None, None))
@@ -238,25 +243,30 @@ class Applier:
             return []
         target = chunk.target
         prefix, suffix, side = f"{run.plan_id}:", f":{target}", str(target)
-        journal = [{"op_id": f"{prefix}{p.record['record_id']}{suffix}", "kind": p.op.kind,
-                    "target": side, "record_key": p.record["record_id"],
-                    "payload": p.op.payload}
-                   for p in chunk.prepared]
+        keys = [p.record["record_id"] for p in chunk.prepared]
+        ops = [p.op for p in chunk.prepared]
+        op_ids = [f"{prefix}{key}{suffix}" for key in keys]
+        journal = [{"op_id": op_id, "kind": op.kind, "target": side, "record_key": key,
+                    "payload": op.payload}
+                   for op_id, key, op in zip(op_ids, keys, ops, strict=True)]
         # journaled and marked sent in one commit before the send; settled in one after it
         self.store.journal.journal_sent(run.tally(target).run_id, run.mapping.name, journal)
-        op_ids = [j["op_id"] for j in journal]
-        outcomes = self._not_coupled_elsewhere(run.mapping, chunk.prepared,
-                                               client.write([p.op for p in chunk.prepared]),
+        outcomes = self._not_coupled_elsewhere(run.mapping, chunk.prepared, client.write(ops),
                                                target)
-        self.store.journal.settle(
-            done=[i for i, o in zip(op_ids, outcomes, strict=True) if o.ok],
-            failed=[i for i, o in zip(op_ids, outcomes, strict=True) if not o.ok])
+        done: list[str] = []
+        failed: list[str] = []
+        for op_id, outcome in zip(op_ids, outcomes, strict=True):
+            (done if outcome.ok else failed).append(op_id)
+        self.store.journal.settle(done=done, failed=failed)
         return outcomes
 
     def _book_outcomes(self, run: ApplyRun, chunk: Chunk) -> None:
         """Couplings (new base, etags) for the writes that succeeded, failures for the others,
         and the source marks of what was created."""
         target, tally = chunk.target, run.tally(chunk.target)
+        values, same, name = chunk.values, run.same, run.mapping.name
+        source_column = target.other.column("id")  # source_id's, spelled once per chunk
+        counts: dict[str, int] = {}  # added to the tally in the order they first occur
         for item, outcome in chunk.sent():
             record = item.record
             if not outcome.ok:
@@ -267,14 +277,19 @@ class Applier:
                                            {"status": outcome.status}), "body": outcome.body}))
                 continue
             newly_coupled = run.is_new_coupling(record)
-            chunk.succeeded.append(source_id(record, target))
-            written = (chunk.values.get(record["record_id"], [])
-                       + run.same.get(record["record_id"], []))
+            chunk.succeeded.append(str(record[source_column]))
+            written = values.get(record["record_id"], _NO_VALUES)
+            alike = same.get(record["record_id"]) if same else None
+            if alike:  # fields both sides changed alike (never written, so never in values)
+                written = {**written, **{r["field"]: r["new_value"] for r in alike}}
             chunk.coupling_rows.append(self.ledger.coupling_row(run, record, target, outcome, written))
-            chunk.keep_history(tally.run_id, run.mapping.name, record, outcome.etag or None)
-            tally.add("inserted" if record["action"] in INSERTS else "modified")
+            chunk.keep_history(tally.run_id, name, record, outcome.etag or None)
+            counted = "inserted" if record["action"] in INSERTS else "modified"
+            counts[counted] = counts.get(counted, 0) + 1
             if newly_coupled:
-                tally.add("coupled")
+                counts["coupled"] = counts.get("coupled", 0) + 1
+        for counted, amount in counts.items():
+            tally.add(counted, amount)
         if run.mapping.mark_source_on_create:
             chunk.failures += self._mark_sources(run.mapping, target, chunk.created())
 
@@ -284,19 +299,21 @@ class Applier:
         tally = run.tally(chunk.target)
         self.ledger.store_couplings(mapping, chunk.coupling_rows)
         self.history.record(chunk.history)
-        self.ledger.store_failures(mapping, tally, chunk.failures, chunk.values, chunk.target)
+        self.ledger.store_failures(mapping, tally, chunk.failures,
+                                   chunk.change_rows() if chunk.failures else {}, chunk.target)
         self.store.record_outcomes(mapping.name, direction, succeeded=chunk.succeeded,
                                    run_id=tally.run_id, skip_after=mapping.skip_after)
         self.store.record_outcomes(mapping.name, direction.other,
                                    succeeded=chunk.partners(run.failed_writes))
 
-    def _prepare(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
+    def _prepare(self, run: ApplyRun, record: dict[str, Any], values: Mapping[str, Any],
                  target: Side, payloads: Payloads) -> Prepared | str:
-        """The write for one record, or the reason it cannot be written."""
+        """The write for one record (``values``: ``{field: new_value}``), or the reason it
+        cannot be written."""
         mapping = run.mapping
         draft = _draft(mapping, values, target, payloads)
-        payload, binds, problems = draft.payload, draft.binds, draft.problems
-        line_rows, source_values = draft.line_rows, draft.source_values
+        payload, binds, problems, line_rows = draft.payload, draft.binds, draft.problems, \
+            draft.line_rows
         inserting = record["action"] in INSERTS
         if mapping.lines is not None and inserting:
             lines = payloads.line_payloads(mapping, line_rows, target, problems)
@@ -312,17 +329,15 @@ class Applier:
         else:
             op = WriteOp.update(mapping.nav.entity, record["nav_id"], payload,
                                 if_match=record.get("nav_version") or "*")
-        return Prepared(record, op, source_values)
+        return Prepared(record, op)
 
-    def _create_op(self, run: ApplyRun, record: dict[str, Any], values: list[dict[str, Any]],
+    def _create_op(self, run: ApplyRun, record: dict[str, Any], values: Mapping[str, Any],
                    payload: dict[str, Any], binds: dict[str, str], target: Side) -> WriteOp:
         """The create of one record (template values first); a CRM record still coupled (a
-        restore) is uncoupled before BC creates its new partner."""
+        restore) is uncoupled before BC creates its new partner. ``values`` (``{field:
+        new_value}``) are the source values a template's filter reads."""
         mapping = run.mapping
-        # the source values matter only to a side with templates (most have none)
-        source = ({r["field"]: r["new_value"] for r in values}
-                  if getattr(mapping.templates, target.literal) else {})
-        template = mapping.template_for(target.literal, source)
+        template = mapping.template_for(target.literal, values)
         payload = {**(template.values if template else {}), **payload}
         if target is Side.CRM:
             return WriteOp.create(mapping.crm.entity, payload, key=record["crm_id"],
@@ -381,32 +396,33 @@ class Applier:
 
 @dataclass
 class _Draft:
-    """One record's write as its field rows give it: the body, the lookups bound, what cannot
-    be written, the source values (for the base) and document lines by line number."""
+    """One record's write as its field values give it: the body, the lookups bound, what
+    cannot be written and document lines by line number."""
 
     payload: dict[str, Any] = field(default_factory=dict)
     binds: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    source_values: dict[str, Any] = field(default_factory=dict)
     line_rows: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _draft(mapping: TableMapping, values: list[dict[str, Any]], target: Side,
+def _draft(mapping: TableMapping, values: Mapping[str, Any], target: Side,
            payloads: Payloads) -> _Draft:
-    """The :class:`_Draft` of one record's field rows (``values``) written to ``target``."""
+    """The :class:`_Draft` of one record's field values (``{field: new_value}``, in the
+    order of its field changes) written to ``target``."""
     draft = _Draft()
-    for row in values:
-        fld, line, source, plain = payloads.writer(mapping, row["field"], target)
+    payload = draft.payload
+    writers = payloads.writers(mapping, target)
+    for name, value in values.items():
+        fld, line, _, plain = writers.get(name) or payloads.writer(mapping, name, target)
         if line is not None:
-            draft.line_rows.setdefault(line[0], []).append({**row, "field": line[1]})
+            draft.line_rows.setdefault(line[0], []).append({"field": line[1], "new_value": value})
             continue
         assert fld is not None
-        value = draft.source_values[source] = row["new_value"]
         if plain is not None:  # what field_value does for such a field, without calls
             if value is not None or not fld.not_null:
-                draft.payload[plain] = value
+                payload[plain] = value
             continue
-        problem = payloads.field_value(mapping, fld, value, draft.payload, draft.binds, target)
+        problem = payloads.field_value(mapping, fld, value, payload, draft.binds, target)
         if problem:
             draft.problems.append(problem)
     return draft

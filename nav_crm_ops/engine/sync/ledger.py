@@ -65,21 +65,27 @@ def _name_fields(mapping: TableMapping, target: Side) -> frozenset[str]:
 
 
 def _names(mapping: TableMapping, record: dict[str, Any], target: Side,
-           body: dict[str, Any], values: list[dict[str, Any]],
+           body: dict[str, Any], values: Mapping[str, Any],
            name_fields: frozenset[str] | None = None) -> dict[str, Any]:
     """Both sides' record names for the coupling of a written record: as read by the
-    preview, the target's as the service sent it back, or the value the write gave it.
-    ``name_fields``: :func:`_name_fields` of the mapping and target, when the caller keeps it."""
+    preview, the target's as the service sent it back, or the value the write gave it
+    (``values``: ``{field: new_value}``). ``name_fields``: :func:`_name_fields` of the
+    mapping and target, when the caller keeps it."""
     names = {"nav_name": record.get("nav_name"), "crm_name": record.get("crm_name")}
     column = target.pick(mapping.nav.name, mapping.crm.name)
     if not column:
         return names
-    if name_fields is None:
-        name_fields = _name_fields(mapping, target)
-    written = next((c["new_value"] for c in values
-                    if str(c["field"]).lower() in name_fields), None)
     sent_back = body.get(column)
-    name = sent_back if sent_back not in (None, "") else written
+    if sent_back not in (None, ""):
+        name = sent_back
+    else:  # what the write gave it, looked up only when the service sent no name back
+        if name_fields is None:
+            name_fields = _name_fields(mapping, target)
+        name = None
+        for fld, value in values.items():
+            if fld.lower() in name_fields:
+                name = value
+                break
     if name not in (None, ""):
         names[target.column("name")] = str(name)
     return names
@@ -95,8 +101,9 @@ class Ledger:
 
     # -- written records -------------------------------------------------------------------------
     def coupling_row(self, run: ApplyRun, record: dict[str, Any], target: Side,
-                     outcome: WriteOutcome, values: list[dict[str, Any]]) -> dict[str, Any]:
-        """The coupling a successful write stores: ids, keys, the new base and the etags."""
+                     outcome: WriteOutcome, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The coupling a successful write stores: ids, keys, the new base and the etags
+        (``values``: what the write gave each field, ``{field: new_value}``)."""
         mapping = run.mapping
         body = outcome.body if isinstance(outcome.body, dict) else {}
         nav_key = record.get("nav_key")
@@ -110,7 +117,7 @@ class Ledger:
         crm_key = record.get("crm_key")
         natural = mapping.crm_natural_key_field
         if crm_key is None and target is Side.CRM and natural is not None:
-            crm_key = next((c["new_value"] for c in values if c["field"] == natural), None)
+            crm_key = values.get(natural)
         row: dict[str, Any] = {"nav_id": nav_id, "crm_id": crm_id, "nav_key": nav_key,
                                "crm_key": crm_key, "base_values": base,
                                **_names(mapping, record, target, body, values,

@@ -88,19 +88,18 @@ def _missing_options(frame: pl.DataFrame, known: dict[str, dict[str, Any]]) -> i
     return sum(1 for name, code in pairs.iter_rows() if code not in known[name])
 
 
-def _wanted_options(rows: list[dict[str, Any]], values: dict[str, list[dict[str, Any]]],
+def _wanted_options(rows: list[dict[str, Any]], values: Mapping[str, Mapping[str, Any]],
                     creating: dict[str, FieldMapping], known: dict[str, dict[str, Any]],
                     ) -> dict[tuple[str, str], FieldMapping]:
     """The (field, code) pairs the records need and CRM lacks, in the records' order (the
-    order CRM is asked to create them in)."""
+    order CRM is asked to create them in); ``values``: per record id, ``{field: new_value}``."""
     wanted: dict[tuple[str, str], FieldMapping] = {}
     for record in rows:
-        for change in values.get(record["record_id"], ()):
-            name = change["field"].lower()
+        for field_name, code in values.get(record["record_id"], {}).items():
+            name = field_name.lower()
             fld = creating.get(name)
             if fld is None:
                 continue
-            code = change["new_value"]
             if code and code not in known[name]:
                 wanted.setdefault((fld.name, code), fld)
     return wanted
@@ -125,7 +124,7 @@ class Payloads:
         self.resolver = resolver
         self._fields: dict[tuple[str, str], Any] = {}
         self._plain: dict[tuple[str, str, Side], str | None] = {}
-        self._writers: dict[tuple[str, str, Side], FieldWriter] = {}
+        self._writers: dict[tuple[str, Side], dict[str, FieldWriter]] = {}
         self._found: dict[tuple[str, str], str] = {}
         """CRM ids a lookup found in this apply, by (field, NAV key): a million records look
         up a few hundred salespeople and currencies. An apply's writes add couplings; the one
@@ -152,9 +151,10 @@ class Payloads:
         """How a value of the field change ``name`` is written to ``target``: the header
         field (with the source column its value came from, and the column it is written to
         as it is, see :meth:`plain_column`) or the line field. One lookup per value instead
-        of several calls; remembered per (mapping, name, target) for the apply."""
-        key = (mapping.name, name, target)
-        found = self._writers.get(key)
+        of several calls; remembered per (mapping, name, target) for the apply
+        (:meth:`writers`)."""
+        known = self.writers(mapping, target)
+        found = known.get(name)
         if found is None:
             fld, line = self.header_or_line(mapping, name)
             if fld is None:
@@ -162,7 +162,17 @@ class Payloads:
             else:
                 source = fld.nav if target is Side.CRM else fld.crm
                 found = FieldWriter(fld, None, source, self.plain_column(mapping, fld, target))
-            self._writers[key] = found
+            known[name] = found
+        return found
+
+    def writers(self, mapping: TableMapping, target: Side) -> dict[str, FieldWriter]:
+        """The :meth:`writer` of each field change name met so far for ``mapping`` and
+        ``target``, by name: a record's loop looks its names up here and asks
+        :meth:`writer` only for a name not met yet."""
+        key = (mapping.name, target)
+        found = self._writers.get(key)
+        if found is None:
+            found = self._writers[key] = {}
         return found
 
     def plain_column(self, mapping: TableMapping, fld: FieldMapping, target: Side) -> str | None:
@@ -208,11 +218,11 @@ class Payloads:
         return out
 
     def create_options(self, mapping: TableMapping, rows: list[dict[str, Any]],
-                       values: dict[str, list[dict[str, Any]]],
+                       values: Mapping[str, Mapping[str, Any]],
                        frame: pl.DataFrame | None = None) -> None:
         """Choice values a chunk needs and CRM lacks (``on_missing: create``), created in one
         request before the chunk's writes; a refusal is left to the records (they fail naming
-        the value). ``frame``: the chunk's field changes as a frame (``record_id``, ``field``,
+        the value). ``values``: per record id, ``{field: new_value}``. ``frame``: the chunk's field changes as a frame (``record_id``, ``field``,
         ``new_value``), which tells column-wise whether anything is missing at all."""
         creating = {f.name.lower(): f for f in mapping.enabled_fields() if _creates_options(f)}
         if not creating:
