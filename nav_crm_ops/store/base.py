@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, Select, Table
 from .. import jsontext
 from ..exceptions import StateConflictError, StateStoreError
 
-__all__ = ["DriverStatement", "Repository", "Side", "SyncDirection", "Transactions"]
+__all__ = ["DriverStatement", "InList", "Repository", "Side", "SyncDirection", "Transactions"]
 
 SyncDirection = Literal["to_crm", "from_crm"]
 Side = Literal["nav", "crm"]
@@ -103,28 +103,53 @@ class DriverStatement:
 
     Why: ``conn.execute(statement, rows)`` processes every row's parameters in SQLAlchemy's
     Python (about 9 µs per row); writes of a chunk of a large sync (couplings, journal,
-    history) pay that per record. Compiled once for the column names of the first row, the
+    history, settled ops) pay that per record. Compiled once for the parameter names, the
     statement runs through ``exec_driver_sql``, which still wraps driver errors (an integrity
-    error stays an IntegrityError for the store to map)."""
+    error stays an IntegrityError for the store to map). Rows are dicts with the same keys, or
+    tuples of the values of ``names`` (no dict per row: the cheapest form for sqlite3)."""
 
     def __init__(self, build: Callable[[str], Any]) -> None:
         self._build = build
         self._compiled: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self._pickers: dict[tuple[tuple[str, ...], tuple[str, ...]], Callable[[Any], Any]] = {}
 
-    def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run the statement once per row of ``rows`` (dicts with the same keys)."""
+    def run(self, conn: Connection, rows: Sequence[Any], names: Sequence[str] | None = None) -> None:
+        """Run the statement once per row of ``rows``: dicts with the same keys, or (with
+        ``names``) tuples of those parameters' values in that order."""
         if not rows:
             return
-        names = tuple(rows[0])
-        key = (conn.dialect.name, names)
+        keys = tuple(rows[0]) if names is None else tuple(names)
+        compiled = self._compiled_for(conn, keys)
+        order = tuple(compiled.positiontup) if compiled.positional else None
+        params: list[Any]
+        if names is None:
+            params = list(rows) if order is None else _positional(rows, order)
+        elif order is None:
+            params = [dict(zip(keys, row, strict=True)) for row in rows]
+        elif order == keys:
+            params = list(rows)
+        else:
+            params = list(map(self._picker(keys, order), rows))
+        conn.exec_driver_sql(compiled.string, params)
+
+    def _compiled_for(self, conn: Connection, keys: tuple[str, ...]) -> Any:
+        key = (conn.dialect.name, keys)
         compiled = self._compiled.get(key)
         if compiled is None:
             compiled = self._build(conn.dialect.name).compile(dialect=conn.dialect,
-                                                              column_keys=list(names))
+                                                              column_keys=list(keys))
             self._compiled[key] = compiled
-        order = compiled.positiontup if compiled.positional else None
-        params: list[Any] = list(rows) if order is None else _positional(rows, order)
-        conn.exec_driver_sql(compiled.string, params)
+        return compiled
+
+    def _picker(self, keys: tuple[str, ...], order: tuple[str, ...]) -> Callable[[Any], Any]:
+        """Reorders a tuple of ``keys`` values into the statement's parameter ``order``."""
+        found = self._pickers.get((keys, order))
+        if found is None:
+            positions = [keys.index(name) for name in order]
+            pick = itemgetter(*positions)
+            found = pick if len(positions) > 1 else (lambda row: (pick(row),))
+            self._pickers[(keys, order)] = found
+        return found
 
 
 def _positional(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -135,6 +160,55 @@ def _positional(rows: Sequence[Mapping[str, Any]], order: Sequence[str]) -> list
         return [(row[name],) for row in rows]
     pick = itemgetter(*order)
     return [pick(row) for row in rows]
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's parameter mark: ``%s`` (psycopg) or ``?`` (sqlite3)."""
+    return "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+
+
+class InList:
+    """A query with one ``IN`` list of ids, run through the driver in :data:`CHUNK`-sized
+    slices, its SQL written once per list size.
+
+    Why: SQLAlchemy renders an ``IN`` list again for every execution (about 2.5 µs per id);
+    lookups of the records in play (couplings by id, a million of them in a first sync) pay
+    that per record. The list sizes are powers of two up to :data:`CHUNK`; a shorter slice
+    repeats its last id to fill the list (a repeated id in an ``IN`` list selects nothing more).
+
+    ``template`` is SQL text with ``{p}`` for each of the leading parameters and ``{ids}`` for
+    the list; only the store's own table and column names go into it, never values."""
+
+    def __init__(self, template: str) -> None:
+        self._template = template
+        self._texts: dict[tuple[str, int], str] = {}
+
+    def rows(self, conn: Connection, leading: Sequence[Any], ids: Sequence[Any]) -> list[Any]:
+        """The rows of every slice of ``ids``, slice after slice (``leading``: the values of
+        the ``{p}`` parameters before the list)."""
+        mark = placeholder(conn)
+        found: list[Any] = []
+        for chunk in chunks(ids):
+            size = in_list_size(len(chunk))
+            params = (*leading, *chunk, *([chunk[-1]] * (size - len(chunk))))
+            found += conn.exec_driver_sql(self._text(mark, size), params).all()
+        return found
+
+    def _text(self, mark: str, size: int) -> str:
+        text = self._texts.get((mark, size))
+        if text is None:
+            text = self._template.format(p=mark, ids=", ".join([mark] * size))
+            self._texts[(mark, size)] = text
+        return text
+
+
+def in_list_size(count: int) -> int:
+    """The ``IN`` list size a slice of ``count`` ids runs with: the next power of two, at
+    most :data:`CHUNK`."""
+    size = 1
+    while size < count:
+        size *= 2
+    return min(size, CHUNK)
 
 
 def mapping_key(name: str) -> str:

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from ..exceptions import StateConflictError, StateStoreError
 from .base import (
     DriverStatement,
+    InList,
     Repository,
     Transactions,
-    chunks,
     dialect_insert,
     dumps,
     loads,
@@ -80,20 +80,31 @@ def _name(value: Any) -> str | None:
     return None if value is None or value == "" else str(value)[:250]
 
 
-def _upsert_row(key: str, record: Mapping[str, Any], now: str, company: str) -> dict[str, Any]:
-    if not record.get("nav_id") or not record.get("crm_id"):
+_UPSERT_COLUMNS = ("company", "mapping", "nav_id", "crm_id", "nav_key", "crm_key", "nav_name",
+                   "crm_name", "nav_modified_at", "crm_modified_at", "nav_etag", "crm_etag",
+                   "base_values", "created_at", "updated_at")
+"""The columns of :func:`_upsert_row`'s tuples, in their order."""
+
+
+def _upsert_row(key: str, record: Mapping[str, Any], now: str, company: str) -> tuple[Any, ...]:
+    """One coupling's values in :data:`_UPSERT_COLUMNS` order (a tuple: the driver takes it
+    as it is, where a dict per row cost a reordering more)."""
+    get = record.get
+    nav_id, crm_id = get("nav_id"), get("crm_id")
+    if not nav_id or not crm_id:
         raise StateStoreError(f"mapping {key}: every coupling row needs nav_id and crm_id")
-    base = record.get("base_values")
-    return {
-        "company": company, "mapping": key, "nav_id": str(record["nav_id"]), "crm_id": str(record["crm_id"]),
-        "nav_key": record.get("nav_key"), "crm_key": record.get("crm_key"),
-        "nav_name": _name(record.get("nav_name")), "crm_name": _name(record.get("crm_name")),
-        "nav_modified_at": record.get("nav_modified_at"),
-        "crm_modified_at": record.get("crm_modified_at"),
-        "nav_etag": record.get("nav_etag"), "crm_etag": record.get("crm_etag"),
-        "base_values": base if isinstance(base, str) or base is None else dumps(base),
-        "created_at": now, "updated_at": now,
-    }
+    base = get("base_values")
+    return (company, key, str(nav_id), str(crm_id), get("nav_key"), get("crm_key"),
+            _name(get("nav_name")), _name(get("crm_name")), get("nav_modified_at"),
+            get("crm_modified_at"), get("nav_etag"), get("crm_etag"),
+            base if base is None or isinstance(base, str) else dumps(base), now, now)
+
+
+def _by_ids(names: tuple[str, ...], by: str) -> InList:
+    """The lookup of couplings' ``names`` by a list of ``by`` values (ids or natural keys),
+    each slice's rows in the order they were coupled."""
+    return InList(f"SELECT {', '.join(names)} FROM couplings WHERE company = {{p}} "
+                  f"AND mapping = {{p}} AND {by} IN ({{ids}}) ORDER BY id")
 
 
 class CouplingRepository(Repository):
@@ -103,6 +114,7 @@ class CouplingRepository(Repository):
         super().__init__(tx, company)
         self._dialect = dialect
         self._upsert = DriverStatement(self._upsert_statement)
+        self._lookups: dict[tuple[tuple[str, ...], str], InList] = {}
 
     def by_nav(self, mapping: str, nav_id: str) -> Coupling | None:
         with self._tx(write=False) as conn:
@@ -173,7 +185,8 @@ class CouplingRepository(Repository):
         if not records:
             return 0
         now = utc_now()
-        values = [_upsert_row(key, record, now, self.company) for record in records]
+        company = self.company
+        values = [_upsert_row(key, record, now, company) for record in records]
         try:
             with self._tx() as conn:
                 self._execute_upsert(conn, values)
@@ -184,11 +197,11 @@ class CouplingRepository(Repository):
             ) from None
         return len(values)
 
-    def _execute_upsert(self, conn: Connection, values: list[dict[str, Any]]) -> None:
+    def _execute_upsert(self, conn: Connection, values: list[tuple[Any, ...]]) -> None:
         """One prepared ``INSERT ... ON CONFLICT`` run by the driver's ``executemany``
         (:class:`~.base.DriverStatement`: about 9 µs per coupling less than SQLAlchemy's
         per-row parameter processing)."""
-        self._upsert.run(conn, values)
+        self._upsert.run(conn, values, _UPSERT_COLUMNS)
 
     @staticmethod
     def _upsert_statement(dialect: str) -> Any:
@@ -210,8 +223,9 @@ class CouplingRepository(Repository):
 
         Why the id lists: a preview needs the couplings of the records in play, not the whole
         table (200,000 couplings with their bases cost half a gigabyte); they are asked for in
-        :data:`~.base.CHUNK`-sized ``IN`` lists, each chunk's rows in the order they were
-        coupled (so "the first coupling of a key" means the same as over the whole table)."""
+        :data:`~.base.CHUNK`-sized ``IN`` lists (prepared driver statements,
+        :class:`~.base.InList`), each chunk's rows in the order they were coupled (so "the
+        first coupling of a key" means the same as over the whole table)."""
         key = mapping_key(mapping)
         names = list(columns or _COUPLING_FRAME_SCHEMA)
         unknown = [n for n in names if n not in _COUPLING_FRAME_SCHEMA]
@@ -219,19 +233,25 @@ class CouplingRepository(Repository):
             raise StateStoreError(f"unknown coupling column(s) {unknown}; valid: "
                                   f"{list(_COUPLING_FRAME_SCHEMA)}")
         schema = {n: _COUPLING_FRAME_SCHEMA[n] for n in names}
-        query = select(*(couplings.c[c] for c in names)).where(self.scoped(couplings),
-                                                               couplings.c.mapping == key)
-        rows: list[Any] = []
-        wanted = [(couplings.c[c], ids) for c, ids in (("nav_id", nav_ids), ("crm_id", crm_ids),
-                                                        ("nav_key", nav_keys)) if ids is not None]
+        wanted = [(c, ids) for c, ids in (("nav_id", nav_ids), ("crm_id", crm_ids),
+                                          ("nav_key", nav_keys)) if ids is not None]
         with self._tx(write=False) as conn:
             if not wanted:
-                rows = list(conn.execute(query.order_by(couplings.c.id)).all())
+                query = select(*(couplings.c[c] for c in names)).where(
+                    self.scoped(couplings), couplings.c.mapping == key)
+                rows: list[Any] = list(conn.execute(query.order_by(couplings.c.id)).all())
             else:
                 by, ids = wanted[0]
-                for chunk in chunks(list(dict.fromkeys(ids or ()))):
-                    rows += conn.execute(query.where(by.in_(chunk)).order_by(couplings.c.id)).all()
+                lookup = self._lookup(tuple(names), by)
+                rows = lookup.rows(conn, (self.company, key), list(dict.fromkeys(ids or ())))
         return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+    def _lookup(self, names: tuple[str, ...], by: str) -> InList:
+        """The driver statement of :meth:`frame` for these columns and lookup column."""
+        found = self._lookups.get((names, by))
+        if found is None:
+            found = self._lookups[(names, by)] = _by_ids(names, by)
+        return found
 
     def count(self, mapping: str) -> int:
         with self._tx(write=False) as conn:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete, insert, null, select, update
+from sqlalchemy import bindparam, delete, insert, null, select, update
 
 from ..exceptions import StateStoreError
 from .base import (
@@ -42,6 +42,29 @@ def _sent_statement(dialect: str) -> Any:
 
 
 _SENT = DriverStatement(_sent_statement)
+_SENT_COLUMNS = ("run_id", "company", "mapping", "op_id", "kind", "target", "record_key",
+                 "payload", "state", "result", "created_at", "updated_at")
+
+
+def _settled_statement(dialect: str) -> Any:
+    """Remove one op still ``sent`` (it succeeded)."""
+    c = pending_ops.c
+    return delete(pending_ops).where(c.company == bindparam("company"),
+                                     c.op_id == bindparam("op_id"),
+                                     c.state == bindparam("state"))
+
+
+def _failed_statement(dialect: str) -> Any:
+    """Mark one op still ``sent`` as ``failed``."""
+    c = pending_ops.c
+    return update(pending_ops).where(
+        c.company == bindparam("k_company"), c.op_id == bindparam("k_op_id"),
+        c.state == bindparam("k_state")).values(state=bindparam("new_state"), result=null(),
+                                                updated_at=bindparam("new_updated_at"))
+
+
+_DONE = DriverStatement(_settled_statement)
+_FAILED = DriverStatement(_failed_statement)
 
 
 class JournalRepository(Repository):
@@ -81,35 +104,33 @@ class JournalRepository(Repository):
 
         An op already journaled (a re-sent plan) keeps its row and payload and is marked
         ``sent`` as :meth:`mark` would. Returns how many ops were given."""
-        key, now = mapping_key(mapping), utc_now()
-        rows = [{
-            "run_id": run_id, "company": self.company, "mapping": key,
-            "op_id": str(op["op_id"]), "kind": str(op["kind"]),
-            "target": check_side(str(op.get("target", ""))),
-            "record_key": str(op.get("record_key", "")), "payload": dumps(op.get("payload")),
-            "state": "sent", "result": None, "created_at": now, "updated_at": now,
-        } for op in ops]
+        key, now, company = mapping_key(mapping), utc_now(), self.company
+        rows = [(run_id, company, key, str(op["op_id"]), str(op["kind"]),
+                 check_side(str(op.get("target", ""))),
+                 str(op.get("record_key", "")), dumps(op.get("payload")), "sent", None, now, now)
+                for op in ops]
         if not rows:
             return 0
         with self._tx() as conn:
-            _SENT.run(conn, rows)
+            _SENT.run(conn, rows, _SENT_COLUMNS)
         return len(rows)
 
     def settle(self, done: Sequence[str], failed: Sequence[str]) -> None:
         """After a chunk's replies, in one transaction: the ops that succeeded are settled
         and removed at once (marking them ``done`` and purging them later cost a second
         pass over every row), those that failed are marked ``failed`` (kept for retention:
-        their outcome is also a record error). Only ops still ``sent`` are touched."""
-        c = pending_ops.c
+        their outcome is also a record error). Only ops still ``sent`` are touched.
+
+        One prepared single-op statement per op through the driver's ``executemany``
+        (:class:`~.base.DriverStatement`): cheaper than ``IN`` lists, which SQLAlchemy
+        rendered again per chunk (about 2.5 µs per op) and SQLite sorted before deleting."""
+        company = self.company
         with self._tx() as conn:
-            for chunk in chunks(list(done)):
-                conn.execute(delete(pending_ops).where(
-                    self.scoped(pending_ops), c.op_id.in_(chunk), c.state == "sent"))
+            _DONE.run(conn, [(company, op_id, "sent") for op_id in done],
+                      ("company", "op_id", "state"))
             now = utc_now()
-            for chunk in chunks(list(failed)):
-                conn.execute(update(pending_ops).where(
-                    self.scoped(pending_ops), c.op_id.in_(chunk), c.state == "sent").values(
-                    state="failed", result=None, updated_at=now))
+            _FAILED.run(conn, [(company, op_id, "sent", "failed", now) for op_id in failed],
+                        ("k_company", "k_op_id", "k_state", "new_state", "new_updated_at"))
 
     def mark(self, op_ids: Iterable[str], state: str, result: Any = None) -> int:
         if state not in OP_STATES:
