@@ -50,6 +50,11 @@ __all__ = ["BUSY_TIMEOUT_MS", "DEFAULT_STATE_FILE", "OP_STATES", "RUN_COUNTS", "
 
 DEFAULT_STATE_FILE = "state.db"
 BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 65_536
+"""SQLite's page cache per connection (its default is 2 MB): a sync inserts couplings at
+random places of two unique indexes on GUIDs, and with the default most of those index pages
+were read again for each chunk (100,000-customer first sync: 25 -> 19 us of CPU per
+coupling). Pages are taken only as they are read, so a small database uses little of it."""
 
 
 def _to_url(url_or_path: str | Path) -> str:
@@ -145,6 +150,7 @@ class StateStore:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cursor.close()
 
         @event.listens_for(engine, "begin")

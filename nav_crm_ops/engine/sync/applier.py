@@ -36,6 +36,7 @@ from ...exceptions import (
 )
 from ...store import StateStore
 from ...store.history import HistoryRepository
+from ..collector import bulk_work
 from ..freshness import changed_couplings, changed_versions
 from ..mapping import MappingSet, TableMapping
 from ..plan import Plan
@@ -80,6 +81,7 @@ class Applier:
         c = self.connections
         return (c.dataverse, c.business_central, c.business_central_custom)
 
+    @bulk_work()
     def apply_mapping(self, mapping: TableMapping, plan: Plan, *, job_name: str = "",
                       preview_requests: int = 0, progress: Progress | None = None,
                       cancel: CancelToken | None = None,

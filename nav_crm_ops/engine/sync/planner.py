@@ -37,6 +37,7 @@ import polars as pl
 
 from ...connectors.factory import Connections
 from ...store import StateStore
+from ..collector import bulk_work
 from ..freshness import with_couplings_seen
 from ..mapping import MappingSet, TableMapping
 from ..progress import CancelToken, Progress, ProgressEvent, check_cancelled, emit
@@ -141,6 +142,7 @@ class Planner:
                 or crm.probe(parse_moment(marks[Side.CRM])))
 
     # -- the plan ------------------------------------------------------------------------------
+    @bulk_work()
     def plan(self, mapping: TableMapping, selection: Selection | None = None, *,
              retry: bool = True, progress: Progress | None = None,
              cancel: CancelToken | None = None) -> MappingPlan:
