@@ -253,6 +253,14 @@ class CouplingRepository(Repository):
             found = self._lookups[(names, by)] = _by_ids(names, by)
         return found
 
+    def any(self, mapping: str) -> bool:
+        """Whether ``mapping`` has a coupling at all: one index probe, where :meth:`count`
+        reads every coupling's index entry (a million at scale, on every preview)."""
+        with self._tx(write=False) as conn:
+            return conn.execute(select(couplings.c.id).where(
+                self.scoped(couplings), couplings.c.mapping == mapping_key(mapping)).limit(1)
+            ).first() is not None
+
     def count(self, mapping: str) -> int:
         with self._tx(write=False) as conn:
             return int(conn.execute(select(func.count()).select_from(couplings).where(

@@ -239,6 +239,10 @@ class StateStore:
     def count_couplings(self, mapping: str) -> int:
         return self.couplings.count(mapping)
 
+    def has_couplings(self, mapping: str) -> bool:
+        """Whether ``mapping`` has any coupling (cheaper than :meth:`count_couplings`)."""
+        return self.couplings.any(mapping)
+
     def update_synced(self, mapping: str, nav_id: str, *, base_values: Mapping[str, Any],
                       nav_modified_at: str | None = None,
                       crm_modified_at: str | None = None) -> None:

@@ -101,11 +101,14 @@ def test_a_new_workspace_never_takes_the_rows_of_an_old_database(
 def test_two_companies_on_one_database_see_only_their_own_rows(state_url: str) -> None:
     with (StateStore.open(state_url, company=INTL) as intl,
           StateStore.open(state_url, company=UK) as uk):
+        assert not uk.has_couplings("customer")
         intl.upsert_couplings("customer", [{"nav_id": "10000", "crm_id": "A1"}])
+        assert not uk.has_couplings("customer")  # the other company's coupling is not ours
         uk.upsert_couplings("customer", [{"nav_id": "10000", "crm_id": "B1"}])
         assert intl.couplings_frame("customer")["crm_id"].to_list() == ["A1"]
         assert uk.couplings_frame("customer")["crm_id"].to_list() == ["B1"]
         assert uk.count_couplings("customer") == 1
+        assert uk.has_couplings("CUSTOMER") and not uk.has_couplings("contact")
         with pytest.raises(StateConflictError):
             intl.upsert_couplings("customer", [{"nav_id": "20000", "crm_id": "A1"}])
 

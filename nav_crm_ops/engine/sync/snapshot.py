@@ -190,7 +190,7 @@ class Snapshot:
         self.crm_to_nav: dict[str, str] = {}
         self._asked: dict[Side, set[str]] = {Side.NAV: set(), Side.CRM: set()}
         # Nothing stored, nothing to look up (a first sync: no query per chunk of ids read).
-        self._none_stored = self.store.count_couplings(self.mapping.name) == 0
+        self._none_stored = not self.store.has_couplings(self.mapping.name)
 
     def load_couplings(self, nav_ids: Iterable[str] = (), crm_ids: Iterable[str] = ()) -> None:
         """Look up the couplings of the ids not looked up yet (module docstring). A coupling
