@@ -82,6 +82,11 @@ DEFAULT_LEASE_TTL_S = 120.0
 WAKE_CHECK_S = 2.0
 """How often ``run_loop`` looks for jobs ``nav-crm-ops listen`` woke while it sleeps."""
 KERNEL_START_TIMEOUT_S = 120
+KERNEL_START_ATTEMPTS = 3
+"""A kernel that dies before it answers (another runner's kernel took one of the ports its
+connection file named, a known race of several runners on one host) is started again: no
+cell ran, so it is no attempt of the job."""
+_NOT_STARTED = "Kernel died before replying to kernel_info"
 OUTCOMES = tuple(RunOutcome)
 """How a job run ends (:class:`RunOutcome`). ``busy``: the engine found the mapping being
 synchronized by someone else (``LeaseHeldError``: not counted as a failed attempt);
@@ -570,8 +575,20 @@ class JobRunner:
 
     def _papermill(self, notebook: Path, output: Path, parameters: dict[str, Any],
                    timeout_s: int) -> tuple[RunOutcome, str]:
-        """Execute; returns (outcome, error message). The output notebook is written by
-        papermill after every cell, so it exists even when a cell failed or timed out."""
+        """Execute; returns (outcome, error message). A kernel that never started is started
+        again (:data:`KERNEL_START_ATTEMPTS`)."""
+        for _ in range(KERNEL_START_ATTEMPTS - 1):
+            outcome, error = self._papermill_once(notebook, output, parameters, timeout_s)
+            if _NOT_STARTED not in error:
+                return outcome, error
+            self.echo(f"{notebook.name}: the kernel died before it started ({error}); "
+                      "starting it again")
+        return self._papermill_once(notebook, output, parameters, timeout_s)
+
+    def _papermill_once(self, notebook: Path, output: Path, parameters: dict[str, Any],
+                        timeout_s: int) -> tuple[RunOutcome, str]:
+        """One papermill execution. The output notebook is written by papermill after every
+        cell, so it exists even when a cell failed or timed out."""
         import papermill
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
         from papermill.exceptions import PapermillExecutionError
