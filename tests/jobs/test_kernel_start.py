@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nav_crm_ops.jobs.runner import KERNEL_START_ATTEMPTS, JobRunner
+from nav_crm_ops.jobs.queue import JobEntry
+from nav_crm_ops.jobs.runner import KERNEL_START_ATTEMPTS, JobRun, JobRunner
 
 from .test_runner import add_job
 
@@ -41,15 +42,19 @@ def _dying_kernel(root: Path, dies: int, monkeypatch: pytest.MonkeyPatch) -> Pat
     return starts
 
 
+def _run_nightly(workspace: Path, notebooks: Path) -> tuple[JobRun, JobEntry]:
+    """The passing test notebook run once as a job on the ``dies-first`` kernel."""
+    add_job(workspace, "Nightly check", notebooks / "passing.ipynb",
+            parameters={"changed": True, "use_helper": True})
+    with JobRunner(workspace, kernel_name="dies-first") as runner:
+        return runner.run("nightly check"), runner.queue.get("Nightly check")
+
+
 def test_a_kernel_that_died_before_it_started_is_started_again(
         offline_workspace: Path, test_notebooks: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     starts = _dying_kernel(tmp_path, 1, monkeypatch)
-    add_job(offline_workspace, "Nightly check", test_notebooks / "passing.ipynb",
-            parameters={"changed": True, "use_helper": True})
-    with JobRunner(offline_workspace, kernel_name="dies-first") as runner:
-        run = runner.run("nightly check")
-        entry = runner.queue.get("Nightly check")
+    run, entry = _run_nightly(offline_workspace, test_notebooks)
     assert starts.read_text() == "2"
     assert run.outcome == "succeeded" and run.error == "", run.error
     assert entry.attempts == 0 and entry.run_count == 1
@@ -59,11 +64,7 @@ def test_a_kernel_that_never_starts_fails_the_run_saying_why(
         offline_workspace: Path, test_notebooks: Path, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     starts = _dying_kernel(tmp_path, 99, monkeypatch)
-    add_job(offline_workspace, "Nightly check", test_notebooks / "passing.ipynb",
-            parameters={"changed": True, "use_helper": True})
-    with JobRunner(offline_workspace, kernel_name="dies-first") as runner:
-        run = runner.run("nightly check")
-        entry = runner.queue.get("Nightly check")
+    run, entry = _run_nightly(offline_workspace, test_notebooks)
     assert starts.read_text() == str(KERNEL_START_ATTEMPTS)
     assert run.outcome == "failed" and "Kernel died before replying" in run.error
     assert entry.attempts == 1
